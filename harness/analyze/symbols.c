@@ -1,0 +1,418 @@
+/* See symbols.h. A maps-text parser, a small ELF64 symbol reader and a per-module cache.
+ *
+ * The ELF reader trusts nothing in the file: every header is copied out with memcpy (offsets in
+ * a hostile file need not be aligned) after its range has been checked against the file size,
+ * and every symbol name must end with a NUL inside its string table. */
+#define _GNU_SOURCE
+#include "symbols.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct fsym {
+    uint64_t value, size;
+    const char *name; /* points into the module's mapped string table */
+    uint8_t rank;     /* alias preference: lower wins among symbols at one address */
+} fsym_t;
+
+typedef struct load_seg {
+    uint64_t offset, vaddr, filesz;
+} load_seg_t;
+
+typedef struct module {
+    char *path;       /* as the maps text names it */
+    const char *base; /* basename, inside path */
+    int parsed;       /* the file was looked at (successfully or not) */
+    void *map;
+    size_t map_len;
+    load_seg_t *loads;
+    size_t nloads;
+    fsym_t *syms; /* sorted by value, one per address */
+    size_t nsyms;
+} module_t;
+
+typedef struct mapping {
+    uint64_t start, end, offset;
+    module_t *mod;
+} mapping_t;
+
+typedef struct space {
+    mapping_t *maps; /* sorted by start */
+    size_t n;
+} space_t;
+
+struct mallet_symbols {
+    module_t **mods;
+    size_t nmods;
+    space_t *spaces;
+    unsigned nspaces;
+};
+
+/* ---- the ELF64 reader ---------------------------------------------------------------------- */
+
+/* True if [off, off + len) lies inside a file of size bytes. */
+static int in_file(uint64_t off, uint64_t len, uint64_t size)
+{
+    return off <= size && len <= size - off;
+}
+
+static int cmp_fsym(const void *a, const void *b)
+{
+    const fsym_t *x = a, *y = b;
+    if (x->value != y->value) return x->value < y->value ? -1 : 1;
+    if (x->rank != y->rank) return x->rank < y->rank ? -1 : 1;
+    return strcmp(x->name, y->name); /* deterministic whatever qsort does with equal keys */
+}
+
+/* Among aliases at one address prefer a sized, public, global name: "malloc" over
+ * "__libc_malloc", and the weak "getpid" over the global "__getpid". */
+static uint8_t sym_rank(const Elf64_Sym *s, const char *name)
+{
+    uint8_t r = 0;
+    if (s->st_size == 0) r += 4;
+    if (name[0] == '_') r += 2;
+    if (ELF64_ST_BIND(s->st_info) != STB_GLOBAL) r += 1;
+    return r;
+}
+
+/* Collects the function symbols of symbol table section sh. Returns the count added, or -1 when
+ * out of memory. Malformed tables are skipped, not errors: a bad module just resolves to no
+ * names. */
+static long read_symtab(module_t *m, const uint8_t *file, uint64_t size, const Elf64_Shdr *sh,
+                        const uint8_t *shtab, uint64_t shentsize, uint64_t shnum)
+{
+    if (sh->sh_entsize < sizeof(Elf64_Sym) || !in_file(sh->sh_offset, sh->sh_size, size)) return 0;
+    if (sh->sh_link == 0 || sh->sh_link >= shnum) return 0;
+    Elf64_Shdr strsh;
+    memcpy(&strsh, shtab + (uint64_t)sh->sh_link * shentsize, sizeof strsh);
+    if (strsh.sh_type != SHT_STRTAB || !in_file(strsh.sh_offset, strsh.sh_size, size)) return 0;
+    const char *strtab = (const char *)file + strsh.sh_offset;
+    uint64_t nsym = sh->sh_size / sh->sh_entsize;
+    if (nsym == 0) return 0;
+    fsym_t *out = malloc(nsym * sizeof *out);
+    if (!out) return -1;
+    size_t n = 0;
+    for (uint64_t i = 0; i < nsym; i++) {
+        Elf64_Sym s;
+        memcpy(&s, file + sh->sh_offset + i * sh->sh_entsize, sizeof s);
+        unsigned type = ELF64_ST_TYPE(s.st_info);
+        if (type != STT_FUNC && type != STT_GNU_IFUNC) continue;
+        if (s.st_shndx == SHN_UNDEF || s.st_value == 0 || s.st_name >= strsh.sh_size) continue;
+        const char *name = strtab + s.st_name;
+        if (!memchr(name, 0, strsh.sh_size - s.st_name) || !name[0]) continue;
+        out[n].value = s.st_value;
+        out[n].size = s.st_size;
+        out[n].name = name;
+        out[n].rank = sym_rank(&s, name);
+        n++;
+    }
+    if (n == 0) {
+        free(out);
+        return 0;
+    }
+    qsort(out, n, sizeof *out, cmp_fsym);
+    size_t k = 0; /* keep the preferred alias of each address */
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || out[k - 1].value != out[i].value) out[k++] = out[i];
+    m->syms = out;
+    m->nsyms = k;
+    return (long)k;
+}
+
+/* Parses the mapped ELF file: PT_LOAD segments and function symbols. Returns 0, or -1 when out of
+ * memory; a file that is not a well-formed ELF64 leaves the module without segments or symbols. */
+static int parse_elf(module_t *m, const uint8_t *file, uint64_t size)
+{
+    Elf64_Ehdr eh;
+    if (size < sizeof eh) return 0;
+    memcpy(&eh, file, sizeof eh);
+    if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh.e_ident[EI_DATA] != ELFDATA2LSB)
+        return 0;
+
+    if (eh.e_phentsize >= sizeof(Elf64_Phdr) &&
+        in_file(eh.e_phoff, (uint64_t)eh.e_phnum * eh.e_phentsize, size) && eh.e_phnum) {
+        m->loads = malloc(eh.e_phnum * sizeof *m->loads);
+        if (!m->loads) return -1;
+        for (unsigned i = 0; i < eh.e_phnum; i++) {
+            Elf64_Phdr ph;
+            memcpy(&ph, file + eh.e_phoff + (uint64_t)i * eh.e_phentsize, sizeof ph);
+            if (ph.p_type != PT_LOAD) continue;
+            m->loads[m->nloads++] = (load_seg_t){ph.p_offset, ph.p_vaddr, ph.p_filesz};
+        }
+    }
+
+    if (eh.e_shentsize < sizeof(Elf64_Shdr) || eh.e_shoff == 0) return 0;
+    uint64_t shnum = eh.e_shnum;
+    if (shnum == 0) { /* more than SHN_LORESERVE sections: the count is in section 0 */
+        if (!in_file(eh.e_shoff, sizeof(Elf64_Shdr), size)) return 0;
+        Elf64_Shdr s0;
+        memcpy(&s0, file + eh.e_shoff, sizeof s0);
+        shnum = s0.sh_size;
+    }
+    if (shnum == 0 || shnum > size / eh.e_shentsize ||
+        !in_file(eh.e_shoff, shnum * eh.e_shentsize, size))
+        return 0;
+    const uint8_t *shtab = file + eh.e_shoff;
+    /* .symtab has every function; .dynsym (always there in a shared object) only the exported
+     * ones, but it is all a stripped file has. */
+    const uint32_t order[2] = {SHT_SYMTAB, SHT_DYNSYM};
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint64_t i = 0; i < shnum; i++) {
+            Elf64_Shdr sh;
+            memcpy(&sh, shtab + i * eh.e_shentsize, sizeof sh);
+            if (sh.sh_type != order[pass]) continue;
+            long got = read_symtab(m, file, size, &sh, shtab, eh.e_shentsize, shnum);
+            if (got < 0) return -1;
+            if (got > 0) return 0;
+        }
+    }
+    return 0;
+}
+
+/* Opens and parses the module's file once. Only absolute paths of regular files are opened, and
+ * that is checked before the open too: a maps line may name anything, and opening a FIFO or a
+ * device can block or have side effects (a watchdog, a tape drive). */
+static int module_load(module_t *m)
+{
+    if (m->parsed) return 0;
+    m->parsed = 1;
+    size_t plen = strlen(m->path);
+    static const char deleted[] = " (deleted)";
+    if (m->path[0] != '/' ||
+        (plen >= sizeof deleted - 1 && !strcmp(m->path + plen - (sizeof deleted - 1), deleted)))
+        return 0;
+    struct stat sb;
+    if (stat(m->path, &sb) || !S_ISREG(sb.st_mode)) return 0;
+    int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return 0;
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_size <= 0 ||
+        (uint64_t)sb.st_size > SIZE_MAX) {
+        close(fd);
+        return 0;
+    }
+    void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return 0;
+    m->map = p;
+    m->map_len = (size_t)sb.st_size;
+    int rc = parse_elf(m, p, (uint64_t)sb.st_size);
+    if (m->nsyms == 0) { /* names are the only thing kept pointing into the file */
+        munmap(m->map, m->map_len);
+        m->map = NULL;
+    }
+    return rc;
+}
+
+/* File offset -> module virtual address through the PT_LOAD segment holding that offset. */
+static int module_vaddr(const module_t *m, uint64_t file_off, uint64_t *vaddr)
+{
+    for (size_t i = 0; i < m->nloads; i++) {
+        const load_seg_t *l = &m->loads[i];
+        if (file_off >= l->offset && file_off - l->offset < l->filesz) {
+            *vaddr = file_off - l->offset + l->vaddr;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const fsym_t *module_func(const module_t *m, uint64_t vaddr)
+{
+    size_t lo = 0, hi = m->nsyms; /* first symbol with value > vaddr */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->syms[mid].value <= vaddr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0) return NULL;
+    const fsym_t *s = &m->syms[lo - 1];
+    if (s->size == 0 || vaddr - s->value < s->size) return s;
+    return NULL;
+}
+
+/* ---- maps text ----------------------------------------------------------------------------- */
+
+static const char *parse_hex(const char *p, const char *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    int n = 0;
+    for (; p < end; p++, n++) {
+        unsigned d;
+        if (*p >= '0' && *p <= '9')
+            d = (unsigned)(*p - '0');
+        else if (*p >= 'a' && *p <= 'f')
+            d = (unsigned)(*p - 'a' + 10);
+        else if (*p >= 'A' && *p <= 'F')
+            d = (unsigned)(*p - 'A' + 10);
+        else
+            break;
+        if (n == 16) return NULL;
+        v = v << 4 | d;
+    }
+    if (n == 0) return NULL;
+    *out = v;
+    return p;
+}
+
+static const char *skip_spaces(const char *p, const char *end)
+{
+    while (p < end && *p == ' ')
+        p++;
+    return p;
+}
+
+static const char *skip_token(const char *p, const char *end)
+{
+    while (p < end && *p != ' ')
+        p++;
+    return p;
+}
+
+static module_t *module_get(mallet_symbols_t *s, const char *path, size_t len)
+{
+    for (size_t i = s->nmods; i-- > 0;) /* newest first: a space's lines come grouped by file */
+        if (strlen(s->mods[i]->path) == len && !memcmp(s->mods[i]->path, path, len))
+            return s->mods[i];
+    module_t **nm = realloc(s->mods, (s->nmods + 1) * sizeof *nm);
+    if (!nm) return NULL;
+    s->mods = nm;
+    module_t *m = calloc(1, sizeof *m);
+    if (!m || !(m->path = malloc(len + 1))) return free(m), NULL;
+    memcpy(m->path, path, len);
+    m->path[len] = 0;
+    const char *slash = strrchr(m->path, '/');
+    m->base = slash && slash[1] ? slash + 1 : m->path;
+    s->mods[s->nmods++] = m;
+    return m;
+}
+
+static int cmp_mapping(const void *a, const void *b)
+{
+    const mapping_t *x = a, *y = b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* Parses "start-end perms offset dev inode [path]" lines. Lines that do not parse and mappings
+ * without a path (anonymous memory) are skipped. Returns 0 or -1 when out of memory. */
+static int parse_maps(mallet_symbols_t *s, space_t *sp, const char *text)
+{
+    size_t cap = 0;
+    const char *line = text;
+    while (line && *line) {
+        const char *end = strchr(line, '\n');
+        const char *next = end ? end + 1 : NULL;
+        if (!end) end = line + strlen(line);
+        uint64_t start = 0, stop = 0, off = 0;
+        const char *p = parse_hex(line, end, &start);
+        p = p && p < end && *p == '-' ? parse_hex(p + 1, end, &stop) : NULL;
+        if (p) p = skip_token(skip_spaces(p, end), end);      /* perms */
+        if (p) p = parse_hex(skip_spaces(p, end), end, &off); /* offset */
+        if (p) p = skip_token(skip_spaces(p, end), end);      /* device */
+        if (p) p = skip_token(skip_spaces(p, end), end);      /* inode */
+        if (p) p = skip_spaces(p, end);                       /* the path is the rest */
+        line = next;
+        if (!p || p == end || stop <= start) continue;
+        module_t *m = module_get(s, p, (size_t)(end - p));
+        if (!m) return -1;
+        if (sp->n == cap) {
+            cap = cap ? 2 * cap : 64;
+            mapping_t *nm = realloc(sp->maps, cap * sizeof *nm);
+            if (!nm) return -1;
+            sp->maps = nm;
+        }
+        sp->maps[sp->n++] = (mapping_t){start, stop, off, m};
+    }
+    if (sp->n) qsort(sp->maps, sp->n, sizeof *sp->maps, cmp_mapping);
+    return 0;
+}
+
+/* ---- public -------------------------------------------------------------------------------- */
+
+mallet_symbols_t *mallet_symbols_new(const char *const *maps, unsigned nspaces)
+{
+    mallet_symbols_t *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->nspaces = nspaces;
+    s->spaces = calloc(nspaces ? nspaces : 1, sizeof *s->spaces);
+    if (!s->spaces) return mallet_symbols_free(s), NULL;
+    for (unsigned i = 0; i < nspaces; i++)
+        if (maps && maps[i] && parse_maps(s, &s->spaces[i], maps[i]))
+            return mallet_symbols_free(s), NULL;
+    return s;
+}
+
+void mallet_symbols_free(mallet_symbols_t *s)
+{
+    if (!s) return;
+    for (size_t i = 0; i < s->nmods; i++) {
+        module_t *m = s->mods[i];
+        if (m->map) munmap(m->map, m->map_len);
+        free(m->loads);
+        free(m->syms);
+        free(m->path);
+        free(m);
+    }
+    free(s->mods);
+    for (unsigned i = 0; s->spaces && i < s->nspaces; i++)
+        free(s->spaces[i].maps);
+    free(s->spaces);
+    free(s);
+}
+
+int mallet_symbols_lookup(mallet_symbols_t *s, unsigned space, uint64_t addr, mallet_sym_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (space >= s->nspaces) return 0;
+    const space_t *sp = &s->spaces[space];
+    size_t lo = 0, hi = sp->n; /* first mapping starting above addr */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sp->maps[mid].start <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0 || addr >= sp->maps[lo - 1].end) return 0;
+    const mapping_t *mp = &sp->maps[lo - 1];
+    module_t *m = mp->mod;
+    out->module = m->base;
+    out->path = m->path;
+    uint64_t file_off = addr - mp->start + mp->offset;
+    out->offset = file_off;
+    /* Out of memory while parsing only costs the names; the address still resolves. */
+    (void)module_load(m);
+    uint64_t vaddr;
+    if (!module_vaddr(m, file_off, &vaddr)) return 1;
+    out->offset = vaddr;
+    const fsym_t *f = vaddr ? module_func(m, vaddr - 1) : NULL;
+    if (f) {
+        out->func = f->name;
+        out->func_offset = vaddr - f->value;
+    }
+    return 1;
+}
+
+char *mallet_symbols_format(mallet_symbols_t *s, unsigned space, uint64_t addr, char *buf,
+                            size_t len)
+{
+    mallet_sym_t sym;
+    if (len == 0) return buf;
+    if (!s || !mallet_symbols_lookup(s, space, addr, &sym))
+        snprintf(buf, len, "0x%" PRIx64, addr);
+    else if (sym.func)
+        snprintf(buf, len, "%s (%s+0x%" PRIx64 ")", sym.func, sym.module, sym.offset);
+    else
+        snprintf(buf, len, "%s+0x%" PRIx64, sym.module, sym.offset);
+    return buf;
+}

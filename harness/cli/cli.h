@@ -1,0 +1,39 @@
+/* Shared pieces of the `mallet` command line: the subcommand table and error conventions.
+ * Library code returns errors; only the CLI prints them, always as "mallet: WHAT: message". */
+#ifndef MALLET_CLI_H
+#define MALLET_CLI_H
+
+#include <stdio.h>
+
+/* Exit codes: 0 ok, 1 the command ran and found problems (check) or failed, 2 usage error. */
+#define MALLET_EXIT_OK 0
+#define MALLET_EXIT_FAIL 1
+#define MALLET_EXIT_USAGE 2
+
+typedef struct mallet_cmd {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+    void (*usage)(FILE *out);
+} mallet_cmd_t;
+
+int mallet_cmd_record(int argc, char **argv);
+void mallet_usage_record(FILE *out);
+int mallet_cmd_stats(int argc, char **argv);
+void mallet_usage_stats(FILE *out);
+int mallet_cmd_check(int argc, char **argv);
+void mallet_usage_check(FILE *out);
+int mallet_cmd_dump(int argc, char **argv);
+void mallet_usage_dump(FILE *out);
+
+/* Prints "mallet: " + the formatted message + newline to stderr. */
+void mallet_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* For usage errors: prints the message and "try 'mallet CMD --help'", returns MALLET_EXIT_USAGE. */
+int mallet_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Opens traces for a command; prints the reader's error (NULL) or one warning per cut file. */
+struct mallet_reader;
+struct mallet_reader *mallet_cli_open_traces(char **paths, unsigned n);
+/* True if argv[i] is -h or --help. */
+int mallet_is_help(const char *arg);
+
+#endif

@@ -1,0 +1,222 @@
+/* `mallet check TRACE...`: leaks by callsite, double frees and frees of unknown pointers
+ * (analysis in analyze/stats.h, callsite names from analyze/symbols.h). */
+#define _GNU_SOURCE
+#include "analyze/stats.h"
+#include "analyze/symbols.h"
+#include "cli.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+void mallet_usage_check(FILE *out)
+{
+    fprintf(out,
+            "usage: mallet check TRACE...\n\n"
+            "Report, one line each with its callsite:\n"
+            "  - blocks still live when the trace ends (leaks), grouped by the call that\n"
+            "    allocated them, largest first;\n"
+            "  - double frees: a pointer freed again after it was freed (and not allocated\n"
+            "    since), with where it was first freed;\n"
+            "  - frees and reallocs of pointers the process never allocated.\n"
+            "Callsites are named from the trace's memory map and the modules' symbol tables as\n"
+            "they are now on disk: 'function (module+0xVADDR)', 'module+0xVADDR' or '0xADDR'.\n"
+            "In a process forked from a traced parent, frees of blocks inherited from the\n"
+            "parent (given among the TRACEs) are not problems.\n\n"
+            "options:\n"
+            "  -h, --help  show this help\n\n"
+            "Exit status: 0 clean, 1 problems found (or an unreadable or corrupt trace),\n"
+            "2 usage error.\n");
+}
+
+/* A leak group after naming: callsites of different processes that resolve to the same name
+ * (the same code, at different ASLR addresses) are one line. */
+typedef struct named_leak {
+    char *where;
+    unsigned file, nfiles;
+    uint64_t blocks, bytes;
+} named_leak_t;
+
+static int cmp_named_where(const void *a, const void *b)
+{
+    const named_leak_t *x = a, *y = b;
+    int c = strcmp(x->where, y->where);
+    if (c) return c;
+    return x->file < y->file ? -1 : x->file > y->file;
+}
+
+static int cmp_named_size(const void *a, const void *b)
+{
+    const named_leak_t *x = a, *y = b;
+    if (x->bytes != y->bytes) return x->bytes > y->bytes ? -1 : 1;
+    if (x->blocks != y->blocks) return x->blocks > y->blocks ? -1 : 1;
+    return strcmp(x->where, y->where);
+}
+
+static const char *plural(uint64_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+/* ", 1 double free" / ", 2 double frees" / ", no double frees" */
+static void count_phrase(uint64_t n, const char *one, const char *many)
+{
+    if (n)
+        printf(", %" PRIu64 " %s", n, plural(n, one, many));
+    else
+        printf(", no %s", many);
+}
+
+/* Prints the leak lines; returns the number of lines, or -1 when out of memory. */
+static long print_leaks(const mallet_check_t *c, mallet_symbols_t *syms, const int64_t *pids,
+                        unsigned nfiles)
+{
+    if (c->nleaks == 0) return 0;
+    named_leak_t *v = calloc(c->nleaks, sizeof *v);
+    if (!v) return -1;
+    size_t n = 0, k = 0;
+    long rc = -1;
+    for (; n < c->nleaks; n++) {
+        const mallet_leak_t *l = &c->leaks[n];
+        char buf[1024];
+        mallet_symbols_format(syms, l->file, l->callsite, buf, sizeof buf);
+        if (!(v[n].where = strdup(buf))) goto out;
+        v[n].file = l->file, v[n].nfiles = 1, v[n].blocks = l->blocks, v[n].bytes = l->bytes;
+    }
+    qsort(v, n, sizeof *v, cmp_named_where);
+    for (size_t i = 0; i < n; i++) {
+        if (k && !strcmp(v[k - 1].where, v[i].where)) {
+            named_leak_t *g = &v[k - 1];
+            if (g->file != v[i].file) g->nfiles++, g->file = v[i].file;
+            g->blocks += v[i].blocks;
+            g->bytes += v[i].bytes;
+            free(v[i].where);
+        } else {
+            v[k++] = v[i];
+        }
+    }
+    n = k;
+    qsort(v, n, sizeof *v, cmp_named_size);
+    for (size_t i = 0; i < n; i++) {
+        printf("leak: %" PRIu64 " %s, %" PRIu64 " %s allocated at %s", v[i].blocks,
+               plural(v[i].blocks, "block", "blocks"), v[i].bytes,
+               plural(v[i].bytes, "byte", "bytes"), v[i].where);
+        if (nfiles > 1 && v[i].nfiles == 1) printf(" in pid %" PRId64, pids[v[i].file]);
+        if (v[i].nfiles > 1) printf(" in %u processes", v[i].nfiles);
+        putchar('\n');
+    }
+    rc = (long)n;
+out:
+    for (size_t i = 0; i < n; i++)
+        free(v[i].where);
+    free(v);
+    return rc;
+}
+
+static void print_problem(const mallet_problem_t *p, mallet_symbols_t *syms, const int64_t *pids,
+                          unsigned nfiles)
+{
+    char at[1024], first[1024];
+    const char *call = p->op == MALLET_OP_FREE ? "freed" : "passed to realloc";
+    mallet_symbols_format(syms, p->file, p->callsite, at, sizeof at);
+    switch (p->kind) {
+    case MALLET_PROBLEM_DOUBLE_FREE:
+    case MALLET_PROBLEM_REALLOC_FREED:
+        mallet_symbols_format(syms, p->file, p->first_callsite, first, sizeof first);
+        printf("%s: 0x%" PRIx64 " %s at %s, first freed at %s",
+               p->kind == MALLET_PROBLEM_DOUBLE_FREE ? "double free" : "realloc of freed pointer",
+               p->ptr, call, at, first);
+        break;
+    default:
+        printf("%s: 0x%" PRIx64 " %s at %s",
+               p->kind == MALLET_PROBLEM_UNKNOWN_FREE ? "free of unknown pointer"
+                                                      : "realloc of unknown pointer",
+               p->ptr, call, at);
+        break;
+    }
+    if (nfiles > 1) printf(" in pid %" PRId64, pids[p->file]);
+    printf(" (tid %" PRIu32 ")\n", p->tid);
+}
+
+int mallet_cmd_check(int argc, char **argv)
+{
+    int only_paths = 0;
+    unsigned n = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_paths || a[0] != '-' || !a[1]) {
+            argv[n++] = argv[i];
+        } else if (!strcmp(a, "--")) {
+            only_paths = 1;
+        } else if (mallet_is_help(a)) {
+            mallet_usage_check(stdout);
+            return MALLET_EXIT_OK;
+        } else {
+            return mallet_usage_error("check", "unknown option '%s'", a);
+        }
+    }
+    if (n == 0) return mallet_usage_error("check", "no TRACE given");
+
+    mallet_reader_t *r = mallet_cli_open_traces(argv, n);
+    if (!r) return MALLET_EXIT_FAIL;
+    const char **maps = calloc(n, sizeof *maps);
+    int64_t *pids = calloc(n, sizeof *pids);
+    mallet_symbols_t *syms = NULL;
+    mallet_check_t c;
+    memset(&c, 0, sizeof c);
+    char err[512] = "out of memory";
+    int rc = -1;
+    if (maps && pids) {
+        for (unsigned i = 0; i < n; i++) {
+            maps[i] = mallet_reader_info(r, i)->maps;
+            pids[i] = mallet_reader_info(r, i)->pid;
+        }
+        syms = mallet_symbols_new(maps, n);
+        if (syms) rc = mallet_check_compute(r, &c, err, sizeof err);
+    }
+    mallet_reader_close(r);
+    free(maps);
+    if (rc) {
+        mallet_err("%s", err);
+        mallet_symbols_free(syms);
+        free(pids);
+        return MALLET_EXIT_FAIL;
+    }
+
+    long sites = print_leaks(&c, syms, pids, n);
+    for (size_t i = 0; sites >= 0 && i < c.nproblems; i++)
+        print_problem(&c.problems[i], syms, pids, n);
+    if (c.problems_total > c.nproblems)
+        printf("(%" PRIu64 " more problems not listed)\n", c.problems_total - c.nproblems);
+    uint64_t bad_reallocs = c.realloc_freed + c.realloc_unknown;
+    printf("mallet check: ");
+    if (c.leaked_blocks)
+        printf("%" PRIu64 " %s leaked in %" PRIu64 " %s from %ld %s", c.leaked_bytes,
+               plural(c.leaked_bytes, "byte", "bytes"), c.leaked_blocks,
+               plural(c.leaked_blocks, "block", "blocks"), sites < 0 ? 0 : sites,
+               plural((uint64_t)sites, "callsite", "callsites"));
+    else
+        printf("no leaks");
+    count_phrase(c.double_frees, "double free", "double frees");
+    count_phrase(c.unknown_frees, "free of an unknown pointer", "frees of unknown pointers");
+    if (bad_reallocs)
+        count_phrase(bad_reallocs, "realloc of a freed or unknown pointer",
+                     "reallocs of freed or unknown pointers");
+    if (c.inherited_frees)
+        printf(" (%" PRIu64 " %s inherited across fork, which is fine)", c.inherited_frees,
+               plural(c.inherited_frees, "free of a block", "frees of blocks"));
+    putchar('\n');
+    int problems = c.leaked_blocks || c.problems_total;
+    mallet_check_free(&c);
+    mallet_symbols_free(syms);
+    free(pids);
+    if (sites < 0) {
+        mallet_err("out of memory");
+        return MALLET_EXIT_FAIL;
+    }
+    if (fflush(stdout) || ferror(stdout)) {
+        mallet_err("check: cannot write the report");
+        return MALLET_EXIT_FAIL;
+    }
+    return problems ? MALLET_EXIT_FAIL : MALLET_EXIT_OK;
+}

@@ -1,0 +1,244 @@
+/* `mallet record`: runs a command with the recorder preloaded. The command's stdin, stdout,
+ * stderr, exit status and death by signal pass through unchanged; the recorder's MALLET_*
+ * variables are the whole interface, so the same library works with a plain LD_PRELOAD. */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RECORD_LIB "libmallet_record.so"
+
+void mallet_usage_record(FILE *out)
+{
+    fprintf(out,
+            "usage: mallet record [-o DIR_OR_FILE] [-q] [--zstd-level N] [--] CMD [ARGS...]\n\n"
+            "Runs CMD with the mallet recorder preloaded; every process of CMD's tree (fork,\n"
+            "exec, pipelines) writes its own trace file. Exits with CMD's exit status.\n\n"
+            "  -o FILE        trace of CMD's first process; others write FILE.PID\n"
+            "                 (default: ./NAME.mtrace, NAME being CMD's base name)\n"
+            "  -o DIR/        one file per process, DIR/COMM.PID.mtrace (DIR is created)\n"
+            "  -q             do not print where the traces went\n"
+            "  --zstd-level N compression level, 0 for none (default 1)\n\n"
+            "Without the CLI: LD_PRELOAD=%s MALLET_OUTPUT=DIR_OR_FILE CMD\n"
+            "(see docs/RECORDER.md for every MALLET_* variable).\n",
+            RECORD_LIB);
+}
+
+/* The recorder library: $MALLET_RECORD_LIB, else beside this executable (build tree), else
+ * ../lib/mallet/ (installed). */
+static int find_library(char *out, size_t cap)
+{
+    const char *env = getenv("MALLET_RECORD_LIB");
+    if (env && *env) return snprintf(out, cap, "%s", env) < (int)cap && access(out, R_OK) == 0;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return 0;
+    exe[n] = 0;
+    char *dir = dirname(exe);
+    const char *candidates[] = {"%s/" RECORD_LIB, "%s/../lib/mallet/" RECORD_LIB,
+                                "%s/../lib64/mallet/" RECORD_LIB};
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        if (snprintf(out, cap, candidates[i], dir) >= (int)cap) continue;
+        char real[PATH_MAX];
+        if (access(out, R_OK) == 0 && realpath(out, real)) {
+            snprintf(out, cap, "%s", real);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int is_dir_output(const char *o)
+{
+    struct stat sb;
+    size_t n = strlen(o);
+    return (n && o[n - 1] == '/') || (stat(o, &sb) == 0 && S_ISDIR(sb.st_mode));
+}
+
+/* FILE.PID or FILE.PID.N: the names the recorder gives a run's other processes. */
+static int is_sibling_name(const char *name, const char *base)
+{
+    size_t bl = strlen(base);
+    if (strncmp(name, base, bl) || name[bl] != '.') return 0;
+    const char *p = name + bl + 1;
+    int dots = 0, digits = 0;
+    for (; *p; p++) {
+        if (*p == '.' && digits && dots++ == 0) digits = 0;
+        else if (*p >= '0' && *p <= '9') digits++;
+        else return 0;
+    }
+    return digits > 0;
+}
+
+/* Visits the trace files of this run: FILE and FILE.* in file mode, *.mtrace newer than the
+ * start in directory mode. remove != 0 deletes them instead (an earlier run's, before starting). */
+static int visit_traces(const char *output, int dir_mode, time_t since, int remove, char *first,
+                        size_t cap)
+{
+    char dirbuf[PATH_MAX], basebuf[PATH_MAX];
+    snprintf(dirbuf, sizeof dirbuf, "%s", output);
+    snprintf(basebuf, sizeof basebuf, "%s", output);
+    const char *dir = dir_mode ? output : dirname(dirbuf);
+    const char *base = dir_mode ? NULL : basename(basebuf);
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[PATH_MAX];
+        size_t nl = strlen(e->d_name);
+        if (dir_mode) {
+            if (nl < 7 || strcmp(e->d_name + nl - 7, ".mtrace")) continue;
+        } else if (strcmp(e->d_name, base) && !is_sibling_name(e->d_name, base)) {
+            continue;
+        }
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
+        struct stat sb;
+        if (stat(path, &sb) || !S_ISREG(sb.st_mode)) continue;
+        if (remove) {
+            unlink(path);
+            continue;
+        }
+        if (dir_mode && sb.st_mtime < since) continue;
+        if (count++ == 0 && first) snprintf(first, cap, "%s", dir_mode ? path : output);
+    }
+    closedir(d);
+    return count;
+}
+
+static pid_t child_pid;
+
+static void forward_signal(int sig)
+{
+    if (child_pid > 0) kill(child_pid, sig);
+}
+
+int mallet_cmd_record(int argc, char **argv)
+{
+    const char *output = NULL;
+    int quiet = 0, level = -1;
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"zstd-level", required_argument, 0, 'z'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    opterr = 0;
+    /* '+': stop at the first non-option, which is CMD; its own options are not ours. */
+    while ((c = getopt_long(argc, argv, "+o:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': output = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'z': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 0 || v > 19)
+                return mallet_usage_error("record", "--zstd-level takes 0..19, not '%s'", optarg);
+            level = (int)v;
+            break;
+        }
+        case 'h': mallet_usage_record(stdout); return MALLET_EXIT_OK;
+        default:
+            return mallet_usage_error("record", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) return mallet_usage_error("record", "missing the command to run");
+    char **cmd = argv + optind;
+
+    char lib[PATH_MAX];
+    if (!find_library(lib, sizeof lib)) {
+        mallet_err("record: cannot find the recorder library %s (set MALLET_RECORD_LIB)",
+                   RECORD_LIB);
+        return MALLET_EXIT_FAIL;
+    }
+    char defout[PATH_MAX];
+    if (!output) {
+        char tmp[PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s", cmd[0]);
+        snprintf(defout, sizeof defout, "%s.mtrace", basename(tmp));
+        output = defout;
+    }
+    int dir_mode = is_dir_output(output);
+    if (dir_mode) {
+        if (mkdir(output, 0700) && errno != EEXIST) {
+            mallet_err("record: %s: %s", output, strerror(errno));
+            return MALLET_EXIT_FAIL;
+        }
+    } else {
+        visit_traces(output, 0, 0, 1, NULL, 0); /* a recording replaces the previous one */
+    }
+    char preload[2 * PATH_MAX];
+    const char *old = getenv("LD_PRELOAD");
+    snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? " " : "", old ? old : "");
+
+    time_t start = time(NULL);
+    fflush(NULL);
+    child_pid = fork();
+    if (child_pid < 0) {
+        mallet_err("record: fork: %s", strerror(errno));
+        return MALLET_EXIT_FAIL;
+    }
+    if (child_pid == 0) {
+        char pidbuf[32], lvl[16];
+        snprintf(pidbuf, sizeof pidbuf, "%ld", (long)getpid());
+        setenv("LD_PRELOAD", preload, 1);
+        setenv("MALLET_OUTPUT", output, 1);
+        setenv("MALLET_ROOT_PID", pidbuf, 1);
+        if (level >= 0) {
+            snprintf(lvl, sizeof lvl, "%d", level);
+            setenv("MALLET_ZSTD_LEVEL", lvl, 1);
+        }
+        execvp(cmd[0], cmd);
+        int e = errno;
+        fprintf(stderr, "mallet: record: %s: %s\n", cmd[0], strerror(e));
+        _exit(e == ENOENT ? 127 : 126);
+    }
+    /* Like a shell: the terminal's ^C and ^\ reach the child directly; others are forwarded. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    signal(SIGTERM, forward_signal);
+    signal(SIGHUP, forward_signal);
+    int status;
+    while (waitpid(child_pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            mallet_err("record: waitpid: %s", strerror(errno));
+            return MALLET_EXIT_FAIL;
+        }
+    }
+    if (!quiet) {
+        char first[PATH_MAX] = "";
+        int n = visit_traces(output, dir_mode, start, 0, first, sizeof first);
+        if (n == 0)
+            mallet_err("record: no trace written (see messages above, if any)");
+        else if (dir_mode)
+            mallet_err("record: %d trace file%s in %s", n, n == 1 ? "" : "s", output);
+        else if (n == 1)
+            mallet_err("record: trace in %s", first);
+        else
+            mallet_err("record: trace in %s (and %d more: %s.*)", first, n - 1, output);
+    }
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        signal(sig, SIG_DFL);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, sig);
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        /* Die the same way, so a caller sees the same status. */
+        raise(sig);
+        return 128 + sig;
+    }
+    return WEXITSTATUS(status);
+}

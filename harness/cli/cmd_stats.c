@@ -1,0 +1,68 @@
+/* `mallet stats [--json] TRACE...`: the summary of one or more traces (analyze/stats.h). */
+#include "analyze/stats.h"
+#include "cli.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+void mallet_usage_stats(FILE *out)
+{
+    fprintf(out, "usage: mallet stats [--json] TRACE...\n\n"
+                 "Summarise one or more trace files (one per process, analysed together in time\n"
+                 "order): calls by kind, threads, processes, bytes requested, request-size and\n"
+                 "lifetime histograms, peak live bytes and when, cross-thread frees, RSS samples,\n"
+                 "and what was still live at the end.\n\n"
+                 "options:\n"
+                 "  --json      print one JSON document (stable key order) instead of text\n"
+                 "  -h, --help  show this help\n\n"
+                 "Exit status: 0 ok, 1 unreadable or corrupt trace, 2 usage error.\n");
+}
+
+int mallet_cmd_stats(int argc, char **argv)
+{
+    int json = 0, only_paths = 0;
+    unsigned n = 0;
+    /* Options may come before or after the traces; "--" ends them. Traces are gathered at the
+     * front of argv (their order kept) so they can be handed on as one array. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_paths || a[0] != '-' || !a[1]) {
+            argv[n++] = argv[i];
+        } else if (!strcmp(a, "--")) {
+            only_paths = 1;
+        } else if (mallet_is_help(a)) {
+            mallet_usage_stats(stdout);
+            return MALLET_EXIT_OK;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else {
+            return mallet_usage_error("stats", "unknown option '%s'", a);
+        }
+    }
+    if (n == 0) return mallet_usage_error("stats", "no TRACE given");
+
+    mallet_reader_t *r = mallet_cli_open_traces(argv, n);
+    if (!r) return MALLET_EXIT_FAIL;
+    mallet_stats_t st;
+    char err[512];
+    int rc = mallet_stats_compute(r, &st, err, sizeof err);
+    mallet_reader_close(r);
+    if (rc) {
+        mallet_err("%s", err);
+        return MALLET_EXIT_FAIL;
+    }
+    if (json) {
+        json_t *doc = mallet_stats_json(&st);
+        rc = !doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) ||
+             fputc('\n', stdout) == EOF;
+        json_decref(doc);
+    } else {
+        rc = mallet_stats_write_text(&st, stdout);
+    }
+    mallet_stats_free(&st);
+    if (rc || fflush(stdout)) {
+        mallet_err("stats: cannot write the report");
+        return MALLET_EXIT_FAIL;
+    }
+    return MALLET_EXIT_OK;
+}

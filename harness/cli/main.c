@@ -1,0 +1,99 @@
+/* `mallet`: dispatches to one file per subcommand (cmd_*.c). */
+#include "cli.h"
+
+#include "trace/reader.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+
+static const mallet_cmd_t commands[] = {
+    {"record", "run a program with the recorder preloaded, one trace file per process",
+     mallet_cmd_record, mallet_usage_record},
+    {"stats", "summarise traces: calls, threads, sizes, lifetimes, peak live bytes",
+     mallet_cmd_stats, mallet_usage_stats},
+    {"check", "find leaks, double frees and frees of unknown pointers, by callsite",
+     mallet_cmd_check, mallet_usage_check},
+    {"dump", "print one readable line per event", mallet_cmd_dump, mallet_usage_dump},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+void mallet_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("mallet: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int mallet_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("mallet: ", stderr);
+    if (cmd) fprintf(stderr, "%s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (try 'mallet %s%s--help')\n", cmd ? cmd : "", cmd ? " " : "");
+    va_end(ap);
+    return MALLET_EXIT_USAGE;
+}
+
+mallet_reader_t *mallet_cli_open_traces(char **paths, unsigned n)
+{
+    char err[512];
+    mallet_reader_t *r = mallet_reader_open((const char *const *)paths, n, err, sizeof err);
+    if (!r) {
+        mallet_err("%s", err);
+        return NULL;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        const mallet_trace_info_t *in = mallet_reader_info(r, i);
+        if (in->cut)
+            mallet_err("%s: trace was cut (%" PRIu64 " bytes of an incomplete chunk ignored)",
+                       in->path, in->cut_bytes);
+    }
+    return r;
+}
+
+int mallet_is_help(const char *arg)
+{
+    return !strcmp(arg, "-h") || !strcmp(arg, "--help");
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: mallet [--version] [--help] COMMAND [ARGS...]\n\n"
+                 "Record a program's allocations, then inspect them.\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'mallet COMMAND --help' describes one command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return MALLET_EXIT_USAGE;
+    }
+    if (mallet_is_help(argv[1]) || !strcmp(argv[1], "help")) {
+        if (argc > 2 && strcmp(argv[1], "help") == 0) {
+            for (size_t i = 0; i < NCOMMANDS; i++)
+                if (!strcmp(argv[2], commands[i].name)) return commands[i].usage(stdout), 0;
+        }
+        usage(stdout);
+        return MALLET_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("mallet %s (trace format v1)\n", MALLET_VERSION);
+        return MALLET_EXIT_OK;
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        /* Each command parses its own options, --help included: only it knows where its
+         * options end (record passes the traced command's arguments through untouched). */
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    }
+    if (argv[1][0] == '-') return mallet_usage_error(NULL, "unknown option '%s'", argv[1]);
+    return mallet_usage_error(NULL, "unknown command '%s'", argv[1]);
+}

@@ -1,0 +1,49 @@
+/* mallet platform layer: every Linux/CPU-specific call the harness makes goes through here.
+ *
+ * The recorder uses these from inside malloc hooks, so everything here must be async-signal-safe
+ * and must never allocate: raw syscalls and stack buffers only. */
+#ifndef MALLET_PLATFORM_H
+#define MALLET_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A cheap, cross-core-consistent cycle counter (TSC on x86-64, CNTVCT on aarch64, the monotonic
+ * clock in ns elsewhere). Trace timestamps are in these units; the reader converts them to ns
+ * with the (cycles, ns) clock pairs stored in every chunk header. */
+static inline uint64_t mallet_cycles(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    uint32_t lo, hi;
+    __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+#elif defined(__aarch64__)
+    uint64_t v;
+    __asm__ __volatile__("mrs %0, cntvct_el0" : "=r"(v));
+    return v;
+#else
+    extern uint64_t mallet_now_ns(void);
+    return mallet_now_ns();
+#endif
+}
+
+uint64_t mallet_now_ns(void);      /* CLOCK_MONOTONIC in ns */
+uint64_t mallet_realtime_ns(void); /* CLOCK_REALTIME in ns (wall clock, for the file header) */
+pid_t mallet_gettid(void);
+
+/* write(2) until done; retries EINTR. Returns 0 or -errno. */
+int mallet_write_all(int fd, const void *buf, size_t len);
+/* writev(2) of two pieces until done. Returns 0 or -errno. */
+int mallet_write2(int fd, const void *a, size_t alen, const void *b, size_t blen);
+/* Reads at most cap-1 bytes of a (small, /proc-like) file into buf and NUL-terminates it.
+ * Returns the byte count or -errno. */
+ssize_t mallet_read_small_file(const char *path, char *buf, size_t cap);
+/* Resident set size in bytes from an open /proc/self/statm descriptor (pread), or 0. */
+uint64_t mallet_rss_bytes(int statm_fd);
+/* Anonymous private memory straight from the kernel, never from malloc. NULL on failure. */
+void *mallet_map(size_t len);
+void mallet_unmap(void *p, size_t len);
+size_t mallet_page_size(void);
+
+#endif

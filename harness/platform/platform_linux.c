@@ -1,0 +1,123 @@
+/* Linux implementation of platform.h. Nothing here may call malloc or stdio: the recorder calls
+ * these from inside malloc hooks and signal handlers. */
+#define _GNU_SOURCE
+#include "platform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t mallet_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t mallet_realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+pid_t mallet_gettid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+int mallet_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (n == 0) return -EIO;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int mallet_write2(int fd, const void *a, size_t alen, const void *b, size_t blen)
+{
+    struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
+    size_t total = alen + blen;
+    /* One writev in the common case: with O_APPEND the two pieces land together even when
+     * several threads flush at once, so chunks never interleave. */
+    ssize_t n;
+    do {
+        n = writev(fd, iov, blen ? 2 : 1);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    if ((size_t)n == total) return 0;
+    /* Short write (disk full, or a signal mid-way): finish piece by piece. */
+    if ((size_t)n < alen) {
+        int r = mallet_write_all(fd, (const char *)a + n, alen - (size_t)n);
+        return r ? r : mallet_write_all(fd, b, blen);
+    }
+    return mallet_write_all(fd, (const char *)b + (n - (ssize_t)alen), total - (size_t)n);
+}
+
+ssize_t mallet_read_small_file(const char *path, char *buf, size_t cap)
+{
+    if (cap == 0) return -EINVAL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    size_t len = 0;
+    while (len + 1 < cap) {
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = 0;
+    return (ssize_t)len;
+}
+
+uint64_t mallet_rss_bytes(int statm_fd)
+{
+    char buf[128];
+    if (statm_fd < 0) return 0;
+    ssize_t n = pread(statm_fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    /* statm: size resident shared text lib data dt, in pages */
+    const char *p = buf;
+    while (*p && *p != ' ') p++;
+    while (*p == ' ') p++;
+    uint64_t pages = 0;
+    while (*p >= '0' && *p <= '9') pages = pages * 10 + (uint64_t)(*p++ - '0');
+    return pages * mallet_page_size();
+}
+
+void *mallet_map(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void mallet_unmap(void *p, size_t len)
+{
+    if (p) munmap(p, len);
+}
+
+size_t mallet_page_size(void)
+{
+    static size_t ps;
+    if (!ps) ps = (size_t)sysconf(_SC_PAGESIZE);
+    return ps;
+}

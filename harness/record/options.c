@@ -1,0 +1,33 @@
+/* MALLET_* environment variables. Read once at start, with getenv only (no allocation). */
+#include "record.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t env_num(const char *name, uint64_t def, uint64_t max)
+{
+    const char *s = getenv(name);
+    if (!s || !*s) return def;
+    uint64_t v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return def;
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > max) return max;
+    }
+    return v;
+}
+
+void mallet_opts_read(mallet_opts_t *o)
+{
+    const char *out = getenv("MALLET_OUTPUT");
+    memset(o, 0, sizeof *o);
+    if (out && strlen(out) < sizeof o->output) strcpy(o->output, out);
+    o->root_pid = (long)env_num("MALLET_ROOT_PID", 0, 1u << 30);
+    o->level = (int)env_num("MALLET_ZSTD_LEVEL", 1, 19);
+    /* 4 KiB .. 1 MiB: the reader's chunk limit is far above, the recorder stays below it. */
+    uint64_t kb = env_num("MALLET_BUFFER_KB", 64, 1024);
+    o->buffer_bytes = (size_t)(kb < 4 ? 4 : kb) << 10;
+    o->flush_ms = env_num("MALLET_FLUSH_MS", 100, 1000000);
+    o->rss_ms = env_num("MALLET_RSS_MS", 10, 1000000);
+    o->disabled = env_num("MALLET_DISABLE", 0, 1) != 0;
+}

@@ -1,0 +1,234 @@
+/* The trace file of this process: naming, lazy creation (header, META, MAPS), the check that the
+ * program has not closed our descriptor, and the one-time message when writing fails. */
+#define _GNU_SOURCE
+#include "record.h"
+
+#include "trace/chunk_write.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { OUT_UNOPENED = 0, OUT_OPENING = 1, OUT_OPEN = 2, OUT_FAILED = 3 };
+
+static _Atomic int out_state;
+static _Atomic int out_reported;
+static int out_fd = -1;
+static dev_t out_dev;
+static ino_t out_ino;
+static char out_path[4096 + 64];
+/* Only the thread that wins OUT_OPENING uses these, so they can be static (no malloc, and
+ * signal handlers may have small stacks). */
+static char cmdline_buf[16384];
+static char exe_buf[4096];
+
+static size_t put_str(char *dst, size_t pos, size_t cap, const char *s)
+{
+    while (*s && pos + 1 < cap) dst[pos++] = *s++;
+    dst[pos < cap ? pos : cap - 1] = 0;
+    return pos;
+}
+
+static size_t put_num(char *dst, size_t pos, size_t cap, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n > 0 && pos + 1 < cap) dst[pos++] = tmp[--n];
+    dst[pos < cap ? pos : cap - 1] = 0;
+    return pos;
+}
+
+static void say(const char *a, const char *b, const char *c)
+{
+    char msg[4600];
+    size_t n = put_str(msg, 0, sizeof msg - 1, a);
+    n = put_str(msg, n, sizeof msg - 1, b);
+    n = put_str(msg, n, sizeof msg - 1, c);
+    msg[n++] = '\n';
+    (void)!write(2, msg, n);
+}
+
+void mallet_output_failed(int err)
+{
+    atomic_store(&out_state, OUT_FAILED);
+    atomic_store(&mallet_ready, 2); /* stop recording; the program runs on untouched */
+    if (atomic_exchange(&out_reported, 1)) return;
+    const char *why = strerrordesc_np(err);
+    say("mallet: cannot write trace ", out_path[0] ? out_path : "(no file)", ": ");
+    say("mallet: ", why ? why : "unknown error", "; recording stopped, the program continues");
+}
+
+/* Picks the file name: DIR/COMM.PID.mtrace in directory mode; FILE for the root process and
+ * FILE.PID for the others in file mode. O_EXCL never clobbers an earlier image's file (an exec
+ * keeps the pid), so a taken name gets a .N suffix. */
+static int create_file(void)
+{
+    const mallet_opts_t *o = &mallet_proc.opts;
+    const char *out = o->output[0] ? o->output : ".";
+    size_t olen = strlen(out);
+    struct stat sb;
+    int dir_mode = out[olen - 1] == '/' || (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode));
+    if (dir_mode && out[olen - 1] == '/') (void)mkdir(out, 0700);
+    char comm[64] = "prog";
+    ssize_t cn = mallet_read_small_file("/proc/self/comm", comm, sizeof comm);
+    for (ssize_t i = 0; i < cn; i++)
+        if (comm[i] == '\n' || comm[i] == '/' || comm[i] == ' ') comm[i] = comm[i] == '\n' ? 0 : '_';
+    if (!comm[0]) strcpy(comm, "prog");
+    uint64_t pid = (uint64_t)mallet_proc.pid;
+    for (int n = 0; n < 1000; n++) {
+        size_t p = 0, cap = sizeof out_path;
+        if (dir_mode) {
+            p = put_str(out_path, p, cap, out);
+            if (out[olen - 1] != '/') p = put_str(out_path, p, cap, "/");
+            p = put_str(out_path, p, cap, comm);
+            p = put_str(out_path, p, cap, ".");
+            p = put_num(out_path, p, cap, pid);
+            if (n) p = put_num(out_path, put_str(out_path, p, cap, "."), cap, (uint64_t)n);
+            p = put_str(out_path, p, cap, ".mtrace");
+        } else {
+            int root = o->root_pid == 0 || o->root_pid == (long)pid;
+            p = put_str(out_path, p, cap, out);
+            if (!(root && n == 0)) p = put_num(out_path, put_str(out_path, p, cap, "."), cap, pid);
+            if (n > (root ? 1 : 0))
+                p = put_num(out_path, put_str(out_path, p, cap, "."), cap, (uint64_t)n);
+        }
+        if (p + 1 >= cap) return -ENAMETOOLONG;
+        int fd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+        if (fd >= 0) return fd;
+        if (errno != EEXIST) return -errno;
+    }
+    return -EEXIST;
+}
+
+static int write_meta(int fd)
+{
+    uint8_t meta[sizeof cmdline_buf + sizeof exe_buf + 256];
+    ssize_t cl = mallet_read_small_file("/proc/self/cmdline", cmdline_buf, sizeof cmdline_buf);
+    ssize_t el = readlink("/proc/self/exe", exe_buf, sizeof exe_buf - 1);
+    exe_buf[el > 0 ? el : 0] = 0;
+    mallet_meta_t m = {
+        .pid = (uint64_t)mallet_proc.pid,
+        .ppid = (uint64_t)mallet_proc.ppid,
+        .start_realtime_ns = mallet_proc.start_realtime_ns,
+        .start_ns = mallet_proc.start_ns,
+        .start_cycles = mallet_proc.start_cycles,
+        .cmdline = cmdline_buf,
+        .cmdline_len = cl > 0 ? (size_t)cl : 0,
+        .exe = exe_buf,
+        .forked = mallet_proc.forked,
+        .level = mallet_proc.opts.level,
+    };
+    size_t n = mallet_meta_encode(meta, sizeof meta, &m);
+    mallet_chunk_header_t h = {.type = MALLET_CHUNK_META};
+    return mallet_chunk_write(fd, &h, meta, n, NULL, 0, NULL, 0);
+}
+
+static int write_maps(int fd)
+{
+    /* /proc/self/maps can be large; read it into fresh anonymous memory, growing as needed. */
+    size_t cap = 1 << 20;
+    for (;;) {
+        char *buf = mallet_map(cap);
+        if (!buf) return -ENOMEM;
+        ssize_t n = mallet_read_small_file("/proc/self/maps", buf, cap);
+        if (n >= 0 && (size_t)n + 1 >= cap && cap < (64u << 20) - (1u << 20)) {
+            mallet_unmap(buf, cap);
+            cap *= 4;
+            continue;
+        }
+        int r = 0;
+        if (n > 0) {
+            mallet_chunk_header_t h = {.type = MALLET_CHUNK_MAPS};
+            mallet_zslot_t *z = mallet_zslot_get(1);
+            if (z) {
+                r = mallet_zslot_write(z, &h, (const uint8_t *)buf, (size_t)n);
+                mallet_zslot_put(z);
+            } else {
+                r = mallet_chunk_write(fd, &h, (const uint8_t *)buf, (size_t)n, NULL, 0, NULL, 0);
+            }
+        }
+        mallet_unmap(buf, cap);
+        return r;
+    }
+}
+
+static int open_output(void)
+{
+    int fd = create_file();
+    if (fd < 0) return fd;
+    /* Keep clear of the low descriptors that programs dup2 over and shells redirect. */
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 700);
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    struct stat sb;
+    uint8_t fh[MALLET_FILE_HEADER_SIZE];
+    mallet_file_header_pack(fh);
+    int r = mallet_write_all(fd, fh, sizeof fh);
+    if (!r) r = write_meta(fd);
+    if (!r && fstat(fd, &sb)) r = -errno;
+    if (r) {
+        close(fd);
+        return r;
+    }
+    out_dev = sb.st_dev;
+    out_ino = sb.st_ino;
+    out_fd = fd;
+    return 0;
+}
+
+int mallet_output_fd(void)
+{
+    int s = atomic_load_explicit(&out_state, memory_order_acquire);
+    if (s == OUT_UNOPENED) {
+        int expect = OUT_UNOPENED;
+        if (atomic_compare_exchange_strong(&out_state, &expect, OUT_OPENING)) {
+            int saved_errno = errno;
+            int r = open_output();
+            atomic_store(&out_state, r ? OUT_FAILED : OUT_OPEN);
+            if (r) mallet_output_failed(-r);
+            else (void)write_maps(out_fd);
+            errno = saved_errno;
+        }
+        s = atomic_load(&out_state);
+    }
+    while (s == OUT_OPENING) s = atomic_load(&out_state);
+    if (s != OUT_OPEN) return -EBADF;
+    struct stat sb;
+    int saved_errno = errno;
+    if (fstat(out_fd, &sb) || sb.st_dev != out_dev || sb.st_ino != out_ino) {
+        errno = saved_errno;
+        out_fd = -1;
+        mallet_output_failed(EBADF); /* the program closed or reused our descriptor */
+        return -EBADF;
+    }
+    errno = saved_errno;
+    return out_fd;
+}
+
+int mallet_output_is_open(void)
+{
+    return atomic_load(&out_state) == OUT_OPEN;
+}
+
+void mallet_output_write_maps(void)
+{
+    int fd = mallet_output_fd();
+    if (fd >= 0) (void)write_maps(fd);
+}
+
+void mallet_output_after_fork_child(void)
+{
+    if (out_fd >= 0) close(out_fd);
+    out_fd = -1;
+    out_path[0] = 0;
+    atomic_store(&out_state, OUT_UNOPENED);
+}

@@ -1,0 +1,235 @@
+/* The hooked allocation entry points. Each one calls the real function (found with
+ * dlsym(RTLD_NEXT)) and appends one event to the calling thread's buffer: after the call for an
+ * allocation, before it for a free, both for realloc. A thread-local guard keeps nested calls (an
+ * allocator implementing one entry point with another, or dlsym itself) out of the trace, so each
+ * call the program makes is recorded once. */
+#define _GNU_SOURCE
+#include "record.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXPORT __attribute__((visibility("default")))
+#define CALLSITE() ((uint64_t)(uintptr_t)__builtin_return_address(0))
+
+mallet_real_t mallet_real;
+
+/* ---- bootstrap pool: serves dlsym's own allocations before the real allocator is known ------ */
+
+#define BOOT_POOL_SIZE (256u << 10)
+static _Alignas(64) uint8_t boot_pool[BOOT_POOL_SIZE];
+static _Atomic size_t boot_used;
+
+static int boot_owns(const void *p)
+{
+    return (const uint8_t *)p >= boot_pool && (const uint8_t *)p < boot_pool + BOOT_POOL_SIZE;
+}
+
+/* 16-byte header holding the size, so realloc of a pool block can copy it out. */
+static void *boot_alloc(size_t n, size_t align)
+{
+    if (align < 16) align = 16;
+    if (n > BOOT_POOL_SIZE || align > 4096) return NULL;
+    size_t need = (n + 16 + align - 1 + 15) & ~(size_t)15;
+    size_t start = atomic_fetch_add(&boot_used, need);
+    if (start + need > BOOT_POOL_SIZE) return NULL;
+    uintptr_t base = (uintptr_t)(boot_pool + start + 16);
+    uintptr_t p = (base + align - 1) & ~(uintptr_t)(align - 1);
+    ((size_t *)p)[-1] = n;
+    return (void *)p; /* static storage is zeroed, and never reused: calloc-ready */
+}
+
+static size_t boot_size(const void *p)
+{
+    return ((const size_t *)p)[-1];
+}
+
+void mallet_resolve_real(void)
+{
+#define RESOLVE(field, name) mallet_real.field = (__typeof__(mallet_real.field))dlsym(RTLD_NEXT, name)
+    RESOLVE(malloc, "malloc");
+    RESOLVE(calloc, "calloc");
+    RESOLVE(realloc, "realloc");
+    RESOLVE(reallocarray, "reallocarray");
+    RESOLVE(free, "free");
+    RESOLVE(posix_memalign, "posix_memalign");
+    RESOLVE(aligned_alloc, "aligned_alloc");
+    RESOLVE(memalign, "memalign");
+    RESOLVE(valloc, "valloc");
+    RESOLVE(pvalloc, "pvalloc");
+    RESOLVE(exit_, "_exit");
+    RESOLVE(Exit_, "_Exit");
+#undef RESOLVE
+}
+
+/* Returns the thread state if this call is to be recorded (and marks the thread as inside a
+ * hook), or NULL if it passes straight through. */
+static inline mallet_tstate_t *enter(void)
+{
+    if (MALLET_UNLIKELY(atomic_load_explicit(&mallet_ready, memory_order_relaxed) != 1)) {
+        mallet_init();
+        if (atomic_load_explicit(&mallet_ready, memory_order_acquire) != 1) return NULL;
+    }
+    mallet_tstate_t *t = &mallet_tls;
+    if (t->in_hook) return NULL;
+    t->in_hook = 1;
+    return t;
+}
+
+static inline void leave(mallet_tstate_t *t)
+{
+    t->in_hook = 0;
+}
+
+/* Before the real allocator is known (inside dlsym) every request comes from the pool. */
+static inline int early(void *fn)
+{
+    if (MALLET_LIKELY(fn != NULL)) return 0;
+    mallet_init();
+    return 1;
+}
+
+EXPORT void *malloc(size_t n)
+{
+    if (early((void *)mallet_real.malloc) && !mallet_real.malloc) return boot_alloc(n, 16);
+    mallet_tstate_t *t = enter();
+    if (!t) return mallet_real.malloc(n);
+    void *p = mallet_real.malloc(n);
+    mallet_event_t ev = {.op = MALLET_OP_MALLOC, .failed = !p, .cycles = mallet_cycles(),
+                         .size = n, .ptr = (uintptr_t)p, .callsite = CALLSITE()};
+    mallet_rec_event(t, &ev);
+    leave(t);
+    return p;
+}
+
+EXPORT void *calloc(size_t nmemb, size_t size)
+{
+    if (early((void *)mallet_real.calloc) && !mallet_real.calloc) {
+        if (size && nmemb > SIZE_MAX / size) return NULL;
+        return boot_alloc(nmemb * size, 16);
+    }
+    mallet_tstate_t *t = enter();
+    if (!t) return mallet_real.calloc(nmemb, size);
+    void *p = mallet_real.calloc(nmemb, size);
+    mallet_event_t ev = {.op = MALLET_OP_CALLOC, .failed = !p, .cycles = mallet_cycles(),
+                         .nmemb = nmemb, .size = size, .ptr = (uintptr_t)p,
+                         .callsite = CALLSITE()};
+    mallet_rec_event(t, &ev);
+    leave(t);
+    return p;
+}
+
+EXPORT void free(void *p)
+{
+    if (MALLET_UNLIKELY(boot_owns(p))) return; /* pool memory is never reused */
+    if (early((void *)mallet_real.free) && !mallet_real.free) return;
+    mallet_tstate_t *t = enter();
+    if (!t) {
+        mallet_real.free(p);
+        return;
+    }
+    mallet_event_t ev = {.op = MALLET_OP_FREE, .cycles = mallet_cycles(), .ptr = (uintptr_t)p,
+                         .callsite = CALLSITE()};
+    mallet_rec_event(t, &ev);
+    mallet_real.free(p);
+    leave(t);
+}
+
+/* realloc of a pool block: move it to the real allocator (recorded as the malloc it becomes). */
+static void *boot_realloc(void *old, size_t n)
+{
+    void *p = malloc(n);
+    if (p) memcpy(p, old, boot_size(old) < n ? boot_size(old) : n);
+    return p;
+}
+
+EXPORT void *realloc(void *old, size_t n)
+{
+    if (MALLET_UNLIKELY(boot_owns(old))) return boot_realloc(old, n);
+    if (early((void *)mallet_real.realloc) && !mallet_real.realloc) return boot_alloc(n, 16);
+    mallet_tstate_t *t = enter();
+    if (!t) return mallet_real.realloc(old, n);
+    uint64_t before = mallet_cycles();
+    void *p = mallet_real.realloc(old, n);
+    mallet_event_t ev = {.op = MALLET_OP_REALLOC, .failed = !p && n, .cycles = mallet_cycles(),
+                         .free_cycles = before, .old_ptr = (uintptr_t)old, .size = n,
+                         .ptr = (uintptr_t)p, .callsite = CALLSITE()};
+    mallet_rec_event(t, &ev);
+    leave(t);
+    return p;
+}
+
+EXPORT void *reallocarray(void *old, size_t nmemb, size_t size)
+{
+    if (MALLET_UNLIKELY(boot_owns(old))) {
+        if (size && nmemb > SIZE_MAX / size) return errno = ENOMEM, NULL;
+        return boot_realloc(old, nmemb * size);
+    }
+    if (early((void *)mallet_real.reallocarray) && !mallet_real.reallocarray) return NULL;
+    mallet_tstate_t *t = enter();
+    if (!t) return mallet_real.reallocarray(old, nmemb, size);
+    uint64_t before = mallet_cycles();
+    void *p = mallet_real.reallocarray(old, nmemb, size);
+    mallet_event_t ev = {.op = MALLET_OP_REALLOCARRAY, .failed = !p && nmemb && size,
+                         .cycles = mallet_cycles(), .free_cycles = before,
+                         .old_ptr = (uintptr_t)old, .nmemb = nmemb, .size = size,
+                         .ptr = (uintptr_t)p, .callsite = CALLSITE()};
+    mallet_rec_event(t, &ev);
+    leave(t);
+    return p;
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (early((void *)mallet_real.posix_memalign) && !mallet_real.posix_memalign) {
+        void *p = boot_alloc(n, align);
+        if (!p) return ENOMEM;
+        *out = p;
+        return 0;
+    }
+    mallet_tstate_t *t = enter();
+    if (!t) return mallet_real.posix_memalign(out, align, n);
+    int r = mallet_real.posix_memalign(out, align, n);
+    mallet_event_t ev = {.op = MALLET_OP_POSIX_MEMALIGN, .failed = r != 0,
+                         .cycles = mallet_cycles(), .align = align, .size = n,
+                         .ptr = r == 0 ? (uintptr_t)*out : 0, .ret = r, .callsite = CALLSITE()};
+    mallet_rec_event(t, &ev);
+    leave(t);
+    return r;
+}
+
+#define ALIGNED_HOOK(name, opcode)                                                                   \
+    EXPORT void *name(size_t align, size_t n)                                                   \
+    {                                                                                           \
+        if (early((void *)mallet_real.name) && !mallet_real.name) return boot_alloc(n, align);  \
+        mallet_tstate_t *t = enter();                                                           \
+        if (!t) return mallet_real.name(align, n);                                              \
+        void *p = mallet_real.name(align, n);                                                   \
+        mallet_event_t ev = {.op = opcode, .failed = !p, .cycles = mallet_cycles(), .align = align, \
+                             .size = n, .ptr = (uintptr_t)p, .callsite = CALLSITE()};           \
+        mallet_rec_event(t, &ev);                                                               \
+        leave(t);                                                                               \
+        return p;                                                                               \
+    }
+ALIGNED_HOOK(aligned_alloc, MALLET_OP_ALIGNED_ALLOC)
+ALIGNED_HOOK(memalign, MALLET_OP_MEMALIGN)
+
+#define PAGE_HOOK(name, opcode)                                                                      \
+    EXPORT void *name(size_t n)                                                                 \
+    {                                                                                           \
+        if (early((void *)mallet_real.name) && !mallet_real.name)                               \
+            return boot_alloc(n, mallet_page_size());                                           \
+        mallet_tstate_t *t = enter();                                                           \
+        if (!t) return mallet_real.name(n);                                                     \
+        void *p = mallet_real.name(n);                                                          \
+        mallet_event_t ev = {.op = opcode, .failed = !p, .cycles = mallet_cycles(), .size = n,      \
+                             .ptr = (uintptr_t)p, .callsite = CALLSITE()};                      \
+        mallet_rec_event(t, &ev);                                                               \
+        leave(t);                                                                               \
+        return p;                                                                               \
+    }
+PAGE_HOOK(valloc, MALLET_OP_VALLOC)
+PAGE_HOOK(pvalloc, MALLET_OP_PVALLOC)

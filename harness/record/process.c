@@ -1,0 +1,294 @@
+/* The recorder's process lifecycle: start, thread exit, fork, exec, exit, _exit and fatal
+ * signals. Each path that ends an image flushes every thread's buffer first, so the trace holds
+ * every event up to the end (see docs/RECORDER.md for what a SIGKILL can lose). */
+#define _GNU_SOURCE
+#include "record.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+__thread mallet_tstate_t mallet_tls __attribute__((tls_model("initial-exec")));
+mallet_proc_t mallet_proc;
+_Atomic int mallet_ready; /* 0 not started, 1 recording, 2 pass-through (starting, off, failed) */
+
+static _Atomic int init_state; /* 0 not started, 1 running, 2 done */
+static pthread_key_t thread_key;
+static int have_key;
+
+/* Signals whose default action kills the process: on those we flush, then die the same way. */
+static const int fatal_signals[] = {SIGABRT, SIGSEGV, SIGBUS, SIGILL,  SIGFPE,  SIGSYS,
+                                    SIGTRAP, SIGTERM, SIGINT, SIGHUP,  SIGQUIT, SIGPIPE,
+                                    SIGXCPU, SIGXFSZ};
+
+static void on_thread_exit(void *arg)
+{
+    mallet_tstate_t *t = arg;
+    t->in_hook++;
+    mallet_tbuf_release(t);
+    t->exited = 1; /* later events of this thread (other TLS destructors) are written singly */
+    t->in_hook--;
+}
+
+void mallet_thread_register(mallet_tstate_t *t)
+{
+    if (have_key) pthread_setspecific(thread_key, t);
+}
+
+static void on_fatal_signal(int sig, siginfo_t *si, void *uctx)
+{
+    (void)uctx;
+    int saved_errno = errno;
+    if (atomic_load(&mallet_ready) == 1 && getpid() == mallet_proc.pid)
+        mallet_tbuf_flush_all(&mallet_tls, 1);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+    /* A fault re-executes the faulting instruction on return and dies by default. A sent signal
+     * (kill, abort, raise) is re-sent: it stays pending while the handler runs and kills the
+     * process on return, so the exit status says the same signal. */
+    if (si->si_code <= 0 || sig == SIGABRT || sig == SIGTERM || sig == SIGINT || sig == SIGHUP ||
+        sig == SIGQUIT || sig == SIGPIPE)
+        syscall(SYS_tgkill, getpid(), mallet_gettid(), sig);
+    errno = saved_errno;
+}
+
+static void install_signal_handlers(void)
+{
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
+        struct sigaction old, sa;
+        if (sigaction(fatal_signals[i], NULL, &old)) continue;
+        /* Only where the program has not chosen a disposition: never override its own. */
+        if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_fatal_signal;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(fatal_signals[i], &sa, NULL);
+    }
+}
+
+static void start_clock(int calibrate)
+{
+    mallet_proc.start_realtime_ns = mallet_realtime_ns();
+    mallet_proc.start_ns = mallet_now_ns();
+    mallet_proc.start_cycles = mallet_cycles();
+    if (!calibrate) { /* a forked child keeps its parent's rates */
+        atomic_store(&mallet_proc.next_rss, mallet_proc.opts.rss_ms ? 0 : UINT64_MAX);
+        return;
+    }
+    /* The cycle rate converts the flush age and the RSS period to cycles; 200 us of spinning
+     * measures it to well under 1%, which is plenty for those two. */
+    uint64_t n0 = mallet_proc.start_ns, c0 = mallet_proc.start_cycles, n1, c1;
+    do {
+        n1 = mallet_now_ns();
+        c1 = mallet_cycles();
+    } while (n1 - n0 < 200000);
+    double per_ms = (double)(c1 - c0) / ((double)(n1 - n0) / 1e6);
+    if (per_ms < 1) per_ms = 1;
+    uint64_t flush_ms = mallet_proc.opts.flush_ms, rss_ms = mallet_proc.opts.rss_ms;
+    mallet_proc.flush_cycles = flush_ms ? (uint64_t)(per_ms * (double)flush_ms) : UINT64_MAX / 2;
+    mallet_proc.rss_cycles = (uint64_t)(per_ms * (double)rss_ms);
+    atomic_store(&mallet_proc.next_rss, rss_ms ? c1 : UINT64_MAX);
+}
+
+static void after_fork_child(void)
+{
+    if (atomic_load(&mallet_ready) != 1) return;
+    mallet_tstate_t *t = &mallet_tls;
+    mallet_proc.ppid = mallet_proc.pid;
+    mallet_proc.pid = getpid();
+    mallet_proc.forked = 1;
+    atomic_store(&mallet_proc.next_serial, 1);
+    mallet_zslot_after_fork_child();
+    mallet_tbuf_after_fork_child(t);
+    mallet_output_after_fork_child();
+    /* /proc/self was resolved when the parent opened statm: reopen it as ours. */
+    if (mallet_proc.statm_fd >= 0) close(mallet_proc.statm_fd);
+    mallet_proc.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    start_clock(0);
+}
+
+void mallet_init(void)
+{
+    int expect = 0;
+    /* Plain load first: in pass-through mode every hooked call comes here. */
+    if (atomic_load_explicit(&init_state, memory_order_relaxed) != 0 ||
+        !atomic_compare_exchange_strong(&init_state, &expect, 1)) {
+        /* Another thread is starting the recorder: its calls pass through meanwhile. */
+        return;
+    }
+    atomic_store(&mallet_ready, 2);
+    mallet_tstate_t *t = &mallet_tls;
+    t->in_hook++;
+    mallet_resolve_real();
+    mallet_opts_read(&mallet_proc.opts);
+    if (!mallet_proc.opts.disabled) {
+        mallet_proc.pid = getpid();
+        mallet_proc.ppid = getppid();
+        atomic_store(&mallet_proc.next_serial, 1);
+        mallet_proc.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        start_clock(1);
+        have_key = pthread_key_create(&thread_key, on_thread_exit) == 0;
+        pthread_atfork(NULL, NULL, after_fork_child);
+        install_signal_handlers();
+        atomic_store(&mallet_ready, 1);
+        /* A new image creates its file now, so even a SIGKILL before the first flush leaves a
+         * readable trace; a forked child waits for its first write (most just exec). */
+        (void)mallet_output_fd();
+    }
+    t->in_hook--;
+    atomic_store(&init_state, 2);
+}
+
+__attribute__((constructor)) static void mallet_constructor(void)
+{
+    mallet_init();
+}
+
+void mallet_finish(int reason)
+{
+    if (atomic_load(&mallet_ready) != 1 || getpid() != mallet_proc.pid) return;
+    mallet_tstate_t *t = &mallet_tls;
+    t->in_hook++;
+    if (reason != MALLET_END_EXEC) atomic_store(&mallet_proc.write_through, 1);
+    mallet_tbuf_flush_all(t, 0);
+    if (reason != MALLET_END_EXEC) mallet_tbuf_release(t);
+    if (mallet_output_is_open()) {
+        mallet_output_write_maps(); /* libraries loaded since the start */
+        uint8_t why = (uint8_t)reason;
+        mallet_chunk_header_t h = {.type = MALLET_CHUNK_END};
+        int r = mallet_zslot_write(NULL, &h, &why, 1);
+        if (r && r != -EBADF) mallet_output_failed(-r);
+    }
+    t->in_hook--;
+}
+
+/* Runs at exit() and on return from main, after the program's own destructors (a preloaded
+ * library is finalised late). Allocator calls made after this are written one by one. */
+__attribute__((destructor)) static void mallet_destructor(void)
+{
+    mallet_finish(MALLET_END_EXIT);
+}
+
+/* ---- hooks on the ends of an image --------------------------------------------------------- */
+
+#define EXPORT __attribute__((visibility("default")))
+
+EXPORT void _exit(int status)
+{
+    mallet_finish(MALLET_END__EXIT);
+    if (mallet_real.exit_) mallet_real.exit_(status);
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}
+
+EXPORT void _Exit(int status)
+{
+    mallet_finish(MALLET_END__EXIT);
+    if (mallet_real.Exit_) mallet_real.Exit_(status);
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}
+
+typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+typedef int (*execvp_fn)(const char *, char *const[]);
+typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
+typedef int (*fexecve_fn)(int, char *const[], char *const[]);
+
+#include <dlfcn.h>
+
+static void *next_sym(const char *name)
+{
+    return dlsym(RTLD_NEXT, name);
+}
+
+/* The image is about to be replaced: write what it recorded. If the exec fails the program goes
+ * on and so does its trace. */
+static void before_exec(void)
+{
+    mallet_finish(MALLET_END_EXEC);
+}
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    static execve_fn real;
+    if (!real) real = (execve_fn)next_sym("execve");
+    before_exec();
+    return real(path, argv, envp);
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+    static execvp_fn real;
+    if (!real) real = (execvp_fn)next_sym("execv");
+    before_exec();
+    return real(path, argv);
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+    static execvp_fn real;
+    if (!real) real = (execvp_fn)next_sym("execvp");
+    before_exec();
+    return real(file, argv);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    static execvpe_fn real;
+    if (!real) real = (execvpe_fn)next_sym("execvpe");
+    before_exec();
+    return real(file, argv, envp);
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    static fexecve_fn real;
+    if (!real) real = (fexecve_fn)next_sym("fexecve");
+    before_exec();
+    return real(fd, argv, envp);
+}
+
+/* execl, execlp, execle: collect the variadic list on the stack, then go through the v forms
+ * above (glibc's own execl* call execve internally, where no hook would see them). */
+#define MAX_EXECL_ARGS 4096
+#define COLLECT_ARGS(arg0, extra_env)                                                           \
+    char *argv_[MAX_EXECL_ARGS + 1];                                                            \
+    size_t n_ = 0;                                                                              \
+    va_list ap_;                                                                                \
+    va_start(ap_, arg0);                                                                        \
+    argv_[n_++] = (char *)(arg0);                                                               \
+    while (argv_[n_ - 1] && n_ <= MAX_EXECL_ARGS) argv_[n_++] = va_arg(ap_, char *);          \
+    if (argv_[n_ - 1]) {                                                                        \
+        va_end(ap_);                                                                            \
+        errno = E2BIG;                                                                          \
+        return -1;                                                                              \
+    }                                                                                           \
+    extra_env;                                                                                  \
+    va_end(ap_)
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+    COLLECT_ARGS(arg, (void)0);
+    return execv(path, argv_);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    COLLECT_ARGS(arg, (void)0);
+    return execvp(file, argv_);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+    char **envp_;
+    COLLECT_ARGS(arg, envp_ = va_arg(ap_, char **));
+    return execve(path, argv_, envp_);
+}

@@ -1,0 +1,157 @@
+/* Internal interface of the recorder (libmallet_record.so). The hooks (preload.c) call into
+ * per-thread buffers (tbuf.c); process.c owns the output file and the process lifecycle (start,
+ * fork, exec, exit, fatal signals); options.c reads MALLET_* variables.
+ *
+ * Invariants:
+ * - The hot path (hook -> mallet_rec_event) takes no lock, calls no malloc and no stdio.
+ * - Nothing here allocates with malloc: buffers and zstd contexts come from mmap.
+ * - An allocation is stamped after the real call returns; a free before the real free. */
+#ifndef MALLET_RECORD_H
+#define MALLET_RECORD_H
+
+#include "platform/platform.h"
+#include "trace/encode.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define MALLET_HIDDEN __attribute__((visibility("hidden")))
+#define MALLET_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MALLET_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- options (options.c) ------------------------------------------------------------------ */
+typedef struct mallet_opts {
+    char output[4096]; /* MALLET_OUTPUT: a directory (existing, or ending in '/') or a file */
+    long root_pid;     /* MALLET_ROOT_PID: the process that writes MALLET_OUTPUT itself */
+    int level;         /* MALLET_ZSTD_LEVEL: 0 = no compression (default 1) */
+    size_t buffer_bytes;  /* MALLET_BUFFER_KB: per-thread buffer (default 64 KiB) */
+    uint64_t flush_ms;    /* MALLET_FLUSH_MS: flush a buffer whose first event is older */
+    uint64_t rss_ms;      /* MALLET_RSS_MS: RSS sampling period, 0 = off (default 10) */
+    bool disabled;        /* MALLET_DISABLE=1: pass everything through, write nothing */
+} mallet_opts_t;
+MALLET_HIDDEN void mallet_opts_read(mallet_opts_t *o);
+
+/* ---- per-thread buffers (tbuf.c) ---------------------------------------------------------- */
+typedef struct mallet_tbuf {
+    struct mallet_tbuf *next; /* registry link; buffers are never unmapped, only reused */
+    _Atomic int state;        /* TBUF_FREE or TBUF_ACTIVE */
+    _Atomic int lock;         /* held while a chunk is written from this buffer */
+    /* count << 32 | length, stored after each complete event so that a flusher on another
+     * thread (a dying process) sees only whole events. */
+    _Atomic uint64_t pos;
+    uint32_t tid, serial;
+    uint64_t seq_base; /* sequence number of the buffer's first event */
+    uint64_t first_cycles;
+    uint64_t deadline; /* cycles after which the buffer is flushed even if not full */
+    mallet_enc_state_t st;
+    size_t cap; /* flush when the length reaches this */
+    uint8_t data[];
+} mallet_tbuf_t;
+
+typedef struct mallet_tstate {
+    int in_hook;          /* recursion guard: nested allocator calls are not recorded */
+    int exited;           /* the thread's key destructor ran: events are written one by one */
+    mallet_tbuf_t *buf;
+    uint32_t serial;      /* kept when the buffer is released, for events after thread exit */
+    uint64_t seq;
+} mallet_tstate_t;
+
+extern __thread mallet_tstate_t mallet_tls __attribute__((tls_model("initial-exec")));
+
+MALLET_HIDDEN mallet_tbuf_t *mallet_tbuf_attach(mallet_tstate_t *t);
+MALLET_HIDDEN void mallet_tbuf_flush(mallet_tbuf_t *b, int emergency);
+MALLET_HIDDEN void mallet_tbuf_flush_all(mallet_tstate_t *self, int emergency);
+MALLET_HIDDEN void mallet_tbuf_release(mallet_tstate_t *t);
+MALLET_HIDDEN void mallet_tbuf_after_fork_child(mallet_tstate_t *self);
+/* Writes one event as its own chunk (threads that have exited, the process after exit()). */
+MALLET_HIDDEN void mallet_write_single(mallet_tstate_t *t, const mallet_event_t *ev);
+MALLET_HIDDEN void mallet_maybe_sample_rss(mallet_tstate_t *t, uint64_t now);
+/* Arms the thread-exit callback that releases the thread's buffer (process.c). */
+MALLET_HIDDEN void mallet_thread_register(mallet_tstate_t *t);
+
+/* ---- the process (process.c) ------------------------------------------------------------- */
+typedef struct mallet_proc {
+    mallet_opts_t opts;
+    pid_t pid, ppid;
+    int forked;                /* this process was forked from a traced one */
+    uint64_t start_realtime_ns, start_ns, start_cycles;
+    _Atomic int write_through; /* set at exit(): every later event is written at once */
+    uint64_t flush_cycles;     /* opts.flush_ms in cycles */
+    uint64_t rss_cycles;       /* opts.rss_ms in cycles */
+    _Atomic uint64_t next_rss; /* cycle count at which the next RSS sample is due */
+    int statm_fd;
+    _Atomic uint32_t next_serial;
+} mallet_proc_t;
+extern mallet_proc_t mallet_proc;
+
+/* 0 until initialised, then 1 while recording is possible. */
+extern _Atomic int mallet_ready;
+MALLET_HIDDEN void mallet_init(void);
+/* ---- the output file (output.c) ---------------------------------------------------------- */
+/* The trace file descriptor, opened on first use (so a forked child that only execs leaves no
+ * empty file); negative when there is none. Checks that the program has not closed or replaced
+ * the descriptor. */
+MALLET_HIDDEN int mallet_output_fd(void);
+/* Called when a write fails: says so once on stderr and stops recording. */
+MALLET_HIDDEN void mallet_output_failed(int err);
+/* Forget the parent's file in a forked child (the child opens its own on first use). */
+MALLET_HIDDEN void mallet_output_after_fork_child(void);
+/* Appends a MAPS chunk with the current /proc/self/maps. */
+MALLET_HIDDEN void mallet_output_write_maps(void);
+MALLET_HIDDEN int mallet_output_is_open(void);
+/* Borrow/return a zstd context with its output scratch; NULL if none free (write raw). */
+typedef struct mallet_zslot mallet_zslot_t;
+MALLET_HIDDEN mallet_zslot_t *mallet_zslot_get(int may_create);
+MALLET_HIDDEN void mallet_zslot_put(mallet_zslot_t *z);
+MALLET_HIDDEN int mallet_zslot_write(mallet_zslot_t *z, mallet_chunk_header_t *h,
+                                     const uint8_t *raw, size_t len);
+MALLET_HIDDEN void mallet_zslot_after_fork_child(void);
+/* Flush everything and write an END chunk; used by exit, _exit and exec. */
+MALLET_HIDDEN void mallet_finish(int reason);
+
+/* The real allocator, found with dlsym(RTLD_NEXT). */
+typedef struct mallet_real {
+    void *(*malloc)(size_t);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*reallocarray)(void *, size_t, size_t);
+    void (*free)(void *);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    void (*exit_)(int);
+    void (*Exit_)(int);
+} mallet_real_t;
+extern mallet_real_t mallet_real;
+MALLET_HIDDEN void mallet_resolve_real(void);
+
+/* ---- the hot path ------------------------------------------------------------------------- */
+static inline void mallet_rec_event(mallet_tstate_t *t, mallet_event_t *ev)
+{
+    mallet_tbuf_t *b = t->buf;
+    if (MALLET_UNLIKELY(!b)) {
+        if (t->exited || atomic_load_explicit(&mallet_proc.write_through, memory_order_relaxed)) {
+            mallet_write_single(t, ev);
+            return;
+        }
+        if (!(b = mallet_tbuf_attach(t))) return;
+    }
+    uint64_t pos = atomic_load_explicit(&b->pos, memory_order_relaxed);
+    uint32_t len = (uint32_t)pos, count = (uint32_t)(pos >> 32);
+    if (count == 0) {
+        b->first_cycles = ev->cycles;
+        b->deadline = ev->cycles + mallet_proc.flush_cycles;
+    }
+    uint8_t *end = mallet_encode_event(b->data + len, &b->st, ev);
+    len = (uint32_t)(end - b->data);
+    atomic_store_explicit(&b->pos, (uint64_t)(count + 1) << 32 | len, memory_order_release);
+    if (MALLET_UNLIKELY(len >= b->cap || ev->cycles >= b->deadline)) mallet_tbuf_flush(b, 0);
+    if (MALLET_UNLIKELY(ev->cycles >=
+                        atomic_load_explicit(&mallet_proc.next_rss, memory_order_relaxed)))
+        mallet_maybe_sample_rss(t, ev->cycles);
+}
+
+#endif

@@ -1,0 +1,169 @@
+/* Per-thread event buffers: attach on a thread's first event, flush when full or old, release at
+ * thread exit. Buffers live in a lock-free registry (a list that only grows; released buffers
+ * are reused) so that a dying process can flush every thread's pending events. */
+#define _GNU_SOURCE
+#include "record.h"
+
+#include "trace/chunk_write.h"
+
+#include <errno.h>
+#include <string.h>
+
+enum { TBUF_FREE = 0, TBUF_ACTIVE = 1 };
+
+static _Atomic(mallet_tbuf_t *) registry;
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("pause");
+#endif
+}
+
+static void tbuf_reset_for(mallet_tbuf_t *b, mallet_tstate_t *t)
+{
+    b->tid = (uint32_t)mallet_gettid();
+    b->serial = atomic_fetch_add(&mallet_proc.next_serial, 1);
+    b->seq_base = 0;
+    memset(&b->st, 0, sizeof b->st);
+    atomic_store(&b->pos, 0);
+    t->buf = b;
+    t->serial = b->serial;
+    t->seq = 0;
+}
+
+mallet_tbuf_t *mallet_tbuf_attach(mallet_tstate_t *t)
+{
+    if (atomic_load_explicit(&mallet_ready, memory_order_acquire) != 1) return NULL;
+    for (mallet_tbuf_t *b = atomic_load(&registry); b; b = b->next) {
+        int expect = TBUF_FREE;
+        if (atomic_compare_exchange_strong(&b->state, &expect, TBUF_ACTIVE)) {
+            tbuf_reset_for(b, t);
+            mallet_thread_register(t);
+            return b;
+        }
+    }
+    size_t cap = mallet_proc.opts.buffer_bytes;
+    /* + room for one event past cap, and the 2 bytes an 8-byte pointer store may spill */
+    size_t size = sizeof(mallet_tbuf_t) + cap + MALLET_EVENT_MAX_SIZE + 8;
+    mallet_tbuf_t *b = mallet_map(size);
+    if (!b) return NULL;
+    b->cap = cap;
+    atomic_store(&b->state, TBUF_ACTIVE);
+    tbuf_reset_for(b, t);
+    mallet_tbuf_t *head = atomic_load(&registry);
+    do {
+        b->next = head;
+    } while (!atomic_compare_exchange_weak(&registry, &head, b));
+    mallet_thread_register(t);
+    return b;
+}
+
+/* Writes the buffer's events as one chunk. The owner (emergency == 0) then empties the buffer.
+ * Another thread, or a signal handler (emergency != 0), only copies what is there: the owner may
+ * still be appending, and a later chunk that repeats these events is de-duplicated by the reader
+ * through first_seq. */
+void mallet_tbuf_flush(mallet_tbuf_t *b, int emergency)
+{
+    int saved_errno = errno;
+    if (emergency) {
+        /* Bounded wait: the holder may be this very thread, interrupted by the signal. */
+        int tries = 1000;
+        while (atomic_exchange_explicit(&b->lock, 1, memory_order_acquire))
+            if (--tries == 0) return;
+    } else {
+        while (atomic_exchange_explicit(&b->lock, 1, memory_order_acquire)) cpu_relax();
+    }
+    uint64_t pos = atomic_load_explicit(&b->pos, memory_order_acquire);
+    uint32_t len = (uint32_t)pos, count = (uint32_t)(pos >> 32);
+    if (count) {
+        mallet_chunk_header_t h = {0};
+        h.type = MALLET_CHUNK_EVENTS;
+        h.flags = emergency ? MALLET_CHUNK_F_EMERGENCY : 0;
+        h.tid = b->tid;
+        h.thread = b->serial;
+        h.count = count;
+        h.first_cycles = b->first_cycles;
+        h.last_cycles = b->st.cycles;
+        h.first_seq = b->seq_base;
+        mallet_zslot_t *z = emergency ? NULL : mallet_zslot_get(1);
+        int r = mallet_zslot_write(z, &h, b->data, len);
+        if (z) mallet_zslot_put(z);
+        if (r && r != -EBADF) mallet_output_failed(-r);
+    }
+    if (!emergency) {
+        b->seq_base += count;
+        memset(&b->st, 0, sizeof b->st);
+        atomic_store_explicit(&b->pos, 0, memory_order_release);
+    }
+    atomic_store_explicit(&b->lock, 0, memory_order_release);
+    errno = saved_errno;
+}
+
+void mallet_tbuf_flush_all(mallet_tstate_t *self, int emergency)
+{
+    for (mallet_tbuf_t *b = atomic_load(&registry); b; b = b->next) {
+        if (atomic_load(&b->state) != TBUF_ACTIVE) continue;
+        mallet_tbuf_flush(b, b == self->buf ? emergency : 1);
+    }
+}
+
+void mallet_tbuf_release(mallet_tstate_t *t)
+{
+    mallet_tbuf_t *b = t->buf;
+    if (!b) return;
+    mallet_tbuf_flush(b, 0);
+    t->seq = b->seq_base;
+    t->buf = NULL;
+    atomic_store(&b->state, TBUF_FREE);
+}
+
+void mallet_tbuf_after_fork_child(mallet_tstate_t *self)
+{
+    /* Only the forking thread survives. Its pending events were the parent's (the parent writes
+     * them); every other buffer belonged to a thread that does not exist here. */
+    for (mallet_tbuf_t *b = atomic_load(&registry); b; b = b->next) {
+        atomic_store(&b->lock, 0);
+        if (b != self->buf) atomic_store(&b->state, TBUF_FREE);
+    }
+    if (self->buf) {
+        atomic_store(&self->buf->state, TBUF_FREE);
+        self->buf = NULL;
+    }
+    self->serial = 0;
+    self->seq = 0;
+}
+
+void mallet_write_single(mallet_tstate_t *t, const mallet_event_t *ev)
+{
+    if (atomic_load_explicit(&mallet_ready, memory_order_relaxed) != 1) return;
+    uint8_t buf[MALLET_EVENT_MAX_SIZE + 8];
+    mallet_enc_state_t st = {0};
+    size_t len = (size_t)(mallet_encode_event(buf, &st, ev) - buf);
+    if (!t->serial) t->serial = atomic_fetch_add(&mallet_proc.next_serial, 1);
+    mallet_chunk_header_t h = {0};
+    h.type = MALLET_CHUNK_EVENTS;
+    h.tid = (uint32_t)mallet_gettid();
+    h.thread = t->serial;
+    h.count = 1;
+    h.first_cycles = h.last_cycles = ev->cycles;
+    h.first_seq = t->seq++;
+    int saved_errno = errno;
+    int r = mallet_zslot_write(NULL, &h, buf, len);
+    if (r && r != -EBADF) mallet_output_failed(-r);
+    errno = saved_errno;
+}
+
+void mallet_maybe_sample_rss(mallet_tstate_t *t, uint64_t now)
+{
+    uint64_t due = atomic_load_explicit(&mallet_proc.next_rss, memory_order_relaxed);
+    if (now < due) return;
+    /* One thread wins each period; the sample goes into its own buffer. */
+    if (!atomic_compare_exchange_strong(&mallet_proc.next_rss, &due, now + mallet_proc.rss_cycles))
+        return;
+    int saved_errno = errno;
+    mallet_event_t ev = {.op = MALLET_OP_RSS, .cycles = now};
+    ev.size = mallet_rss_bytes(mallet_proc.statm_fd);
+    errno = saved_errno;
+    if (ev.size) mallet_rec_event(t, &ev);
+}

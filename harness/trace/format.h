@@ -1,0 +1,211 @@
+/* mallet trace format v1: the on-disk layout shared by the recorder, the reader and every tool.
+ * docs/TRACE_FORMAT.md is the prose version of this file; keep them in step.
+ *
+ * A trace file is one process's allocation history:
+ *
+ *   file header (16 bytes) | chunk | chunk | ...
+ *
+ * Every chunk is an 80-byte header followed by its payload. Chunks are appended with one write(2)
+ * each (O_APPEND), so chunks from different threads never interleave; a process that dies leaves a
+ * file whose last chunk may be cut, and every chunk before it stays readable.
+ * All integers are little-endian. */
+#ifndef MALLET_TRACE_FORMAT_H
+#define MALLET_TRACE_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MALLET_TRACE_MAGIC "MALLETTR" /* 8 bytes, no NUL on disk */
+#define MALLET_TRACE_VERSION 1u
+#define MALLET_FILE_HEADER_SIZE 16u /* magic[8] u32 version u32 header_size */
+
+#define MALLET_CHUNK_MAGIC 0x4b48434du /* "MCHK" */
+#define MALLET_CHUNK_HEADER_SIZE 80u
+/* A reader rejects larger chunks as corrupt: the recorder never writes more than 1 MiB raw. */
+#define MALLET_CHUNK_MAX_SIZE (64u << 20)
+
+enum mallet_chunk_type {
+    MALLET_CHUNK_META = 1,   /* process description: key/value records, see mallet_meta_key */
+    MALLET_CHUNK_MAPS = 2,   /* text of /proc/self/maps at that moment (callsite resolution) */
+    MALLET_CHUNK_EVENTS = 3, /* one thread's events, encoded as below */
+    MALLET_CHUNK_END = 4,    /* the image ended: payload is one byte, a mallet_end_reason */
+};
+
+enum mallet_end_reason {
+    MALLET_END_EXIT = 0,  /* exit() or return from main */
+    MALLET_END_EXEC = 1,  /* about to exec (if the exec fails, events follow) */
+    MALLET_END__EXIT = 2, /* _exit() / _Exit() */
+};
+
+enum mallet_codec {
+    MALLET_CODEC_RAW = 0,
+    MALLET_CODEC_ZSTD = 1, /* payload is one zstd frame holding raw_size bytes */
+};
+
+/* Chunk header flags. */
+#define MALLET_CHUNK_F_THREAD_EXIT 0x1u /* the last EVENTS chunk of a thread that exited */
+#define MALLET_CHUNK_F_EMERGENCY 0x2u   /* written from a fatal-signal or exit path */
+
+/* The 80-byte chunk header, as it is after unpacking. On disk:
+ *  0 u32 magic   4 u8 type   5 u8 codec   6 u16 flags
+ *  8 u32 tid     OS thread id of the events' thread (display only: tids are reused)
+ * 12 u32 thread  the recorder's serial number for that thread, unique within the file
+ * 16 u32 disk_size (payload bytes that follow)   20 u32 raw_size (after decompression)
+ * 24 u32 count (events in an EVENTS chunk, else 0)   28 u32 reserved (0)
+ * 32 u64 clock_cycles  40 u64 clock_ns: one reading of the cycle counter and of CLOCK_MONOTONIC
+ *                      taken together when the chunk was written (the reader fits cycles->ns)
+ * 48 u64 first_cycles  56 u64 last_cycles: timestamps of the chunk's first and last event, so a
+ *                      reader can merge threads in time order from the headers alone
+ * 64 u64 first_seq     index of the chunk's first event among all events of its thread. A
+ *                      chunk may repeat events an earlier chunk of the same thread already
+ *                      holds (a dying process flushes other threads' buffers as they are);
+ *                      readers keep each (thread, seq) once.
+ * 72 u32 payload_hash (mallet_hash32 of the disk payload)
+ * 76 u32 header_hash  (mallet_hash32 of bytes 0..75) */
+typedef struct mallet_chunk_header {
+    uint8_t type, codec;
+    uint16_t flags;
+    uint32_t tid, thread;
+    uint32_t disk_size, raw_size, count;
+    uint64_t clock_cycles, clock_ns;
+    uint64_t first_cycles, last_cycles;
+    uint64_t first_seq;
+    uint32_t payload_hash;
+} mallet_chunk_header_t;
+
+/* META chunk payload: a sequence of records { u8 key, varint length, length bytes }. Unknown
+ * keys are skipped by readers (so new keys do not need a new version). Integers are varints. */
+enum mallet_meta_key {
+    MALLET_META_PID = 1,
+    MALLET_META_PPID = 2,
+    MALLET_META_START_REALTIME_NS = 3, /* wall clock at recorder start */
+    MALLET_META_START_NS = 4,          /* CLOCK_MONOTONIC at recorder start */
+    MALLET_META_START_CYCLES = 5,      /* cycle counter at recorder start */
+    MALLET_META_CMDLINE = 6,           /* argv, each NUL-terminated */
+    MALLET_META_EXE = 7,               /* /proc/self/exe target */
+    MALLET_META_PARENT_TRACE = 8,      /* 1 if this process was forked from a traced process */
+    MALLET_META_CODEC_LEVEL = 9,       /* zstd level used (informative) */
+};
+
+/* Event ops. An EVENTS payload is a sequence of events, each:
+ *   u8 op|flags, varint zigzag(cycles - previous event's cycles), op-specific fields, then,
+ *   unless MALLET_EV_SAME_SITE, varint zigzag(callsite - previous callsite of the same op)
+ * "previous" values start at 0 in every chunk, so each chunk decodes on its own.
+ * A pointer P is varint zigzag(pointer - previous pointer field of the chunk, of any event).
+ * Op-specific fields, in order (sizes are varints):
+ *   MALLOC          size, P result
+ *   CALLOC          nmemb, size, P result
+ *   REALLOC         P old, size, P result, varint (cycles - free_cycles)
+ *   REALLOCARRAY    P old, nmemb, size, P result, varint (cycles - free_cycles)
+ *   FREE            P ptr
+ *   POSIX_MEMALIGN  align, size, P result, [varint return code if MALLET_EV_FAIL]
+ *   ALIGNED_ALLOC   align, size, P result
+ *   MEMALIGN        align, size, P result
+ *   VALLOC          size, P result
+ *   PVALLOC         size, P result
+ *   RSS             rss bytes (a sample of the process's resident set; callsite field is 0)
+ * A timestamp is taken after the real allocation returns and before the real free is called; a
+ * realloc has both (free_cycles before the call, cycles after), because it gives up the old block
+ * and obtains the new one at different moments. So for any address the event that released it
+ * has a smaller timestamp than the allocation that reuses it, whatever the threads. */
+enum mallet_op {
+    MALLET_OP_MALLOC = 1,
+    MALLET_OP_CALLOC = 2,
+    MALLET_OP_REALLOC = 3,
+    MALLET_OP_REALLOCARRAY = 4,
+    MALLET_OP_FREE = 5,
+    MALLET_OP_POSIX_MEMALIGN = 6,
+    MALLET_OP_ALIGNED_ALLOC = 7,
+    MALLET_OP_MEMALIGN = 8,
+    MALLET_OP_VALLOC = 9,
+    MALLET_OP_PVALLOC = 10,
+    MALLET_OP_RSS = 11,
+    MALLET_OP_COUNT_ /* one past the last */
+};
+#define MALLET_EV_OP_MASK 0x1fu
+#define MALLET_EV_FAIL 0x20u      /* the call failed: NULL result, or non-zero return code */
+#define MALLET_EV_SAME_SITE 0x40u /* callsite equals the previous callsite of this op */
+#define MALLET_EVENT_MAX_SIZE 96u /* upper bound of one encoded event (9 varints + op byte) */
+
+/* One decoded event. Fields an op does not use are 0. */
+typedef struct mallet_event {
+    uint8_t op;
+    uint8_t failed;
+    uint32_t tid;      /* OS thread id */
+    uint32_t thread;   /* recorder's thread serial (unique within a file, unlike tid) */
+    uint64_t seq;      /* index among the thread's events */
+    uint64_t cycles;   /* raw cycle-counter timestamp (after the call, or before a free) */
+    uint64_t free_cycles; /* realloc/reallocarray: timestamp taken before the call */
+    uint64_t ptr;      /* result of an allocation, or the pointer freed */
+    uint64_t old_ptr;  /* realloc/reallocarray: the pointer passed in */
+    uint64_t size;     /* requested size (calloc/reallocarray: element size) */
+    uint64_t nmemb;    /* calloc/reallocarray element count */
+    uint64_t align;    /* memalign family alignment */
+    uint64_t callsite; /* return address of the call into the allocator */
+    int32_t ret;       /* posix_memalign return code */
+} mallet_event_t;
+
+const char *mallet_op_name(unsigned op);
+
+/* --- small shared helpers, inline because the recorder's hot path uses them ---------------- */
+
+static inline uint8_t *mallet_put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static inline uint64_t mallet_zigzag(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static inline int64_t mallet_unzigzag(uint64_t v)
+{
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+static inline void mallet_put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void mallet_put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint32_t mallet_get_u32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static inline uint64_t mallet_get_u64(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, 8); /* one load: the hash runs this over every byte written */
+    return v;
+#else
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+#endif
+}
+
+/* A fast non-cryptographic 32-bit hash, 8 bytes a step, used to detect corrupt chunks. */
+uint32_t mallet_hash32(const void *data, size_t len);
+
+void mallet_chunk_header_pack(uint8_t out[MALLET_CHUNK_HEADER_SIZE], const mallet_chunk_header_t *h);
+/* Returns 0, or a negative code: -1 bad magic, -2 header hash mismatch, -3 bad field. */
+int mallet_chunk_header_unpack(const uint8_t in[MALLET_CHUNK_HEADER_SIZE], mallet_chunk_header_t *h);
+void mallet_file_header_pack(uint8_t out[MALLET_FILE_HEADER_SIZE]);
+
+#endif

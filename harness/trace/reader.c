@@ -1,0 +1,647 @@
+/* Trace reader: header index pass, payload decoding and the time-ordered k-way merge.
+ * See reader.h for the contract. Every value read from a file is checked before use. */
+#define _GNU_SOURCE
+#include "reader.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+typedef struct chunk_ref {
+    unsigned file;
+    uint32_t tid, thread;
+    uint32_t tindex; /* dense index of (file, thread) across the reader, for de-duplication */
+    uint64_t first_seq;
+    uint8_t codec;
+    uint32_t disk_size, raw_size, count, payload_hash;
+    uint64_t offset; /* of the payload */
+    uint64_t first;  /* first event time, clamped so a thread's chunks never go back in time */
+    uint64_t seq;    /* position in the index, the final tie-breaker */
+} chunk_ref_t;
+
+typedef struct cursor {
+    const chunk_ref_t *chunk;
+    uint8_t *raw;
+    const uint8_t *pos, *end;
+    mallet_enc_state_t st;
+    uint32_t left; /* events not yet decoded */
+    uint64_t seq;  /* sequence number of ev */
+    uint64_t last; /* time of the previous event of this chunk's thread (monotonic clamp) */
+    uint64_t key;  /* merge key: the time of the part about to be yielded */
+    uint8_t part;  /* enum mallet_part of the part about to be yielded */
+    int release_fresh; /* the RELEASE half was yielded (not a repeat), so the ALLOC half is too */
+    mallet_event_t ev;
+} cursor_t;
+
+struct mallet_reader {
+    unsigned nfiles;
+    mallet_trace_info_t *info;
+    int *fds;
+    chunk_ref_t *chunks;
+    size_t nchunks, next_chunk;
+    cursor_t **heap;
+    size_t heap_len;
+    uint64_t *next_seq; /* per tindex: the next event sequence number not yet yielded */
+    size_t nthreads;
+    double ns_per_cycle;
+    uint64_t base_cycles, base_ns;
+    char err[512];
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Bounds-checked little-endian base-128 varint. */
+static int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+{
+    const uint8_t *p = *pp;
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (p >= end) return -1;
+        uint8_t b = *p++;
+        if (shift == 63 && b > 1) return -1;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *pp = p;
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int get_ptr(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st, uint64_t *out)
+{
+    uint64_t v;
+    if (get_varint(pp, end, &v)) return -1;
+    *out = st->ptr + (uint64_t)mallet_unzigzag(v);
+    st->ptr = *out;
+    return 0;
+}
+
+int mallet_decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st,
+                        mallet_event_t *ev)
+{
+    const uint8_t *p = *pp;
+    uint64_t v, tmp = 0;
+    if (p >= end) return -1;
+    uint8_t b = *p++;
+    memset(ev, 0, sizeof *ev);
+    ev->op = b & MALLET_EV_OP_MASK;
+    ev->failed = (b & MALLET_EV_FAIL) != 0;
+    if (b & 0x80 || ev->op >= MALLET_OP_COUNT_) return -1;
+    if (get_varint(&p, end, &v)) return -1;
+    ev->cycles = st->cycles + (uint64_t)mallet_unzigzag(v);
+    int r = 0;
+    switch (ev->op) {
+    case MALLET_OP_MALLOC:
+    case MALLET_OP_VALLOC:
+    case MALLET_OP_PVALLOC:
+        r |= get_varint(&p, end, &ev->size);
+        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
+        break;
+    case MALLET_OP_CALLOC:
+        r |= get_varint(&p, end, &ev->nmemb);
+        r |= r ? 0 : get_varint(&p, end, &ev->size);
+        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
+        break;
+    case MALLET_OP_REALLOC:
+        r |= get_ptr(&p, end, st, &ev->old_ptr);
+        r |= r ? 0 : get_varint(&p, end, &ev->size);
+        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
+        r |= r ? 0 : get_varint(&p, end, &tmp);
+        ev->free_cycles = ev->cycles - tmp;
+        break;
+    case MALLET_OP_REALLOCARRAY:
+        r |= get_ptr(&p, end, st, &ev->old_ptr);
+        r |= r ? 0 : get_varint(&p, end, &ev->nmemb);
+        r |= r ? 0 : get_varint(&p, end, &ev->size);
+        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
+        r |= r ? 0 : get_varint(&p, end, &tmp);
+        ev->free_cycles = ev->cycles - tmp;
+        break;
+    case MALLET_OP_FREE:
+        r |= get_ptr(&p, end, st, &ev->ptr);
+        break;
+    case MALLET_OP_POSIX_MEMALIGN:
+    case MALLET_OP_ALIGNED_ALLOC:
+    case MALLET_OP_MEMALIGN:
+        r |= get_varint(&p, end, &ev->align);
+        r |= r ? 0 : get_varint(&p, end, &ev->size);
+        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
+        if (!r && ev->op == MALLET_OP_POSIX_MEMALIGN && ev->failed) {
+            r |= get_varint(&p, end, &tmp);
+            if (!r && tmp > INT32_MAX) r = -1;
+            ev->ret = (int32_t)tmp;
+        }
+        break;
+    case MALLET_OP_RSS:
+        r |= get_varint(&p, end, &ev->size);
+        break;
+    default:
+        return -1;
+    }
+    if (r) return -1;
+    if (b & MALLET_EV_SAME_SITE) {
+        ev->callsite = st->callsite[ev->op];
+    } else {
+        if (get_varint(&p, end, &v)) return -1;
+        ev->callsite = st->callsite[ev->op] + (uint64_t)mallet_unzigzag(v);
+        st->callsite[ev->op] = ev->callsite;
+    }
+    st->cycles = ev->cycles;
+    *pp = p;
+    return 0;
+}
+
+/* ---- META ---------------------------------------------------------------------------------- */
+
+static char *dup_bytes(const uint8_t *p, size_t n, int nul_to_space)
+{
+    char *s = malloc(n + 1);
+    if (!s) return NULL;
+    memcpy(s, p, n);
+    s[n] = 0;
+    if (nul_to_space) {
+        while (n > 0 && s[n - 1] == 0) n--; /* drop the terminators at the end */
+        s[n] = 0;
+        for (size_t i = 0; i < n; i++)
+            if (s[i] == 0) s[i] = ' ';
+    }
+    return s;
+}
+
+static int parse_meta(mallet_trace_info_t *info, const uint8_t *p, const uint8_t *end)
+{
+    while (p < end) {
+        uint8_t key = *p++;
+        uint64_t len;
+        if (get_varint(&p, end, &len) || len > (uint64_t)(end - p)) return -1;
+        const uint8_t *val = p, *vend = p + len;
+        uint64_t num = 0;
+        int is_num = key != MALLET_META_CMDLINE && key != MALLET_META_EXE;
+        if (is_num && key <= MALLET_META_CODEC_LEVEL) {
+            const uint8_t *q = val;
+            if (get_varint(&q, vend, &num) || q != vend) return -1;
+        }
+        switch (key) {
+        case MALLET_META_PID: info->pid = (int64_t)num; break;
+        case MALLET_META_PPID: info->ppid = (int64_t)num; break;
+        case MALLET_META_START_REALTIME_NS: info->start_realtime_ns = num; break;
+        case MALLET_META_START_NS: info->start_ns = num; break;
+        case MALLET_META_START_CYCLES: info->start_cycles = num; break;
+        case MALLET_META_PARENT_TRACE: info->forked = num != 0; break;
+        case MALLET_META_CMDLINE:
+            free(info->cmdline);
+            if (!(info->cmdline = dup_bytes(val, len, 1))) return -2;
+            break;
+        case MALLET_META_EXE:
+            free(info->exe);
+            if (!(info->exe = dup_bytes(val, len, 0))) return -2;
+            break;
+        default: break; /* unknown keys are skipped by design */
+        }
+        p = vend;
+    }
+    return 0;
+}
+
+/* ---- opening: the header pass -------------------------------------------------------------- */
+
+static int read_at(int fd, void *buf, size_t len, uint64_t off)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* Reads and checks a payload; decompresses it. Returns a malloc'd buffer of raw_size bytes. */
+static uint8_t *load_payload(int fd, uint64_t off, uint8_t codec, uint32_t disk, uint32_t raw,
+                             uint32_t hash, const char **why)
+{
+    uint8_t *d = malloc(disk ? disk : 1);
+    if (!d) return *why = "out of memory", NULL;
+    if (read_at(fd, d, disk, off)) return free(d), *why = "read error", NULL;
+    if (mallet_hash32(d, disk) != hash) return free(d), *why = "payload checksum mismatch", NULL;
+    if (codec == MALLET_CODEC_RAW) return d;
+    uint8_t *r = malloc(raw ? raw : 1);
+    if (!r) return free(d), *why = "out of memory", NULL;
+    size_t n = ZSTD_decompress(r, raw, d, disk);
+    free(d);
+    if (ZSTD_isError(n) || n != raw) return free(r), *why = "zstd payload does not decompress", NULL;
+    return r;
+}
+
+typedef struct clock_fit {
+    uint64_t c0, n0, c1, n1;
+    int have;
+} clock_fit_t;
+
+static void fit_add(clock_fit_t *f, uint64_t c, uint64_t n)
+{
+    if (!c && !n) return;
+    if (!f->have) {
+        f->c0 = f->c1 = c;
+        f->n0 = f->n1 = n;
+        f->have = 1;
+        return;
+    }
+    if (c < f->c0) f->c0 = c, f->n0 = n;
+    if (c > f->c1) f->c1 = c, f->n1 = n;
+}
+
+static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *err, size_t errlen)
+{
+    mallet_trace_info_t *info = &r->info[fi];
+    const char *path = info->path;
+    int fd = r->fds[fi];
+    struct stat sb;
+    if (fstat(fd, &sb)) return set_err(err, errlen, "%s: %s", path, strerror(errno)), -1;
+    if (!S_ISREG(sb.st_mode)) return set_err(err, errlen, "%s: not a regular file", path), -1;
+    uint64_t size = (uint64_t)sb.st_size;
+    info->file_bytes = size;
+    uint8_t fh[MALLET_FILE_HEADER_SIZE];
+    if (size == 0) return set_err(err, errlen, "%s: empty file, not a mallet trace", path), -1;
+    if (size < 8 || read_at(fd, fh, size < sizeof fh ? (size_t)size : sizeof fh, 0) ||
+        memcmp(fh, MALLET_TRACE_MAGIC, 8))
+        return set_err(err, errlen, "%s: not a mallet trace (bad magic)", path), -1;
+    if (size < sizeof fh)
+        return set_err(err, errlen, "%s: truncated file header (%" PRIu64 " bytes)", path, size),
+               -1;
+    info->version = mallet_get_u32(fh + 8);
+    if (info->version != MALLET_TRACE_VERSION)
+        return set_err(err, errlen, "%s: unsupported trace version %u (this mallet reads version %u)",
+                       path, info->version, MALLET_TRACE_VERSION),
+               -1;
+    uint32_t hsize = mallet_get_u32(fh + 12);
+    if (hsize < MALLET_FILE_HEADER_SIZE || hsize > size)
+        return set_err(err, errlen, "%s: corrupt file header (header size %u)", path, hsize), -1;
+
+    uint32_t *tids = NULL; /* distinct thread ids with events, for info->threads */
+    size_t ntids = 0, captids = 0;
+    uint64_t off = hsize;
+    int rc = 0;
+    while (off < size) {
+        uint8_t hb[MALLET_CHUNK_HEADER_SIZE];
+        mallet_chunk_header_t h;
+        if (size - off < MALLET_CHUNK_HEADER_SIZE) {
+            info->cut = 1, info->cut_bytes = size - off;
+            break;
+        }
+        if (read_at(fd, hb, sizeof hb, off)) {
+            set_err(err, errlen, "%s: read error at offset %" PRIu64, path, off);
+            rc = -1;
+            break;
+        }
+        int u = mallet_chunk_header_unpack(hb, &h);
+        if (u) {
+            set_err(err, errlen, "%s: corrupt chunk header at offset %" PRIu64 " (%s)", path, off,
+                    u == -1 ? "bad magic" : u == -2 ? "checksum mismatch" : "field out of range");
+            rc = -1;
+            break;
+        }
+        uint64_t poff = off + MALLET_CHUNK_HEADER_SIZE;
+        if (size - poff < h.disk_size) {
+            info->cut = 1, info->cut_bytes = size - off;
+            break;
+        }
+        fit_add(fit, h.clock_cycles, h.clock_ns);
+        info->chunks++;
+        if (h.type == MALLET_CHUNK_EVENTS) {
+            if (r->nchunks % 256 == 0) {
+                chunk_ref_t *nc = realloc(r->chunks, (r->nchunks + 256) * sizeof *nc);
+                if (!nc) {
+                    set_err(err, errlen, "%s: out of memory", path);
+                    rc = -1;
+                    break;
+                }
+                r->chunks = nc;
+            }
+            chunk_ref_t *c = &r->chunks[r->nchunks];
+            c->file = fi, c->tid = h.tid, c->thread = h.thread, c->codec = h.codec;
+            c->first_seq = h.first_seq;
+            c->disk_size = h.disk_size, c->raw_size = h.raw_size, c->count = h.count;
+            c->payload_hash = h.payload_hash, c->offset = poff, c->first = h.first_cycles;
+            c->seq = r->nchunks++;
+            info->events += h.count;
+            size_t i = 0;
+            while (i < ntids && tids[i] != h.thread) i++;
+            if (i == ntids && h.count) {
+                if (ntids == captids) {
+                    captids = captids ? 2 * captids : 16;
+                    uint32_t *nt = realloc(tids, captids * sizeof *nt);
+                    if (!nt) {
+                        set_err(err, errlen, "%s: out of memory", path);
+                        rc = -1;
+                        break;
+                    }
+                    tids = nt;
+                }
+                tids[ntids++] = h.thread;
+            }
+        } else if (h.type == MALLET_CHUNK_META || h.type == MALLET_CHUNK_MAPS) {
+            const char *why = NULL;
+            uint8_t *pl = load_payload(fd, poff, h.codec, h.disk_size, h.raw_size, h.payload_hash,
+                                       &why);
+            if (!pl) {
+                set_err(err, errlen, "%s: corrupt chunk at offset %" PRIu64 ": %s", path, off, why);
+                rc = -1;
+                break;
+            }
+            if (h.type == MALLET_CHUNK_META) {
+                int m = parse_meta(info, pl, pl + h.raw_size);
+                if (m) {
+                    set_err(err, errlen, "%s: corrupt process description at offset %" PRIu64,
+                            path, off);
+                    free(pl);
+                    rc = -1;
+                    break;
+                }
+                free(pl);
+            } else {
+                free(info->maps);
+                info->maps = dup_bytes(pl, h.raw_size, 0);
+                free(pl);
+            }
+        } else if (h.type == MALLET_CHUNK_END) {
+            uint8_t why = 0;
+            if (h.raw_size == 1 && h.codec == MALLET_CODEC_RAW && !read_at(fd, &why, 1, poff) &&
+                mallet_hash32(&why, 1) == h.payload_hash)
+                info->end_reason = why;
+            else
+                info->end_reason = MALLET_END_EXIT;
+            info->ended_cleanly = 1;
+        } /* unknown chunk types are skipped: later versions may add some */
+        off = poff + h.disk_size;
+    }
+    info->threads = (uint32_t)ntids;
+    free(tids);
+    if (!rc && !info->chunks)
+        set_err(err, errlen, "%s: no complete chunk: the trace holds nothing", path), rc = -1;
+    return rc;
+}
+
+/* ---- the merge ----------------------------------------------------------------------------- */
+
+static int cmp_thread_order(const void *a, const void *b)
+{
+    const chunk_ref_t *x = a, *y = b;
+    if (x->file != y->file) return x->file < y->file ? -1 : 1;
+    if (x->thread != y->thread) return x->thread < y->thread ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int cmp_time_order(const void *a, const void *b)
+{
+    const chunk_ref_t *x = a, *y = b;
+    if (x->first != y->first) return x->first < y->first ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int cursor_less(const cursor_t *a, const cursor_t *b)
+{
+    if (a->key != b->key) return a->key < b->key;
+    return a->chunk->seq < b->chunk->seq;
+}
+
+static void heap_push(mallet_reader_t *r, cursor_t *c)
+{
+    size_t i = r->heap_len++;
+    r->heap[i] = c;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!cursor_less(r->heap[i], r->heap[p])) break;
+        cursor_t *t = r->heap[i];
+        r->heap[i] = r->heap[p];
+        r->heap[p] = t;
+        i = p;
+    }
+}
+
+static cursor_t *heap_pop(mallet_reader_t *r)
+{
+    cursor_t *top = r->heap[0];
+    r->heap[0] = r->heap[--r->heap_len];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < r->heap_len && cursor_less(r->heap[l], r->heap[m])) m = l;
+        if (l + 1 < r->heap_len && cursor_less(r->heap[l + 1], r->heap[m])) m = l + 1;
+        if (m == i) break;
+        cursor_t *t = r->heap[i];
+        r->heap[i] = r->heap[m];
+        r->heap[m] = t;
+        i = m;
+    }
+    return top;
+}
+
+static void cursor_free(cursor_t *c)
+{
+    if (c) free(c->raw), free(c);
+}
+
+/* Decodes the cursor's next event. 1 ok, 0 chunk exhausted, -1 corrupt. */
+static int cursor_step(mallet_reader_t *r, cursor_t *c)
+{
+    const chunk_ref_t *k = c->chunk;
+    if (c->left == 0) {
+        if (c->pos != c->end) goto corrupt;
+        return 0;
+    }
+    if (mallet_decode_event(&c->pos, c->end, &c->st, &c->ev)) goto corrupt;
+    c->left--;
+    c->ev.tid = k->tid;
+    c->ev.thread = k->thread;
+    c->ev.seq = c->seq++;
+    if (c->ev.cycles < c->last) c->ev.cycles = c->last; /* a thread never goes back in time */
+    c->part = MALLET_PART_WHOLE;
+    c->key = c->ev.cycles;
+    if ((c->ev.op == MALLET_OP_REALLOC || c->ev.op == MALLET_OP_REALLOCARRAY) && c->ev.old_ptr) {
+        if (c->ev.free_cycles > c->ev.cycles) c->ev.free_cycles = c->ev.cycles;
+        if (c->ev.free_cycles < c->last) c->ev.free_cycles = c->last;
+        c->part = MALLET_PART_RELEASE;
+        c->key = c->ev.free_cycles;
+    }
+    c->last = c->ev.cycles;
+    return 1;
+corrupt:
+    set_err(r->err, sizeof r->err, "%s: corrupt events in chunk at offset %" PRIu64,
+            r->info[k->file].path, k->offset - MALLET_CHUNK_HEADER_SIZE);
+    return -1;
+}
+
+static int activate(mallet_reader_t *r, const chunk_ref_t *k)
+{
+    const char *why = NULL;
+    cursor_t *c = calloc(1, sizeof *c);
+    if (!c) return set_err(r->err, sizeof r->err, "out of memory"), -1;
+    c->chunk = k;
+    c->raw = load_payload(r->fds[k->file], k->offset, k->codec, k->disk_size, k->raw_size,
+                          k->payload_hash, &why);
+    if (!c->raw) {
+        set_err(r->err, sizeof r->err, "%s: corrupt chunk at offset %" PRIu64 ": %s",
+                r->info[k->file].path, k->offset - MALLET_CHUNK_HEADER_SIZE, why);
+        free(c);
+        return -1;
+    }
+    c->pos = c->raw;
+    c->end = c->raw + k->raw_size;
+    c->left = k->count;
+    c->last = k->first;
+    c->seq = k->first_seq;
+    int s = cursor_step(r, c);
+    if (s <= 0) {
+        cursor_free(c);
+        return s;
+    }
+    heap_push(r, c);
+    return 0;
+}
+
+mallet_reader_t *mallet_reader_open(const char *const *paths, unsigned npaths, char *err,
+                                    size_t errlen)
+{
+    mallet_reader_t *r = calloc(1, sizeof *r);
+    if (!r) return set_err(err, errlen, "out of memory"), NULL;
+    r->nfiles = npaths;
+    r->info = calloc(npaths ? npaths : 1, sizeof *r->info);
+    r->fds = malloc((npaths ? npaths : 1) * sizeof *r->fds);
+    if (!r->info || !r->fds) {
+        set_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (unsigned i = 0; i < npaths; i++) r->fds[i] = -1;
+    clock_fit_t fit = {0};
+    for (unsigned i = 0; i < npaths; i++) {
+        r->info[i].path = paths[i];
+        r->info[i].file_index = i;
+        r->fds[i] = open(paths[i], O_RDONLY | O_CLOEXEC);
+        if (r->fds[i] < 0) {
+            set_err(err, errlen, "%s: %s", paths[i], strerror(errno));
+            goto fail;
+        }
+        if (index_file(r, i, &fit, err, errlen)) goto fail;
+    }
+    /* One cycles->ns line for all files: they come from one machine's counter. */
+    r->ns_per_cycle = 1.0;
+    if (fit.have && fit.c1 > fit.c0 && fit.n1 > fit.n0)
+        r->ns_per_cycle = (double)(fit.n1 - fit.n0) / (double)(fit.c1 - fit.c0);
+    r->base_cycles = fit.c0;
+    r->base_ns = fit.n0;
+    for (unsigned i = 0; i < npaths; i++) r->info[i].ns_per_cycle = r->ns_per_cycle;
+
+    /* Clamp each thread's chunk start times so they never go backwards, then sort by time. */
+    if (r->nchunks) qsort(r->chunks, r->nchunks, sizeof *r->chunks, cmp_thread_order);
+    for (size_t i = 0; i < r->nchunks; i++) {
+        chunk_ref_t *b = &r->chunks[i], *a = i ? &r->chunks[i - 1] : NULL;
+        if (a && a->file == b->file && a->thread == b->thread) {
+            b->tindex = a->tindex;
+            if (b->first < a->first) b->first = a->first;
+        } else {
+            b->tindex = (uint32_t)r->nthreads++;
+        }
+    }
+    r->next_seq = calloc(r->nthreads ? r->nthreads : 1, sizeof *r->next_seq);
+    if (r->nchunks) qsort(r->chunks, r->nchunks, sizeof *r->chunks, cmp_time_order);
+    r->heap = malloc((r->nchunks ? r->nchunks : 1) * sizeof *r->heap);
+    if (!r->heap || !r->next_seq) {
+        set_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    return r;
+fail:
+    mallet_reader_close(r);
+    return NULL;
+}
+
+int mallet_reader_next(mallet_reader_t *r, mallet_rec_t *out)
+{
+    for (;;) {
+        /* Bring in every chunk that may hold an event at or before the earliest pending one. */
+        while (r->next_chunk < r->nchunks &&
+               (r->heap_len == 0 || r->chunks[r->next_chunk].first <= r->heap[0]->key)) {
+            if (activate(r, &r->chunks[r->next_chunk++]) < 0) return -1;
+        }
+        if (r->heap_len == 0) return 0;
+        cursor_t *c = heap_pop(r);
+        /* A chunk may repeat events of an earlier one (see first_seq in format.h): keep each
+         * (thread, seq) once. Repeats come out of the heap next to their twin. */
+        uint64_t *next = &r->next_seq[c->chunk->tindex];
+        int fresh = c->part == MALLET_PART_ALLOC ? c->release_fresh : c->ev.seq >= *next;
+        if (fresh) {
+            *next = c->ev.seq + 1;
+            out->ev = c->ev;
+            out->part = c->part;
+            out->file = c->chunk->file;
+            int64_t d = (int64_t)(c->key - r->base_cycles);
+            out->time_ns = r->base_ns + (uint64_t)(int64_t)((double)d * r->ns_per_cycle);
+        }
+        if (c->part == MALLET_PART_RELEASE) { /* the ALLOC half follows at the call's end */
+            c->release_fresh = fresh;
+            c->part = MALLET_PART_ALLOC;
+            c->key = c->ev.cycles;
+            heap_push(r, c);
+            if (fresh) return 1;
+            continue;
+        }
+        int s = cursor_step(r, c);
+        if (s < 0) {
+            cursor_free(c);
+            return -1;
+        }
+        if (s == 0)
+            cursor_free(c);
+        else
+            heap_push(r, c);
+        if (fresh) return 1;
+    }
+}
+
+unsigned mallet_reader_nfiles(const mallet_reader_t *r)
+{
+    return r->nfiles;
+}
+
+const mallet_trace_info_t *mallet_reader_info(const mallet_reader_t *r, unsigned file)
+{
+    return file < r->nfiles ? &r->info[file] : NULL;
+}
+
+const char *mallet_reader_error(const mallet_reader_t *r)
+{
+    return r->err;
+}
+
+void mallet_reader_close(mallet_reader_t *r)
+{
+    if (!r) return;
+    for (size_t i = 0; i < r->heap_len; i++) cursor_free(r->heap[i]);
+    free(r->heap);
+    for (unsigned i = 0; r->info && i < r->nfiles; i++) {
+        if (r->fds && r->fds[i] >= 0) close(r->fds[i]);
+        free(r->info[i].cmdline);
+        free(r->info[i].exe);
+        free(r->info[i].maps);
+    }
+    free(r->fds);
+    free(r->info);
+    free(r->chunks);
+    free(r->next_seq);
+    free(r);
+}

@@ -1,0 +1,74 @@
+/* Trace reader: opens one or more trace files and streams their events in global time order.
+ *
+ * Opening reads only the chunk headers (one pass that seeks over payloads), checks them, and
+ * builds a small index; events are then decoded chunk by chunk while a k-way merge orders the
+ * threads (and the processes) by timestamp. Memory is bounded by the chunks whose time ranges
+ * overlap, never by the trace's length. Nothing read from the file is trusted: every length,
+ * count and varint is bounds-checked, and the first problem found is reported as a message that
+ * names the file. */
+#ifndef MALLET_TRACE_READER_H
+#define MALLET_TRACE_READER_H
+
+#include "encode.h"
+
+#include <stdio.h>
+
+/* What a trace file says about its process. Filled in by mallet_reader_open. */
+typedef struct mallet_trace_info {
+    const char *path;
+    unsigned file_index; /* position among the files given to mallet_reader_open */
+    uint32_t version;
+    int64_t pid, ppid;
+    int forked;                 /* process was forked from a traced parent */
+    uint64_t start_realtime_ns; /* wall clock when recording started */
+    uint64_t start_cycles, start_ns;
+    char *cmdline; /* argv joined by spaces ("" if unknown) */
+    char *exe;
+    char *maps;          /* the last MAPS chunk's text (NUL-terminated), or NULL */
+    uint64_t events;     /* records in EVENTS chunks (RSS samples included), from the headers */
+    uint64_t chunks;
+    uint32_t threads;    /* distinct threads (recorder serials) with events */
+    int ended_cleanly;   /* an END chunk was seen */
+    int end_reason;      /* its mallet_end_reason */
+    int cut;             /* the file ends inside a chunk (the process died mid-write) */
+    uint64_t cut_bytes;  /* bytes of that incomplete chunk, ignored */
+    double ns_per_cycle; /* fitted from the chunk clock pairs */
+    uint64_t file_bytes;
+} mallet_trace_info_t;
+
+/* A realloc gives up its old block before the call and gets the new one after it, and another
+ * thread may reuse the old address in between; so the merge yields a realloc whose old pointer is
+ * not NULL twice: first the RELEASE half at ev.free_cycles (only the old block dies), then the
+ * ALLOC half at ev.cycles (only the new block is born, and the call is counted). Every other event
+ * comes once, as WHOLE. */
+enum mallet_part { MALLET_PART_WHOLE = 0, MALLET_PART_RELEASE = 1, MALLET_PART_ALLOC = 2 };
+
+/* An event as the merge yields it: the decoded event plus where it came from. */
+typedef struct mallet_rec {
+    mallet_event_t ev;
+    uint8_t part;     /* enum mallet_part */
+    unsigned file;    /* index into the files given to open */
+    uint64_t time_ns; /* the part's timestamp converted to CLOCK_MONOTONIC ns */
+} mallet_rec_t;
+
+typedef struct mallet_reader mallet_reader_t;
+
+/* Opens the files. On failure returns NULL and writes "PATH: what is wrong" into err. */
+mallet_reader_t *mallet_reader_open(const char *const *paths, unsigned npaths, char *err,
+                                    size_t errlen);
+unsigned mallet_reader_nfiles(const mallet_reader_t *r);
+const mallet_trace_info_t *mallet_reader_info(const mallet_reader_t *r, unsigned file);
+
+/* Next event in time order (ties: file, then thread order). Returns 1 with *out filled, 0 at the
+ * end, -1 on a corrupt payload (message in mallet_reader_error). RSS samples are yielded too
+ * (op MALLET_OP_RSS); callers that count calls skip them. */
+int mallet_reader_next(mallet_reader_t *r, mallet_rec_t *out);
+const char *mallet_reader_error(const mallet_reader_t *r);
+void mallet_reader_close(mallet_reader_t *r);
+
+/* Decodes one event from [*p, end); advances *p. Returns 0, or -1 if the bytes are malformed.
+ * Exposed for the fuzzers and the golden tests. */
+int mallet_decode_event(const uint8_t **p, const uint8_t *end, mallet_enc_state_t *st,
+                        mallet_event_t *ev);
+
+#endif

@@ -1,0 +1,17 @@
+# `cmake --install` gives bin/mallet and the recorder under lib/; the installed mallet finds its
+# recorder without help.
+. "$(dirname "$0")/lib.sh"
+: "${BUILD:?set by ctest}"
+cmake --install "$BUILD" --prefix "$WORK/prefix" > install.log 2>&1; expect_eq "install status" 0 $?
+[ -x "$WORK/prefix/bin/mallet" ] && pass || fail "no bin/mallet"
+[ -f "$WORK/prefix/lib/mallet/libmallet_record.so" ] && pass || fail "no lib/mallet/libmallet_record.so"
+env -u MALLET_RECORD_LIB "$WORK/prefix/bin/mallet" record -q -o inst.mtrace -- "$PROGS/ender" exit 100 > /dev/null
+expect_eq "installed record status" 5 $?
+env -u MALLET_RECORD_LIB "$WORK/prefix/bin/mallet" stats --json inst.mtrace > inst.json
+expect_eq "installed stats status" 0 $?
+m=$(json inst.json by_kind.malloc)
+if [ "$m" -ge 100 ]; then pass; else fail "installed: $m mallocs"; fi
+# the build tree's mallet finds the library beside it, also without MALLET_RECORD_LIB
+env -u MALLET_RECORD_LIB "$MALLET" record -q -o bt.mtrace -- "$PROGS/ender" exit 100 > /dev/null
+expect_eq "build-tree record status" 5 $?
+finish

@@ -1,0 +1,51 @@
+# The recorder never changes what the traced program does: same stdout, stderr, exit status and
+# death by signal, with `mallet record` and with a plain LD_PRELOAD; an unwritable output says
+# so once and the program runs on.
+. "$(dirname "$0")/lib.sh"
+
+# Output and status of a real program, recorded and not.
+printf 'b\na\nc\n' > in.txt
+sort in.txt > plain.out 2> plain.err; plain=$?
+"$MALLET" record -q -o sort.mtrace -- sort in.txt > rec.out 2> rec.err; rec=$?
+expect_eq "sort status" "$plain" "$rec"
+cmp -s plain.out rec.out && pass || fail "sort stdout differs under mallet record"
+cmp -s plain.err rec.err && pass || fail "sort stderr differs under mallet record"
+
+# stdin passes through
+out=$(printf 'hello\n' | "$MALLET" record -q -o cat.mtrace -- cat)
+expect_eq "stdin passes through" "hello" "$out"
+
+# exit status
+"$MALLET" record -q -o ender.mtrace -- "$PROGS/ender" exit 10 > /dev/null; expect_eq "exit status" 5 $?
+"$MALLET" record -q -o ender.mtrace -- "$PROGS/ender" _exit 10 > /dev/null; expect_eq "_exit status" 3 $?
+
+# death by signal: mallet record dies the same way
+"$PROGS/ender" term 10 > /dev/null; plain=$?
+"$MALLET" record -q -o term.mtrace -- "$PROGS/ender" term 10 > /dev/null; rec=$?
+expect_eq "SIGTERM status" "$plain" "$rec"
+(ulimit -c 0; "$PROGS/ender" segv 10 > /dev/null); plain=$?
+(ulimit -c 0; "$MALLET" record -q -o segv.mtrace -- "$PROGS/ender" segv 10 > /dev/null); rec=$?
+expect_eq "SIGSEGV status" "$plain" "$rec"
+
+# plain LD_PRELOAD, no CLI: same output, a trace appears
+mkdir pre
+LD_PRELOAD="$MALLET_RECORD_LIB" MALLET_OUTPUT="$WORK/pre/" sort in.txt > pre.out; expect_eq "LD_PRELOAD status" 0 $?
+cmp -s plain.out pre.out && pass || fail "sort stdout differs under LD_PRELOAD"
+n=$(ls pre/*.mtrace 2>/dev/null | wc -l)
+expect_eq "LD_PRELOAD trace files" 1 "$n"
+
+# unwritable output: one message on stderr, the program's own output and status unchanged
+LD_PRELOAD="$MALLET_RECORD_LIB" MALLET_OUTPUT=/nonexistent/dir/x.mtrace sort in.txt > bad.out 2> bad.err
+expect_eq "status with unwritable output" 0 $?
+cmp -s plain.out bad.out && pass || fail "stdout changed when the trace cannot be written"
+expect_eq "one line of complaint" 1 "$(grep -c '^mallet: cannot write trace' bad.err)"
+expect_match "complaint names the file" '/nonexistent/dir/x.mtrace' "$(cat bad.err)"
+
+# trace files are private
+"$MALLET" record -q -o mode.mtrace -- "$PROGS/ender" exit 10 > /dev/null
+expect_eq "trace file mode" 600 "$(stat -c %a mode.mtrace)"
+
+# the command cannot be found: 127 like a shell, one message
+"$MALLET" record -q -- /nonexistent/cmd 2> nf.err; expect_eq "missing command status" 127 $?
+expect_match "missing command message" 'mallet: record: /nonexistent/cmd' "$(cat nf.err)"
+finish

@@ -1,0 +1,55 @@
+# Every process of a tree gets its own readable trace: fork, fork+exec, a shell pipeline,
+# make -j2.
+. "$(dirname "$0")/lib.sh"
+
+# fork: the parent's and the child's traces, with the child's ppid pointing at the parent
+"$MALLET" record -q -o fork.mtrace -- "$PROGS/procs" fork; expect_eq "procs fork status" 0 $?
+files=(fork.mtrace*)
+expect_eq "fork: trace files" 2 "${#files[@]}"
+"$MALLET" stats --json fork.mtrace* > fork.json; expect_eq "fork: stats status" 0 $?
+expect_eq "fork: processes" 2 "$(json fork.json processes)"
+parent=$(json fork.json per_process.0.pid)
+child_ppid=$(json fork.json per_process.1.ppid)
+expect_eq "fork: child's parent" "$parent" "$child_ppid"
+# the child's trace holds its own 2002-byte block and not the parent's blocks
+"$MALLET" dump --no-time fork.mtrace > /dev/null; expect_eq "fork: dump parent" 0 $?
+for f in fork.mtrace.*; do
+    d=$("$MALLET" dump --no-time "$f")
+    expect_match "fork: child has its block" 'malloc\(2002\)' "$d"
+    if printf '%s\n' "$d" | grep -q 'malloc(1001)'; then fail "child trace holds the parent's events"; else pass; fi
+done
+expect_eq "fork: parent mallocs of 1001" 2 "$("$MALLET" dump --no-time fork.mtrace | grep -c 'malloc(1001)')"
+
+# fork + exec: three images (parent, forked child, exec'd leaf)
+"$MALLET" record -q -o exec.mtrace -- "$PROGS/procs" exec; expect_eq "procs exec status" 0 $?
+all=$("$MALLET" dump --no-time exec.mtrace*)
+expect_match "exec: leaf traced" 'malloc\(3003\)' "$all"
+expect_match "exec: child traced" 'malloc\(2002\)' "$all"
+expect_eq "exec: parent traced" 2 "$(printf '%s\n' "$all" | grep -c 'malloc(1001)')"
+
+# a shell pipeline: sh, and each side of the pipe
+mkdir pipe
+"$MALLET" record -q -o pipe/ -- sh -c 'ls / | sort -r | head -n 3 > /dev/null'
+expect_eq "pipeline status" 0 $?
+n=$(ls pipe/*.mtrace | wc -l)
+if [ "$n" -ge 3 ]; then pass; else fail "pipeline: expected >= 3 traces (sh ls sort head), got $n"; fi
+for prog in ls sort head; do
+    if ls pipe/ | grep -q "^$prog\."; then pass; else fail "pipeline: no trace of $prog"; fi
+done
+"$MALLET" stats --json pipe/*.mtrace > pipe.json; expect_eq "pipeline: stats over all" 0 $?
+expect_eq "pipeline: processes" "$n" "$(json pipe.json processes)"
+
+# make -j2 with two compile jobs
+if command -v make > /dev/null && command -v cc > /dev/null; then
+    mkdir mk && cd mk
+    printf 'int a(void){return 1;}\n' > a.c
+    printf 'int b(void){return 2;}\n' > b.c
+    printf 'all: a.o b.o\n%%.o: %%.c\n\tcc -c $< -o $@\n' > Makefile
+    "$MALLET" record -q -o ../make/ -- make -s -j2; expect_eq "make status" 0 $?
+    cd ..
+    expect_eq "make built" "a.o b.o" "$(cd mk && echo *.o)"
+    n=$(ls make/*.mtrace | wc -l)
+    if [ "$n" -ge 5 ]; then pass; else fail "make -j2: expected >= 5 traces (make, cc x2, cc1 x2...), got $n"; fi
+    "$MALLET" stats --json make/*.mtrace > make.json; expect_eq "make: all traces readable" 0 $?
+fi
+finish
