@@ -79,6 +79,15 @@ static inline mallet_tstate_t *enter(void)
     return t;
 }
 
+/* Declares ev with only the fields its op uses set: a designated initializer would zero the whole
+ * struct (a `rep stos` that cost more than the rest of the hook). The encoder reads only the
+ * fields of ev->op. */
+#define EVENT(opcode, fail)                                                                     \
+    mallet_event_t ev;                                                                          \
+    ev.op = (opcode);                                                                           \
+    ev.failed = (uint8_t)(fail);                                                                \
+    ev.callsite = CALLSITE()
+
 static inline void leave(mallet_tstate_t *t)
 {
     t->in_hook = 0;
@@ -98,8 +107,10 @@ EXPORT void *malloc(size_t n)
     mallet_tstate_t *t = enter();
     if (!t) return mallet_real.malloc(n);
     void *p = mallet_real.malloc(n);
-    mallet_event_t ev = {.op = MALLET_OP_MALLOC, .failed = !p, .cycles = mallet_cycles(),
-                         .size = n, .ptr = (uintptr_t)p, .callsite = CALLSITE()};
+    EVENT(MALLET_OP_MALLOC, !p);
+    ev.cycles = mallet_cycles();
+    ev.size = n;
+    ev.ptr = (uintptr_t)p;
     mallet_rec_event(t, &ev);
     leave(t);
     return p;
@@ -114,9 +125,11 @@ EXPORT void *calloc(size_t nmemb, size_t size)
     mallet_tstate_t *t = enter();
     if (!t) return mallet_real.calloc(nmemb, size);
     void *p = mallet_real.calloc(nmemb, size);
-    mallet_event_t ev = {.op = MALLET_OP_CALLOC, .failed = !p, .cycles = mallet_cycles(),
-                         .nmemb = nmemb, .size = size, .ptr = (uintptr_t)p,
-                         .callsite = CALLSITE()};
+    EVENT(MALLET_OP_CALLOC, !p);
+    ev.cycles = mallet_cycles();
+    ev.nmemb = nmemb;
+    ev.size = size;
+    ev.ptr = (uintptr_t)p;
     mallet_rec_event(t, &ev);
     leave(t);
     return p;
@@ -131,8 +144,9 @@ EXPORT void free(void *p)
         mallet_real.free(p);
         return;
     }
-    mallet_event_t ev = {.op = MALLET_OP_FREE, .cycles = mallet_cycles(), .ptr = (uintptr_t)p,
-                         .callsite = CALLSITE()};
+    EVENT(MALLET_OP_FREE, 0);
+    ev.cycles = mallet_cycles();
+    ev.ptr = (uintptr_t)p;
     mallet_rec_event(t, &ev);
     mallet_real.free(p);
     leave(t);
@@ -154,9 +168,12 @@ EXPORT void *realloc(void *old, size_t n)
     if (!t) return mallet_real.realloc(old, n);
     uint64_t before = mallet_cycles();
     void *p = mallet_real.realloc(old, n);
-    mallet_event_t ev = {.op = MALLET_OP_REALLOC, .failed = !p && n, .cycles = mallet_cycles(),
-                         .free_cycles = before, .old_ptr = (uintptr_t)old, .size = n,
-                         .ptr = (uintptr_t)p, .callsite = CALLSITE()};
+    EVENT(MALLET_OP_REALLOC, !p && n);
+    ev.cycles = mallet_cycles();
+    ev.free_cycles = before;
+    ev.old_ptr = (uintptr_t)old;
+    ev.size = n;
+    ev.ptr = (uintptr_t)p;
     mallet_rec_event(t, &ev);
     leave(t);
     return p;
@@ -173,10 +190,13 @@ EXPORT void *reallocarray(void *old, size_t nmemb, size_t size)
     if (!t) return mallet_real.reallocarray(old, nmemb, size);
     uint64_t before = mallet_cycles();
     void *p = mallet_real.reallocarray(old, nmemb, size);
-    mallet_event_t ev = {.op = MALLET_OP_REALLOCARRAY, .failed = !p && nmemb && size,
-                         .cycles = mallet_cycles(), .free_cycles = before,
-                         .old_ptr = (uintptr_t)old, .nmemb = nmemb, .size = size,
-                         .ptr = (uintptr_t)p, .callsite = CALLSITE()};
+    EVENT(MALLET_OP_REALLOCARRAY, !p && nmemb && size);
+    ev.cycles = mallet_cycles();
+    ev.free_cycles = before;
+    ev.old_ptr = (uintptr_t)old;
+    ev.nmemb = nmemb;
+    ev.size = size;
+    ev.ptr = (uintptr_t)p;
     mallet_rec_event(t, &ev);
     leave(t);
     return p;
@@ -193,23 +213,29 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
     mallet_tstate_t *t = enter();
     if (!t) return mallet_real.posix_memalign(out, align, n);
     int r = mallet_real.posix_memalign(out, align, n);
-    mallet_event_t ev = {.op = MALLET_OP_POSIX_MEMALIGN, .failed = r != 0,
-                         .cycles = mallet_cycles(), .align = align, .size = n,
-                         .ptr = r == 0 ? (uintptr_t)*out : 0, .ret = r, .callsite = CALLSITE()};
+    EVENT(MALLET_OP_POSIX_MEMALIGN, r != 0);
+    ev.cycles = mallet_cycles();
+    ev.align = align;
+    ev.size = n;
+    ev.ptr = r == 0 ? (uintptr_t)*out : 0;
+    ev.ret = r;
     mallet_rec_event(t, &ev);
     leave(t);
     return r;
 }
 
-#define ALIGNED_HOOK(name, opcode)                                                                   \
+#define ALIGNED_HOOK(name, opcode)                                                               \
     EXPORT void *name(size_t align, size_t n)                                                   \
     {                                                                                           \
         if (early((void *)mallet_real.name) && !mallet_real.name) return boot_alloc(n, align);  \
         mallet_tstate_t *t = enter();                                                           \
         if (!t) return mallet_real.name(align, n);                                              \
         void *p = mallet_real.name(align, n);                                                   \
-        mallet_event_t ev = {.op = opcode, .failed = !p, .cycles = mallet_cycles(), .align = align, \
-                             .size = n, .ptr = (uintptr_t)p, .callsite = CALLSITE()};           \
+        EVENT(opcode, !p);                                                                      \
+        ev.cycles = mallet_cycles();                                                            \
+        ev.align = align;                                                                       \
+        ev.size = n;                                                                            \
+        ev.ptr = (uintptr_t)p;                                                                  \
         mallet_rec_event(t, &ev);                                                               \
         leave(t);                                                                               \
         return p;                                                                               \
@@ -217,7 +243,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
 ALIGNED_HOOK(aligned_alloc, MALLET_OP_ALIGNED_ALLOC)
 ALIGNED_HOOK(memalign, MALLET_OP_MEMALIGN)
 
-#define PAGE_HOOK(name, opcode)                                                                      \
+#define PAGE_HOOK(name, opcode)                                                                  \
     EXPORT void *name(size_t n)                                                                 \
     {                                                                                           \
         if (early((void *)mallet_real.name) && !mallet_real.name)                               \
@@ -225,8 +251,10 @@ ALIGNED_HOOK(memalign, MALLET_OP_MEMALIGN)
         mallet_tstate_t *t = enter();                                                           \
         if (!t) return mallet_real.name(n);                                                     \
         void *p = mallet_real.name(n);                                                          \
-        mallet_event_t ev = {.op = opcode, .failed = !p, .cycles = mallet_cycles(), .size = n,      \
-                             .ptr = (uintptr_t)p, .callsite = CALLSITE()};                      \
+        EVENT(opcode, !p);                                                                      \
+        ev.cycles = mallet_cycles();                                                            \
+        ev.size = n;                                                                            \
+        ev.ptr = (uintptr_t)p;                                                                  \
         mallet_rec_event(t, &ev);                                                               \
         leave(t);                                                                               \
         return p;                                                                               \

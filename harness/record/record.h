@@ -65,7 +65,7 @@ MALLET_HIDDEN void mallet_tbuf_flush_all(mallet_tstate_t *self, int emergency);
 MALLET_HIDDEN void mallet_tbuf_release(mallet_tstate_t *t);
 MALLET_HIDDEN void mallet_tbuf_after_fork_child(mallet_tstate_t *self);
 /* Writes one event as its own chunk (threads that have exited, the process after exit()). */
-MALLET_HIDDEN void mallet_write_single(mallet_tstate_t *t, const mallet_event_t *ev);
+MALLET_HIDDEN void mallet_write_single(mallet_tstate_t *t, mallet_event_t ev); /* by value: ev must not escape the hot path, or the encoder cannot be specialised per op */
 MALLET_HIDDEN void mallet_maybe_sample_rss(mallet_tstate_t *t, uint64_t now);
 /* Arms the thread-exit callback that releases the thread's buffer (process.c). */
 MALLET_HIDDEN void mallet_thread_register(mallet_tstate_t *t);
@@ -129,12 +129,12 @@ extern mallet_real_t mallet_real;
 MALLET_HIDDEN void mallet_resolve_real(void);
 
 /* ---- the hot path ------------------------------------------------------------------------- */
-static inline void mallet_rec_event(mallet_tstate_t *t, mallet_event_t *ev)
+__attribute__((always_inline)) static inline void mallet_rec_event(mallet_tstate_t *t, mallet_event_t *ev)
 {
     mallet_tbuf_t *b = t->buf;
     if (MALLET_UNLIKELY(!b)) {
         if (t->exited || atomic_load_explicit(&mallet_proc.write_through, memory_order_relaxed)) {
-            mallet_write_single(t, ev);
+            mallet_write_single(t, *ev);
             return;
         }
         if (!(b = mallet_tbuf_attach(t))) return;

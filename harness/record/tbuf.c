@@ -134,19 +134,19 @@ void mallet_tbuf_after_fork_child(mallet_tstate_t *self)
     self->seq = 0;
 }
 
-void mallet_write_single(mallet_tstate_t *t, const mallet_event_t *ev)
+void mallet_write_single(mallet_tstate_t *t, mallet_event_t ev)
 {
     if (atomic_load_explicit(&mallet_ready, memory_order_relaxed) != 1) return;
     uint8_t buf[MALLET_EVENT_MAX_SIZE + 8];
     mallet_enc_state_t st = {0};
-    size_t len = (size_t)(mallet_encode_event(buf, &st, ev) - buf);
+    size_t len = (size_t)(mallet_encode_event(buf, &st, &ev) - buf);
     if (!t->serial) t->serial = atomic_fetch_add(&mallet_proc.next_serial, 1);
     mallet_chunk_header_t h = {0};
     h.type = MALLET_CHUNK_EVENTS;
     h.tid = (uint32_t)mallet_gettid();
     h.thread = t->serial;
     h.count = 1;
-    h.first_cycles = h.last_cycles = ev->cycles;
+    h.first_cycles = h.last_cycles = ev.cycles;
     h.first_seq = t->seq++;
     int saved_errno = errno;
     int r = mallet_zslot_write(NULL, &h, buf, len);

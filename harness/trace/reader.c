@@ -61,23 +61,27 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Bounds-checked little-endian base-128 varint. */
+/* Bounds-checked prefix varint (format.h). */
 static int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
 {
     const uint8_t *p = *pp;
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (p >= end) return -1;
-        uint8_t b = *p++;
-        if (shift == 63 && b > 1) return -1;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *pp = p;
-            *out = v;
-            return 0;
-        }
+    if (p >= end) return -1;
+    unsigned len = (unsigned)__builtin_ctz(~(unsigned)p[0]) + 1; /* 1..9 */
+    if (len == 9) {
+        if (end - p < 9) return -1;
+        uint64_t v = 0;
+        for (int i = 0; i < 8; i++) v |= (uint64_t)p[1 + i] << (8 * i);
+        if (v >> 56 == 0) return -1; /* not the shortest form: a corrupt byte */
+        *out = v;
+        *pp = p + 9;
+        return 0;
     }
-    return -1;
+    if ((size_t)(end - p) < len) return -1;
+    uint64_t w = 0;
+    for (unsigned i = 0; i < len; i++) w |= (uint64_t)p[i] << (8 * i);
+    *out = w >> len;
+    *pp = p + len;
+    return 0;
 }
 
 static int get_ptr(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st, uint64_t *out)
