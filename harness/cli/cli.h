@@ -30,6 +30,17 @@ void mallet_usage_dump(FILE *out);
 void mallet_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* For usage errors: prints the message and "try 'mallet CMD --help'", returns MALLET_EXIT_USAGE. */
 int mallet_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A boolean option of a trace-reading command: "--name" sets *set to 1. */
+typedef struct mallet_flag {
+    const char *name;
+    int *set;
+} mallet_flag_t;
+
+/* Parses "CMD [OPTIONS] TRACE..." (options anywhere, "--" ends them), moving the traces to the
+ * front of argv and counting them in *ntraces. Returns -1 to go on, or the exit code to return
+ * (0 after --help, 2 on a usage error, which it has reported). flags ends with {NULL, NULL}. */
+int mallet_cli_parse_traces(int argc, char **argv, const char *cmd, void (*usage)(FILE *),
+                            const mallet_flag_t *flags, unsigned *ntraces);
 /* Opens traces for a command; prints the reader's error (NULL) or one warning per cut file. */
 struct mallet_reader;
 struct mallet_reader *mallet_cli_open_traces(char **paths, unsigned n);

@@ -140,22 +140,10 @@ static void print_problem(const mallet_problem_t *p, mallet_symbols_t *syms, con
 
 int mallet_cmd_check(int argc, char **argv)
 {
-    int only_paths = 0;
+    const mallet_flag_t flags[] = {{NULL, NULL}};
     unsigned n = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_paths || a[0] != '-' || !a[1]) {
-            argv[n++] = argv[i];
-        } else if (!strcmp(a, "--")) {
-            only_paths = 1;
-        } else if (mallet_is_help(a)) {
-            mallet_usage_check(stdout);
-            return MALLET_EXIT_OK;
-        } else {
-            return mallet_usage_error("check", "unknown option '%s'", a);
-        }
-    }
-    if (n == 0) return mallet_usage_error("check", "no TRACE given");
+    int done = mallet_cli_parse_traces(argc, argv, "check", mallet_usage_check, flags, &n);
+    if (done >= 0) return done;
 
     mallet_reader_t *r = mallet_cli_open_traces(argv, n);
     if (!r) return MALLET_EXIT_FAIL;

@@ -81,26 +81,11 @@ static void format_call(const mallet_event_t *ev, char *out, size_t len)
 
 int mallet_cmd_dump(int argc, char **argv)
 {
-    int no_time = 0, symbols = 0, only_paths = 0;
+    int no_time = 0, symbols = 0;
+    const mallet_flag_t flags[] = {{"--no-time", &no_time}, {"--symbols", &symbols}, {NULL, NULL}};
     unsigned n = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_paths || a[0] != '-' || !a[1]) {
-            argv[n++] = argv[i];
-        } else if (!strcmp(a, "--")) {
-            only_paths = 1;
-        } else if (mallet_is_help(a)) {
-            mallet_usage_dump(stdout);
-            return MALLET_EXIT_OK;
-        } else if (!strcmp(a, "--no-time")) {
-            no_time = 1;
-        } else if (!strcmp(a, "--symbols")) {
-            symbols = 1;
-        } else {
-            return mallet_usage_error("dump", "unknown option '%s'", a);
-        }
-    }
-    if (n == 0) return mallet_usage_error("dump", "no TRACE given");
+    int done = mallet_cli_parse_traces(argc, argv, "dump", mallet_usage_dump, flags, &n);
+    if (done >= 0) return done;
 
     mallet_reader_t *r = mallet_cli_open_traces(argv, n);
     if (!r) return MALLET_EXIT_FAIL;

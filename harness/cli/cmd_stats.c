@@ -20,26 +20,11 @@ void mallet_usage_stats(FILE *out)
 
 int mallet_cmd_stats(int argc, char **argv)
 {
-    int json = 0, only_paths = 0;
+    int json = 0;
+    const mallet_flag_t flags[] = {{"--json", &json}, {NULL, NULL}};
     unsigned n = 0;
-    /* Options may come before or after the traces; "--" ends them. Traces are gathered at the
-     * front of argv (their order kept) so they can be handed on as one array. */
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_paths || a[0] != '-' || !a[1]) {
-            argv[n++] = argv[i];
-        } else if (!strcmp(a, "--")) {
-            only_paths = 1;
-        } else if (mallet_is_help(a)) {
-            mallet_usage_stats(stdout);
-            return MALLET_EXIT_OK;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else {
-            return mallet_usage_error("stats", "unknown option '%s'", a);
-        }
-    }
-    if (n == 0) return mallet_usage_error("stats", "no TRACE given");
+    int done = mallet_cli_parse_traces(argc, argv, "stats", mallet_usage_stats, flags, &n);
+    if (done >= 0) return done;
 
     mallet_reader_t *r = mallet_cli_open_traces(argv, n);
     if (!r) return MALLET_EXIT_FAIL;

@@ -40,6 +40,35 @@ int mallet_usage_error(const char *cmd, const char *fmt, ...)
     return MALLET_EXIT_USAGE;
 }
 
+int mallet_cli_parse_traces(int argc, char **argv, const char *cmd, void (*usage)(FILE *),
+                            const mallet_flag_t *flags, unsigned *ntraces)
+{
+    int only_paths = 0;
+    unsigned n = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_paths || a[0] != '-' || !a[1]) {
+            argv[n++] = argv[i];
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            only_paths = 1;
+            continue;
+        }
+        if (mallet_is_help(a)) {
+            usage(stdout);
+            return MALLET_EXIT_OK;
+        }
+        const mallet_flag_t *f = flags;
+        while (f->name && strcmp(f->name, a)) f++;
+        if (!f->name) return mallet_usage_error(cmd, "unknown option '%s'", a);
+        *f->set = 1;
+    }
+    if (n == 0) return mallet_usage_error(cmd, "no TRACE given");
+    *ntraces = n;
+    return -1;
+}
+
 mallet_reader_t *mallet_cli_open_traces(char **paths, unsigned n)
 {
     char err[512];
