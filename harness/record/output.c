@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -45,12 +47,12 @@ static size_t put_num(char *dst, size_t pos, size_t cap, uint64_t v)
     return pos;
 }
 
-static void say(const char *a, const char *b, const char *c)
+/* One line on stderr, from NULL-terminated pieces; write(2) only. */
+static void say(const char *const *pieces)
 {
     char msg[4600];
-    size_t n = put_str(msg, 0, sizeof msg - 1, a);
-    n = put_str(msg, n, sizeof msg - 1, b);
-    n = put_str(msg, n, sizeof msg - 1, c);
+    size_t n = 0;
+    for (; *pieces; pieces++) n = put_str(msg, n, sizeof msg - 1, *pieces);
     msg[n++] = '\n';
     (void)!write(2, msg, n);
 }
@@ -61,8 +63,10 @@ void mallet_output_failed(int err)
     atomic_store(&mallet_ready, 2); /* stop recording; the program runs on untouched */
     if (atomic_exchange(&out_reported, 1)) return;
     const char *why = strerrordesc_np(err);
-    say("mallet: cannot write trace ", out_path[0] ? out_path : "(no file)", ": ");
-    say("mallet: ", why ? why : "unknown error", "; recording stopped, the program continues");
+    const char *line[] = {"mallet: cannot write trace ", out_path[0] ? out_path : "(no file)", ": ",
+                          why ? why : "unknown error", "; recording stopped, the program continues",
+                          NULL};
+    say(line);
 }
 
 /* Picks the file name: DIR/COMM.PID.mtrace in directory mode; FILE for the root process and
@@ -130,7 +134,7 @@ static int write_meta(int fd)
     return mallet_chunk_write(fd, &h, meta, n, NULL, 0, NULL, 0);
 }
 
-static int write_maps(int fd)
+static int write_maps(void)
 {
     /* /proc/self/maps can be large; read it into fresh anonymous memory, growing as needed. */
     size_t cap = 1 << 20;
@@ -147,12 +151,8 @@ static int write_maps(int fd)
         if (n > 0) {
             mallet_chunk_header_t h = {.type = MALLET_CHUNK_MAPS};
             mallet_zslot_t *z = mallet_zslot_get(1);
-            if (z) {
-                r = mallet_zslot_write(z, &h, (const uint8_t *)buf, (size_t)n);
-                mallet_zslot_put(z);
-            } else {
-                r = mallet_chunk_write(fd, &h, (const uint8_t *)buf, (size_t)n, NULL, 0, NULL, 0);
-            }
+            r = mallet_zslot_write(z, &h, (const uint8_t *)buf, (size_t)n);
+            if (z) mallet_zslot_put(z);
         }
         mallet_unmap(buf, cap);
         return r;
@@ -185,6 +185,31 @@ static int open_output(void)
     return 0;
 }
 
+/* Raw rt_sigprocmask/rt_sigpending/rt_sigtimedwait: glibc's wrappers are fine too, but these
+ * leave no doubt that nothing here can allocate or take a lock. */
+mallet_sigmask_t mallet_output_guard_begin(void)
+{
+    mallet_sigmask_t saved = {{0, 0}, 0};
+    unsigned long long set[2] = {1ull << (SIGXFSZ - 1), 0}, pend[2] = {0, 0};
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, set, saved.bits, 8);
+    syscall(SYS_rt_sigpending, pend, 8);
+    saved.was_pending = (pend[0] >> (SIGXFSZ - 1)) & 1;
+    return saved;
+}
+
+void mallet_output_guard_end(mallet_sigmask_t saved)
+{
+    unsigned long long set[2] = {1ull << (SIGXFSZ - 1), 0}, pend[2] = {0, 0};
+    if (!saved.was_pending && !((saved.bits[0] >> (SIGXFSZ - 1)) & 1)) {
+        syscall(SYS_rt_sigpending, pend, 8);
+        if ((pend[0] >> (SIGXFSZ - 1)) & 1) {
+            struct timespec zero = {0, 0};
+            syscall(SYS_rt_sigtimedwait, set, NULL, &zero, 8);
+        }
+    }
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, saved.bits, NULL, 8);
+}
+
 int mallet_output_fd(void)
 {
     int s = atomic_load_explicit(&out_state, memory_order_acquire);
@@ -192,10 +217,12 @@ int mallet_output_fd(void)
         int expect = OUT_UNOPENED;
         if (atomic_compare_exchange_strong(&out_state, &expect, OUT_OPENING)) {
             int saved_errno = errno;
+            mallet_sigmask_t guard = mallet_output_guard_begin();
             int r = open_output();
+            mallet_output_guard_end(guard);
             atomic_store(&out_state, r ? OUT_FAILED : OUT_OPEN);
             if (r) mallet_output_failed(-r);
-            else (void)write_maps(out_fd);
+            else (void)write_maps();
             errno = saved_errno;
         }
         s = atomic_load(&out_state);
@@ -221,8 +248,7 @@ int mallet_output_is_open(void)
 
 void mallet_output_write_maps(void)
 {
-    int fd = mallet_output_fd();
-    if (fd >= 0) (void)write_maps(fd);
+    if (mallet_output_fd() >= 0) (void)write_maps();
 }
 
 void mallet_output_after_fork_child(void)

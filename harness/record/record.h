@@ -100,6 +100,15 @@ MALLET_HIDDEN void mallet_output_after_fork_child(void);
 /* Appends a MAPS chunk with the current /proc/self/maps. */
 MALLET_HIDDEN void mallet_output_write_maps(void);
 MALLET_HIDDEN int mallet_output_is_open(void);
+/* Around every write of the trace: a file-size limit (RLIMIT_FSIZE) must make our write fail
+ * with EFBIG, never raise a SIGXFSZ that would kill the program. begin blocks SIGXFSZ; end
+ * discards a SIGXFSZ our write raised (not one that was pending already) and restores the mask. */
+typedef struct mallet_sigmask {
+    unsigned long long bits[2]; /* the kernel's sigset: 128 signals */
+    int was_pending;
+} mallet_sigmask_t;
+MALLET_HIDDEN mallet_sigmask_t mallet_output_guard_begin(void);
+MALLET_HIDDEN void mallet_output_guard_end(mallet_sigmask_t saved);
 /* Borrow/return a zstd context with its output scratch; NULL if none free (write raw). */
 typedef struct mallet_zslot mallet_zslot_t;
 MALLET_HIDDEN mallet_zslot_t *mallet_zslot_get(int may_create);

@@ -41,6 +41,26 @@ cmp -s plain.out bad.out && pass || fail "stdout changed when the trace cannot b
 expect_eq "one line of complaint" 1 "$(grep -c '^mallet: cannot write trace' bad.err)"
 expect_match "complaint names the file" '/nonexistent/dir/x.mtrace' "$(cat bad.err)"
 
+# a file-size limit: our write fails (no SIGXFSZ kills the program), said once, program unchanged
+(ulimit -f 8; LD_PRELOAD="$MALLET_RECORD_LIB" MALLET_OUTPUT="$WORK/fsize.mtrace" "$PROGS/ender" exit 300000 > fsize.out 2> fsize.err)
+expect_eq "status under a file-size limit" 5 $?
+expect_eq "stdout under a file-size limit" ready "$(cat fsize.out)"
+expect_eq "one complaint under a file-size limit" 1 "$(grep -c '^mallet: cannot write trace .*fsize.mtrace: File too large' fsize.err)"
+expect_eq "nothing else on stderr" 1 "$(wc -l < fsize.err)"
+"$MALLET" stats fsize.mtrace > /dev/null 2>&1; expect_eq "trace readable up to the limit" 0 $?
+
+# a full disk (a tiny tmpfs, where this machine lets us mount one)
+mkdir full
+if mount -t tmpfs -o size=64k tmpfs full 2> /dev/null; then
+    LD_PRELOAD="$MALLET_RECORD_LIB" MALLET_OUTPUT="$WORK/full/x.mtrace" "$PROGS/ender" exit 300000 > full.out 2> full.err
+    expect_eq "status on a full disk" 5 $?
+    expect_eq "one complaint on a full disk" 1 "$(grep -c 'No space left on device' full.err)"
+    "$MALLET" stats full/x.mtrace > /dev/null 2>&1; expect_eq "trace readable on a full disk" 0 $?
+    umount full
+else
+    echo "note: cannot mount a tmpfs here; the full-disk case is not run"
+fi
+
 # trace files are private
 "$MALLET" record -q -o mode.mtrace -- "$PROGS/ender" exit 10 > /dev/null
 expect_eq "trace file mode" 600 "$(stat -c %a mode.mtrace)"
