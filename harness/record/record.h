@@ -151,7 +151,7 @@ __attribute__((always_inline)) static inline void mallet_rec_event(mallet_tstate
     uint64_t pos = atomic_load_explicit(&b->pos, memory_order_relaxed);
     uint32_t len = (uint32_t)pos, count = (uint32_t)(pos >> 32);
     if (count == 0) {
-        b->first_cycles = ev->cycles;
+        b->first_cycles = mallet_event_start(ev);
         b->deadline = ev->cycles + mallet_proc.flush_cycles;
     }
     uint8_t *end = mallet_encode_event(b->data + len, &b->st, ev);

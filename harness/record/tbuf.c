@@ -146,7 +146,8 @@ void mallet_write_single(mallet_tstate_t *t, mallet_event_t ev)
     h.tid = (uint32_t)mallet_gettid();
     h.thread = t->serial;
     h.count = 1;
-    h.first_cycles = h.last_cycles = ev.cycles;
+    h.first_cycles = mallet_event_start(&ev);
+    h.last_cycles = ev.cycles;
     h.first_seq = t->seq++;
     int saved_errno = errno;
     int r = mallet_zslot_write(NULL, &h, buf, len);

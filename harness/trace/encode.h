@@ -22,6 +22,17 @@ static inline uint8_t *mallet_put_ptr(uint8_t *p, mallet_enc_state_t *st, uint64
     return p;
 }
 
+/* The earliest timestamp of ev: a realloc that gives up a block does so at free_cycles, before
+ * its call returns. A chunk's first_cycles is this value for its first event, so that the reader
+ * (which never lets a chunk's events go before first_cycles) keeps the release time. */
+static inline uint64_t mallet_event_start(const mallet_event_t *ev)
+{
+    if ((ev->op == MALLET_OP_REALLOC || ev->op == MALLET_OP_REALLOCARRAY) && ev->old_ptr &&
+        ev->free_cycles < ev->cycles)
+        return ev->free_cycles;
+    return ev->cycles;
+}
+
 /* Encodes ev at p (which must have MALLET_EVENT_MAX_SIZE bytes free) and returns the end. */
 __attribute__((always_inline)) static inline uint8_t *mallet_encode_event(uint8_t *p, mallet_enc_state_t *st,
                                            const mallet_event_t *ev)

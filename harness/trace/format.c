@@ -20,6 +20,17 @@ const char *mallet_op_name(unsigned op)
     return op < MALLET_OP_COUNT_ && op_names[op] ? op_names[op] : "?";
 }
 
+/* murmur3's 64-bit finalizer: every input bit reaches every output bit. */
+static uint64_t fmix64(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ull;
+    k ^= k >> 33;
+    return k;
+}
+
 uint32_t mallet_hash32(const void *data, size_t len)
 {
     /* A Fletcher-style sum over 64-bit words: it runs over every chunk the recorder writes, so
@@ -37,9 +48,9 @@ uint32_t mallet_hash32(const void *data, size_t len)
     for (size_t i = 0; i < len; i++) tail |= (uint64_t)p[i] << (8 * i);
     a += tail;
     b += a;
-    uint64_t h = (a ^ (b * 0xff51afd7ed558ccdull)) * 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 32;
-    return (uint32_t)h;
+    /* Mix a fully before b joins it: a flip in the top bits of a word moves a and b by the same
+     * multiple of 2^63 (or 2^62...), so a linear combination of the two can cancel it. */
+    return (uint32_t)fmix64(fmix64(a) ^ b);
 }
 
 void mallet_chunk_header_pack(uint8_t out[MALLET_CHUNK_HEADER_SIZE], const mallet_chunk_header_t *h)

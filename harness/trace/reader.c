@@ -22,6 +22,7 @@ typedef struct chunk_ref {
     uint64_t offset; /* of the payload */
     uint64_t first;  /* first event time, clamped so a thread's chunks never go back in time */
     uint64_t seq;    /* position in the index, the final tie-breaker */
+    uint64_t limit;  /* start of the thread's next chunk with later events: no event goes past */
 } chunk_ref_t;
 
 typedef struct cursor {
@@ -474,6 +475,7 @@ static int cursor_step(mallet_reader_t *r, cursor_t *c)
     c->ev.thread = k->thread;
     c->ev.seq = c->seq++;
     if (c->ev.cycles < c->last) c->ev.cycles = c->last; /* a thread never goes back in time */
+    if (c->ev.cycles > k->limit) c->ev.cycles = k->limit; /* ... even across its chunks */
     c->part = MALLET_PART_WHOLE;
     c->key = c->ev.cycles;
     if ((c->ev.op == MALLET_OP_REALLOC || c->ev.op == MALLET_OP_REALLOCARRAY) && c->ev.old_ptr) {
@@ -561,6 +563,20 @@ mallet_reader_t *mallet_reader_open(const char *const *paths, unsigned npaths, c
             b->tindex = (uint32_t)r->nthreads++;
         }
     }
+    /* If a thread's counter stepped back across a chunk boundary, the next chunk may start
+     * before this one ends; its events would then overtake this chunk's, and the seq
+     * de-duplication would drop the overtaken ones. So no event goes past the start of the
+     * thread's next chunk holding later events (repeats of this chunk's events do not count). */
+    for (size_t i = r->nchunks; i-- > 0;) {
+        chunk_ref_t *a = &r->chunks[i];
+        a->limit = UINT64_MAX;
+        for (size_t j = i + 1; j < r->nchunks && r->chunks[j].tindex == a->tindex; j++) {
+            if (r->chunks[j].first_seq >= a->first_seq + a->count) {
+                a->limit = r->chunks[j].first;
+                break;
+            }
+        }
+    }
     r->next_seq = calloc(r->nthreads ? r->nthreads : 1, sizeof *r->next_seq);
     if (r->nchunks) qsort(r->chunks, r->nchunks, sizeof *r->chunks, cmp_time_order);
     r->heap = malloc((r->nchunks ? r->nchunks : 1) * sizeof *r->heap);
@@ -572,6 +588,24 @@ mallet_reader_t *mallet_reader_open(const char *const *paths, unsigned npaths, c
 fail:
     mallet_reader_close(r);
     return NULL;
+}
+
+/* ns = base_ns + (cycles - base_cycles) * ns_per_cycle, saturating at 0 and UINT64_MAX: the
+ * clock pairs come from the file, and a damaged one must neither make the float-to-integer
+ * conversion undefined nor let the result wrap (time_ns never goes back when cycles go on). */
+static uint64_t cycles_to_ns(const mallet_reader_t *r, uint64_t cycles)
+{
+    double d = cycles >= r->base_cycles ? (double)(cycles - r->base_cycles)
+                                        : -(double)(r->base_cycles - cycles);
+    double x = d * r->ns_per_cycle;
+    if (x >= 0) {
+        if (x >= 18446744073709549568.0) return UINT64_MAX; /* the largest double < 2^64 */
+        uint64_t add = (uint64_t)x;
+        return add > UINT64_MAX - r->base_ns ? UINT64_MAX : r->base_ns + add;
+    }
+    if (-x >= 18446744073709549568.0) return 0;
+    uint64_t sub = (uint64_t)-x;
+    return sub > r->base_ns ? 0 : r->base_ns - sub;
 }
 
 int mallet_reader_next(mallet_reader_t *r, mallet_rec_t *out)
@@ -593,8 +627,7 @@ int mallet_reader_next(mallet_reader_t *r, mallet_rec_t *out)
             out->ev = c->ev;
             out->part = c->part;
             out->file = c->chunk->file;
-            int64_t d = (int64_t)(c->key - r->base_cycles);
-            out->time_ns = r->base_ns + (uint64_t)(int64_t)((double)d * r->ns_per_cycle);
+            out->time_ns = cycles_to_ns(r, c->key);
         }
         if (c->part == MALLET_PART_RELEASE) { /* the ALLOC half follows at the call's end */
             c->release_fresh = fresh;

@@ -99,7 +99,7 @@ int mallet_writer_event(mallet_writer_t *w, const mallet_event_t *ev)
         t->serial = (uint32_t)w->nthreads;
         w->threads[w->nthreads++] = t;
     }
-    if (!t->count) t->first = ev->cycles;
+    if (!t->count) t->first = mallet_event_start(ev);
     t->last = ev->cycles;
     t->len = (size_t)(mallet_encode_event(t->buf + t->len, &t->st, ev) - t->buf);
     t->count++;
