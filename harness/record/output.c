@@ -142,9 +142,11 @@ static int write_maps(void)
         char *buf = mallet_map(cap);
         if (!buf) return -ENOMEM;
         ssize_t n = mallet_read_small_file("/proc/self/maps", buf, cap);
-        if (n >= 0 && (size_t)n + 1 >= cap && cap < (64u << 20) - (1u << 20)) {
+        /* Grow up to 32 MiB (well under the reader's chunk limit); past that, a map that
+         * large is written cut, which only costs the names of the last modules. */
+        if (n >= 0 && (size_t)n + 1 >= cap && cap < (32u << 20)) {
             mallet_unmap(buf, cap);
-            cap *= 4;
+            cap *= 2;
             continue;
         }
         int r = 0;

@@ -22,7 +22,8 @@
 
 #define MALLET_CHUNK_MAGIC 0x4b48434du /* "MCHK" */
 #define MALLET_CHUNK_HEADER_SIZE 80u
-/* A reader rejects larger chunks as corrupt: the recorder never writes more than 1 MiB raw. */
+/* A reader rejects larger chunks as corrupt. The recorder writes event chunks of at most its
+ * buffer size (1 MiB at most) and caps a MAPS chunk below this. */
 #define MALLET_CHUNK_MAX_SIZE (64u << 20)
 
 enum mallet_chunk_type {

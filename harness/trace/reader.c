@@ -195,7 +195,7 @@ static int parse_meta(mallet_trace_info_t *info, const uint8_t *p, const uint8_t
         const uint8_t *val = p, *vend = p + len;
         uint64_t num = 0;
         int is_num = key != MALLET_META_CMDLINE && key != MALLET_META_EXE;
-        if (is_num && key <= MALLET_META_CODEC_LEVEL) {
+        if (is_num && key >= MALLET_META_PID && key <= MALLET_META_CODEC_LEVEL) {
             const uint8_t *q = val;
             if (get_varint(&q, vend, &num) || q != vend) return -1;
         }

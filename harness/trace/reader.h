@@ -22,10 +22,11 @@ typedef struct mallet_trace_info {
     int forked;                 /* process was forked from a traced parent */
     uint64_t start_realtime_ns; /* wall clock when recording started */
     uint64_t start_cycles, start_ns;
-    char *cmdline; /* argv joined by spaces ("" if unknown) */
-    char *exe;
+    char *cmdline; /* argv joined by spaces, or NULL if the trace does not say */
+    char *exe;     /* or NULL */
     char *maps;          /* the last MAPS chunk's text (NUL-terminated), or NULL */
-    uint64_t events;     /* records in EVENTS chunks (RSS samples included), from the headers */
+    uint64_t events;     /* records in EVENTS chunks, from the headers (RSS samples and events a
+                          * dying process wrote twice included: the merge yields each once) */
     uint64_t chunks;
     uint32_t threads;    /* distinct threads (recorder serials) with events */
     int ended_cleanly;   /* an END chunk was seen */
