@@ -30,7 +30,8 @@ void mallet_usage_record(FILE *out)
             "                 (default: ./NAME.mtrace, NAME being CMD's base name)\n"
             "  -o DIR/        one file per process, DIR/COMM.PID.mtrace (DIR is created)\n"
             "  -q             do not print where the traces went\n"
-            "  --zstd-level N compression level, 0 for none (default 1)\n\n"
+            "  --zstd-level N compress event chunks with zstd at level N (default 0: raw;\n"
+            "                 1 makes real programs' traces 5-7x smaller, at ~18 ns/event)\n\n"
             "Without the CLI: LD_PRELOAD=%s MALLET_OUTPUT=DIR_OR_FILE CMD\n"
             "(see docs/RECORDER.md for every MALLET_* variable).\n",
             RECORD_LIB);

@@ -23,15 +23,9 @@ void mallet_opts_read(mallet_opts_t *o)
     memset(o, 0, sizeof *o);
     if (out && strlen(out) < sizeof o->output) strcpy(o->output, out);
     o->root_pid = (long)env_num("MALLET_ROOT_PID", 0, 1u << 30);
-    /* zstd level: 0 writes raw chunks; negative levels are zstd's fast modes */
-    const char *lv = getenv("MALLET_ZSTD_LEVEL");
-    int neg = lv && lv[0] == '-';
-    o->level = (int)env_num(neg ? "MALLET_ZSTD_LEVEL_" : "MALLET_ZSTD_LEVEL", 1, 19);
-    if (neg) {
-        uint64_t v = 0;
-        for (const char *q = lv + 1; *q >= '0' && *q <= '9' && v < 100; q++) v = v * 10 + (uint64_t)(*q - '0');
-        o->level = -(int)(v ? v : 1);
-    }
+    /* Default 0 (raw chunks): on random data zstd level 1 costs about 3 ns per byte, half again
+     * the cost of recording an event (docs/PERFORMANCE.md); zstd's fast levels gain nothing. */
+    o->level = (int)env_num("MALLET_ZSTD_LEVEL", 0, 19);
     /* 4 KiB .. 1 MiB: the reader's chunk limit is far above, the recorder stays below it. */
     uint64_t kb = env_num("MALLET_BUFFER_KB", 64, 1024);
     o->buffer_bytes = (size_t)(kb < 4 ? 4 : kb) << 10;

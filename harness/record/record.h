@@ -24,7 +24,7 @@
 typedef struct mallet_opts {
     char output[4096]; /* MALLET_OUTPUT: a directory (existing, or ending in '/') or a file */
     long root_pid;     /* MALLET_ROOT_PID: the process that writes MALLET_OUTPUT itself */
-    int level;         /* MALLET_ZSTD_LEVEL: 0 = no compression (default 1) */
+    int level;         /* MALLET_ZSTD_LEVEL: 0 = no compression (the default) */
     size_t buffer_bytes;  /* MALLET_BUFFER_KB: per-thread buffer (default 64 KiB) */
     uint64_t flush_ms;    /* MALLET_FLUSH_MS: flush a buffer whose first event is older */
     uint64_t rss_ms;      /* MALLET_RSS_MS: RSS sampling period, 0 = off (default 10) */

@@ -84,4 +84,13 @@ events=$(json stats.json events)
 sum=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(d["by_kind"].values()))' stats.json)
 expect_eq "events = sum by kind" "$sum" "$events"
 expect_eq "alloc_calls + free_calls = events" "$events" $(( $(json stats.json alloc_calls) + $(json stats.json free_calls) ))
+
+# The same program recorded with zstd-compressed chunks gives the same counts
+"$MALLET" record -q --zstd-level 3 -o z.mtrace -- "$PROGS/every_entry" truth2.json; expect_eq "zstd record status" 0 $?
+"$MALLET" stats --json z.mtrace > z.json; expect_eq "zstd stats status" 0 $?
+for k in malloc calloc realloc reallocarray free posix_memalign aligned_alloc memalign valloc pvalloc; do
+    expect_eq "zstd: by_kind.$k" "$(json stats.json by_kind.$k)" "$(json z.json by_kind.$k)"
+done
+expect_eq "zstd: peak" "$(json stats.json peak_live_bytes)" "$(json z.json peak_live_bytes)"
+if [ "$(stat -c %s z.mtrace)" -lt "$(stat -c %s ee.mtrace)" ]; then pass; else fail "zstd trace is not smaller than the raw one"; fi
 finish
