@@ -10,6 +10,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@
 #include <unistd.h>
 
 #define RECORD_LIB "libmallet_record.so"
+
+extern char **environ;
 
 void mallet_usage_record(FILE *out)
 {
@@ -184,27 +187,24 @@ int mallet_cmd_record(int argc, char **argv)
     const char *old = getenv("LD_PRELOAD");
     snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? " " : "", old ? old : "");
 
+    /* The child's environment is ours plus these: set them here, then spawn (posix_spawn's
+     * vfork-style start is cheaper than fork+exec, which matters for short commands). The
+     * process whose parent is this one writes FILE itself; its descendants write FILE.PID. */
+    char ppidbuf[32], lvl[16];
+    snprintf(ppidbuf, sizeof ppidbuf, "%ld", (long)getpid());
+    setenv("LD_PRELOAD", preload, 1);
+    setenv("MALLET_OUTPUT", output, 1);
+    setenv("MALLET_ROOT_PPID", ppidbuf, 1);
+    if (level >= 0) {
+        snprintf(lvl, sizeof lvl, "%d", level);
+        setenv("MALLET_ZSTD_LEVEL", lvl, 1);
+    }
     time_t start = time(NULL);
     fflush(NULL);
-    child_pid = fork();
-    if (child_pid < 0) {
-        mallet_err("record: fork: %s", strerror(errno));
-        return MALLET_EXIT_FAIL;
-    }
-    if (child_pid == 0) {
-        char pidbuf[32], lvl[16];
-        snprintf(pidbuf, sizeof pidbuf, "%ld", (long)getpid());
-        setenv("LD_PRELOAD", preload, 1);
-        setenv("MALLET_OUTPUT", output, 1);
-        setenv("MALLET_ROOT_PID", pidbuf, 1);
-        if (level >= 0) {
-            snprintf(lvl, sizeof lvl, "%d", level);
-            setenv("MALLET_ZSTD_LEVEL", lvl, 1);
-        }
-        execvp(cmd[0], cmd);
-        int e = errno;
-        fprintf(stderr, "mallet: record: %s: %s\n", cmd[0], strerror(e));
-        _exit(e == ENOENT ? 127 : 126);
+    int e = posix_spawnp(&child_pid, cmd[0], NULL, NULL, cmd, environ);
+    if (e) {
+        mallet_err("record: %s: %s", cmd[0], strerror(e));
+        return e == ENOENT ? 127 : 126;
     }
     /* Like a shell: the terminal's ^C and ^\ reach the child directly; others are forwarded. */
     signal(SIGINT, SIG_IGN);

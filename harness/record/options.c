@@ -22,7 +22,7 @@ void mallet_opts_read(mallet_opts_t *o)
     const char *out = getenv("MALLET_OUTPUT");
     memset(o, 0, sizeof *o);
     if (out && strlen(out) < sizeof o->output) strcpy(o->output, out);
-    o->root_pid = (long)env_num("MALLET_ROOT_PID", 0, 1u << 30);
+    o->root_ppid = (long)env_num("MALLET_ROOT_PPID", 0, 1u << 30);
     /* Default 0 (raw chunks): on random data zstd level 1 costs about 3 ns per byte, half again
      * the cost of recording an event (docs/PERFORMANCE.md); zstd's fast levels gain nothing. */
     o->level = (int)env_num("MALLET_ZSTD_LEVEL", 0, 19);

@@ -70,7 +70,7 @@ void mallet_output_failed(int err)
 }
 
 /* Picks the file name: DIR/COMM.PID.mtrace in directory mode; FILE for the root process and
- * FILE.PID for the others in file mode. O_EXCL never clobbers an earlier image's file (an exec
+ * FILE.PID for the others in file mode (the root: the child of MALLET_ROOT_PPID). O_EXCL never clobbers an earlier image's file (an exec
  * keeps the pid), so a taken name gets a .N suffix. */
 static int create_file(void)
 {
@@ -97,7 +97,7 @@ static int create_file(void)
             if (n) p = put_num(out_path, put_str(out_path, p, cap, "."), cap, (uint64_t)n);
             p = put_str(out_path, p, cap, ".mtrace");
         } else {
-            int root = o->root_pid == 0 || o->root_pid == (long)pid;
+            int root = o->root_ppid == 0 || o->root_ppid == (long)mallet_proc.ppid;
             p = put_str(out_path, p, cap, out);
             if (!(root && n == 0)) p = put_num(out_path, put_str(out_path, p, cap, "."), cap, pid);
             if (n > (root ? 1 : 0))

@@ -23,7 +23,8 @@
 /* ---- options (options.c) ------------------------------------------------------------------ */
 typedef struct mallet_opts {
     char output[4096]; /* MALLET_OUTPUT: a directory (existing, or ending in '/') or a file */
-    long root_pid;     /* MALLET_ROOT_PID: the process that writes MALLET_OUTPUT itself */
+    long root_ppid;    /* MALLET_ROOT_PPID: the process whose parent has this pid writes
+                        * MALLET_OUTPUT itself (0: whichever process creates it first) */
     int level;         /* MALLET_ZSTD_LEVEL: 0 = no compression (the default) */
     size_t buffer_bytes;  /* MALLET_BUFFER_KB: per-thread buffer (default 64 KiB) */
     uint64_t flush_ms;    /* MALLET_FLUSH_MS: flush a buffer whose first event is older */
