@@ -43,8 +43,9 @@ typedef struct mallet_tbuf {
     _Atomic uint64_t pos;
     uint32_t tid, serial;
     uint64_t seq_base; /* sequence number of the buffer's first event */
-    uint64_t first_cycles;
-    uint64_t deadline; /* cycles after which the buffer is flushed even if not full */
+    uint64_t first_cycles; /* no event in the buffer is older (set at attach and at each flush) */
+    uint64_t flush_at;     /* cycles after which the buffer is flushed even if not full */
+    uint64_t deadline;     /* min(flush_at, next RSS sample): the hot path's one time check */
     mallet_enc_state_t st;
     size_t cap; /* flush when the length reaches this */
     uint8_t data[];
@@ -68,6 +69,8 @@ MALLET_HIDDEN void mallet_tbuf_after_fork_child(mallet_tstate_t *self);
 /* Writes one event as its own chunk (threads that have exited, the process after exit()). */
 MALLET_HIDDEN void mallet_write_single(mallet_tstate_t *t, mallet_event_t ev); /* by value: ev must not escape the hot path, or the encoder cannot be specialised per op */
 MALLET_HIDDEN void mallet_maybe_sample_rss(mallet_tstate_t *t, uint64_t now);
+/* The hot path's slow branch: the buffer is full, or its deadline passed. */
+MALLET_HIDDEN void mallet_tbuf_due(mallet_tstate_t *t, mallet_tbuf_t *b, uint64_t now);
 /* Arms the thread-exit callback that releases the thread's buffer (process.c). */
 MALLET_HIDDEN void mallet_thread_register(mallet_tstate_t *t);
 
@@ -148,20 +151,15 @@ __attribute__((always_inline)) static inline void mallet_rec_event(mallet_tstate
             return;
         }
         if (!(b = mallet_tbuf_attach(t))) return;
+        b->first_cycles = mallet_event_start(ev); /* the stamp was taken before the attach */
     }
     uint64_t pos = atomic_load_explicit(&b->pos, memory_order_relaxed);
     uint32_t len = (uint32_t)pos, count = (uint32_t)(pos >> 32);
-    if (count == 0) {
-        b->first_cycles = mallet_event_start(ev);
-        b->deadline = ev->cycles + mallet_proc.flush_cycles;
-    }
     uint8_t *end = mallet_encode_event(b->data + len, &b->st, ev);
     len = (uint32_t)(end - b->data);
     atomic_store_explicit(&b->pos, (uint64_t)(count + 1) << 32 | len, memory_order_release);
-    if (MALLET_UNLIKELY(len >= b->cap || ev->cycles >= b->deadline)) mallet_tbuf_flush(b, 0);
-    if (MALLET_UNLIKELY(ev->cycles >=
-                        atomic_load_explicit(&mallet_proc.next_rss, memory_order_relaxed)))
-        mallet_maybe_sample_rss(t, ev->cycles);
+    if (MALLET_UNLIKELY(len >= b->cap || ev->cycles >= b->deadline))
+        mallet_tbuf_due(t, b, ev->cycles);
 }
 
 #endif

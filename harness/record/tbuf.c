@@ -20,6 +20,16 @@ static void cpu_relax(void)
 #endif
 }
 
+/* Arms the buffer's time checks from now: flush after the flush period, and wake up for the
+ * next RSS sample, whichever comes first. */
+static void tbuf_arm(mallet_tbuf_t *b, uint64_t now)
+{
+    b->first_cycles = now;
+    b->flush_at = now + mallet_proc.flush_cycles;
+    uint64_t rss = atomic_load_explicit(&mallet_proc.next_rss, memory_order_relaxed);
+    b->deadline = rss < b->flush_at ? rss : b->flush_at;
+}
+
 static void tbuf_reset_for(mallet_tbuf_t *b, mallet_tstate_t *t)
 {
     b->tid = (uint32_t)mallet_gettid();
@@ -27,6 +37,7 @@ static void tbuf_reset_for(mallet_tbuf_t *b, mallet_tstate_t *t)
     b->seq_base = 0;
     memset(&b->st, 0, sizeof b->st);
     atomic_store(&b->pos, 0);
+    tbuf_arm(b, mallet_cycles());
     t->buf = b;
     t->serial = b->serial;
     t->seq = 0;
@@ -95,6 +106,7 @@ void mallet_tbuf_flush(mallet_tbuf_t *b, int emergency)
         b->seq_base += count;
         memset(&b->st, 0, sizeof b->st);
         atomic_store_explicit(&b->pos, 0, memory_order_release);
+        tbuf_arm(b, mallet_cycles());
     }
     atomic_store_explicit(&b->lock, 0, memory_order_release);
     errno = saved_errno;
@@ -153,6 +165,17 @@ void mallet_write_single(mallet_tstate_t *t, mallet_event_t ev)
     int r = mallet_zslot_write(NULL, &h, buf, len);
     if (r && r != -EBADF) mallet_output_failed(-r);
     errno = saved_errno;
+}
+
+void mallet_tbuf_due(mallet_tstate_t *t, mallet_tbuf_t *b, uint64_t now)
+{
+    uint32_t len = (uint32_t)atomic_load_explicit(&b->pos, memory_order_relaxed);
+    if (len >= b->cap || now >= b->flush_at) mallet_tbuf_flush(b, 0);
+    mallet_maybe_sample_rss(t, now); /* may append (and flush) again; it re-arms the deadline */
+    if (t->buf == b) {
+        uint64_t rss = atomic_load_explicit(&mallet_proc.next_rss, memory_order_relaxed);
+        b->deadline = rss < b->flush_at ? rss : b->flush_at;
+    }
 }
 
 void mallet_maybe_sample_rss(mallet_tstate_t *t, uint64_t now)

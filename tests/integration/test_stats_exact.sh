@@ -83,6 +83,9 @@ expect_eq "leaked blocks" "$(echo "$leaked" | cut -d' ' -f3)" "$(json stats.json
 events=$(json stats.json events)
 sum=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(d["by_kind"].values()))' stats.json)
 expect_eq "events = sum by kind" "$sum" "$events"
+# RSS is sampled at the first event and then every 10 ms
+rss=$(json stats.json rss_samples)
+if [ "$rss" -ge 1 ] && [ "$(json stats.json peak_rss_bytes)" -gt 0 ]; then pass; else fail "no RSS samples ($rss)"; fi
 expect_eq "alloc_calls + free_calls = events" "$events" $(( $(json stats.json alloc_calls) + $(json stats.json free_calls) ))
 
 # The same program recorded with zstd-compressed chunks gives the same counts
