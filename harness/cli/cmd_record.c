@@ -9,19 +9,14 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define RECORD_LIB "libmallet_record.so"
 
-extern char **environ;
 
 void mallet_usage_record(FILE *out)
 {
@@ -86,47 +81,24 @@ static int is_sibling_name(const char *name, const char *base)
     return digits > 0;
 }
 
-/* Visits the trace files of this run: FILE and FILE.* in file mode, *.mtrace newer than the
- * start in directory mode. remove != 0 deletes them instead (an earlier run's, before starting). */
-static int visit_traces(const char *output, int dir_mode, time_t since, int remove, char *first,
-                        size_t cap)
+/* Removes FILE and FILE.PID[.N], a previous recording to FILE: a recording replaces it. */
+static void remove_previous(const char *output)
 {
     char dirbuf[PATH_MAX], basebuf[PATH_MAX];
     snprintf(dirbuf, sizeof dirbuf, "%s", output);
     snprintf(basebuf, sizeof basebuf, "%s", output);
-    const char *dir = dir_mode ? output : dirname(dirbuf);
-    const char *base = dir_mode ? NULL : basename(basebuf);
+    const char *dir = dirname(dirbuf), *base = basename(basebuf);
     DIR *d = opendir(dir);
-    if (!d) return 0;
-    int count = 0;
+    if (!d) return;
     struct dirent *e;
     while ((e = readdir(d))) {
         char path[PATH_MAX];
-        size_t nl = strlen(e->d_name);
-        if (dir_mode) {
-            if (nl < 7 || strcmp(e->d_name + nl - 7, ".mtrace")) continue;
-        } else if (strcmp(e->d_name, base) && !is_sibling_name(e->d_name, base)) {
-            continue;
-        }
+        if (strcmp(e->d_name, base) && !is_sibling_name(e->d_name, base)) continue;
         if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
         struct stat sb;
-        if (stat(path, &sb) || !S_ISREG(sb.st_mode)) continue;
-        if (remove) {
-            unlink(path);
-            continue;
-        }
-        if (dir_mode && sb.st_mtime < since) continue;
-        if (count++ == 0 && first) snprintf(first, cap, "%s", dir_mode ? path : output);
+        if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode)) unlink(path);
     }
     closedir(d);
-    return count;
-}
-
-static pid_t child_pid;
-
-static void forward_signal(int sig)
-{
-    if (child_pid > 0) kill(child_pid, sig);
 }
 
 int mallet_cmd_record(int argc, char **argv)
@@ -181,17 +153,18 @@ int mallet_cmd_record(int argc, char **argv)
             return MALLET_EXIT_FAIL;
         }
     } else {
-        visit_traces(output, 0, 0, 1, NULL, 0); /* a recording replaces the previous one */
+        remove_previous(output);
     }
     char preload[2 * PATH_MAX];
     const char *old = getenv("LD_PRELOAD");
     snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? " " : "", old ? old : "");
 
-    /* The child's environment is ours plus these: set them here, then spawn (posix_spawn's
-     * vfork-style start is cheaper than fork+exec, which matters for short commands). The
-     * process whose parent is this one writes FILE itself; its descendants write FILE.PID. */
+    /* mallet becomes CMD (exec, no fork): CMD's exit status, its death by a signal and the
+     * terminal's signals are its own with nothing in between, and no extra process slows a
+     * short command. The recorder in CMD (the process whose parent is our parent) writes
+     * FILE itself; its descendants write FILE.PID. */
     char ppidbuf[32], lvl[16];
-    snprintf(ppidbuf, sizeof ppidbuf, "%ld", (long)getpid());
+    snprintf(ppidbuf, sizeof ppidbuf, "%ld", (long)getppid());
     setenv("LD_PRELOAD", preload, 1);
     setenv("MALLET_OUTPUT", output, 1);
     setenv("MALLET_ROOT_PPID", ppidbuf, 1);
@@ -199,47 +172,12 @@ int mallet_cmd_record(int argc, char **argv)
         snprintf(lvl, sizeof lvl, "%d", level);
         setenv("MALLET_ZSTD_LEVEL", lvl, 1);
     }
-    time_t start = time(NULL);
+    if (!quiet)
+        mallet_err("record: tracing %s into %s%s", cmd[0], output,
+                   dir_mode ? " (one file per process)" : " (other processes: FILE.PID)");
     fflush(NULL);
-    int e = posix_spawnp(&child_pid, cmd[0], NULL, NULL, cmd, environ);
-    if (e) {
-        mallet_err("record: %s: %s", cmd[0], strerror(e));
-        return e == ENOENT ? 127 : 126;
-    }
-    /* Like a shell: the terminal's ^C and ^\ reach the child directly; others are forwarded. */
-    signal(SIGINT, SIG_IGN);
-    signal(SIGQUIT, SIG_IGN);
-    signal(SIGTERM, forward_signal);
-    signal(SIGHUP, forward_signal);
-    int status;
-    while (waitpid(child_pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            mallet_err("record: waitpid: %s", strerror(errno));
-            return MALLET_EXIT_FAIL;
-        }
-    }
-    if (!quiet) {
-        char first[PATH_MAX] = "";
-        int n = visit_traces(output, dir_mode, start, 0, first, sizeof first);
-        if (n == 0)
-            mallet_err("record: no trace written (see messages above, if any)");
-        else if (dir_mode)
-            mallet_err("record: %d trace file%s in %s", n, n == 1 ? "" : "s", output);
-        else if (n == 1)
-            mallet_err("record: trace in %s", first);
-        else
-            mallet_err("record: trace in %s (and %d more: %s.*)", first, n - 1, output);
-    }
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        signal(sig, SIG_DFL);
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, sig);
-        sigprocmask(SIG_UNBLOCK, &set, NULL);
-        /* Die the same way, so a caller sees the same status. */
-        raise(sig);
-        return 128 + sig;
-    }
-    return WEXITSTATUS(status);
+    execvp(cmd[0], cmd);
+    int e = errno;
+    mallet_err("record: %s: %s", cmd[0], strerror(e));
+    return e == ENOENT ? 127 : 126;
 }
