@@ -11,7 +11,7 @@ work=$(mktemp -d /tmp/mallet-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-now() { date +%s%N; }
+now() { echo "${EPOCHREALTIME/./}"; } # microseconds, without starting a process
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 {
@@ -31,13 +31,14 @@ measure() { # NAME CMD... (CMD reads nothing from stdin unless NAME is sqlite3)
         if [ "$name" = sqlite3 ]; then "$@" < ins.sql > /dev/null; else "$@" 2> /dev/null; fi
         t1=$(now)
         rm -f db.sqlite
+        t2=$(now)
         if [ "$name" = sqlite3 ]; then
             "$build/mallet" record -q -o run.mtrace -- "$@" < ins.sql > /dev/null
         else
             "$build/mallet" record -q -o run.mtrace -- "$@" 2> /dev/null
         fi
-        t2=$(now)
-        ratios+=("$(awk -v a=$((t1 - t0)) -v b=$((t2 - t1)) 'BEGIN {printf "%.3f", b / a}')")
+        t3=$(now)
+        ratios+=("$(awk -v a=$((t1 - t0)) -v b=$((t3 - t2)) 'BEGIN {printf "%.3f", b / a}')")
     done
     local size events
     size=$(cat run.mtrace* | wc -c)
