@@ -598,8 +598,15 @@ static int cmp_leak_size(const void *a, const void *b)
     return cmp_leak_key(a, b);
 }
 
+/* True if the block's image ended by exec, which released its memory. */
+static int released_by_exec(mallet_reader_t *r, const block_t *b)
+{
+    const mallet_trace_info_t *in = mallet_reader_info(r, b->tag - 1);
+    return in && in->ended_cleanly && in->end_reason == MALLET_END_EXEC;
+}
+
 /* Groups the live blocks by (file, callsite). */
-static int check_leaks(const table_t *t, mallet_check_t *c)
+static int check_leaks(mallet_reader_t *r, const table_t *t, mallet_check_t *c)
 {
     size_t n = 0;
     for (size_t i = 0; i < t->cap; i++)
@@ -611,6 +618,11 @@ static int check_leaks(const table_t *t, mallet_check_t *c)
     for (size_t i = 0; i < t->cap; i++) {
         const block_t *b = &t->slots[i];
         if (!b->tag || (b->tag & TAG_FREED)) continue;
+        if (released_by_exec(r, b)) {
+            c->exec_blocks++;
+            c->exec_bytes = sat_add(c->exec_bytes, b->size);
+            continue;
+        }
         l[n++] = (mallet_leak_t){b->tag - 1, b->callsite, 1, b->size};
         c->leaked_blocks++;
         c->leaked_bytes = sat_add(c->leaked_bytes, b->size);
@@ -647,7 +659,7 @@ int mallet_check_compute(mallet_reader_t *r, mallet_check_t *c, char *err, size_
     int n, rc = -1;
     while ((n = pass_next(&p, &rec, err, errlen)) > 0)
         if (rec.ev.op != MALLET_OP_RSS && check_event(&p, c, &rec)) break;
-    if (n > 0 || (n == 0 && check_leaks(&p.blocks, c)))
+    if (n > 0 || (n == 0 && check_leaks(r, &p.blocks, c)))
         set_err(err, errlen, "out of memory");
     else if (n == 0)
         rc = 0;

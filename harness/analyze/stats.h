@@ -138,6 +138,9 @@ typedef struct mallet_check {
     uint64_t problems_total; /* all problems, kept or not */
     uint64_t double_frees, unknown_frees, realloc_freed, realloc_unknown;
     uint64_t inherited_frees; /* not problems; see the header comment */
+    /* Blocks live when their image was replaced by exec: the exec released them, so they are
+     * not leaks (not problems either, only counted). */
+    uint64_t exec_blocks, exec_bytes;
     uint64_t origin_ns;
 } mallet_check_t;
 

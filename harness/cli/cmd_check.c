@@ -193,6 +193,9 @@ int mallet_cmd_check(int argc, char **argv)
     if (c.inherited_frees)
         printf(" (%" PRIu64 " %s inherited across fork, which is fine)", c.inherited_frees,
                plural(c.inherited_frees, "free of a block", "frees of blocks"));
+    if (c.exec_blocks)
+        printf(" (%" PRIu64 " %s live at an exec, released by it)", c.exec_blocks,
+               plural(c.exec_blocks, "block", "blocks"));
     putchar('\n');
     int problems = c.leaked_blocks || c.problems_total;
     mallet_check_free(&c);

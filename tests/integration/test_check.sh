@@ -21,4 +21,9 @@ expect_eq "same leaks as without" 2 "$(grep -c '^leak:' df.txt)"
 # the trace is complete: the abort happened inside the second free, which is recorded
 "$MALLET" dump --no-time df.mtrace > df.dump
 expect_eq "frees in the trace" 3 "$(grep -c 'free(0x' df.dump)"
+
+# a block still held when its image execs is released by the exec, not leaked
+"$MALLET" record -q -o ex.mtrace -- "$PROGS/procs" exec; expect_eq "procs exec status" 0 $?
+"$MALLET" check ex.mtrace* > ex.txt; expect_eq "exec: check status" 0 $?
+expect_match "exec: held block counted, not leaked" 'no leaks.*1 block live at an exec' "$(cat ex.txt)"
 finish
