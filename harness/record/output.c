@@ -128,6 +128,7 @@ static int write_meta(int fd)
         .exe = exe_buf,
         .forked = mallet_proc.forked,
         .level = mallet_proc.opts.level,
+        .cycles_per_sec = mallet_proc.cycles_per_sec,
     };
     size_t n = mallet_meta_encode(meta, sizeof meta, &m);
     mallet_chunk_header_t h = {.type = MALLET_CHUNK_META};

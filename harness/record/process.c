@@ -93,6 +93,7 @@ static void start_clock(int calibrate)
     } while (n1 - n0 < 50000);
     double per_ms = (double)(c1 - c0) / ((double)(n1 - n0) / 1e6);
     if (per_ms < 1) per_ms = 1;
+    mallet_proc.cycles_per_sec = (uint64_t)(per_ms * 1000.0);
     uint64_t flush_ms = mallet_proc.opts.flush_ms, rss_ms = mallet_proc.opts.rss_ms;
     mallet_proc.flush_cycles = flush_ms ? (uint64_t)(per_ms * (double)flush_ms) : UINT64_MAX / 2;
     mallet_proc.rss_cycles = (uint64_t)(per_ms * (double)rss_ms);

@@ -83,6 +83,7 @@ typedef struct mallet_proc {
     _Atomic int write_through; /* set at exit(): every later event is written at once */
     uint64_t flush_cycles;     /* opts.flush_ms in cycles */
     uint64_t rss_cycles;       /* opts.rss_ms in cycles */
+    uint64_t cycles_per_sec;   /* measured at start */
     _Atomic uint64_t next_rss; /* cycle count at which the next RSS sample is due */
     int statm_fd;
     _Atomic uint32_t next_serial;

@@ -27,6 +27,7 @@ typedef struct mallet_meta {
     const char *exe;
     int forked;
     int level;
+    uint64_t cycles_per_sec; /* 0: not measured, not written */
 } mallet_meta_t;
 
 /* Encodes m into out (cap bytes); returns the length, or 0 if it does not fit. No allocation. */

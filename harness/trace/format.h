@@ -87,6 +87,7 @@ enum mallet_meta_key {
     MALLET_META_EXE = 7,               /* /proc/self/exe target */
     MALLET_META_PARENT_TRACE = 8,      /* 1 if this process was forked from a traced process */
     MALLET_META_CODEC_LEVEL = 9,       /* zstd level used (informative) */
+    MALLET_META_CYCLES_PER_SEC = 10,   /* the cycle counter's rate as the recorder measured it */
 };
 
 /* Event ops. An EVENTS payload is a sequence of events, each:

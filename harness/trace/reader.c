@@ -195,7 +195,7 @@ static int parse_meta(mallet_trace_info_t *info, const uint8_t *p, const uint8_t
         const uint8_t *val = p, *vend = p + len;
         uint64_t num = 0;
         int is_num = key != MALLET_META_CMDLINE && key != MALLET_META_EXE;
-        if (is_num && key >= MALLET_META_PID && key <= MALLET_META_CODEC_LEVEL) {
+        if (is_num && key >= MALLET_META_PID && key <= MALLET_META_CYCLES_PER_SEC) {
             const uint8_t *q = val;
             if (get_varint(&q, vend, &num) || q != vend) return -1;
         }
@@ -206,6 +206,7 @@ static int parse_meta(mallet_trace_info_t *info, const uint8_t *p, const uint8_t
         case MALLET_META_START_NS: info->start_ns = num; break;
         case MALLET_META_START_CYCLES: info->start_cycles = num; break;
         case MALLET_META_PARENT_TRACE: info->forked = num != 0; break;
+        case MALLET_META_CYCLES_PER_SEC: info->cycles_per_sec = num; break;
         case MALLET_META_CMDLINE:
             free(info->cmdline);
             if (!(info->cmdline = dup_bytes(val, len, 1))) return -2;
@@ -545,8 +546,15 @@ mallet_reader_t *mallet_reader_open(const char *const *paths, unsigned npaths, c
         if (index_file(r, i, &fit, err, errlen)) goto fail;
     }
     /* One cycles->ns line for all files: they come from one machine's counter. */
+    /* Clock pairs a millisecond or more apart fit the rate to better than 0.01%; closer ones
+     * (a very short trace) defer to the rate the recorder measured at its start. */
     r->ns_per_cycle = 1.0;
-    if (fit.have && fit.c1 > fit.c0 && fit.n1 > fit.n0)
+    for (unsigned i = 0; i < npaths; i++)
+        if (r->info[i].cycles_per_sec) {
+            r->ns_per_cycle = 1e9 / (double)r->info[i].cycles_per_sec;
+            break;
+        }
+    if (fit.have && fit.c1 > fit.c0 && fit.n1 > fit.n0 + 1000000)
         r->ns_per_cycle = (double)(fit.n1 - fit.n0) / (double)(fit.c1 - fit.c0);
     r->base_cycles = fit.c0;
     r->base_ns = fit.n0;

@@ -4,7 +4,9 @@
 # `mallet dump --symbols`, and the whole is recomputed independently from the dump.
 . "$(dirname "$0")/lib.sh"
 
+t0=${EPOCHREALTIME/./}
 "$MALLET" record -q -o ee.mtrace -- "$PROGS/every_entry" truth.json; expect_eq "record status" 0 $?
+t1=${EPOCHREALTIME/./}
 "$MALLET" stats --json ee.mtrace > stats.json; expect_eq "stats status" 0 $?
 "$MALLET" dump --symbols --no-time ee.mtrace > dump.txt; expect_eq "dump status" 0 $?
 
@@ -83,6 +85,9 @@ expect_eq "leaked blocks" "$(echo "$leaked" | cut -d' ' -f3)" "$(json stats.json
 events=$(json stats.json events)
 sum=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(d["by_kind"].values()))' stats.json)
 expect_eq "events = sum by kind" "$sum" "$events"
+# times are converted with the recorded clock rate: the trace spans less than the run
+d=$(json stats.json duration_ns)
+if [ "$d" -gt 0 ] && [ "$d" -le $(( (t1 - t0) * 1000 )) ]; then pass; else fail "duration $d ns outside (0, $(( (t1 - t0) * 1000 ))]"; fi
 # RSS is sampled at the first event and then every 10 ms
 rss=$(json stats.json rss_samples)
 if [ "$rss" -ge 1 ] && [ "$(json stats.json peak_rss_bytes)" -gt 0 ]; then pass; else fail "no RSS samples ($rss)"; fi

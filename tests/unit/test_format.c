@@ -954,8 +954,8 @@ static void test_defaults_and_unknowns(void)
     CHECK(in->maps == NULL && in->ended_cleanly == 0 && in->cut == 0);
     mallet_reader_close(r);
 
-    /* Append: an unknown chunk type; a second META with an unknown key (200), a key 10 whose
-     * value is not a varint, and a new pid; an END saying the image exec'd. */
+    /* Append: an unknown chunk type; a second META with an unknown key (200), an unknown key 99
+     * whose value is not a varint, and a new pid; an END saying the image exec'd. */
     int fd = open(path, O_WRONLY | O_APPEND);
     CHECK(fd >= 0);
     const uint8_t junk[] = "future chunk payload";
@@ -964,7 +964,7 @@ static void test_defaults_and_unknowns(void)
     *m++ = 200;
     m = mallet_put_varint(m, 3);
     memcpy(m, "abc", 3), m += 3;
-    *m++ = 10;
+    *m++ = 99;
     m = mallet_put_varint(m, 2);
     *m++ = 0xff, *m++ = 0xff;
     uint8_t num[16];
