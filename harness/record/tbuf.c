@@ -55,8 +55,9 @@ mallet_tbuf_t *mallet_tbuf_attach(mallet_tstate_t *t)
         }
     }
     size_t cap = mallet_proc.opts.buffer_bytes;
-    /* + room for one event past cap, and the 2 bytes an 8-byte pointer store may spill */
-    size_t size = sizeof(mallet_tbuf_t) + cap + MALLET_EVENT_MAX_SIZE + 8;
+    /* + room for one event past cap (MALLET_EVENT_MAX_SIZE includes the bytes a varint's
+     * 8-byte store writes past its end) */
+    size_t size = sizeof(mallet_tbuf_t) + cap + MALLET_EVENT_MAX_SIZE;
     mallet_tbuf_t *b = mallet_map(size);
     if (!b) return NULL;
     b->cap = cap;

@@ -128,7 +128,9 @@ enum mallet_op {
 #define MALLET_EV_OP_MASK 0x1fu
 #define MALLET_EV_FAIL 0x20u      /* the call failed: NULL result, or non-zero return code */
 #define MALLET_EV_SAME_SITE 0x40u /* callsite equals the previous callsite of this op */
-#define MALLET_EVENT_MAX_SIZE 96u /* upper bound of one encoded event (9 varints + op byte) */
+/* Room one encoded event may need: the op byte, at most 7 varints of 9 bytes, and the 7 bytes the
+ * last varint's 8-byte store may write past the end (71), rounded up. */
+#define MALLET_EVENT_MAX_SIZE 96u
 
 /* One decoded event. Fields an op does not use are 0. */
 typedef struct mallet_event {
