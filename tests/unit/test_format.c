@@ -24,6 +24,8 @@
 
 static uint64_t seed = 0x6d616c6c6574ull;
 
+#include "scratch.h"
+
 #define CHECK(cond) CHECKF(cond, "%s", #cond)
 #define CHECKF(cond, ...)                                                                          \
     do {                                                                                           \
@@ -35,43 +37,9 @@ static uint64_t seed = 0x6d616c6c6574ull;
         }                                                                                          \
     } while (0)
 
-static uint64_t rng_state;
-static uint64_t rnd(void) /* xorshift64*: deterministic for a given seed */
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dull;
-}
 static uint64_t rnd_below(uint64_t n)
 {
     return n ? rnd() % n : 0;
-}
-
-static char tmpdir[256];
-static char made[16][300]; /* every file created, removed by cleanup() */
-static unsigned nmade;
-
-static void cleanup(void)
-{
-    for (unsigned i = 0; i < nmade; i++)
-        unlink(made[i]);
-    if (tmpdir[0]) rmdir(tmpdir);
-}
-
-static const char *tmp_path(const char *name)
-{
-    if (!tmpdir[0]) {
-        const char *t = getenv("TMPDIR");
-        snprintf(tmpdir, sizeof tmpdir, "%s/mallet-test-format-XXXXXX", t && *t ? t : "/tmp");
-        CHECKF(mkdtemp(tmpdir), "mkdtemp %s: %s", tmpdir, strerror(errno));
-        atexit(cleanup);
-    }
-    for (unsigned i = 0; i < nmade; i++)
-        if (!strcmp(strrchr(made[i], '/') + 1, name)) return made[i];
-    CHECK(nmade < sizeof made / sizeof made[0]);
-    snprintf(made[nmade], sizeof made[0], "%s/%s", tmpdir, name);
-    return made[nmade++];
 }
 
 static int ev_equal(const mallet_event_t *a, const mallet_event_t *b)

@@ -22,6 +22,8 @@
 /* Not check.h's CHECK: these stop at the first failure (later steps use what earlier checks
  * verified) and print the context of the failure. */
 
+#include "scratch.h"
+
 #define CHECK(cond) CHECKF(cond, "%s", #cond)
 #define CHECKF(cond, ...)                                                                          \
     do {                                                                                           \
@@ -33,41 +35,6 @@
         }                                                                                          \
     } while (0)
 
-static uint64_t rng_state = 0x243f6a8885a308d3ull;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dull;
-}
-
-static char tmpdir[256];
-static char made[32][300];
-static unsigned nmade;
-
-static void cleanup(void)
-{
-    for (unsigned i = 0; i < nmade; i++) {
-        if (rmdir(made[i]) && errno == ENOTDIR) unlink(made[i]);
-    }
-    if (tmpdir[0]) rmdir(tmpdir);
-}
-
-static const char *tmp_path(const char *name)
-{
-    if (!tmpdir[0]) {
-        const char *t = getenv("TMPDIR");
-        snprintf(tmpdir, sizeof tmpdir, "%s/mallet-test-errors-XXXXXX", t && *t ? t : "/tmp");
-        CHECKF(mkdtemp(tmpdir), "mkdtemp %s: %s", tmpdir, strerror(errno));
-        atexit(cleanup);
-    }
-    for (unsigned i = 0; i < nmade; i++)
-        if (!strcmp(strrchr(made[i], '/') + 1, name)) return made[i];
-    CHECK(nmade < sizeof made / sizeof made[0]);
-    snprintf(made[nmade], sizeof made[0], "%s/%s", tmpdir, name);
-    return made[nmade++];
-}
 
 static void put_file(const char *path, const void *data, size_t len)
 {

@@ -1,0 +1,58 @@
+/* Helpers shared by the format unit tests: a per-run scratch directory whose files are removed
+ * at exit, and a small deterministic random generator (xorshift64*) whose seed a test prints so
+ * a failure can be replayed. Failures here end the test at once: nothing after them could run. */
+#ifndef MALLET_TEST_SCRATCH_H
+#define MALLET_TEST_SCRATCH_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static uint64_t rng_state = 0x243f6a8885a308d3ull;
+
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+static char scratch_dir[256];
+static char scratch_made[32][300]; /* every path handed out, removed by scratch_cleanup() */
+static unsigned scratch_nmade;
+
+static void scratch_cleanup(void)
+{
+    for (unsigned i = 0; i < scratch_nmade; i++)
+        if (rmdir(scratch_made[i]) && errno == ENOTDIR) unlink(scratch_made[i]);
+    if (scratch_dir[0]) rmdir(scratch_dir);
+}
+
+/* DIR/name in this run's scratch directory (created on first use); the same name gives the same
+ * path. */
+static const char *tmp_path(const char *name)
+{
+    if (!scratch_dir[0]) {
+        const char *t = getenv("TMPDIR");
+        snprintf(scratch_dir, sizeof scratch_dir, "%s/mallet-test-XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(scratch_dir)) {
+            fprintf(stderr, "FAIL: mkdtemp %s: %s\n", scratch_dir, strerror(errno));
+            exit(1);
+        }
+        atexit(scratch_cleanup);
+    }
+    for (unsigned i = 0; i < scratch_nmade; i++)
+        if (!strcmp(strrchr(scratch_made[i], '/') + 1, name)) return scratch_made[i];
+    if (scratch_nmade == sizeof scratch_made / sizeof scratch_made[0]) {
+        fprintf(stderr, "FAIL: more than %u scratch files\n", scratch_nmade);
+        exit(1);
+    }
+    snprintf(scratch_made[scratch_nmade], sizeof scratch_made[0], "%s/%s", scratch_dir, name);
+    return scratch_made[scratch_nmade++];
+}
+
+#endif
