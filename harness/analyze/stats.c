@@ -351,6 +351,7 @@ typedef struct stats_state {
     uint64_t live_bytes; /* modular arithmetic: exact again once absurd sizes are freed */
     uint64_t live_blocks;
     uint64_t *file_live;
+    mallet_sites_t *sites;
 } stats_state_t;
 
 static int stats_birth(stats_state_t *s, mallet_stats_t *st, const mallet_rec_t *rec,
@@ -370,6 +371,7 @@ static int stats_birth(stats_state_t *s, mallet_stats_t *st, const mallet_rec_t 
     b->time_ns = rec->time_ns;
     b->thread = rec->ev.thread;
     b->callsite = rec->ev.callsite;
+    if (mallet_sites_add(s->sites, rec->file, rec->ev.callsite, fx->size)) return -1;
     st->bytes_requested = sat_add(st->bytes_requested, fx->size);
     st->size_hist.count[mallet_hist_bucket(fx->size)]++;
     s->live_bytes += fx->size;
@@ -455,6 +457,7 @@ void mallet_stats_free(mallet_stats_t *st)
     for (unsigned i = 0; st->procs && i < st->nprocs; i++)
         free(st->procs[i].cmdline);
     free(st->procs);
+    mallet_sites_free_top(st->top_sites, st->ntop_sites);
     memset(st, 0, sizeof *st);
 }
 
@@ -469,7 +472,8 @@ int mallet_stats_compute(mallet_reader_t *r, mallet_stats_t *st, char *err, size
     st->processes = s.p.nfiles;
     st->procs = calloc(s.p.nfiles ? s.p.nfiles : 1, sizeof *st->procs);
     s.file_live = calloc(s.p.nfiles ? s.p.nfiles : 1, sizeof *s.file_live);
-    if (!st->procs || !s.file_live || table_init(&s.threads, 6)) goto oom;
+    s.sites = mallet_sites_new();
+    if (!st->procs || !s.file_live || !s.sites || table_init(&s.threads, 6)) goto oom;
     for (unsigned i = 0; i < s.p.nfiles; i++) {
         const mallet_trace_info_t *in = mallet_reader_info(r, i);
         mallet_proc_stats_t *pr = &st->procs[i];
@@ -497,12 +501,17 @@ int mallet_stats_compute(mallet_reader_t *r, mallet_stats_t *st, char *err, size
         st->leaked_blocks++;
         st->leaked_bytes = sat_add(st->leaked_bytes, b->size);
     }
+    st->sites = mallet_sites_count(s.sites);
+    long top = mallet_sites_top(s.sites, MALLET_TOP_SITES, &st->top_sites);
+    if (top < 0) goto oom;
+    st->ntop_sites = (size_t)top;
     rc = 0;
     goto out;
 oom:
     set_err(err, errlen, "out of memory");
 out:
     table_destroy(&s.threads);
+    mallet_sites_free(s.sites);
     free(s.file_live);
     pass_close(&s.p);
     if (rc) mallet_stats_free(st);
@@ -767,6 +776,21 @@ json_t *mallet_stats_json(const mallet_stats_t *st)
         json_decref(root), root = NULL;
     else if (!root)
         json_decref(procs);
+    json_t *sites = json_array();
+    for (size_t i = 0; sites && i < st->ntop_sites; i++) {
+        const mallet_site_t *t = &st->top_sites[i];
+        char addr[32];
+        snprintf(addr, sizeof addr, "0x%" PRIx64, t->callsite);
+        json_t *o = json_pack("{s:s, s:I, s:o, s:o}", "site", t->name ? t->name : addr, "process",
+                              (json_int_t)t->file, "calls", json_u64(t->calls), "bytes",
+                              json_u64(t->bytes));
+        if (!o || json_array_append_new(sites, o)) json_decref(sites), sites = NULL;
+    }
+    if (root && (!sites || json_object_set_new(root, "sites", json_u64(st->sites)) ||
+                 json_object_set_new(root, "top_sites", sites)))
+        json_decref(root), root = NULL;
+    else if (!root)
+        json_decref(sites);
     return root;
 }
 
@@ -868,6 +892,19 @@ int mallet_stats_write_text(const mallet_stats_t *st, FILE *out)
     if (st->rss_samples)
         fprintf(out, "rss                  peak %s, %" PRIu64 " samples\n",
                 bytes_text(st->peak_rss_bytes, a, sizeof a), st->rss_samples);
+    if (st->ntop_sites) {
+        fprintf(out, "\ntop allocation sites (of %" PRIu64 "), by calls:\n", st->sites);
+        fprintf(out, "  %12s %14s  %s\n", "calls", "bytes", "site");
+        for (size_t i = 0; i < st->ntop_sites; i++) {
+            const mallet_site_t *t = &st->top_sites[i];
+            char addr[32];
+            snprintf(addr, sizeof addr, "0x%" PRIx64, t->callsite);
+            fprintf(out, "  %12" PRIu64 " %14" PRIu64 "  %s", t->calls, t->bytes,
+                    t->name ? t->name : addr);
+            if (st->nprocs > 1) fprintf(out, "  [pid %" PRId64 "]", st->procs[t->file].pid);
+            fputc('\n', out);
+        }
+    }
     hist_text(out, "request sizes", &st->size_hist, 0);
     hist_text(out, "lifetimes", &st->lifetime_hist, 1);
     fprintf(out, "\nper process:\n");

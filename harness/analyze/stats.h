@@ -27,6 +27,7 @@
 #ifndef MALLET_ANALYZE_STATS_H
 #define MALLET_ANALYZE_STATS_H
 
+#include "sites.h"
 #include "trace/reader.h"
 
 #include <jansson.h>
@@ -86,7 +87,12 @@ typedef struct mallet_stats {
     uint64_t duration_ns;       /* from origin_ns to the last event */
     mallet_proc_stats_t *procs; /* one per trace file, in the order given */
     unsigned nprocs;
+    uint64_t sites;             /* distinct (process, callsite) pairs that allocated */
+    mallet_site_t *top_sites;   /* the MALLET_TOP_SITES with most calls and most bytes */
+    size_t ntop_sites;
 } mallet_stats_t;
+
+#define MALLET_TOP_SITES 10
 
 /* Fills st (which it zeroes first) from the whole stream. Returns 0, or -1 with a message in
  * err ("PATH: what is wrong" for a corrupt trace, or "out of memory"); st is then empty. */

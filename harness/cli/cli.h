@@ -44,6 +44,9 @@ int mallet_cli_parse_traces(int argc, char **argv, const char *cmd, void (*usage
 /* Opens traces for a command; prints the reader's error (NULL) or one warning per cut file. */
 struct mallet_reader;
 struct mallet_reader *mallet_cli_open_traces(char **paths, unsigned n);
+/* A symbol resolver over the memory maps of every trace r holds (NULL when out of memory). */
+struct mallet_symbols;
+struct mallet_symbols *mallet_cli_symbols(struct mallet_reader *r);
 /* True if argv[i] is -h or --help. */
 int mallet_is_help(const char *arg);
 

@@ -147,23 +147,18 @@ int mallet_cmd_check(int argc, char **argv)
 
     mallet_reader_t *r = mallet_cli_open_traces(argv, n);
     if (!r) return MALLET_EXIT_FAIL;
-    const char **maps = calloc(n, sizeof *maps);
     int64_t *pids = calloc(n, sizeof *pids);
     mallet_symbols_t *syms = NULL;
     mallet_check_t c;
     memset(&c, 0, sizeof c);
     char err[512] = "out of memory";
     int rc = -1;
-    if (maps && pids) {
-        for (unsigned i = 0; i < n; i++) {
-            maps[i] = mallet_reader_info(r, i)->maps;
-            pids[i] = mallet_reader_info(r, i)->pid;
-        }
-        syms = mallet_symbols_new(maps, n);
+    if (pids) {
+        for (unsigned i = 0; i < n; i++) pids[i] = mallet_reader_info(r, i)->pid;
+        syms = mallet_cli_symbols(r);
         if (syms) rc = mallet_check_compute(r, &c, err, sizeof err);
     }
     mallet_reader_close(r);
-    free(maps);
     if (rc) {
         mallet_err("%s", err);
         mallet_symbols_free(syms);

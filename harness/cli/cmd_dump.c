@@ -91,11 +91,7 @@ int mallet_cmd_dump(int argc, char **argv)
     if (!r) return MALLET_EXIT_FAIL;
     mallet_symbols_t *syms = NULL;
     if (symbols) {
-        const char **maps = calloc(n, sizeof *maps);
-        for (unsigned i = 0; maps && i < n; i++)
-            maps[i] = mallet_reader_info(r, i)->maps;
-        syms = maps ? mallet_symbols_new(maps, n) : NULL;
-        free(maps);
+        syms = mallet_cli_symbols(r);
         if (!syms) {
             mallet_reader_close(r);
             mallet_err("out of memory");

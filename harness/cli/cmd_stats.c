@@ -1,5 +1,7 @@
 /* `mallet stats [--json] TRACE...`: the summary of one or more traces (analyze/stats.h). */
+#define _GNU_SOURCE
 #include "analyze/stats.h"
+#include "analyze/symbols.h"
 #include "cli.h"
 
 #include <inttypes.h>
@@ -31,11 +33,20 @@ int mallet_cmd_stats(int argc, char **argv)
     mallet_stats_t st;
     char err[512];
     int rc = mallet_stats_compute(r, &st, err, sizeof err);
-    mallet_reader_close(r);
     if (rc) {
+        mallet_reader_close(r);
         mallet_err("%s", err);
         return MALLET_EXIT_FAIL;
     }
+    /* Name the top allocation sites while the traces' memory maps are at hand. */
+    mallet_symbols_t *syms = mallet_cli_symbols(r);
+    for (size_t i = 0; syms && i < st.ntop_sites; i++) {
+        char name[512];
+        mallet_site_t *t = &st.top_sites[i];
+        t->name = strdup(mallet_symbols_format(syms, t->file, t->callsite, name, sizeof name));
+    }
+    mallet_symbols_free(syms);
+    mallet_reader_close(r);
     if (json) {
         json_t *doc = mallet_stats_json(&st);
         rc = !doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) ||

@@ -1,10 +1,12 @@
 /* `mallet`: dispatches to one file per subcommand (cmd_*.c). */
 #include "cli.h"
 
+#include "analyze/symbols.h"
 #include "trace/reader.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const mallet_cmd_t commands[] = {
@@ -84,6 +86,17 @@ mallet_reader_t *mallet_cli_open_traces(char **paths, unsigned n)
                        in->path, in->cut_bytes);
     }
     return r;
+}
+
+mallet_symbols_t *mallet_cli_symbols(mallet_reader_t *r)
+{
+    unsigned n = mallet_reader_nfiles(r);
+    const char **maps = calloc(n ? n : 1, sizeof *maps);
+    if (!maps) return NULL;
+    for (unsigned i = 0; i < n; i++) maps[i] = mallet_reader_info(r, i)->maps;
+    mallet_symbols_t *syms = mallet_symbols_new(maps, n);
+    free(maps);
+    return syms;
 }
 
 int mallet_is_help(const char *arg)

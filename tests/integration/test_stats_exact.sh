@@ -85,6 +85,14 @@ expect_eq "leaked blocks" "$(echo "$leaked" | cut -d' ' -f3)" "$(json stats.json
 events=$(json stats.json events)
 sum=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(d["by_kind"].values()))' stats.json)
 expect_eq "events = sum by kind" "$sum" "$events"
+# allocation sites, named: the worker's seven allocating calls each ran 4 x 200 times, and main's
+# 64 large blocks lead by bytes
+sites=$(python3 -c 'import json,sys,re
+d=json.load(open(sys.argv[1]))
+w=[t for t in d["top_sites"] if re.match(r"worker \(every_entry\+0x[0-9a-f]+\)$", t["site"]) and t["calls"] == 800]
+m=[t for t in d["top_sites"] if t["site"].startswith("main (every_entry+") and t["calls"] == 64]
+print(len(w), len(m), max(d["top_sites"], key=lambda t: t["bytes"])["site"].split(" ")[0])' stats.json)
+expect_eq "top sites: worker x7, main x1, most bytes from main" "7 1 main" "$sites"
 # times are converted with the recorded clock rate: the trace spans less than the run
 d=$(json stats.json duration_ns)
 if [ "$d" -gt 0 ] && [ "$d" -le $(( (t1 - t0) * 1000 )) ]; then pass; else fail "duration $d ns outside (0, $(( (t1 - t0) * 1000 ))]"; fi
