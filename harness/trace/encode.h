@@ -40,32 +40,32 @@ __attribute__((always_inline)) static inline uint8_t *mallet_encode_event(uint8_
     const unsigned op = ev->op < MALLET_OP_COUNT_ ? ev->op : 0;
     const int same_site = ev->callsite == st->callsite[op];
     *p++ = (uint8_t)(op | (ev->failed ? MALLET_EV_FAIL : 0) | (same_site ? MALLET_EV_SAME_SITE : 0));
-    p = mallet_put_varint(p, mallet_zigzag((int64_t)(ev->cycles - st->cycles)));
+    p = mallet_put_short(p, mallet_zigzag((int64_t)(ev->cycles - st->cycles)));
     st->cycles = ev->cycles;
     switch (op) {
     case MALLET_OP_MALLOC:
     case MALLET_OP_VALLOC:
     case MALLET_OP_PVALLOC:
-        p = mallet_put_varint(p, ev->size);
+        p = mallet_put_short(p, ev->size);
         p = mallet_put_ptr(p, st, ev->ptr);
         break;
     case MALLET_OP_CALLOC:
-        p = mallet_put_varint(p, ev->nmemb);
-        p = mallet_put_varint(p, ev->size);
+        p = mallet_put_short(p, ev->nmemb);
+        p = mallet_put_short(p, ev->size);
         p = mallet_put_ptr(p, st, ev->ptr);
         break;
     case MALLET_OP_REALLOC:
         p = mallet_put_ptr(p, st, ev->old_ptr);
-        p = mallet_put_varint(p, ev->size);
+        p = mallet_put_short(p, ev->size);
         p = mallet_put_ptr(p, st, ev->ptr);
-        p = mallet_put_varint(p, ev->cycles - ev->free_cycles);
+        p = mallet_put_short(p, ev->cycles - ev->free_cycles);
         break;
     case MALLET_OP_REALLOCARRAY:
         p = mallet_put_ptr(p, st, ev->old_ptr);
-        p = mallet_put_varint(p, ev->nmemb);
-        p = mallet_put_varint(p, ev->size);
+        p = mallet_put_short(p, ev->nmemb);
+        p = mallet_put_short(p, ev->size);
         p = mallet_put_ptr(p, st, ev->ptr);
-        p = mallet_put_varint(p, ev->cycles - ev->free_cycles);
+        p = mallet_put_short(p, ev->cycles - ev->free_cycles);
         break;
     case MALLET_OP_FREE:
         p = mallet_put_ptr(p, st, ev->ptr);
@@ -73,20 +73,20 @@ __attribute__((always_inline)) static inline uint8_t *mallet_encode_event(uint8_
     case MALLET_OP_POSIX_MEMALIGN:
     case MALLET_OP_ALIGNED_ALLOC:
     case MALLET_OP_MEMALIGN:
-        p = mallet_put_varint(p, ev->align);
-        p = mallet_put_varint(p, ev->size);
+        p = mallet_put_short(p, ev->align);
+        p = mallet_put_short(p, ev->size);
         p = mallet_put_ptr(p, st, ev->ptr);
         if (op == MALLET_OP_POSIX_MEMALIGN && ev->failed)
-            p = mallet_put_varint(p, (uint64_t)(uint32_t)ev->ret);
+            p = mallet_put_short(p, (uint64_t)(uint32_t)ev->ret);
         break;
     case MALLET_OP_RSS:
-        p = mallet_put_varint(p, ev->size);
+        p = mallet_put_short(p, ev->size);
         break;
     default:
         break;
     }
     if (!same_site) {
-        p = mallet_put_varint(p, mallet_zigzag((int64_t)(ev->callsite - st->callsite[op])));
+        p = mallet_put_short(p, mallet_zigzag((int64_t)(ev->callsite - st->callsite[op])));
         st->callsite[op] = ev->callsite;
     }
     return p;

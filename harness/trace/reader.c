@@ -85,6 +85,29 @@ static int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
     return 0;
 }
 
+/* Bounds-checked short varint (format.h). */
+static int get_short(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+{
+    const uint8_t *p = *pp;
+    size_t avail = (size_t)(end - p);
+    if (avail < 2) return -1;
+    if (!(p[0] & 1)) {
+        *out = (uint64_t)(p[0] >> 1) | (uint64_t)p[1] << 7;
+        *pp = p + 2;
+        return 0;
+    }
+    if (!(p[0] & 2)) {
+        if (avail < 4) return -1;
+        *out = mallet_get_u32(p) >> 2;
+        *pp = p + 4;
+        return 0;
+    }
+    if (p[0] != 3 || avail < 9) return -1;
+    *out = mallet_get_u64(p + 1);
+    *pp = p + 9;
+    return 0;
+}
+
 static int get_ptr(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st, uint64_t *out)
 {
     uint64_t v;
@@ -105,34 +128,34 @@ int mallet_decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state
     ev->op = b & MALLET_EV_OP_MASK;
     ev->failed = (b & MALLET_EV_FAIL) != 0;
     if (b & 0x80 || ev->op >= MALLET_OP_COUNT_) return -1;
-    if (get_varint(&p, end, &v)) return -1;
+    if (get_short(&p, end, &v)) return -1;
     ev->cycles = st->cycles + (uint64_t)mallet_unzigzag(v);
     int r = 0;
     switch (ev->op) {
     case MALLET_OP_MALLOC:
     case MALLET_OP_VALLOC:
     case MALLET_OP_PVALLOC:
-        r |= get_varint(&p, end, &ev->size);
+        r |= get_short(&p, end, &ev->size);
         r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
         break;
     case MALLET_OP_CALLOC:
-        r |= get_varint(&p, end, &ev->nmemb);
-        r |= r ? 0 : get_varint(&p, end, &ev->size);
+        r |= get_short(&p, end, &ev->nmemb);
+        r |= r ? 0 : get_short(&p, end, &ev->size);
         r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
         break;
     case MALLET_OP_REALLOC:
         r |= get_ptr(&p, end, st, &ev->old_ptr);
-        r |= r ? 0 : get_varint(&p, end, &ev->size);
+        r |= r ? 0 : get_short(&p, end, &ev->size);
         r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
-        r |= r ? 0 : get_varint(&p, end, &tmp);
+        r |= r ? 0 : get_short(&p, end, &tmp);
         ev->free_cycles = ev->cycles - tmp;
         break;
     case MALLET_OP_REALLOCARRAY:
         r |= get_ptr(&p, end, st, &ev->old_ptr);
-        r |= r ? 0 : get_varint(&p, end, &ev->nmemb);
-        r |= r ? 0 : get_varint(&p, end, &ev->size);
+        r |= r ? 0 : get_short(&p, end, &ev->nmemb);
+        r |= r ? 0 : get_short(&p, end, &ev->size);
         r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
-        r |= r ? 0 : get_varint(&p, end, &tmp);
+        r |= r ? 0 : get_short(&p, end, &tmp);
         ev->free_cycles = ev->cycles - tmp;
         break;
     case MALLET_OP_FREE:
@@ -141,17 +164,17 @@ int mallet_decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state
     case MALLET_OP_POSIX_MEMALIGN:
     case MALLET_OP_ALIGNED_ALLOC:
     case MALLET_OP_MEMALIGN:
-        r |= get_varint(&p, end, &ev->align);
-        r |= r ? 0 : get_varint(&p, end, &ev->size);
+        r |= get_short(&p, end, &ev->align);
+        r |= r ? 0 : get_short(&p, end, &ev->size);
         r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
         if (!r && ev->op == MALLET_OP_POSIX_MEMALIGN && ev->failed) {
-            r |= get_varint(&p, end, &tmp);
+            r |= get_short(&p, end, &tmp);
             if (!r && tmp > INT32_MAX) r = -1;
             ev->ret = (int32_t)tmp;
         }
         break;
     case MALLET_OP_RSS:
-        r |= get_varint(&p, end, &ev->size);
+        r |= get_short(&p, end, &ev->size);
         break;
     default:
         return -1;
@@ -160,7 +183,7 @@ int mallet_decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state
     if (b & MALLET_EV_SAME_SITE) {
         ev->callsite = st->callsite[ev->op];
     } else {
-        if (get_varint(&p, end, &v)) return -1;
+        if (get_short(&p, end, &v)) return -1;
         ev->callsite = st->callsite[ev->op] + (uint64_t)mallet_unzigzag(v);
         st->callsite[ev->op] = ev->callsite;
     }

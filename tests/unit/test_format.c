@@ -367,17 +367,18 @@ static void test_codec(void)
         CHECK(p[0] == MALLET_OP_MALLOC); /* first callsite of the chunk: a field */
         p = q;
         q = mallet_encode_event(p, &st, &f1);
-        /* op, cycles delta 1, pointer delta 0, callsite delta of its own op (free) */
+        /* op, cycles delta 1 (a 2-byte short varint), pointer delta 0 (a 1-byte prefix varint),
+         * callsite delta of its own op (free): 0x402000 zigzagged needs the 4-byte short form */
         uint8_t one[16];
-        mallet_put_varint(one, mallet_zigzag(1));
-        CHECK(p[0] == MALLET_OP_FREE && p[1] == one[0] && p[2] == 0 &&
-              (size_t)(q - p) == 3 + varint_len(mallet_zigzag(0x402000)));
+        mallet_put_short(one, mallet_zigzag(1));
+        CHECK(p[0] == MALLET_OP_FREE && p[1] == one[0] && p[2] == one[1] && p[3] == 0 &&
+              (size_t)(q - p) == 4 + 4);
         p = q;
         q = mallet_encode_event(p, &st, &m2);
         /* same callsite as the previous malloc, though a free came between: no callsite field;
-         * op, cycles delta, size, pointer delta +0x40 */
+         * op, cycles delta (2), size (2), pointer delta +0x40 (prefix varint) */
         CHECKF(p[0] == (MALLET_OP_MALLOC | MALLET_EV_SAME_SITE) &&
-                   (size_t)(q - p) == 3 + varint_len(mallet_zigzag(0x40)),
+                   (size_t)(q - p) == 5 + varint_len(mallet_zigzag(0x40)),
                "second malloc: byte 0 %#x, %td bytes", p[0], q - p);
         mallet_event_t in[3] = {m1, f1, m2};
         codec_roundtrip(in, 3);
@@ -385,7 +386,7 @@ static void test_codec(void)
         mallet_event_t rss = make_event(MALLET_OP_RSS, 0, 5, 0, 0, 4096, 0, 0, 0);
         st = (mallet_enc_state_t){0};
         q = mallet_encode_event(b, &st, &rss);
-        CHECK(b[0] == (MALLET_OP_RSS | MALLET_EV_SAME_SITE) && q - b == 1 + 1 + 2);
+        CHECK(b[0] == (MALLET_OP_RSS | MALLET_EV_SAME_SITE) && q - b == 1 + 2 + 2);
     }
 
     /* Random sequences. */
@@ -425,11 +426,11 @@ static void test_codec(void)
     for (int over = 0; over < 2; over++) {
         uint8_t b[64], *q = b;
         *q++ = MALLET_OP_POSIX_MEMALIGN | MALLET_EV_FAIL | MALLET_EV_SAME_SITE;
-        q = mallet_put_varint(q, 0); /* cycles */
-        q = mallet_put_varint(q, 8); /* align */
-        q = mallet_put_varint(q, 8); /* size */
-        q = mallet_put_varint(q, 0); /* result */
-        q = mallet_put_varint(q, (uint64_t)INT32_MAX + (uint64_t)over);
+        q = mallet_put_short(q, 0);  /* cycles */
+        q = mallet_put_short(q, 8);  /* align */
+        q = mallet_put_short(q, 8);  /* size */
+        q = mallet_put_varint(q, 0); /* result: pointers are prefix varints */
+        q = mallet_put_short(q, (uint64_t)INT32_MAX + (uint64_t)over);
         mallet_enc_state_t st = {0};
         mallet_event_t d;
         const uint8_t *p = b;
