@@ -25,6 +25,8 @@ int mallet_cmd_check(int argc, char **argv);
 void mallet_usage_check(FILE *out);
 int mallet_cmd_dump(int argc, char **argv);
 void mallet_usage_dump(FILE *out);
+int mallet_cmd_allocators(int argc, char **argv);
+void mallet_usage_allocators(FILE *out);
 
 /* Prints "mallet: " + the formatted message + newline to stderr. */
 void mallet_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -47,6 +49,12 @@ struct mallet_reader *mallet_cli_open_traces(char **paths, unsigned n);
 /* A symbol resolver over the memory maps of every trace r holds (NULL when out of memory). */
 struct mallet_symbols;
 struct mallet_symbols *mallet_cli_symbols(struct mallet_reader *r);
+/* mallet's own library directory (libmallet_record.so and the in-tree allocators): beside the
+ * executable in a build tree, ../lib/mallet when installed. Returns 0, or -1 if not found. */
+int mallet_cli_libdir(char *out, size_t cap);
+/* The directory of allocator descriptors: $MALLET_ALLOCATORS, ../share/mallet/allocators when
+ * installed, else the source tree's allocators/. Returns 0, or -1 if none exists. */
+int mallet_cli_allocators_dir(char *out, size_t cap);
 /* True if argv[i] is -h or --help. */
 int mallet_is_help(const char *arg);
 

@@ -35,28 +35,14 @@ void mallet_usage_record(FILE *out)
             RECORD_LIB);
 }
 
-/* The recorder library: $MALLET_RECORD_LIB, else beside this executable (build tree), else
- * ../lib/mallet/ (installed). */
+/* The recorder library: $MALLET_RECORD_LIB, else in mallet's library directory. */
 static int find_library(char *out, size_t cap)
 {
     const char *env = getenv("MALLET_RECORD_LIB");
     if (env && *env) return snprintf(out, cap, "%s", env) < (int)cap && access(out, R_OK) == 0;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return 0;
-    exe[n] = 0;
-    char *dir = dirname(exe);
-    const char *candidates[] = {"%s/" RECORD_LIB, "%s/../lib/mallet/" RECORD_LIB,
-                                "%s/../lib64/mallet/" RECORD_LIB};
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-        if (snprintf(out, cap, candidates[i], dir) >= (int)cap) continue;
-        char real[PATH_MAX];
-        if (access(out, R_OK) == 0 && realpath(out, real)) {
-            snprintf(out, cap, "%s", real);
-            return 1;
-        }
-    }
-    return 0;
+    char dir[PATH_MAX];
+    return mallet_cli_libdir(dir, sizeof dir) == 0 &&
+           snprintf(out, cap, "%s/" RECORD_LIB, dir) < (int)cap;
 }
 
 static int is_dir_output(const char *o)

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /* `mallet`: dispatches to one file per subcommand (cmd_*.c). */
 #include "cli.h"
 
@@ -6,6 +7,8 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <unistd.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +20,8 @@ static const mallet_cmd_t commands[] = {
     {"check", "find leaks, double frees and frees of unknown pointers, by callsite",
      mallet_cmd_check, mallet_usage_check},
     {"dump", "print one readable line per event", mallet_cmd_dump, mallet_usage_dump},
+    {"allocators", "list the allocator backends, installed or not, with versions",
+     mallet_cmd_allocators, mallet_usage_allocators},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -97,6 +102,54 @@ mallet_symbols_t *mallet_cli_symbols(mallet_reader_t *r)
     mallet_symbols_t *syms = mallet_symbols_new(maps, n);
     free(maps);
     return syms;
+}
+
+/* The directory of this executable. */
+static int exe_dir(char *out, size_t cap)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return -1;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return -1;
+    *slash = 0;
+    return snprintf(out, cap, "%s", exe) < (int)cap ? 0 : -1;
+}
+
+/* The first of dir/rel... that exists, made absolute, into out. */
+static int first_existing(const char *dir, const char *const *rels, size_t n, char *out,
+                          size_t cap)
+{
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX], real[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", dir, rels[i]) >= (int)sizeof path) continue;
+        if (access(path, R_OK) == 0 && realpath(path, real) &&
+            snprintf(out, cap, "%s", real) < (int)cap)
+            return 0;
+    }
+    return -1;
+}
+
+int mallet_cli_libdir(char *out, size_t cap)
+{
+    char dir[PATH_MAX];
+    static const char *const rels[] = {"libmallet_record.so", "../lib/mallet/libmallet_record.so",
+                                       "../lib64/mallet/libmallet_record.so"};
+    if (exe_dir(dir, sizeof dir) || first_existing(dir, rels, 3, out, cap)) return -1;
+    *strrchr(out, '/') = 0; /* the directory holding it */
+    return 0;
+}
+
+int mallet_cli_allocators_dir(char *out, size_t cap)
+{
+    const char *env = getenv("MALLET_ALLOCATORS");
+    if (env && *env) return snprintf(out, cap, "%s", env) < (int)cap ? 0 : -1;
+    char dir[PATH_MAX];
+    static const char *const rels[] = {"../share/mallet/allocators", MALLET_SOURCE_DIR "/allocators"};
+    if (exe_dir(dir, sizeof dir)) return -1;
+    if (first_existing(dir, rels, 1, out, cap) == 0) return 0;
+    return first_existing("", rels + 1, 1, out, cap);
 }
 
 int mallet_is_help(const char *arg)

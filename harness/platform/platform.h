@@ -45,5 +45,8 @@ uint64_t mallet_rss_bytes(int statm_fd);
 void *mallet_map(size_t len);
 void mallet_unmap(void *p, size_t len);
 size_t mallet_page_size(void);
+/* Looks a shared library up by soname in LD_LIBRARY_PATH and the system's library directories
+ * (without loading it). Writes its path to out; returns 0, or -ENOENT. */
+int mallet_find_library(const char *soname, char *out, size_t cap);
 
 #endif

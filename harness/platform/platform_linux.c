@@ -5,6 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -113,6 +116,35 @@ void *mallet_map(size_t len)
 void mallet_unmap(void *p, size_t len)
 {
     if (p) munmap(p, len);
+}
+
+int mallet_find_library(const char *soname, char *out, size_t cap)
+{
+    static const char *const system_dirs[] = {
+#if defined(__x86_64__)
+        "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+#elif defined(__aarch64__)
+        "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+#endif
+        "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib", NULL};
+    const char *llp = getenv("LD_LIBRARY_PATH");
+    char dir[4096];
+    /* LD_LIBRARY_PATH first, as the dynamic loader does, then the system directories. */
+    while (llp && *llp) {
+        size_t n = strcspn(llp, ":");
+        if (n && n < sizeof dir) {
+            memcpy(dir, llp, n);
+            dir[n] = 0;
+            if ((size_t)snprintf(out, cap, "%s/%s", dir, soname) < cap && access(out, R_OK) == 0)
+                return 0;
+        }
+        llp += n + (llp[n] == ':');
+    }
+    for (int i = 0; system_dirs[i]; i++)
+        if ((size_t)snprintf(out, cap, "%s/%s", system_dirs[i], soname) < cap &&
+            access(out, R_OK) == 0)
+            return 0;
+    return -ENOENT;
 }
 
 size_t mallet_page_size(void)

@@ -11,6 +11,11 @@ env -u MALLET_RECORD_LIB "$WORK/prefix/bin/mallet" stats --json inst.mtrace > in
 expect_eq "installed stats status" 0 $?
 m=$(json inst.json by_kind.malloc)
 if [ "$m" -ge 100 ]; then pass; else fail "installed: $m mallocs"; fi
+# the installed mallet finds the descriptors and the in-tree allocators
+env -u MALLET_RECORD_LIB "$WORK/prefix/bin/mallet" allocators --json > alloc.json
+expect_eq "installed allocators status" 0 $?
+expect_eq "installed bump library" "$WORK/prefix/lib/mallet/libmallet_bump.so" "$(python3 -c 'import json,sys; print(next(a for a in json.load(open(sys.argv[1]))["allocators"] if a["name"] == "bump")["library"])' alloc.json)"
+expect_match "installed descriptors" "^$WORK/prefix/share/mallet/allocators/" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["allocators"][0]["descriptor"])' alloc.json)"
 # the build tree's mallet finds the library beside it, also without MALLET_RECORD_LIB
 env -u MALLET_RECORD_LIB "$MALLET" record -q -o bt.mtrace -- "$PROGS/ender" exit 100 > /dev/null
 expect_eq "build-tree record status" 5 $?
