@@ -24,7 +24,7 @@
 
 static uint64_t seed = 0x6d616c6c6574ull;
 
-#include "scratch.h"
+#include "format_test.h"
 
 #define CHECK(cond) CHECKF(cond, "%s", #cond)
 #define CHECKF(cond, ...)                                                                          \
@@ -40,15 +40,6 @@ static uint64_t seed = 0x6d616c6c6574ull;
 static uint64_t rnd_below(uint64_t n)
 {
     return n ? rnd() % n : 0;
-}
-
-static int ev_equal(const mallet_event_t *a, const mallet_event_t *b)
-{
-    return a->op == b->op && a->failed == b->failed && a->tid == b->tid && a->thread == b->thread &&
-           a->seq == b->seq && a->cycles == b->cycles && a->free_cycles == b->free_cycles &&
-           a->ptr == b->ptr && a->old_ptr == b->old_ptr && a->size == b->size &&
-           a->nmemb == b->nmemb && a->align == b->align && a->callsite == b->callsite &&
-           a->ret == b->ret;
 }
 
 static const char *ev_str(const mallet_event_t *e, char *buf, size_t len)

@@ -22,7 +22,7 @@
 /* Not check.h's CHECK: these stop at the first failure (later steps use what earlier checks
  * verified) and print the context of the failure. */
 
-#include "scratch.h"
+#include "format_test.h"
 
 #define CHECK(cond) CHECKF(cond, "%s", #cond)
 #define CHECKF(cond, ...)                                                                          \
@@ -114,15 +114,6 @@ static void read_fails_at(const char *path, const char *what, int line)
     mallet_reader_close(r);
 }
 #define READ_FAILS(path, what) read_fails_at(path, what, __LINE__)
-
-static int ev_equal(const mallet_event_t *a, const mallet_event_t *b)
-{
-    return a->op == b->op && a->failed == b->failed && a->tid == b->tid && a->thread == b->thread &&
-           a->seq == b->seq && a->cycles == b->cycles && a->free_cycles == b->free_cycles &&
-           a->ptr == b->ptr && a->old_ptr == b->old_ptr && a->size == b->size &&
-           a->nmemb == b->nmemb && a->align == b->align && a->callsite == b->callsite &&
-           a->ret == b->ret;
-}
 
 /* ---- a multi-chunk trace and its map --------------------------------------------------------- */
 

@@ -1,8 +1,11 @@
 /* Helpers shared by the format unit tests: a per-run scratch directory whose files are removed
- * at exit, and a small deterministic random generator (xorshift64*) whose seed a test prints so
- * a failure can be replayed. Failures here end the test at once: nothing after them could run. */
-#ifndef MALLET_TEST_SCRATCH_H
-#define MALLET_TEST_SCRATCH_H
+ * at exit, a small deterministic random generator (xorshift64*) whose seed a test prints so a
+ * failure can be replayed, and event equality. Failures here end the test at once: nothing after
+ * them could run. */
+#ifndef MALLET_TEST_FORMAT_TEST_H
+#define MALLET_TEST_FORMAT_TEST_H
+
+#include "trace/format.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -53,6 +56,16 @@ static const char *tmp_path(const char *name)
     }
     snprintf(scratch_made[scratch_nmade], sizeof scratch_made[0], "%s/%s", scratch_dir, name);
     return scratch_made[scratch_nmade++];
+}
+
+/* Every field of two decoded events is the same. */
+static int ev_equal(const mallet_event_t *a, const mallet_event_t *b)
+{
+    return a->op == b->op && a->failed == b->failed && a->tid == b->tid && a->thread == b->thread &&
+           a->seq == b->seq && a->cycles == b->cycles && a->free_cycles == b->free_cycles &&
+           a->ptr == b->ptr && a->old_ptr == b->old_ptr && a->size == b->size &&
+           a->nmemb == b->nmemb && a->align == b->align && a->callsite == b->callsite &&
+           a->ret == b->ret;
 }
 
 #endif
