@@ -26,3 +26,6 @@ echo "== mallet stats $out/sqlite3.mtrace"
 echo
 echo "== mallet check $out/sqlite3.mtrace (sqlite3 exits without freeing everything)"
 ./build/mallet check "$out"/sqlite3.mtrace* | tail -n 6 || true
+echo
+echo "== mallet allocators (the backends a replay will compare; replay is the next stage)"
+./build/mallet allocators
