@@ -20,6 +20,8 @@ static const mallet_cmd_t commands[] = {
     {"check", "find leaks, double frees and frees of unknown pointers, by callsite",
      mallet_cmd_check, mallet_usage_check},
     {"dump", "print one readable line per event", mallet_cmd_dump, mallet_usage_dump},
+    {"replay", "run traces against allocator backends and measure them", mallet_cmd_replay,
+     mallet_usage_replay},
     {"allocators", "list the allocator backends, installed or not, with versions",
      mallet_cmd_allocators, mallet_usage_allocators},
 };

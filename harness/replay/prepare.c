@@ -13,9 +13,14 @@ typedef struct live {
     uint64_t op; /* index of the op that made the block, in its thread */
 } live_t;
 
+/* Per traced thread: its slot pool, and the realloc it has in flight (between the RELEASE and
+ * the ALLOC halves, other threads' events come in between). */
 typedef struct pool {
     uint32_t *free;
     size_t n, cap;
+    uint32_t pending_old; /* the old block's slot, given back at the ALLOC half */
+    uint32_t pending_dep_thread;
+    uint64_t pending_dep_op;
 } pool_t;
 
 typedef struct state {
@@ -25,9 +30,6 @@ typedef struct state {
     pool_t *pools;       /* per thread index */
     uint32_t *index_of;  /* thread serial -> index + 1 (0: not seen) */
     size_t nserials;
-    uint32_t pending_old; /* realloc in flight: the old block's slot (released at its ALLOC half) */
-    uint32_t pending_dep_thread;
-    uint64_t pending_dep_op;
     uint64_t live_blocks;
 } state_t;
 
@@ -121,6 +123,7 @@ static int thread_index(state_t *s, const mallet_event_t *ev, uint32_t *out)
         if (!t || !pl) return -1;
         memset(&p->threads[p->nthreads], 0, sizeof *t);
         memset(&s->pools[p->nthreads], 0, sizeof *pl);
+        s->pools[p->nthreads].pending_old = MALLET_NO_SLOT;
         p->threads[p->nthreads].tid = ev->tid;
         s->index_of[ev->thread] = ++p->nthreads;
     }
@@ -223,11 +226,13 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
     if (thread_index(s, ev, &t)) return -1;
     /* A realloc that failed left its block alive, and cannot be replayed faithfully. */
     int failed_realloc = is_realloc(ev->op) && ev->failed;
+    pool_t *me = &s->pools[t];
     if (rec->part == MALLET_PART_RELEASE) {
-        s->pending_old = MALLET_NO_SLOT;
-        s->pending_dep_thread = MALLET_NO_DEP;
+        me->pending_old = MALLET_NO_SLOT;
+        me->pending_dep_thread = MALLET_NO_DEP;
         if (!failed_realloc)
-            s->pending_old = block_dies(s, t, ev->old_ptr, &s->pending_dep_thread, &s->pending_dep_op);
+            me->pending_old = block_dies(s, t, ev->old_ptr, &me->pending_dep_thread,
+                                         &me->pending_dep_op);
         return 0;
     }
     if (ev->failed && ev->op != MALLET_OP_FREE) {
@@ -255,10 +260,10 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
     uint64_t dep_op = 0;
     if (is_realloc(kind) && ev->old_ptr) {
         /* the RELEASE half came first (the reader guarantees it) */
-        old_slot = s->pending_old;
-        dep_thread = s->pending_dep_thread;
-        dep_op = s->pending_dep_op;
-        s->pending_old = MALLET_NO_SLOT;
+        old_slot = me->pending_old;
+        dep_thread = me->pending_dep_thread;
+        dep_op = me->pending_dep_op;
+        me->pending_old = MALLET_NO_SLOT;
         if (old_slot == MALLET_NO_SLOT) { /* resizing a block that is not live: allocate anew */
             s->p->skipped++;
             kind = kind == MALLET_OP_REALLOC ? MALLET_OP_MALLOC : MALLET_OP_CALLOC;
@@ -284,7 +289,6 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_prepared_t *out, ch
     state_t s;
     memset(&s, 0, sizeof s);
     s.p = out;
-    s.pending_old = MALLET_NO_SLOT;
     if (file >= mallet_reader_nfiles(r)) return fail(err, errlen, "no trace file %u", file);
     mallet_rec_t rec;
     int n, rc = 0;

@@ -16,6 +16,11 @@ env -u MALLET_RECORD_LIB "$WORK/prefix/bin/mallet" allocators --json > alloc.jso
 expect_eq "installed allocators status" 0 $?
 expect_eq "installed bump library" "$WORK/prefix/lib/mallet/libmallet_bump.so" "$(python3 -c 'import json,sys; print(next(a for a in json.load(open(sys.argv[1]))["allocators"] if a["name"] == "bump")["library"])' alloc.json)"
 expect_match "installed descriptors" "^$WORK/prefix/share/mallet/allocators/" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["allocators"][0]["descriptor"])' alloc.json)"
+# ... and the replay worker
+"$MALLET" record -q -o w.mtrace -- "$PROGS/ender" exit 100 > /dev/null
+env -u MALLET_RECORD_LIB "$WORK/prefix/bin/mallet" replay --allocator glibc --allocator bump w.mtrace > w.txt
+expect_eq "installed replay status" 0 $?
+expect_eq "installed replay rows" 3 "$(wc -l < w.txt)"
 # the build tree's mallet finds the library beside it, also without MALLET_RECORD_LIB
 env -u MALLET_RECORD_LIB "$MALLET" record -q -o bt.mtrace -- "$PROGS/ender" exit 100 > /dev/null
 expect_eq "build-tree record status" 5 $?

@@ -1,0 +1,336 @@
+/* `mallet replay`: runs traces against allocator backends, one fresh worker process per backend
+ * and repetition (the backend preloaded, its environment set), and prints what each run measured.
+ * The worker is mallet-worker (replay/worker_main.c), from mallet's library directory. */
+#define _GNU_SOURCE
+#include "backend/backend.h"
+#include "cli.h"
+#include "replay/worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void mallet_usage_replay(FILE *out)
+{
+    fprintf(out,
+            "usage: mallet replay [--allocator NAME_OR_PATH]... [--repeat N] [--touch MODE]\n"
+            "                     [--json FILE] TRACE...\n\n"
+            "Replays each trace (each process's file on its own) on each allocator backend, in a\n"
+            "fresh process per run, one thread per traced thread, cross-thread frees waiting for\n"
+            "the allocation they free. Prints a table, allocators as rows.\n\n"
+            "  --allocator A  a backend from `mallet allocators`, or a path to a library that\n"
+            "                 exports malloc and free (repeatable; default: every available one)\n"
+            "  --repeat N     runs per backend and trace (default 1)\n"
+            "  --touch MODE   none | first | pages (default: a write to every page of each new\n"
+            "                 block) | all\n"
+            "  --json FILE    also write every run as JSON\n");
+}
+
+static const char *const touch_names[] = {"none", "first", "pages", "all"};
+
+typedef struct run {
+    const char *allocator, *trace;
+    int repetition;
+    int ok;
+    char problem[256];
+    mallet_replay_result_t res;
+} run_t;
+
+/* Starts a worker with backend b and reads its result line. */
+static void run_once(const char *worker, const mallet_backend_t *b, const char *prepared,
+                     int touch, run_t *run)
+{
+    int out[2];
+    run->ok = 0;
+    if (pipe(out)) {
+        snprintf(run->problem, sizeof run->problem, "pipe: %s", strerror(errno));
+        return;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(run->problem, sizeof run->problem, "fork: %s", strerror(errno));
+        close(out[0]), close(out[1]);
+        return;
+    }
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]), close(out[1]);
+        for (size_t i = 0; i < b->nenv; i++) putenv(b->env[i]);
+        if (b->path)
+            setenv("LD_PRELOAD", b->path, 1);
+        else
+            unsetenv("LD_PRELOAD"); /* the system allocator: nothing in between */
+        char touch_arg[16];
+        snprintf(touch_arg, sizeof touch_arg, "%d", touch);
+        execl(worker, "mallet-worker", prepared, touch_arg, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    char buf[512];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof buf - 1 && (n = read(out[0], buf + len, sizeof buf - 1 - len)) != 0) {
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) break;
+        len += (size_t)n;
+    }
+    buf[len] = 0;
+    close(out[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFSIGNALED(status)) {
+        snprintf(run->problem, sizeof run->problem, "crashed (%s)", strsignal(WTERMSIG(status)));
+        return;
+    }
+    mallet_replay_result_t *r = &run->res;
+    if (WEXITSTATUS(status) != 0 ||
+        sscanf(buf, "ops=%" SCNu64 " failed=%" SCNu64 " wall_ns=%" SCNu64 " user_ns=%" SCNu64
+                    " sys_ns=%" SCNu64,
+               &r->ops, &r->failed, &r->wall_ns, &r->user_ns, &r->sys_ns) != 5) {
+        snprintf(run->problem, sizeof run->problem, "the worker failed (exit %d)",
+                 WEXITSTATUS(status));
+        return;
+    }
+    run->ok = 1;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Picks the backends: the named ones (unknown or missing: an error), else every available one. */
+static int select_backends(char **names, int nnames, mallet_backend_t **out, size_t *nout)
+{
+    char dir[PATH_MAX], libdir[PATH_MAX], err[PATH_MAX + 256];
+    mallet_backend_t *all = NULL;
+    size_t nall = 0;
+    if (mallet_cli_allocators_dir(dir, sizeof dir) ||
+        mallet_backends_load(dir, mallet_cli_libdir(libdir, sizeof libdir) ? NULL : libdir, &all,
+                             &nall, err, sizeof err)) {
+        mallet_err("%s", nall || all ? err : "replay: no allocator descriptors found");
+        return -1;
+    }
+    mallet_backend_t *sel = calloc(nnames ? (size_t)nnames : nall, sizeof *sel);
+    size_t n = 0;
+    int rc = sel ? 0 : -1;
+    for (int i = 0; !rc && i < nnames; i++) {
+        if (strchr(names[i], '/')) {
+            if (mallet_backend_from_path(names[i], &sel[n], err, sizeof err)) {
+                mallet_err("replay: allocator %s", err);
+                rc = -1;
+            } else {
+                n++;
+            }
+            continue;
+        }
+        size_t k = 0, dup = 0;
+        for (size_t j = 0; j < n; j++) dup |= !strcmp(sel[j].name, names[i]);
+        if (dup) {
+            mallet_err("replay: allocator '%s' given twice", names[i]);
+            rc = -1;
+            continue;
+        }
+        /* entries already taken are emptied (name NULL) */
+        while (k < nall && (!all[k].name || strcmp(all[k].name, names[i]))) k++;
+        if (k == nall) {
+            mallet_err("replay: unknown allocator '%s' (see 'mallet allocators')", names[i]);
+            rc = -1;
+        } else if (!all[k].available) {
+            mallet_err("replay: allocator '%s' is not installed: %s not found%s%s%s", names[i],
+                       all[k].nlibrary ? all[k].library[0] : "its library",
+                       all[k].package ? " (apt-get install " : "",
+                       all[k].package ? all[k].package : "", all[k].package ? ")" : "");
+            rc = -1;
+        } else {
+            sel[n++] = all[k];
+            memset(&all[k], 0, sizeof all[k]);
+        }
+    }
+    for (size_t k = 0; !rc && !nnames && k < nall; k++)
+        if (all[k].available) {
+            sel[n++] = all[k];
+            memset(&all[k], 0, sizeof all[k]);
+        }
+    mallet_backends_free(all, nall);
+    if (rc) {
+        mallet_backends_free(sel, n);
+        return -1;
+    }
+    *out = sel;
+    *nout = n;
+    return 0;
+}
+
+int mallet_cmd_replay(int argc, char **argv)
+{
+    char **names = calloc((size_t)argc, sizeof *names), **traces = calloc((size_t)argc, sizeof *traces);
+    int nnames = 0, ntraces = 0, repeat = 1, touch = MALLET_TOUCH_PAGES, only = 0;
+    const char *json_path = NULL;
+    if (!names || !traces) return free(names), free(traces), MALLET_EXIT_FAIL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (only || a[0] != '-' || !a[1]) {
+            traces[ntraces++] = argv[i];
+        } else if (!strcmp(a, "--")) {
+            only = 1;
+        } else if (mallet_is_help(a)) {
+            mallet_usage_replay(stdout);
+            return free(names), free(traces), MALLET_EXIT_OK;
+        } else if (!strcmp(a, "--allocator") && val) {
+            names[nnames++] = argv[++i];
+        } else if (!strcmp(a, "--repeat") && val) {
+            char *end;
+            long v = strtol(val, &end, 10);
+            if (*end || v < 1 || v > 1000) {
+                free(names), free(traces);
+                return mallet_usage_error("replay", "--repeat takes 1..1000, not '%s'", val);
+            }
+            repeat = (int)v, i++;
+        } else if (!strcmp(a, "--touch") && val) {
+            touch = -1;
+            for (int k = 0; k < 4; k++)
+                if (!strcmp(val, touch_names[k])) touch = k;
+            if (touch < 0) {
+                free(names), free(traces);
+                return mallet_usage_error("replay", "--touch takes none, first, pages or all");
+            }
+            i++;
+        } else if (!strcmp(a, "--json") && val) {
+            json_path = argv[++i];
+        } else {
+            free(names), free(traces);
+            return mallet_usage_error("replay", "unknown option or missing value: '%s'", a);
+        }
+    }
+    if (!ntraces) {
+        free(names), free(traces);
+        return mallet_usage_error("replay", "no TRACE given");
+    }
+    mallet_backend_t *bs = NULL;
+    size_t nb = 0;
+    int rc = MALLET_EXIT_FAIL;
+    run_t *runs = NULL;
+    size_t nruns = 0;
+    char worker[PATH_MAX];
+    if (mallet_cli_libdir(worker, sizeof worker) ||
+        strlen(worker) + sizeof "/mallet-worker" > sizeof worker) {
+        mallet_err("replay: cannot find mallet's library directory (for mallet-worker)");
+        goto out;
+    }
+    strcat(worker, "/mallet-worker");
+    if (select_backends(names, nnames, &bs, &nb)) goto out;
+    runs = calloc(nb * (size_t)ntraces * (size_t)repeat, sizeof *runs);
+    if (!runs) goto out;
+    for (int t = 0; t < ntraces; t++) {
+        char err[PATH_MAX + 256];
+        const char *paths[1] = {traces[t]};
+        mallet_reader_t *r = mallet_cli_open_traces((char **)paths, 1);
+        if (!r) goto out;
+        mallet_prepared_t p;
+        int prc = mallet_prepare(r, 0, &p, err, sizeof err);
+        mallet_reader_close(r);
+        if (prc) {
+            mallet_err("%s", err);
+            goto out;
+        }
+        char prepared[PATH_MAX];
+        const char *tmp = getenv("TMPDIR");
+        snprintf(prepared, sizeof prepared, "%s/mallet-replay-%d-%d.prep", tmp && *tmp ? tmp : "/tmp",
+                 (int)getpid(), t);
+        int src = mallet_prepared_save(&p, prepared);
+        if (p.skipped || p.failed_allocs)
+            mallet_err("%s: %" PRIu64 " frees or reallocs of pointers not live and %" PRIu64
+                       " failed calls are not replayed", traces[t], p.skipped, p.failed_allocs);
+        mallet_prepared_free(&p);
+        if (src) {
+            mallet_err("replay: %s: %s", prepared, strerror(-src));
+            goto out;
+        }
+        for (size_t k = 0; k < nb; k++)
+            for (int rep = 0; rep < repeat; rep++) {
+                run_t *run = &runs[nruns++];
+                run->allocator = bs[k].name;
+                run->trace = traces[t];
+                run->repetition = rep;
+                run_once(worker, &bs[k], prepared, touch, run);
+            }
+        unlink(prepared);
+    }
+    /* the table: one row per allocator and trace, medians over the repetitions */
+    printf("%-14s %-5s %12s %12s %14s %10s %10s  %s\n", "allocator", "runs", "ops", "wall ms",
+           "ops/s", "user ms", "sys ms", "trace");
+    int problems = 0;
+    for (size_t i = 0; i < nruns; i += (size_t)repeat) {
+        uint64_t wall[1000], user[1000], sys[1000], ops = 0;
+        int ok = 0;
+        for (int rep = 0; rep < repeat; rep++) {
+            run_t *run = &runs[i + (size_t)rep];
+            if (!run->ok) {
+                printf("%-14s %-5d %s  %s\n", run->allocator, rep + 1, run->problem, run->trace);
+                problems++;
+                continue;
+            }
+            wall[ok] = run->res.wall_ns, user[ok] = run->res.user_ns, sys[ok] = run->res.sys_ns;
+            ops = run->res.ops;
+            ok++;
+        }
+        if (!ok) continue;
+        qsort(wall, (size_t)ok, sizeof *wall, cmp_u64);
+        qsort(user, (size_t)ok, sizeof *user, cmp_u64);
+        qsort(sys, (size_t)ok, sizeof *sys, cmp_u64);
+        uint64_t w = wall[ok / 2];
+        printf("%-14s %-5d %12" PRIu64 " %12.3f %14.0f %10.3f %10.3f  %s\n", runs[i].allocator, ok,
+               ops, (double)w / 1e6, w ? (double)ops * 1e9 / (double)w : 0.0,
+               (double)user[ok / 2] / 1e6, (double)sys[ok / 2] / 1e6, runs[i].trace);
+    }
+    if (json_path) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < nruns; i++) {
+            const run_t *run = &runs[i];
+            json_t *o = run->ok
+                            ? json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:f}",
+                                        "allocator", run->allocator, "trace", run->trace,
+                                        "repetition", run->repetition, "ops",
+                                        (json_int_t)run->res.ops, "failed_allocs",
+                                        (json_int_t)run->res.failed, "wall_ns",
+                                        (json_int_t)run->res.wall_ns, "cpu_user_ns",
+                                        (json_int_t)run->res.user_ns, "cpu_sys_ns",
+                                        (json_int_t)run->res.sys_ns, "ops_per_sec",
+                                        run->res.wall_ns ? (double)run->res.ops * 1e9 /
+                                                               (double)run->res.wall_ns
+                                                         : 0.0)
+                            : json_pack("{s:s, s:s, s:i, s:s}", "allocator", run->allocator,
+                                        "trace", run->trace, "repetition", run->repetition,
+                                        "error", run->problem);
+            if (!o || json_array_append_new(arr, o)) json_decref(arr), arr = NULL;
+        }
+        json_t *doc = arr ? json_pack("{s:i, s:s, s:o}", "schema_version", 0, "touch",
+                                      touch_names[touch], "runs", arr)
+                          : NULL;
+        if (!doc || json_dump_file(doc, json_path, JSON_INDENT(2))) {
+            mallet_err("replay: %s: cannot write the results", json_path);
+            json_decref(doc);
+            goto out;
+        }
+        json_decref(doc);
+    }
+    rc = problems ? MALLET_EXIT_FAIL : MALLET_EXIT_OK;
+out:
+    free(runs);
+    mallet_backends_free(bs, nb);
+    free(names);
+    free(traces);
+    return rc;
+}

@@ -1,0 +1,313 @@
+/* See worker.h. Threads wait for their dependencies with a short spin, then a futex on the other
+ * thread's progress counter; a thread wakes waiters only when someone is waiting, so an op costs
+ * one release store in the common case. */
+#define _GNU_SOURCE
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SAVE_MAGIC "MALLETRP"
+#define SAVE_VERSION 1u
+
+typedef struct save_header {
+    char magic[8];
+    uint32_t version, op_size; /* op_size: sizeof(mallet_rop_t) of the writer */
+    uint32_t nthreads, nslots;
+    uint64_t ops;
+} save_header_t;
+
+typedef struct save_thread {
+    uint32_t tid, pad;
+    uint64_t nops, offset; /* offset of its ops from the file start */
+} save_thread_t;
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int mallet_prepared_save(const mallet_prepared_t *p, const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -errno;
+    save_header_t h = {SAVE_MAGIC, SAVE_VERSION, sizeof(mallet_rop_t), p->nthreads, p->nslots,
+                       p->ops};
+    memcpy(h.magic, SAVE_MAGIC, 8);
+    uint64_t off = sizeof h + (uint64_t)p->nthreads * sizeof(save_thread_t);
+    int bad = write_all(fd, &h, sizeof h);
+    for (uint32_t i = 0; !bad && i < p->nthreads; i++) {
+        save_thread_t t = {p->threads[i].tid, 0, p->threads[i].nops, off};
+        off += p->threads[i].nops * sizeof(mallet_rop_t);
+        bad = write_all(fd, &t, sizeof t);
+    }
+    for (uint32_t i = 0; !bad && i < p->nthreads; i++)
+        bad = write_all(fd, p->threads[i].ops, p->threads[i].nops * sizeof(mallet_rop_t));
+    int e = bad ? errno : 0;
+    if (close(fd) && !e) e = errno;
+    return e ? -(e ? e : EIO) : 0;
+}
+
+/* ---- the run ------------------------------------------------------------------------------- */
+
+typedef struct progress {
+    _Alignas(64) _Atomic uint32_t done; /* ops finished by this thread */
+    _Atomic uint32_t waiters;
+} progress_t;
+
+typedef struct run {
+    const mallet_rop_t **ops;
+    const save_thread_t *threads;
+    uint32_t nthreads;
+    void **slots;
+    progress_t *progress;
+    int touch;
+    _Atomic int go;
+    _Atomic uint64_t failed;
+    size_t page;
+} run_t;
+
+typedef struct worker_arg {
+    run_t *run;
+    uint32_t index;
+} worker_arg_t;
+
+static void *map(size_t len)
+{
+    void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void wait_for(progress_t *pr, uint64_t op)
+{
+    uint32_t need = (uint32_t)(op + 1);
+    for (int spin = 0; spin < 2000; spin++) {
+        if (atomic_load_explicit(&pr->done, memory_order_acquire) >= need) return;
+#if defined(__x86_64__) || defined(__i386__)
+        __asm__ __volatile__("pause");
+#endif
+    }
+    atomic_fetch_add(&pr->waiters, 1);
+    for (;;) {
+        uint32_t seen = atomic_load_explicit(&pr->done, memory_order_acquire);
+        if (seen >= need) break;
+        syscall(SYS_futex, &pr->done, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+    }
+    atomic_fetch_sub(&pr->waiters, 1);
+}
+
+static void touch(const run_t *r, char *p, size_t n)
+{
+    if (!p || !n) return;
+    switch (r->touch) {
+    case MALLET_TOUCH_FIRST: memset(p, 1, n < 8 ? n : 8); break;
+    case MALLET_TOUCH_PAGES:
+        for (size_t i = 0; i < n; i += r->page) p[i] = 1;
+        p[n - 1] = 1;
+        break;
+    case MALLET_TOUCH_ALL: memset(p, 1, n); break;
+    default: break;
+    }
+}
+
+static void *worker(void *arg)
+{
+    worker_arg_t *a = arg;
+    run_t *r = a->run;
+    const mallet_rop_t *ops = r->ops[a->index];
+    uint64_t n = r->threads[a->index].nops;
+    progress_t *me = &r->progress[a->index];
+    while (!atomic_load_explicit(&r->go, memory_order_acquire)) {
+#if defined(__x86_64__) || defined(__i386__)
+        __asm__ __volatile__("pause");
+#endif
+    }
+    uint64_t failed = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        const mallet_rop_t *o = &ops[i];
+        if (o->dep_thread != MALLET_NO_DEP) wait_for(&r->progress[o->dep_thread], o->dep_op);
+        void *p = NULL, *old = o->old_slot != MALLET_NO_SLOT ? r->slots[o->old_slot] : NULL;
+        size_t size = (size_t)o->size;
+        switch (o->kind) {
+        case MALLET_OP_MALLOC: p = malloc(size); break;
+        case MALLET_OP_CALLOC: p = calloc((size_t)o->arg, size); size *= (size_t)o->arg; break;
+        case MALLET_OP_REALLOC: p = realloc(old, size); break;
+        case MALLET_OP_REALLOCARRAY:
+            /* as realloc: glibc's reallocarray calls its own realloc internally, so on an
+             * allocator that does not export reallocarray (jemalloc 5) it would free a foreign
+             * block. The overflow check is the only difference. */
+            p = o->arg && size > SIZE_MAX / (size_t)o->arg ? NULL
+                                                           : realloc(old, size * (size_t)o->arg);
+            size *= (size_t)o->arg;
+            break;
+        case MALLET_OP_FREE: free(o->slot != MALLET_NO_SLOT ? r->slots[o->slot] : NULL); break;
+        case MALLET_OP_POSIX_MEMALIGN:
+            if (posix_memalign(&p, (size_t)o->arg, size)) p = NULL;
+            break;
+        case MALLET_OP_ALIGNED_ALLOC: p = aligned_alloc((size_t)o->arg, size); break;
+        case MALLET_OP_MEMALIGN: p = memalign((size_t)o->arg, size); break;
+        case MALLET_OP_VALLOC: p = valloc(size); break;
+        case MALLET_OP_PVALLOC: /* page-rounded valloc: not every allocator exports pvalloc */
+            size = (size + r->page - 1) & ~(r->page - 1);
+            if (posix_memalign(&p, r->page, size ? size : r->page)) p = NULL;
+            break;
+        default: break;
+        }
+        if (o->kind != MALLET_OP_FREE && o->slot != MALLET_NO_SLOT) {
+            if (!p) failed++;
+            r->slots[o->slot] = p;
+            /* realloc keeps contents: only what grew is touched as new */
+            touch(r, p, size);
+        } else if (p) {
+            free(p); /* realloc(p, 0) that returned a block where the recorded one did not */
+        }
+        atomic_store_explicit(&me->done, (uint32_t)(i + 1), memory_order_release);
+        if (atomic_load_explicit(&me->waiters, memory_order_relaxed))
+            syscall(SYS_futex, &me->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    }
+    atomic_fetch_add(&r->failed, failed);
+    return NULL;
+}
+
+static uint64_t ns_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t tv_ns(struct timeval tv)
+{
+    return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
+}
+
+int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *res, char *err,
+                      size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(err, errlen, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) || (size_t)sb.st_size < sizeof(save_header_t)) {
+        close(fd);
+        return fail(err, errlen, "%s: not a prepared replay", path);
+    }
+    size_t size = (size_t)sb.st_size;
+    const uint8_t *base = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED) return fail(err, errlen, "%s: %s", path, strerror(errno));
+    const save_header_t *h = (const save_header_t *)base;
+    int rc = -1;
+    run_t *r = NULL;
+    if (memcmp(h->magic, SAVE_MAGIC, 8) || h->version != SAVE_VERSION ||
+        h->op_size != sizeof(mallet_rop_t) ||
+        (uint64_t)h->nthreads * sizeof(save_thread_t) > size - sizeof *h) {
+        fail(err, errlen, "%s: not a prepared replay of this mallet", path);
+        goto out;
+    }
+    const save_thread_t *th = (const save_thread_t *)(h + 1);
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < h->nthreads; i++) {
+        if (th[i].offset > size || th[i].nops > (size - th[i].offset) / sizeof(mallet_rop_t) ||
+            th[i].nops > UINT32_MAX) {
+            fail(err, errlen, "%s: thread %u's ops run past the file", path, i);
+            goto out;
+        }
+        total += th[i].nops;
+    }
+    /* every slot and dependency an op names must exist, or a corrupt file could crash us */
+    for (uint32_t i = 0; i < h->nthreads; i++) {
+        const mallet_rop_t *o = (const mallet_rop_t *)(base + th[i].offset);
+        for (uint64_t k = 0; k < th[i].nops; k++)
+            if ((o[k].slot != MALLET_NO_SLOT && o[k].slot >= h->nslots) ||
+                (o[k].old_slot != MALLET_NO_SLOT && o[k].old_slot >= h->nslots) ||
+                (o[k].dep_thread != MALLET_NO_DEP &&
+                 (o[k].dep_thread >= h->nthreads || o[k].dep_op >= th[o[k].dep_thread].nops ||
+                  (o[k].dep_thread == i && o[k].dep_op >= k)))) {
+                fail(err, errlen, "%s: thread %u op %" PRIu64 " names a slot or op that does not exist",
+                     path, i, k);
+                goto out;
+            }
+    }
+    size_t rsize = sizeof(run_t) + h->nthreads * (sizeof(const mallet_rop_t *) + sizeof(worker_arg_t) +
+                                                  sizeof(pthread_t));
+    r = map(rsize);
+    void **slots = map((size_t)h->nslots * sizeof(void *));
+    progress_t *progress = map(((size_t)h->nthreads ? h->nthreads : 1) * sizeof(progress_t));
+    if (!r || !slots || !progress) {
+        fail(err, errlen, "out of memory for the replay's tables");
+        goto out;
+    }
+    r->ops = (const mallet_rop_t **)(r + 1);
+    worker_arg_t *args = (worker_arg_t *)(r->ops + h->nthreads);
+    pthread_t *tids = (pthread_t *)(args + h->nthreads);
+    r->threads = th;
+    r->nthreads = h->nthreads;
+    r->slots = slots;
+    r->progress = progress;
+    r->touch = touch_mode;
+    r->page = (size_t)sysconf(_SC_PAGESIZE);
+    for (uint32_t i = 0; i < h->nthreads; i++) {
+        r->ops[i] = (const mallet_rop_t *)(base + th[i].offset);
+        args[i].run = r;
+        args[i].index = i;
+    }
+    uint32_t started = 0;
+    for (; started < h->nthreads; started++)
+        if (pthread_create(&tids[started], NULL, worker, &args[started])) break;
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    uint64_t t0 = ns_now();
+    atomic_store_explicit(&r->go, started == h->nthreads, memory_order_release);
+    if (started != h->nthreads) atomic_store(&r->go, 1); /* let the started ones finish, then fail */
+    for (uint32_t i = 0; i < started; i++) pthread_join(tids[i], NULL);
+    uint64_t t1 = ns_now();
+    getrusage(RUSAGE_SELF, &ru1);
+    if (started != h->nthreads) {
+        fail(err, errlen, "cannot start %u replay threads", h->nthreads);
+        goto out;
+    }
+    res->ops = total;
+    res->failed = atomic_load(&r->failed);
+    res->wall_ns = t1 - t0;
+    res->user_ns = tv_ns(ru1.ru_utime) - tv_ns(ru0.ru_utime);
+    res->sys_ns = tv_ns(ru1.ru_stime) - tv_ns(ru0.ru_stime);
+    rc = 0;
+out:
+    /* the blocks still live belong to the process, which ends right after */
+    munmap((void *)base, size);
+    return rc;
+}

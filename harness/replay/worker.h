@@ -1,0 +1,34 @@
+/* The replay worker: runs a prepared trace (prepare.h) against whatever allocator its process
+ * has (the CLI starts one process per backend, with the backend preloaded), one thread per traced
+ * thread, and reports what it measured. Its own memory comes from mmap, never from the allocator
+ * under test.
+ *
+ * The prepared form travels in a file (mallet_prepared_save): a fixed header, a thread table and
+ * the ops as they are in memory; the worker maps it read-only. */
+#ifndef MALLET_REPLAY_WORKER_H
+#define MALLET_REPLAY_WORKER_H
+
+#include "prepare.h"
+
+enum mallet_touch {
+    MALLET_TOUCH_NONE = 0,  /* only the allocator calls */
+    MALLET_TOUCH_FIRST = 1, /* write the first 8 bytes of each new block */
+    MALLET_TOUCH_PAGES = 2, /* write a byte in every page of each new block (the default) */
+    MALLET_TOUCH_ALL = 3,   /* write every byte of each new block */
+};
+
+typedef struct mallet_replay_result {
+    uint64_t ops;       /* calls made */
+    uint64_t failed;    /* allocations that returned NULL (the recorded ones did not) */
+    uint64_t wall_ns;   /* from the start barrier to the last thread's end */
+    uint64_t user_ns, sys_ns;
+} mallet_replay_result_t;
+
+/* Writes p to path (0600). Returns 0 or -errno. */
+int mallet_prepared_save(const mallet_prepared_t *p, const char *path);
+
+/* Maps a saved form and replays it with the given touch mode. Returns 0, or -1 with err set. */
+int mallet_replay_run(const char *path, int touch, mallet_replay_result_t *res, char *err,
+                      size_t errlen);
+
+#endif

@@ -1,0 +1,32 @@
+/* mallet-worker: the process a replay runs in, one per backend and run, started by `mallet
+ * replay` with the backend preloaded. A program of its own, small and never sanitized, so that
+ * nothing but the allocator under test and the replay itself runs in it.
+ * usage: mallet-worker PREPARED_FILE TOUCH_MODE; prints one line of results on stdout. */
+#include "worker.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        static const char usage[] = "usage: mallet-worker PREPARED_FILE TOUCH_MODE\n";
+        return write(2, usage, sizeof usage - 1) < 0 ? 2 : 2;
+    }
+    mallet_replay_result_t res;
+    char err[4352];
+    if (mallet_replay_run(argv[1], atoi(argv[2]), &res, err, sizeof err)) {
+        char line[4400];
+        int n = snprintf(line, sizeof line, "mallet-worker: %s\n", err);
+        return write(2, line, (size_t)n) < 0 ? 1 : 1;
+    }
+    char line[256];
+    int n = snprintf(line, sizeof line,
+                     "ops=%" PRIu64 " failed=%" PRIu64 " wall_ns=%" PRIu64 " user_ns=%" PRIu64
+                     " sys_ns=%" PRIu64 "\n",
+                     res.ops, res.failed, res.wall_ns, res.user_ns, res.sys_ns);
+    return write(1, line, (size_t)n) == n ? 0 : 1;
+}

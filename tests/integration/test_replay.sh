@@ -1,0 +1,58 @@
+# mallet replay runs real traces on every available backend, each run in its own process: the
+# ops it replays are exactly the trace's calls (bad ones skipped and counted), threads with
+# cross-thread frees never deadlock, and bad input gets one clear line.
+. "$(dirname "$0")/lib.sh"
+
+"$MALLET" record -q -o ee.mtrace -- "$PROGS/every_entry" truth.json
+"$MALLET" stats --json ee.mtrace > ee.json
+events=$(json ee.json events)
+avail=$("$MALLET" allocators --json | python3 -c 'import json,sys; print(sum(a["available"] for a in json.load(sys.stdin)["allocators"]))')
+"$MALLET" replay --repeat 2 --json ee-runs.json ee.mtrace > ee.txt; expect_eq "every_entry: replay status" 0 $?
+python3 - ee-runs.json "$events" "$avail" > check.txt <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+runs = d["runs"]
+events, avail = int(sys.argv[2]), int(sys.argv[3])
+print("runs", len(runs) == 2 * avail)
+print("all ok", all("error" not in r for r in runs))
+print("ops", all(r["ops"] == events for r in runs))
+print("failed", all(r["failed_allocs"] == 0 for r in runs))
+print("timed", all(r["wall_ns"] > 0 and r["ops_per_sec"] > 0 for r in runs))
+PY
+for k in runs "all ok" ops failed timed; do
+    expect_eq "every_entry: $k" True "$(grep "^$k " check.txt | cut -d' ' -f2- | awk '{print $NF}')"
+done
+expect_eq "every_entry: a table row per backend" $((avail + 1)) "$(wc -l < ee.txt)"
+
+# 200 threads passing blocks around: the waits on other threads' ops never deadlock
+"$MALLET" record -q -o churn.mtrace -- "$PROGS/churn" > /dev/null
+"$MALLET" stats --json churn.mtrace > churn.json
+"$MALLET" replay --allocator glibc --allocator pool --allocator bump --json churn-runs.json churn.mtrace > /dev/null
+expect_eq "churn: replay status" 0 $?
+expect_eq "churn: ops on each backend" "$(json churn.json events) $(json churn.json events) $(json churn.json events)" \
+    "$(python3 -c 'import json,sys; print(" ".join(str(r["ops"]) for r in json.load(open(sys.argv[1]))["runs"]))' churn-runs.json)"
+
+# a double free is skipped and counted, never executed
+(ulimit -c 0; "$MALLET" record -q -o df.mtrace -- "$PROGS/leaky" --double-free 2> /dev/null)
+"$MALLET" stats --json df.mtrace > df.json
+"$MALLET" replay --allocator glibc --json df-runs.json df.mtrace > /dev/null 2> df.err
+expect_eq "double free: replay status" 0 $?
+expect_match "double free: said" '1 frees or reallocs of pointers not live' "$(cat df.err)"
+expect_eq "double free: ops" $(( $(json df.json events) - 1 )) "$(json df-runs.json runs.0.ops)"
+
+# a library given by path
+"$MALLET" replay --allocator "$MALLET_POOL" ee.mtrace > path.txt; expect_eq "library by path" 0 $?
+expect_match "library by path: row" '^libmallet_pool.so +1 +[0-9]+' "$(sed -n 2p path.txt)"
+
+# bad input
+"$MALLET" replay --allocator nosuch ee.mtrace 2> err.txt; st=$?
+if [ $st -ne 0 ]; then pass; else fail "unknown allocator: exit 0"; fi
+expect_eq "unknown allocator: one line" 1 "$(wc -l < err.txt)"
+expect_match "unknown allocator: message" "unknown allocator 'nosuch'" "$(cat err.txt)"
+"$MALLET" replay --allocator ./nothere.so ee.mtrace 2> err.txt; expect_eq "missing library: status" 1 $?
+expect_match "missing library: message" 'nothere.so' "$(cat err.txt)"
+head -c 100 /dev/urandom > junk.mtrace
+"$MALLET" replay --allocator glibc junk.mtrace 2> err.txt; expect_eq "corrupt trace: status" 1 $?
+expect_match "corrupt trace: message" 'junk.mtrace: not a mallet trace' "$(cat err.txt)"
+"$MALLET" replay 2> /dev/null; expect_eq "no trace: usage" 2 $?
+finish
