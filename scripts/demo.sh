@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: sets up and builds mallet, records a real program (sqlite3 running 3000 inserts
-# in a transaction), and prints what it allocated and what it leaked. Traces go to traces/demo/.
+# in a transaction), prints what it allocated and leaked, and replays it on every available
+# allocator. Traces go to traces/demo/, replay results to results/demo-replay.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== building (log in build/setup.log)"
@@ -27,5 +28,9 @@ echo
 echo "== mallet check $out/sqlite3.mtrace (sqlite3 exits without freeing everything)"
 ./build/mallet check "$out"/sqlite3.mtrace* | tail -n 6 || true
 echo
-echo "== mallet allocators (the backends a replay will compare; replay is the next stage)"
+echo "== mallet allocators"
 ./build/mallet allocators
+echo
+mkdir -p results
+echo "== mallet replay --repeat 3 --json results/demo-replay.json $out/sqlite3.mtrace"
+./build/mallet replay --repeat 3 --json results/demo-replay.json "$out/sqlite3.mtrace"
