@@ -93,9 +93,11 @@ static void run_once(const char *worker, const mallet_backend_t *b, const char *
     }
     mallet_replay_result_t *r = &run->res;
     if (WEXITSTATUS(status) != 0 ||
-        sscanf(buf, "ops=%" SCNu64 " failed=%" SCNu64 " wall_ns=%" SCNu64 " user_ns=%" SCNu64
-                    " sys_ns=%" SCNu64,
-               &r->ops, &r->failed, &r->wall_ns, &r->user_ns, &r->sys_ns) != 5) {
+        sscanf(buf,
+               "ops=%" SCNu64 " failed=%" SCNu64 " wall_ns=%" SCNu64 " user_ns=%" SCNu64
+               " sys_ns=%" SCNu64 " minflt=%" SCNu64 " majflt=%" SCNu64 " maxrss=%" SCNu64,
+               &r->ops, &r->failed, &r->wall_ns, &r->user_ns, &r->sys_ns, &r->minor_faults,
+               &r->major_faults, &r->max_rss_bytes) != 8) {
         snprintf(run->problem, sizeof run->problem, "the worker failed (exit %d)",
                  WEXITSTATUS(status));
         return;
@@ -300,7 +302,8 @@ int mallet_cmd_replay(int argc, char **argv)
         for (size_t i = 0; arr && i < nruns; i++) {
             const run_t *run = &runs[i];
             json_t *o = run->ok
-                            ? json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:f}",
+                            ? json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:f, s:I,"
+                                        " s:{s:I, s:I}}",
                                         "allocator", run->allocator, "trace", run->trace,
                                         "repetition", run->repetition, "ops",
                                         (json_int_t)run->res.ops, "failed_allocs",
@@ -310,7 +313,11 @@ int mallet_cmd_replay(int argc, char **argv)
                                         (json_int_t)run->res.sys_ns, "ops_per_sec",
                                         run->res.wall_ns ? (double)run->res.ops * 1e9 /
                                                                (double)run->res.wall_ns
-                                                         : 0.0)
+                                                         : 0.0,
+                                        "max_rss_bytes", (json_int_t)run->res.max_rss_bytes,
+                                        "page_faults", "minor",
+                                        (json_int_t)run->res.minor_faults, "major",
+                                        (json_int_t)run->res.major_faults)
                             : json_pack("{s:s, s:s, s:i, s:s}", "allocator", run->allocator,
                                         "trace", run->trace, "repetition", run->repetition,
                                         "error", run->problem);

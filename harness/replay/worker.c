@@ -305,6 +305,9 @@ int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *
     res->wall_ns = t1 - t0;
     res->user_ns = tv_ns(ru1.ru_utime) - tv_ns(ru0.ru_utime);
     res->sys_ns = tv_ns(ru1.ru_stime) - tv_ns(ru0.ru_stime);
+    res->minor_faults = (uint64_t)(ru1.ru_minflt - ru0.ru_minflt);
+    res->major_faults = (uint64_t)(ru1.ru_majflt - ru0.ru_majflt);
+    res->max_rss_bytes = (uint64_t)ru1.ru_maxrss * 1024u;
     rc = 0;
 out:
     /* the blocks still live belong to the process, which ends right after */

@@ -22,6 +22,8 @@ typedef struct mallet_replay_result {
     uint64_t failed;    /* allocations that returned NULL (the recorded ones did not) */
     uint64_t wall_ns;   /* from the start barrier to the last thread's end */
     uint64_t user_ns, sys_ns;
+    uint64_t minor_faults, major_faults; /* during the replay */
+    uint64_t max_rss_bytes; /* the worker's peak resident set (its own tables included) */
 } mallet_replay_result_t;
 
 /* Writes p to path (0600). Returns 0 or -errno. */

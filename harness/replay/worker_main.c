@@ -26,7 +26,9 @@ int main(int argc, char **argv)
     char line[256];
     int n = snprintf(line, sizeof line,
                      "ops=%" PRIu64 " failed=%" PRIu64 " wall_ns=%" PRIu64 " user_ns=%" PRIu64
-                     " sys_ns=%" PRIu64 "\n",
-                     res.ops, res.failed, res.wall_ns, res.user_ns, res.sys_ns);
+                     " sys_ns=%" PRIu64 " minflt=%" PRIu64 " majflt=%" PRIu64 " maxrss=%" PRIu64
+                     "\n",
+                     res.ops, res.failed, res.wall_ns, res.user_ns, res.sys_ns, res.minor_faults,
+                     res.major_faults, res.max_rss_bytes);
     return write(1, line, (size_t)n) == n ? 0 : 1;
 }

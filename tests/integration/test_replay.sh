@@ -32,6 +32,12 @@ expect_eq "churn: replay status" 0 $?
 expect_eq "churn: ops on each backend" "$(json churn.json events) $(json churn.json events) $(json churn.json events)" \
     "$(python3 -c 'import json,sys; print(" ".join(str(r["ops"]) for r in json.load(open(sys.argv[1]))["runs"]))' churn-runs.json)"
 
+# bump never reuses memory: it takes far more page faults and memory than glibc on the same trace
+faults=$(python3 -c 'import json,sys
+r={x["allocator"]: x for x in json.load(open(sys.argv[1]))["runs"]}
+print(r["bump"]["page_faults"]["minor"] > 4 * r["glibc"]["page_faults"]["minor"], r["bump"]["max_rss_bytes"] > r["glibc"]["max_rss_bytes"])' churn-runs.json)
+expect_eq "churn: bump faults and grows more than glibc" "True True" "$faults"
+
 # a double free is skipped and counted, never executed
 (ulimit -c 0; "$MALLET" record -q -o df.mtrace -- "$PROGS/leaky" --double-free 2> /dev/null)
 "$MALLET" stats --json df.mtrace > df.json
