@@ -50,6 +50,12 @@ expect_eq "double free: ops" $(( $(json df.json events) - 1 )) "$(json df-runs.j
 "$MALLET" replay --allocator "$MALLET_POOL" ee.mtrace > path.txt; expect_eq "library by path" 0 $?
 expect_match "library by path: row" '^libmallet_pool.so +1 +[0-9]+' "$(sed -n 2p path.txt)"
 
+# a backend that crashes is reported as such, and the others still run
+"$MALLET" replay --allocator "$PROGS/libcrashy_alloc.so" --allocator glibc churn.mtrace > crash.txt 2> /dev/null
+expect_eq "crashing backend: status" 1 $?
+expect_match "crashing backend: reported" '^libcrashy_alloc.so +1 +crashed \(Segmentation fault\)' "$(grep crashy crash.txt)"
+expect_match "crashing backend: glibc still ran" '^glibc +1 +[0-9]+' "$(grep '^glibc' crash.txt)"
+
 # bad input
 "$MALLET" replay --allocator nosuch ee.mtrace 2> err.txt; st=$?
 if [ $st -ne 0 ]; then pass; else fail "unknown allocator: exit 0"; fi
