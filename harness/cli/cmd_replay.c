@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -103,6 +104,56 @@ static void run_once(const char *worker, const mallet_backend_t *b, const char *
         return;
     }
     run->ok = 1;
+}
+
+/* The replay-ready form of trace, in `prepared`: TRACE.replay beside it, made once and kept while
+ * the trace's size and mtime stay the same; where the trace's folder is not writable, a temporary
+ * file (temporary = 1). Says once what cannot be replayed. Returns 0, or -1 after an error line. */
+static int prepare_cached(const char *trace, char *prepared, size_t cap, int *temporary)
+{
+    struct stat sb;
+    if (stat(trace, &sb)) {
+        mallet_err("%s: %s", trace, strerror(errno));
+        return -1;
+    }
+    uint64_t mtime = (uint64_t)sb.st_mtim.tv_sec * 1000000000u + (uint64_t)sb.st_mtim.tv_nsec;
+    mallet_prepared_info_t info;
+    *temporary = 0;
+    if (snprintf(prepared, cap, "%s.replay", trace) < (int)cap &&
+        mallet_prepared_peek(prepared, &info) == 0 && info.trace_size == (uint64_t)sb.st_size &&
+        info.trace_mtime_ns == mtime) {
+        if (info.skipped || info.failed_allocs)
+            mallet_err("%s: %" PRIu64 " frees or reallocs of pointers not live and %" PRIu64
+                       " failed calls are not replayed", trace, info.skipped, info.failed_allocs);
+        return 0;
+    }
+    char err[PATH_MAX + 256];
+    const char *paths[1] = {trace};
+    mallet_reader_t *r = mallet_cli_open_traces((char **)paths, 1);
+    if (!r) return -1;
+    mallet_prepared_t p;
+    int rc = mallet_prepare(r, 0, &p, err, sizeof err);
+    mallet_reader_close(r);
+    if (rc) {
+        mallet_err("%s", err);
+        return -1;
+    }
+    if (p.skipped || p.failed_allocs)
+        mallet_err("%s: %" PRIu64 " frees or reallocs of pointers not live and %" PRIu64
+                   " failed calls are not replayed", trace, p.skipped, p.failed_allocs);
+    int src = snprintf(prepared, cap, "%s.replay", trace) < (int)cap
+                  ? mallet_prepared_save(&p, prepared, (uint64_t)sb.st_size, mtime)
+                  : -ENAMETOOLONG;
+    if (src) { /* the trace's folder is read-only (or the name too long): a temporary file */
+        const char *tmp = getenv("TMPDIR");
+        snprintf(prepared, cap, "%s/mallet-replay-%d.prep", tmp && *tmp ? tmp : "/tmp",
+                 (int)getpid());
+        *temporary = 1;
+        src = mallet_prepared_save(&p, prepared, (uint64_t)sb.st_size, mtime);
+    }
+    mallet_prepared_free(&p);
+    if (src) mallet_err("replay: %s: %s", prepared, strerror(-src));
+    return src ? -1 : 0;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -236,30 +287,9 @@ int mallet_cmd_replay(int argc, char **argv)
     runs = calloc(nb * (size_t)ntraces * (size_t)repeat, sizeof *runs);
     if (!runs) goto out;
     for (int t = 0; t < ntraces; t++) {
-        char err[PATH_MAX + 256];
-        const char *paths[1] = {traces[t]};
-        mallet_reader_t *r = mallet_cli_open_traces((char **)paths, 1);
-        if (!r) goto out;
-        mallet_prepared_t p;
-        int prc = mallet_prepare(r, 0, &p, err, sizeof err);
-        mallet_reader_close(r);
-        if (prc) {
-            mallet_err("%s", err);
-            goto out;
-        }
         char prepared[PATH_MAX];
-        const char *tmp = getenv("TMPDIR");
-        snprintf(prepared, sizeof prepared, "%s/mallet-replay-%d-%d.prep", tmp && *tmp ? tmp : "/tmp",
-                 (int)getpid(), t);
-        int src = mallet_prepared_save(&p, prepared);
-        if (p.skipped || p.failed_allocs)
-            mallet_err("%s: %" PRIu64 " frees or reallocs of pointers not live and %" PRIu64
-                       " failed calls are not replayed", traces[t], p.skipped, p.failed_allocs);
-        mallet_prepared_free(&p);
-        if (src) {
-            mallet_err("replay: %s: %s", prepared, strerror(-src));
-            goto out;
-        }
+        int temporary = 0;
+        if (prepare_cached(traces[t], prepared, sizeof prepared, &temporary)) goto out;
         for (size_t k = 0; k < nb; k++)
             for (int rep = 0; rep < repeat; rep++) {
                 run_t *run = &runs[nruns++];
@@ -268,7 +298,7 @@ int mallet_cmd_replay(int argc, char **argv)
                 run->repetition = rep;
                 run_once(worker, &bs[k], prepared, touch, run);
             }
-        unlink(prepared);
+        if (temporary) unlink(prepared);
     }
     /* the table: one row per allocator and trace, medians over the repetitions */
     printf("%-14s %-5s %12s %12s %14s %10s %10s  %s\n", "allocator", "runs", "ops", "wall ms",

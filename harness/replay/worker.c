@@ -24,13 +24,14 @@
 #include <unistd.h>
 
 #define SAVE_MAGIC "MALLETRP"
-#define SAVE_VERSION 1u
+#define SAVE_VERSION 2u
 
 typedef struct save_header {
     char magic[8];
     uint32_t version, op_size; /* op_size: sizeof(mallet_rop_t) of the writer */
     uint32_t nthreads, nslots;
-    uint64_t ops;
+    uint64_t ops, skipped, failed_allocs;
+    uint64_t trace_size, trace_mtime_ns;
 } save_header_t;
 
 typedef struct save_thread {
@@ -60,13 +61,27 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-int mallet_prepared_save(const mallet_prepared_t *p, const char *path)
+int mallet_prepared_save(const mallet_prepared_t *p, const char *path, uint64_t trace_size,
+                         uint64_t trace_mtime_ns)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* written aside and renamed: a reader never sees half a file, two replays never mix */
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof tmp)
+        return -ENAMETOOLONG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return -errno;
-    save_header_t h = {SAVE_MAGIC, SAVE_VERSION, sizeof(mallet_rop_t), p->nthreads, p->nslots,
-                       p->ops};
+    save_header_t h;
+    memset(&h, 0, sizeof h);
     memcpy(h.magic, SAVE_MAGIC, 8);
+    h.version = SAVE_VERSION;
+    h.op_size = sizeof(mallet_rop_t);
+    h.nthreads = p->nthreads;
+    h.nslots = p->nslots;
+    h.ops = p->ops;
+    h.skipped = p->skipped;
+    h.failed_allocs = p->failed_allocs;
+    h.trace_size = trace_size;
+    h.trace_mtime_ns = trace_mtime_ns;
     uint64_t off = sizeof h + (uint64_t)p->nthreads * sizeof(save_thread_t);
     int bad = write_all(fd, &h, sizeof h);
     for (uint32_t i = 0; !bad && i < p->nthreads; i++) {
@@ -76,9 +91,31 @@ int mallet_prepared_save(const mallet_prepared_t *p, const char *path)
     }
     for (uint32_t i = 0; !bad && i < p->nthreads; i++)
         bad = write_all(fd, p->threads[i].ops, p->threads[i].nops * sizeof(mallet_rop_t));
-    int e = bad ? errno : 0;
+    int e = bad ? (errno ? errno : EIO) : 0;
     if (close(fd) && !e) e = errno;
-    return e ? -(e ? e : EIO) : 0;
+    if (!e && rename(tmp, path)) e = errno;
+    if (e) unlink(tmp);
+    return e ? -e : 0;
+}
+
+int mallet_prepared_peek(const char *path, mallet_prepared_info_t *info)
+{
+    save_header_t h;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, &h, sizeof h);
+    close(fd);
+    if (n != (ssize_t)sizeof h || memcmp(h.magic, SAVE_MAGIC, 8) || h.version != SAVE_VERSION ||
+        h.op_size != sizeof(mallet_rop_t))
+        return -1;
+    info->trace_size = h.trace_size;
+    info->trace_mtime_ns = h.trace_mtime_ns;
+    info->ops = h.ops;
+    info->skipped = h.skipped;
+    info->failed_allocs = h.failed_allocs;
+    info->nthreads = h.nthreads;
+    info->nslots = h.nslots;
+    return 0;
 }
 
 /* ---- the run ------------------------------------------------------------------------------- */

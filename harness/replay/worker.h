@@ -26,8 +26,19 @@ typedef struct mallet_replay_result {
     uint64_t max_rss_bytes; /* the worker's peak resident set (its own tables included) */
 } mallet_replay_result_t;
 
-/* Writes p to path (0600). Returns 0 or -errno. */
-int mallet_prepared_save(const mallet_prepared_t *p, const char *path);
+/* What a saved form says about itself, and the trace it was made from. */
+typedef struct mallet_prepared_info {
+    uint64_t trace_size, trace_mtime_ns; /* of the trace file: a changed trace is re-prepared */
+    uint64_t ops, skipped, failed_allocs;
+    uint32_t nthreads, nslots;
+} mallet_prepared_info_t;
+
+/* Writes p to path (0600), noting the trace's size and mtime. Returns 0 or -errno. */
+int mallet_prepared_save(const mallet_prepared_t *p, const char *path, uint64_t trace_size,
+                         uint64_t trace_mtime_ns);
+/* Reads a saved form's header. Returns 0, or -1 if path is missing or not a saved form of this
+ * mallet. */
+int mallet_prepared_peek(const char *path, mallet_prepared_info_t *info);
 
 /* Maps a saved form and replays it with the given touch mode. Returns 0, or -1 with err set. */
 int mallet_replay_run(const char *path, int touch, mallet_replay_result_t *res, char *err,

@@ -24,6 +24,17 @@ for k in runs "all ok" ops failed timed; do
 done
 expect_eq "every_entry: a table row per backend" $((avail + 1)) "$(wc -l < ee.txt)"
 
+# the replay-ready form is cached beside the trace, reused, and made again when the trace changes
+[ -f ee.mtrace.replay ] && pass || fail "no ee.mtrace.replay after a replay"
+before=$(stat -c %y ee.mtrace.replay)
+sleep 0.05
+"$MALLET" replay --allocator glibc ee.mtrace > /dev/null; expect_eq "cached: status" 0 $?
+expect_eq "cache reused" "$before" "$(stat -c %y ee.mtrace.replay)"
+touch -d '+1 minute' ee.mtrace
+"$MALLET" replay --allocator glibc --json again.json ee.mtrace > /dev/null; expect_eq "changed trace: status" 0 $?
+if [ "$before" != "$(stat -c %y ee.mtrace.replay)" ]; then pass; else fail "cache not remade for a changed trace"; fi
+expect_eq "remade cache: same ops" "$events" "$(json again.json runs.0.ops)"
+
 # 200 threads passing blocks around: the waits on other threads' ops never deadlock
 "$MALLET" record -q -o churn.mtrace -- "$PROGS/churn" > /dev/null
 "$MALLET" stats --json churn.mtrace > churn.json
