@@ -75,7 +75,7 @@ static void run_once(const char *worker, const mallet_backend_t *b, const char *
         _exit(127);
     }
     close(out[1]);
-    char buf[512];
+    char buf[4096];
     size_t len = 0;
     ssize_t n;
     while (len < sizeof buf - 1 && (n = read(out[0], buf + len, sizeof buf - 1 - len)) != 0) {
@@ -102,6 +102,18 @@ static void run_once(const char *worker, const mallet_backend_t *b, const char *
         snprintf(run->problem, sizeof run->problem, "the worker failed (exit %d)",
                  WEXITSTATUS(status));
         return;
+    }
+    for (char *l = strstr(buf, "\nlat "); l; l = strstr(l + 1, "\nlat ")) {
+        char kind[32];
+        mallet_latency_t lat;
+        if (sscanf(l + 5, "%31s %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+                          " %" SCNu64,
+                   kind, &lat.samples, &lat.p50_ns, &lat.p90_ns, &lat.p99_ns, &lat.p999_ns,
+                   &lat.max_ns) != 7)
+            continue;
+        if (!strcmp(kind, "all")) r->latency = lat;
+        for (unsigned k = 1; k < MALLET_OP_COUNT_; k++)
+            if (!strcmp(kind, mallet_op_name(k))) r->latency_by_op[k] = lat;
     }
     run->ok = 1;
 }
@@ -154,6 +166,14 @@ static int prepare_cached(const char *trace, char *prepared, size_t cap, int *te
     mallet_prepared_free(&p);
     if (src) mallet_err("replay: %s: %s", prepared, strerror(-src));
     return src ? -1 : 0;
+}
+
+static json_t *latency_json(const mallet_latency_t *l)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "samples", (json_int_t)l->samples, "p50",
+                     (json_int_t)l->p50_ns, "p90", (json_int_t)l->p90_ns, "p99",
+                     (json_int_t)l->p99_ns, "p999", (json_int_t)l->p999_ns, "max",
+                     (json_int_t)l->max_ns);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -301,8 +321,8 @@ int mallet_cmd_replay(int argc, char **argv)
         if (temporary) unlink(prepared);
     }
     /* the table: one row per allocator and trace, medians over the repetitions */
-    printf("%-14s %-5s %12s %12s %14s %10s %10s  %s\n", "allocator", "runs", "ops", "wall ms",
-           "ops/s", "user ms", "sys ms", "trace");
+    printf("%-14s %-5s %12s %12s %14s %10s %10s %8s %8s  %s\n", "allocator", "runs", "ops",
+           "wall ms", "ops/s", "user ms", "sys ms", "p50 ns", "p99 ns", "trace");
     int problems = 0;
     for (size_t i = 0; i < nruns; i += (size_t)repeat) {
         uint64_t wall[1000], user[1000], sys[1000], ops = 0;
@@ -323,9 +343,17 @@ int mallet_cmd_replay(int argc, char **argv)
         qsort(user, (size_t)ok, sizeof *user, cmp_u64);
         qsort(sys, (size_t)ok, sizeof *sys, cmp_u64);
         uint64_t w = wall[ok / 2];
-        printf("%-14s %-5d %12" PRIu64 " %12.3f %14.0f %10.3f %10.3f  %s\n", runs[i].allocator, ok,
-               ops, (double)w / 1e6, w ? (double)ops * 1e9 / (double)w : 0.0,
-               (double)user[ok / 2] / 1e6, (double)sys[ok / 2] / 1e6, runs[i].trace);
+        /* latency of the run with the median wall time */
+        const run_t *mid = NULL;
+        for (int rep = 0; rep < repeat && !mid; rep++)
+            if (runs[i + (size_t)rep].ok && runs[i + (size_t)rep].res.wall_ns == w)
+                mid = &runs[i + (size_t)rep];
+        printf("%-14s %-5d %12" PRIu64 " %12.3f %14.0f %10.3f %10.3f %8" PRIu64 " %8" PRIu64
+               "  %s\n",
+               runs[i].allocator, ok, ops, (double)w / 1e6, w ? (double)ops * 1e9 / (double)w : 0.0,
+               (double)user[ok / 2] / 1e6, (double)sys[ok / 2] / 1e6,
+               mid ? mid->res.latency.p50_ns : 0, mid ? mid->res.latency.p99_ns : 0,
+               runs[i].trace);
     }
     if (json_path) {
         json_t *arr = json_array();
@@ -351,10 +379,21 @@ int mallet_cmd_replay(int argc, char **argv)
                             : json_pack("{s:s, s:s, s:i, s:s}", "allocator", run->allocator,
                                         "trace", run->trace, "repetition", run->repetition,
                                         "error", run->problem);
+            if (o && run->ok) {
+                json_t *lat = latency_json(&run->res.latency), *by = json_object();
+                for (unsigned k = 1; by && k < MALLET_OP_COUNT_; k++)
+                    if (run->res.latency_by_op[k].samples)
+                        json_object_set_new(by, mallet_op_name(k),
+                                            latency_json(&run->res.latency_by_op[k]));
+                if (!lat || !by || json_object_set_new(lat, "by_kind", by) ||
+                    json_object_set_new(o, "latency_ns", lat))
+                    json_decref(o), o = NULL;
+            }
             if (!o || json_array_append_new(arr, o)) json_decref(arr), arr = NULL;
         }
-        json_t *doc = arr ? json_pack("{s:i, s:s, s:o}", "schema_version", 0, "touch",
-                                      touch_names[touch], "runs", arr)
+        json_t *doc = arr ? json_pack("{s:i, s:s, s:i, s:o}", "schema_version", 0, "touch",
+                                      touch_names[touch], "latency_sample_every",
+                                      MALLET_LATENCY_EVERY, "runs", arr)
                           : NULL;
         if (!doc || json_dump_file(doc, json_path, JSON_INDENT(2))) {
             mallet_err("replay: %s: cannot write the results", json_path);

@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "worker.h"
 
+#include "platform/platform.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -135,7 +137,27 @@ typedef struct run {
     _Atomic int go;
     _Atomic uint64_t failed;
     size_t page;
+    /* per thread, per op kind: sampled latencies in cycles, log-linear buckets; and the max */
+    uint64_t (*hist)[MALLET_OP_COUNT_][MALLET_LAT_BUCKETS];
+    uint64_t (*hmax)[MALLET_OP_COUNT_];
 } run_t;
+
+/* 8 buckets per power of two: values below 16 exactly, then within 12.5%. */
+static unsigned lat_bucket(uint64_t v)
+{
+    if (v < 16) return (unsigned)v;
+    unsigned lg = 63u - (unsigned)__builtin_clzll(v);
+    unsigned b = 8u * (lg - 1u) + (unsigned)((v >> (lg - 3u)) & 7u);
+    return b < MALLET_LAT_BUCKETS ? b : MALLET_LAT_BUCKETS - 1;
+}
+
+/* The largest value of bucket b. */
+static uint64_t lat_bucket_max(unsigned b)
+{
+    if (b < 16) return b;
+    unsigned lg = b / 8u + 1u, sub = b % 8u;
+    return ((8ull + sub + 1) << (lg - 3u)) - 1;
+}
 
 typedef struct worker_arg {
     run_t *run;
@@ -193,11 +215,15 @@ static void *worker(void *arg)
 #endif
     }
     uint64_t failed = 0;
+    uint64_t(*hist)[MALLET_LAT_BUCKETS] = r->hist[a->index];
+    uint64_t *hmax = r->hmax[a->index];
     for (uint64_t i = 0; i < n; i++) {
         const mallet_rop_t *o = &ops[i];
         if (o->dep_thread != MALLET_NO_DEP) wait_for(&r->progress[o->dep_thread], o->dep_op);
         void *p = NULL, *old = o->old_slot != MALLET_NO_SLOT ? r->slots[o->old_slot] : NULL;
         size_t size = (size_t)o->size;
+        const int timed = i % MALLET_LATENCY_EVERY == 0;
+        uint64_t c0 = timed ? mallet_cycles() : 0;
         switch (o->kind) {
         case MALLET_OP_MALLOC: p = malloc(size); break;
         case MALLET_OP_CALLOC: p = calloc((size_t)o->arg, size); size *= (size_t)o->arg; break;
@@ -223,11 +249,15 @@ static void *worker(void *arg)
             break;
         default: break;
         }
+        if (timed && o->kind < MALLET_OP_COUNT_) {
+            uint64_t d = mallet_cycles() - c0;
+            hist[o->kind][lat_bucket(d)]++;
+            if (d > hmax[o->kind]) hmax[o->kind] = d;
+        }
         if (o->kind != MALLET_OP_FREE && o->slot != MALLET_NO_SLOT) {
             if (!p) failed++;
             r->slots[o->slot] = p;
-            /* realloc keeps contents: only what grew is touched as new */
-            touch(r, p, size);
+            touch(r, p, size); /* a realloc'd block is written whole, like a new one */
         } else if (p) {
             free(p); /* realloc(p, 0) that returned a block where the recorded one did not */
         }
@@ -244,6 +274,39 @@ static uint64_t ns_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Cycles per ns, measured over 2 ms (once per run, before the timed part). */
+static double cycles_per_ns(void)
+{
+    uint64_t n0 = ns_now(), c0 = mallet_cycles(), n1, c1;
+    do {
+        n1 = ns_now();
+        c1 = mallet_cycles();
+    } while (n1 - n0 < 2000000);
+    return (double)(c1 - c0) / (double)(n1 - n0);
+}
+
+/* Percentiles of a histogram of cycles, in ns (a bucket's upper bound). */
+static void summarize(const uint64_t *h, uint64_t max_cycles, double cpn, mallet_latency_t *out)
+{
+    uint64_t total = 0;
+    for (unsigned b = 0; b < MALLET_LAT_BUCKETS; b++) total += h[b];
+    memset(out, 0, sizeof *out);
+    out->samples = total;
+    if (!total) return;
+    const double q[4] = {0.5, 0.9, 0.99, 0.999};
+    uint64_t *dst[4] = {&out->p50_ns, &out->p90_ns, &out->p99_ns, &out->p999_ns};
+    for (int k = 0; k < 4; k++) {
+        uint64_t want = (uint64_t)((double)total * q[k] + 0.999999), seen = 0;
+        unsigned b = 0;
+        for (; b < MALLET_LAT_BUCKETS; b++)
+            if ((seen += h[b]) >= want) break;
+        uint64_t c = lat_bucket_max(b < MALLET_LAT_BUCKETS ? b : MALLET_LAT_BUCKETS - 1);
+        if (c > max_cycles) c = max_cycles;
+        *dst[k] = (uint64_t)((double)c / cpn);
+    }
+    out->max_ns = (uint64_t)((double)max_cycles / cpn);
 }
 
 static uint64_t tv_ns(struct timeval tv)
@@ -304,7 +367,10 @@ int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *
     r = map(rsize);
     void **slots = map((size_t)h->nslots * sizeof(void *));
     progress_t *progress = map(((size_t)h->nthreads ? h->nthreads : 1) * sizeof(progress_t));
-    if (!r || !slots || !progress) {
+    size_t nt = h->nthreads ? h->nthreads : 1;
+    void *hist = map(nt * sizeof(uint64_t[MALLET_OP_COUNT_][MALLET_LAT_BUCKETS]));
+    void *hmax = map(nt * sizeof(uint64_t[MALLET_OP_COUNT_]));
+    if (!r || !slots || !progress || !hist || !hmax) {
         fail(err, errlen, "out of memory for the replay's tables");
         goto out;
     }
@@ -316,6 +382,9 @@ int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *
     r->slots = slots;
     r->progress = progress;
     r->touch = touch_mode;
+    r->hist = hist;
+    r->hmax = hmax;
+    double cpn = cycles_per_ns();
     r->page = (size_t)sysconf(_SC_PAGESIZE);
     for (uint32_t i = 0; i < h->nthreads; i++) {
         r->ops[i] = (const mallet_rop_t *)(base + th[i].offset);
@@ -345,6 +414,19 @@ int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *
     res->minor_faults = (uint64_t)(ru1.ru_minflt - ru0.ru_minflt);
     res->major_faults = (uint64_t)(ru1.ru_majflt - ru0.ru_majflt);
     res->max_rss_bytes = (uint64_t)ru1.ru_maxrss * 1024u;
+    /* merge the threads' histograms (into thread 0's), per kind and over all kinds */
+    uint64_t all[MALLET_LAT_BUCKETS] = {0}, all_max = 0;
+    for (unsigned k = 0; k < MALLET_OP_COUNT_; k++) {
+        uint64_t *h0 = r->hist[0][k], m = r->hmax[0][k];
+        for (uint32_t t = 1; t < h->nthreads; t++) {
+            for (unsigned b = 0; b < MALLET_LAT_BUCKETS; b++) h0[b] += r->hist[t][k][b];
+            if (r->hmax[t][k] > m) m = r->hmax[t][k];
+        }
+        for (unsigned b = 0; b < MALLET_LAT_BUCKETS; b++) all[b] += h0[b];
+        if (m > all_max) all_max = m;
+        summarize(h0, m, cpn, &res->latency_by_op[k]);
+    }
+    summarize(all, all_max, cpn, &res->latency);
     rc = 0;
 out:
     /* the blocks still live belong to the process, which ends right after */

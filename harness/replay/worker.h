@@ -17,6 +17,16 @@ enum mallet_touch {
     MALLET_TOUCH_ALL = 3,   /* write every byte of each new block */
 };
 
+/* Latency is timed on one op in MALLET_LATENCY_EVERY of each thread (two cycle-counter reads cost
+ * about as much as a fast malloc; timing all would double what is measured). */
+#define MALLET_LATENCY_EVERY 8
+#define MALLET_LAT_BUCKETS 512
+
+typedef struct mallet_latency {
+    uint64_t samples;
+    uint64_t p50_ns, p90_ns, p99_ns, p999_ns, max_ns;
+} mallet_latency_t;
+
 typedef struct mallet_replay_result {
     uint64_t ops;       /* calls made */
     uint64_t failed;    /* allocations that returned NULL (the recorded ones did not) */
@@ -24,6 +34,8 @@ typedef struct mallet_replay_result {
     uint64_t user_ns, sys_ns;
     uint64_t minor_faults, major_faults; /* during the replay */
     uint64_t max_rss_bytes; /* the worker's peak resident set (its own tables included) */
+    mallet_latency_t latency;                   /* all ops */
+    mallet_latency_t latency_by_op[MALLET_OP_COUNT_]; /* by MALLET_OP_* */
 } mallet_replay_result_t;
 
 /* What a saved form says about itself, and the trace it was made from. */

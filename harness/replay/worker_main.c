@@ -30,5 +30,17 @@ int main(int argc, char **argv)
                      "\n",
                      res.ops, res.failed, res.wall_ns, res.user_ns, res.sys_ns, res.minor_faults,
                      res.major_faults, res.max_rss_bytes);
-    return write(1, line, (size_t)n) == n ? 0 : 1;
+    if (write(1, line, (size_t)n) != n) return 1;
+    /* then one line per op kind that was timed, and one for all: samples and percentiles */
+    for (unsigned k = 0; k <= MALLET_OP_COUNT_; k++) {
+        const mallet_latency_t *l = k < MALLET_OP_COUNT_ ? &res.latency_by_op[k] : &res.latency;
+        if (!l->samples) continue;
+        n = snprintf(line, sizeof line,
+                     "lat %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+                     "\n",
+                     k < MALLET_OP_COUNT_ ? mallet_op_name(k) : "all", l->samples, l->p50_ns,
+                     l->p90_ns, l->p99_ns, l->p999_ns, l->max_ns);
+        if (write(1, line, (size_t)n) != n) return 1;
+    }
+    return 0;
 }

@@ -18,8 +18,11 @@ print("all ok", all("error" not in r for r in runs))
 print("ops", all(r["ops"] == events for r in runs))
 print("failed", all(r["failed_allocs"] == 0 for r in runs))
 print("timed", all(r["wall_ns"] > 0 and r["ops_per_sec"] > 0 for r in runs))
+lat = [r["latency_ns"] for r in runs]
+print("latency", all(l["samples"] >= events // 8 and l["p50"] <= l["p90"] <= l["p99"] <= l["p999"] <= l["max"] and l["max"] > 0 for l in lat))
+print("bykind", all(sum(k["samples"] for k in l["by_kind"].values()) == l["samples"] for l in lat))
 PY
-for k in runs "all ok" ops failed timed; do
+for k in runs "all ok" ops failed timed latency bykind; do
     expect_eq "every_entry: $k" True "$(grep "^$k " check.txt | cut -d' ' -f2- | awk '{print $NF}')"
 done
 expect_eq "every_entry: a table row per backend" $((avail + 1)) "$(wc -l < ee.txt)"
