@@ -40,6 +40,7 @@ typedef struct run {
     const char *allocator, *trace;
     int repetition;
     int ok;
+    uint64_t peak_live_bytes; /* of the trace: what the program asked to hold at most */
     char problem[256];
     mallet_replay_result_t res;
 } run_t;
@@ -121,7 +122,8 @@ static void run_once(const char *worker, const mallet_backend_t *b, const char *
 /* The replay-ready form of trace, in `prepared`: TRACE.replay beside it, made once and kept while
  * the trace's size and mtime stay the same; where the trace's folder is not writable, a temporary
  * file (temporary = 1). Says once what cannot be replayed. Returns 0, or -1 after an error line. */
-static int prepare_cached(const char *trace, char *prepared, size_t cap, int *temporary)
+static int prepare_cached(const char *trace, char *prepared, size_t cap, int *temporary,
+                          mallet_prepared_info_t *info)
 {
     struct stat sb;
     if (stat(trace, &sb)) {
@@ -129,14 +131,13 @@ static int prepare_cached(const char *trace, char *prepared, size_t cap, int *te
         return -1;
     }
     uint64_t mtime = (uint64_t)sb.st_mtim.tv_sec * 1000000000u + (uint64_t)sb.st_mtim.tv_nsec;
-    mallet_prepared_info_t info;
     *temporary = 0;
     if (snprintf(prepared, cap, "%s.replay", trace) < (int)cap &&
-        mallet_prepared_peek(prepared, &info) == 0 && info.trace_size == (uint64_t)sb.st_size &&
-        info.trace_mtime_ns == mtime) {
-        if (info.skipped || info.failed_allocs)
+        mallet_prepared_peek(prepared, info) == 0 && info->trace_size == (uint64_t)sb.st_size &&
+        info->trace_mtime_ns == mtime) {
+        if (info->skipped || info->failed_allocs)
             mallet_err("%s: %" PRIu64 " frees or reallocs of pointers not live and %" PRIu64
-                       " failed calls are not replayed", trace, info.skipped, info.failed_allocs);
+                       " failed calls are not replayed", trace, info->skipped, info->failed_allocs);
         return 0;
     }
     char err[PATH_MAX + 256];
@@ -165,6 +166,7 @@ static int prepare_cached(const char *trace, char *prepared, size_t cap, int *te
     }
     mallet_prepared_free(&p);
     if (src) mallet_err("replay: %s: %s", prepared, strerror(-src));
+    if (!src && mallet_prepared_peek(prepared, info)) src = -EIO;
     return src ? -1 : 0;
 }
 
@@ -309,13 +311,15 @@ int mallet_cmd_replay(int argc, char **argv)
     for (int t = 0; t < ntraces; t++) {
         char prepared[PATH_MAX];
         int temporary = 0;
-        if (prepare_cached(traces[t], prepared, sizeof prepared, &temporary)) goto out;
+        mallet_prepared_info_t info;
+        if (prepare_cached(traces[t], prepared, sizeof prepared, &temporary, &info)) goto out;
         for (size_t k = 0; k < nb; k++)
             for (int rep = 0; rep < repeat; rep++) {
                 run_t *run = &runs[nruns++];
                 run->allocator = bs[k].name;
                 run->trace = traces[t];
                 run->repetition = rep;
+                run->peak_live_bytes = info.peak_live_bytes;
                 run_once(worker, &bs[k], prepared, touch, run);
             }
         if (temporary) unlink(prepared);
@@ -361,7 +365,7 @@ int mallet_cmd_replay(int argc, char **argv)
             const run_t *run = &runs[i];
             json_t *o = run->ok
                             ? json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:f, s:I,"
-                                        " s:{s:I, s:I}}",
+                                        " s:I, s:f, s:{s:I, s:I}}",
                                         "allocator", run->allocator, "trace", run->trace,
                                         "repetition", run->repetition, "ops",
                                         (json_int_t)run->res.ops, "failed_allocs",
@@ -373,6 +377,11 @@ int mallet_cmd_replay(int argc, char **argv)
                                                                (double)run->res.wall_ns
                                                          : 0.0,
                                         "max_rss_bytes", (json_int_t)run->res.max_rss_bytes,
+                                        "peak_live_bytes", (json_int_t)run->peak_live_bytes,
+                                        "fragmentation",
+                                        run->peak_live_bytes ? (double)run->res.max_rss_bytes /
+                                                                   (double)run->peak_live_bytes
+                                                             : 0.0,
                                         "page_faults", "minor",
                                         (json_int_t)run->res.minor_faults, "major",
                                         (json_int_t)run->res.major_faults)

@@ -10,7 +10,8 @@
 typedef struct live {
     uint64_t ptr; /* 0: empty */
     uint32_t slot, thread;
-    uint64_t op; /* index of the op that made the block, in its thread */
+    uint64_t op;   /* index of the op that made the block, in its thread */
+    uint64_t size; /* requested bytes */
 } live_t;
 
 /* Per traced thread: its slot pool, and the realloc it has in flight (between the RELEASE and
@@ -30,7 +31,7 @@ typedef struct state {
     pool_t *pools;       /* per thread index */
     uint32_t *index_of;  /* thread serial -> index + 1 (0: not seen) */
     size_t nserials;
-    uint64_t live_blocks;
+    uint64_t live_blocks, live_bytes;
 } state_t;
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -185,6 +186,7 @@ static uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t *dep_t
     *dep_thread = MALLET_NO_DEP;
     if (!e) return MALLET_NO_SLOT;
     uint32_t slot = e->slot;
+    s->live_bytes -= e->size;
     if (e->thread != t) {
         *dep_thread = e->thread;
         *dep_op = e->op;
@@ -200,6 +202,7 @@ static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op)
 {
     live_t *old = live_find(s, ptr);
     if (old) { /* its free was not recorded: forget the old block (its slot stays taken) */
+        s->live_bytes -= old->size;
         live_remove(s, old);
         s->live_blocks--;
     }
@@ -209,6 +212,11 @@ static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op)
     e->slot = op->slot;
     e->thread = t;
     e->op = s->p->threads[t].nops - 1;
+    e->size = op->kind == MALLET_OP_CALLOC || op->kind == MALLET_OP_REALLOCARRAY
+                  ? (op->arg && op->size > UINT64_MAX / op->arg ? UINT64_MAX : op->arg * op->size)
+                  : op->size;
+    s->live_bytes += e->size;
+    if (s->live_bytes > s->p->peak_live_bytes) s->p->peak_live_bytes = s->live_bytes;
     if (++s->live_blocks > s->p->peak_live_blocks) s->p->peak_live_blocks = s->live_blocks;
     return 0;
 }

@@ -44,6 +44,7 @@ typedef struct mallet_prepared {
     uint64_t skipped;       /* frees/reallocs of pointers that were not live: not replayed */
     uint64_t failed_allocs; /* allocations that failed when recorded: not replayed */
     uint64_t peak_live_blocks;
+    uint64_t peak_live_bytes; /* requested bytes (calloc, reallocarray: count x size) */
 } mallet_prepared_t;
 
 /* Prepares the events of trace file `file` of r (other files' events are passed over). The

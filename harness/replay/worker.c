@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #define SAVE_MAGIC "MALLETRP"
-#define SAVE_VERSION 2u
+#define SAVE_VERSION 3u
 
 typedef struct save_header {
     char magic[8];
@@ -34,6 +34,7 @@ typedef struct save_header {
     uint32_t nthreads, nslots;
     uint64_t ops, skipped, failed_allocs;
     uint64_t trace_size, trace_mtime_ns;
+    uint64_t peak_live_bytes;
 } save_header_t;
 
 typedef struct save_thread {
@@ -84,6 +85,7 @@ int mallet_prepared_save(const mallet_prepared_t *p, const char *path, uint64_t 
     h.failed_allocs = p->failed_allocs;
     h.trace_size = trace_size;
     h.trace_mtime_ns = trace_mtime_ns;
+    h.peak_live_bytes = p->peak_live_bytes;
     uint64_t off = sizeof h + (uint64_t)p->nthreads * sizeof(save_thread_t);
     int bad = write_all(fd, &h, sizeof h);
     for (uint32_t i = 0; !bad && i < p->nthreads; i++) {
@@ -117,6 +119,7 @@ int mallet_prepared_peek(const char *path, mallet_prepared_info_t *info)
     info->failed_allocs = h.failed_allocs;
     info->nthreads = h.nthreads;
     info->nslots = h.nslots;
+    info->peak_live_bytes = h.peak_live_bytes;
     return 0;
 }
 

@@ -42,6 +42,7 @@ typedef struct mallet_replay_result {
 typedef struct mallet_prepared_info {
     uint64_t trace_size, trace_mtime_ns; /* of the trace file: a changed trace is re-prepared */
     uint64_t ops, skipped, failed_allocs;
+    uint64_t peak_live_bytes;
     uint32_t nthreads, nslots;
 } mallet_prepared_info_t;
 

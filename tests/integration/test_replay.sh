@@ -8,7 +8,7 @@
 events=$(json ee.json events)
 avail=$("$MALLET" allocators --json | python3 -c 'import json,sys; print(sum(a["available"] for a in json.load(sys.stdin)["allocators"]))')
 "$MALLET" replay --repeat 2 --json ee-runs.json ee.mtrace > ee.txt; expect_eq "every_entry: replay status" 0 $?
-python3 - ee-runs.json "$events" "$avail" > check.txt <<'PY'
+python3 - ee-runs.json "$events" "$avail" "$(json ee.json peak_live_bytes)" > check.txt <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 runs = d["runs"]
@@ -20,9 +20,10 @@ print("failed", all(r["failed_allocs"] == 0 for r in runs))
 print("timed", all(r["wall_ns"] > 0 and r["ops_per_sec"] > 0 for r in runs))
 lat = [r["latency_ns"] for r in runs]
 print("latency", all(l["samples"] >= events // 8 and l["p50"] <= l["p90"] <= l["p99"] <= l["p999"] <= l["max"] and l["max"] > 0 for l in lat))
+print("peak", all(r["peak_live_bytes"] == int(sys.argv[4]) and r["fragmentation"] > 0 for r in runs))
 print("bykind", all(sum(k["samples"] for k in l["by_kind"].values()) == l["samples"] for l in lat))
 PY
-for k in runs "all ok" ops failed timed latency bykind; do
+for k in runs "all ok" ops failed timed latency bykind peak; do
     expect_eq "every_entry: $k" True "$(grep "^$k " check.txt | cut -d' ' -f2- | awk '{print $NF}')"
 done
 expect_eq "every_entry: a table row per backend" $((avail + 1)) "$(wc -l < ee.txt)"
