@@ -57,6 +57,9 @@ int mallet_cli_libdir(char *out, size_t cap);
 /* The directory of allocator descriptors: $MALLET_ALLOCATORS, ../share/mallet/allocators when
  * installed, else the source tree's allocators/. Returns 0, or -1 if none exists. */
 int mallet_cli_allocators_dir(char *out, size_t cap);
+/* A backend's version: mallet's for in-tree ones, its Debian package's, or "" if unknown. */
+struct mallet_backend;
+void mallet_cli_backend_version(const struct mallet_backend *b, char *out, size_t cap);
 /* True if argv[i] is -h or --help. */
 int mallet_is_help(const char *arg);
 

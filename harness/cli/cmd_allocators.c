@@ -19,33 +19,6 @@ void mallet_usage_allocators(FILE *out)
                  "environment it runs with.\n");
 }
 
-/* The installed version of a Debian package, or "" (dpkg-query absent, package not installed). */
-static void package_version(const char *pkg, char *out, size_t cap)
-{
-    out[0] = 0;
-    for (const char *c = pkg; *c; c++) /* a Debian package name, nothing a shell would read */
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || strchr(".+-", *c))) return;
-    char cmd[256];
-    if (snprintf(cmd, sizeof cmd, "dpkg-query -W -f='${Version}' '%s' 2>/dev/null", pkg) >=
-        (int)sizeof cmd)
-        return;
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    if (!fgets(out, (int)cap, p)) out[0] = 0;
-    out[strcspn(out, "\n")] = 0;
-    pclose(p);
-}
-
-static void version_of(const mallet_backend_t *b, char *out, size_t cap)
-{
-    out[0] = 0;
-    if (!b->available) return;
-    if (b->in_tree)
-        snprintf(out, cap, "%s", MALLET_VERSION);
-    else if (b->package)
-        package_version(b->package, out, cap);
-}
-
 int mallet_cmd_allocators(int argc, char **argv)
 {
     int json = 0;
@@ -73,7 +46,7 @@ int mallet_cmd_allocators(int argc, char **argv)
     for (size_t i = 0; i < n; i++) {
         const mallet_backend_t *b = &bs[i];
         char version[128];
-        version_of(b, version, sizeof version);
+        mallet_cli_backend_version(b, version, sizeof version);
         if (json) {
             json_t *env = json_object();
             for (size_t k = 0; env && k < b->nenv; k++) {

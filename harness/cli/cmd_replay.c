@@ -5,6 +5,7 @@
 #include "backend/backend.h"
 #include "cli.h"
 #include "replay/worker.h"
+#include "trace/format.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -168,6 +170,50 @@ static int prepare_cached(const char *trace, char *prepared, size_t cap, int *te
     if (src) mallet_err("replay: %s: %s", prepared, strerror(-src));
     if (!src && mallet_prepared_peek(prepared, info)) src = -EIO;
     return src ? -1 : 0;
+}
+
+/* Where the numbers come from: host, kernel, CPU, the backends' versions, and each trace's size
+ * and checksum (the same trace gives the same checksum on any machine). */
+static json_t *context_json(const mallet_backend_t *bs, size_t nb, char **traces, int ntraces)
+{
+    struct utsname u;
+    char host[256] = "", cpu[256] = "", line[512];
+    if (uname(&u) == 0) snprintf(host, sizeof host, "%s", u.nodename);
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
+            cpu[strcspn(cpu, "\n")] = 0;
+            break;
+        }
+    if (f) fclose(f);
+    json_t *allocs = json_object(), *tr = json_array();
+    for (size_t i = 0; allocs && i < nb; i++) {
+        char v[128];
+        mallet_cli_backend_version(&bs[i], v, sizeof v);
+        json_object_set_new(allocs, bs[i].name,
+                            json_pack("{s:s, s:s?}", "version", v, "library", bs[i].path));
+    }
+    for (int t = 0; tr && t < ntraces; t++) {
+        /* a 64-bit digest of the whole file, in 1 MiB pieces (FNV-1a over the piece hashes) */
+        uint64_t digest = 0xcbf29ce484222325ull, bytes = 0;
+        FILE *in = fopen(traces[t], "rb");
+        static uint8_t piece[1 << 20];
+        size_t n;
+        while (in && (n = fread(piece, 1, sizeof piece, in)) > 0) {
+            digest = (digest ^ mallet_hash32(piece, n)) * 0x100000001b3ull;
+            bytes += n;
+        }
+        if (in) fclose(in);
+        char hex[24];
+        snprintf(hex, sizeof hex, "%016" PRIx64, digest);
+        json_array_append_new(tr, json_pack("{s:s, s:I, s:s}", "path", traces[t], "bytes",
+                                            (json_int_t)bytes, "digest", hex));
+    }
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "host", host, "kernel",
+                     u.release, "machine", u.machine, "cpu", cpu, "cores",
+                     (int)sysconf(_SC_NPROCESSORS_ONLN), "allocators", allocs ? allocs : json_null(),
+                     "traces", tr ? tr : json_null());
 }
 
 static json_t *latency_json(const mallet_latency_t *l)
@@ -400,10 +446,12 @@ int mallet_cmd_replay(int argc, char **argv)
             }
             if (!o || json_array_append_new(arr, o)) json_decref(arr), arr = NULL;
         }
-        json_t *doc = arr ? json_pack("{s:i, s:s, s:i, s:o}", "schema_version", 0, "touch",
-                                      touch_names[touch], "latency_sample_every",
-                                      MALLET_LATENCY_EVERY, "runs", arr)
-                          : NULL;
+        json_t *ctx = context_json(bs, nb, traces, ntraces);
+        json_t *doc = arr && ctx ? json_pack("{s:i, s:s, s:s, s:i, s:o, s:o}", "schema_version", 0,
+                                             "mallet", MALLET_VERSION, "touch", touch_names[touch],
+                                             "latency_sample_every", MALLET_LATENCY_EVERY,
+                                             "context", ctx, "runs", arr)
+                                 : NULL;
         if (!doc || json_dump_file(doc, json_path, JSON_INDENT(2))) {
             mallet_err("replay: %s: cannot write the results", json_path);
             json_decref(doc);

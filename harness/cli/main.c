@@ -3,10 +3,12 @@
 #include "cli.h"
 
 #include "analyze/symbols.h"
+#include "backend/backend.h"
 #include "trace/reader.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -152,6 +154,33 @@ int mallet_cli_allocators_dir(char *out, size_t cap)
     if (exe_dir(dir, sizeof dir)) return -1;
     if (first_existing(dir, rels, 1, out, cap) == 0) return 0;
     return first_existing("", rels + 1, 1, out, cap);
+}
+
+/* The installed version of a Debian package, or "" (dpkg-query absent, package not installed). */
+static void package_version(const char *pkg, char *out, size_t cap)
+{
+    out[0] = 0;
+    for (const char *c = pkg; *c; c++) /* a Debian package name, nothing a shell would read */
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || strchr(".+-", *c))) return;
+    char cmd[256];
+    if (snprintf(cmd, sizeof cmd, "dpkg-query -W -f='${Version}' '%s' 2>/dev/null", pkg) >=
+        (int)sizeof cmd)
+        return;
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    if (!fgets(out, (int)cap, p)) out[0] = 0;
+    out[strcspn(out, "\n")] = 0;
+    pclose(p);
+}
+
+void mallet_cli_backend_version(const struct mallet_backend *b, char *out, size_t cap)
+{
+    out[0] = 0;
+    if (!b->available) return;
+    if (b->in_tree)
+        snprintf(out, cap, "%s", MALLET_VERSION);
+    else if (b->package)
+        package_version(b->package, out, cap);
 }
 
 int mallet_is_help(const char *arg)

@@ -27,6 +27,14 @@ for k in runs "all ok" ops failed timed latency bykind peak; do
     expect_eq "every_entry: $k" True "$(grep "^$k " check.txt | cut -d' ' -f2- | awk '{print $NF}')"
 done
 expect_eq "every_entry: a table row per backend" $((avail + 1)) "$(wc -l < ee.txt)"
+# the context: host, kernel, every backend's version, the trace's size and digest (stable)
+ctx=$(python3 -c 'import json,sys,os
+d=json.load(open(sys.argv[1])); c=d["context"]
+print(c["kernel"] == os.uname().release, c["cores"] == os.cpu_count(), len(c["allocators"]) == int(sys.argv[2]),
+      c["traces"][0]["bytes"] == os.path.getsize("ee.mtrace"), len(c["traces"][0]["digest"]) == 16)' ee-runs.json "$avail")
+expect_eq "every_entry: context" "True True True True True" "$ctx"
+"$MALLET" replay --allocator glibc --json again0.json ee.mtrace > /dev/null
+expect_eq "trace digest is stable" "$(json ee-runs.json context.traces.0.digest)" "$(json again0.json context.traces.0.digest)"
 
 # the replay-ready form is cached beside the trace, reused, and made again when the trace changes
 [ -f ee.mtrace.replay ] && pass || fail "no ee.mtrace.replay after a replay"
