@@ -4,25 +4,16 @@
 #include "backend.h"
 
 #include "platform/platform.h"
+#include "trace/format.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 void mallet_backend_clear(mallet_backend_t *b)
 {
@@ -76,21 +67,21 @@ int mallet_backend_load_file(const char *file, const char *mallet_dir, mallet_ba
     json_error_t je;
     json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        if (je.line > 0) return fail(err, errlen, "%s: line %d: %s", file, je.line, je.text);
-        return fail(err, errlen, "%s: %s", file, je.text);
+        if (je.line > 0) return mallet_errorf(err, errlen, "%s: line %d: %s", file, je.line, je.text);
+        return mallet_errorf(err, errlen, "%s: %s", file, je.text);
     }
     int rc = -1;
     const char *key;
     json_t *v;
     if (!json_is_object(root)) {
-        fail(err, errlen, "%s: a descriptor is a JSON object", file);
+        mallet_errorf(err, errlen, "%s: a descriptor is a JSON object", file);
         goto out;
     }
     json_object_foreach(root, key, v)
     {
         if (strcmp(key, "name") && strcmp(key, "description") && strcmp(key, "library") &&
             strcmp(key, "env") && strcmp(key, "package")) {
-            fail(err, errlen, "%s: unknown key \"%s\" (known: name, description, library, env, package)",
+            mallet_errorf(err, errlen, "%s: unknown key \"%s\" (known: name, description, library, env, package)",
                  file, key);
             goto out;
         }
@@ -99,19 +90,19 @@ int mallet_backend_load_file(const char *file, const char *mallet_dir, mallet_ba
     json_t *lib = json_object_get(root, "library"), *env = json_object_get(root, "env");
     json_t *pkg = json_object_get(root, "package");
     if (!json_is_string(name) || !valid_name(json_string_value(name))) {
-        fail(err, errlen, "%s: \"name\" must be a string of letters, digits, '-', '_' or '.'", file);
+        mallet_errorf(err, errlen, "%s: \"name\" must be a string of letters, digits, '-', '_' or '.'", file);
         goto out;
     }
     if ((desc && !json_is_string(desc)) || (pkg && !json_is_string(pkg))) {
-        fail(err, errlen, "%s: \"description\" and \"package\" must be strings", file);
+        mallet_errorf(err, errlen, "%s: \"description\" and \"package\" must be strings", file);
         goto out;
     }
     if (lib && !json_is_array(lib)) {
-        fail(err, errlen, "%s: \"library\" must be an array of strings", file);
+        mallet_errorf(err, errlen, "%s: \"library\" must be an array of strings", file);
         goto out;
     }
     if (env && !json_is_object(env)) {
-        fail(err, errlen, "%s: \"env\" must be an object of strings", file);
+        mallet_errorf(err, errlen, "%s: \"env\" must be an object of strings", file);
         goto out;
     }
     b->name = strdup(json_string_value(name));
@@ -122,13 +113,13 @@ int mallet_backend_load_file(const char *file, const char *mallet_dir, mallet_ba
     b->library = calloc(nl ? nl : 1, sizeof *b->library);
     b->env = calloc(ne ? ne : 1, sizeof *b->env);
     if (!b->name || !b->description || (pkg && !b->package) || !b->source || !b->library || !b->env) {
-        fail(err, errlen, "%s: out of memory", file);
+        mallet_errorf(err, errlen, "%s: out of memory", file);
         goto out;
     }
     for (size_t i = 0; i < nl; i++) {
         json_t *c = json_array_get(lib, i);
         if (!json_is_string(c) || !*json_string_value(c)) {
-            fail(err, errlen, "%s: \"library\" entry %zu must be a non-empty string", file, i);
+            mallet_errorf(err, errlen, "%s: \"library\" entry %zu must be a non-empty string", file, i);
             goto out;
         }
         if (!(b->library[b->nlibrary++] = strdup(json_string_value(c)))) goto oom;
@@ -136,7 +127,7 @@ int mallet_backend_load_file(const char *file, const char *mallet_dir, mallet_ba
     json_object_foreach(env, key, v)
     {
         if (!json_is_string(v) || !*key || strchr(key, '=')) {
-            fail(err, errlen, "%s: \"env\" entry \"%s\" must be a string, its name without '='",
+            mallet_errorf(err, errlen, "%s: \"env\" entry \"%s\" must be a string, its name without '='",
                  file, key);
             goto out;
         }
@@ -156,7 +147,7 @@ int mallet_backend_load_file(const char *file, const char *mallet_dir, mallet_ba
     rc = 0;
     goto out;
 oom:
-    fail(err, errlen, "%s: out of memory", file);
+    mallet_errorf(err, errlen, "%s: out of memory", file);
 out:
     json_decref(root);
     if (rc) mallet_backend_clear(b);
@@ -174,7 +165,7 @@ int mallet_backends_load(const char *dir, const char *mallet_dir, mallet_backend
     *out = NULL;
     *n = 0;
     DIR *d = opendir(dir);
-    if (!d) return fail(err, errlen, "%s: %s", dir, strerror(errno));
+    if (!d) return mallet_errorf(err, errlen, "%s: %s", dir, strerror(errno));
     mallet_backend_t *bs = NULL;
     size_t nb = 0;
     struct dirent *e;
@@ -186,7 +177,7 @@ int mallet_backends_load(const char *dir, const char *mallet_dir, mallet_backend
         if (snprintf(file, sizeof file, "%s/%s", dir, e->d_name) >= (int)sizeof file) continue;
         mallet_backend_t *nbs = realloc(bs, (nb + 1) * sizeof *bs);
         if (!nbs) {
-            rc = fail(err, errlen, "%s: out of memory", file);
+            rc = mallet_errorf(err, errlen, "%s: out of memory", file);
             break;
         }
         bs = nbs;
@@ -194,12 +185,12 @@ int mallet_backends_load(const char *dir, const char *mallet_dir, mallet_backend
         nb++;
     }
     closedir(d);
-    if (!rc && nb == 0) rc = fail(err, errlen, "%s: no allocator descriptors (*.json)", dir);
+    if (!rc && nb == 0) rc = mallet_errorf(err, errlen, "%s: no allocator descriptors (*.json)", dir);
     if (!rc) {
         qsort(bs, nb, sizeof *bs, by_name);
         for (size_t i = 1; i < nb && !rc; i++)
             if (!strcmp(bs[i - 1].name, bs[i].name))
-                rc = fail(err, errlen, "%s: allocator name \"%s\" is also used by %s", bs[i].source,
+                rc = mallet_errorf(err, errlen, "%s: allocator name \"%s\" is also used by %s", bs[i].source,
                           bs[i].name, bs[i - 1].source);
     }
     if (rc) {
@@ -215,7 +206,7 @@ int mallet_backend_from_path(const char *path, mallet_backend_t *b, char *err, s
 {
     memset(b, 0, sizeof *b);
     char *real = realpath(path, NULL);
-    if (!real) return fail(err, errlen, "%s: %s", path, strerror(errno));
+    if (!real) return mallet_errorf(err, errlen, "%s: %s", path, strerror(errno));
     const char *base = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
     b->name = strdup(base);
     b->description = strdup("a library given by path");
@@ -226,7 +217,7 @@ int mallet_backend_from_path(const char *path, mallet_backend_t *b, char *err, s
         !(b->library[0] = strdup(path))) {
         free(real);
         mallet_backend_clear(b);
-        return fail(err, errlen, "%s: out of memory", path);
+        return mallet_errorf(err, errlen, "%s: out of memory", path);
     }
     b->nlibrary = 1;
     b->path = real;

@@ -2,7 +2,6 @@
  * each freed block its slot and the op that made it; per-thread slot pools hand out slots. */
 #include "prepare.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,15 +32,6 @@ typedef struct state {
     size_t nserials;
     uint64_t live_blocks, live_bytes;
 } state_t;
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static size_t home(const state_t *s, uint64_t ptr)
 {
@@ -297,18 +287,18 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_prepared_t *out, ch
     state_t s;
     memset(&s, 0, sizeof s);
     s.p = out;
-    if (file >= mallet_reader_nfiles(r)) return fail(err, errlen, "no trace file %u", file);
+    if (file >= mallet_reader_nfiles(r)) return mallet_errorf(err, errlen, "no trace file %u", file);
     mallet_rec_t rec;
     int n, rc = 0;
     while ((n = mallet_reader_next(r, &rec)) > 0) {
         if (rec.file != file) continue;
         if (prepare_event(&s, &rec)) {
-            rc = fail(err, errlen, "%s: out of memory preparing the replay",
+            rc = mallet_errorf(err, errlen, "%s: out of memory preparing the replay",
                       mallet_reader_info(r, file)->path);
             break;
         }
     }
-    if (!rc && n < 0) rc = fail(err, errlen, "%s", mallet_reader_error(r));
+    if (!rc && n < 0) rc = mallet_errorf(err, errlen, "%s", mallet_reader_error(r));
     for (uint32_t i = 0; s.pools && i < out->nthreads; i++) free(s.pools[i].free);
     free(s.pools);
     free(s.live);

@@ -13,7 +13,6 @@
 #include <linux/futex.h>
 #include <malloc.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,15 +40,6 @@ typedef struct save_thread {
     uint32_t tid, pad;
     uint64_t nops, offset; /* offset of its ops from the file start */
 } save_thread_t;
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static int write_all(int fd, const void *buf, size_t len)
 {
@@ -322,23 +312,23 @@ int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *
 {
     memset(res, 0, sizeof *res);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, "%s: %s", path, strerror(errno));
+    if (fd < 0) return mallet_errorf(err, errlen, "%s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) || (size_t)sb.st_size < sizeof(save_header_t)) {
         close(fd);
-        return fail(err, errlen, "%s: not a prepared replay", path);
+        return mallet_errorf(err, errlen, "%s: not a prepared replay", path);
     }
     size_t size = (size_t)sb.st_size;
     const uint8_t *base = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (base == MAP_FAILED) return fail(err, errlen, "%s: %s", path, strerror(errno));
+    if (base == MAP_FAILED) return mallet_errorf(err, errlen, "%s: %s", path, strerror(errno));
     const save_header_t *h = (const save_header_t *)base;
     int rc = -1;
     run_t *r = NULL;
     if (memcmp(h->magic, SAVE_MAGIC, 8) || h->version != SAVE_VERSION ||
         h->op_size != sizeof(mallet_rop_t) ||
         (uint64_t)h->nthreads * sizeof(save_thread_t) > size - sizeof *h) {
-        fail(err, errlen, "%s: not a prepared replay of this mallet", path);
+        mallet_errorf(err, errlen, "%s: not a prepared replay of this mallet", path);
         goto out;
     }
     const save_thread_t *th = (const save_thread_t *)(h + 1);
@@ -346,7 +336,7 @@ int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *
     for (uint32_t i = 0; i < h->nthreads; i++) {
         if (th[i].offset > size || th[i].nops > (size - th[i].offset) / sizeof(mallet_rop_t) ||
             th[i].nops > UINT32_MAX) {
-            fail(err, errlen, "%s: thread %u's ops run past the file", path, i);
+            mallet_errorf(err, errlen, "%s: thread %u's ops run past the file", path, i);
             goto out;
         }
         total += th[i].nops;
@@ -360,7 +350,7 @@ int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *
                 (o[k].dep_thread != MALLET_NO_DEP &&
                  (o[k].dep_thread >= h->nthreads || o[k].dep_op >= th[o[k].dep_thread].nops ||
                   (o[k].dep_thread == i && o[k].dep_op >= k)))) {
-                fail(err, errlen, "%s: thread %u op %" PRIu64 " names a slot or op that does not exist",
+                mallet_errorf(err, errlen, "%s: thread %u op %" PRIu64 " names a slot or op that does not exist",
                      path, i, k);
                 goto out;
             }
@@ -374,7 +364,7 @@ int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *
     void *hist = map(nt * sizeof(uint64_t[MALLET_OP_COUNT_][MALLET_LAT_BUCKETS]));
     void *hmax = map(nt * sizeof(uint64_t[MALLET_OP_COUNT_]));
     if (!r || !slots || !progress || !hist || !hmax) {
-        fail(err, errlen, "out of memory for the replay's tables");
+        mallet_errorf(err, errlen, "out of memory for the replay's tables");
         goto out;
     }
     r->ops = (const mallet_rop_t **)(r + 1);
@@ -406,7 +396,7 @@ int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *
     uint64_t t1 = ns_now();
     getrusage(RUSAGE_SELF, &ru1);
     if (started != h->nthreads) {
-        fail(err, errlen, "cannot start %u replay threads", h->nthreads);
+        mallet_errorf(err, errlen, "cannot start %u replay threads", h->nthreads);
         goto out;
     }
     res->ops = total;

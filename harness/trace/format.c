@@ -1,6 +1,9 @@
 /* Shared pieces of the format: op names, the chunk-header codec and the payload hash. */
 #include "format.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 static const char *const op_names[MALLET_OP_COUNT_] = {
     [MALLET_OP_MALLOC] = "malloc",
     [MALLET_OP_CALLOC] = "calloc",
@@ -14,6 +17,15 @@ static const char *const op_names[MALLET_OP_COUNT_] = {
     [MALLET_OP_PVALLOC] = "pvalloc",
     [MALLET_OP_RSS] = "rss",
 };
+
+int mallet_errorf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
 
 const char *mallet_op_name(unsigned op)
 {

@@ -153,6 +153,10 @@ typedef struct mallet_event {
 
 const char *mallet_op_name(unsigned op);
 
+/* Formats a message into err (errlen bytes) and returns -1: library code's way to fail with
+ * "FILE: what is wrong" for the CLI to print. */
+int mallet_errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* --- small shared helpers, inline because the recorder's hot path uses them ---------------- */
 
 static inline void mallet_put_u32(uint8_t *p, uint32_t v)
