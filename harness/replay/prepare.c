@@ -180,6 +180,7 @@ static uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t *dep_t
     if (e->thread != t) {
         *dep_thread = e->thread;
         *dep_op = e->op;
+        s->p->threads[e->thread].ops[e->op].flags |= MALLET_ROP_AWAITED;
         s->p->deps++;
     }
     live_remove(s, e);

@@ -19,8 +19,11 @@
 #define MALLET_NO_DEP UINT32_MAX
 
 /* One replayed call. kind is the trace's op (MALLET_OP_*). */
+#define MALLET_ROP_AWAITED 0x1u /* another thread waits for this op: publish its completion */
+
 typedef struct mallet_rop {
     uint8_t kind;
+    uint8_t flags;       /* MALLET_ROP_* */
     uint32_t slot;       /* the block it makes (allocations, realloc's new block) or frees */
     uint32_t old_slot;   /* realloc/reallocarray: the block it resizes, or MALLET_NO_SLOT */
     uint64_t size;       /* bytes (calloc, reallocarray: element size) */

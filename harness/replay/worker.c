@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #define SAVE_MAGIC "MALLETRP"
-#define SAVE_VERSION 3u
+#define SAVE_VERSION 4u
 
 typedef struct save_header {
     char magic[8];
@@ -254,9 +254,12 @@ static void *worker(void *arg)
         } else if (p) {
             free(p); /* realloc(p, 0) that returned a block where the recorded one did not */
         }
-        atomic_store_explicit(&me->done, (uint32_t)(i + 1), memory_order_release);
-        if (atomic_load_explicit(&me->waiters, memory_order_relaxed))
-            syscall(SYS_futex, &me->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        /* only ops another thread waits for are published: the rest cost nothing extra */
+        if (o->flags & MALLET_ROP_AWAITED) {
+            atomic_store_explicit(&me->done, (uint32_t)(i + 1), memory_order_release);
+            if (atomic_load_explicit(&me->waiters, memory_order_relaxed))
+                syscall(SYS_futex, &me->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        }
     }
     atomic_fetch_add(&r->failed, failed);
     return NULL;
@@ -349,7 +352,10 @@ int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *
                 (o[k].old_slot != MALLET_NO_SLOT && o[k].old_slot >= h->nslots) ||
                 (o[k].dep_thread != MALLET_NO_DEP &&
                  (o[k].dep_thread >= h->nthreads || o[k].dep_op >= th[o[k].dep_thread].nops ||
-                  (o[k].dep_thread == i && o[k].dep_op >= k)))) {
+                  (o[k].dep_thread == i && o[k].dep_op >= k) ||
+                  /* a wait on an op that will not be published would never end */
+                  !(((const mallet_rop_t *)(base + th[o[k].dep_thread].offset))[o[k].dep_op]
+                        .flags & MALLET_ROP_AWAITED)))) {
                 mallet_errorf(err, errlen, "%s: thread %u op %" PRIu64 " names a slot or op that does not exist",
                      path, i, k);
                 goto out;
