@@ -14,6 +14,24 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Not check.h's CHECK: these stop at the first failure (later steps use what earlier checks
+ * verified, such as an open reader). A test may define MALLET_TEST_CONTEXT() before including
+ * this header to add context (a seed) to the message. */
+#ifndef MALLET_TEST_CONTEXT
+#define MALLET_TEST_CONTEXT() ((void)0)
+#endif
+#define CHECK(cond) CHECKF(cond, "%s", #cond)
+#define CHECKF(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL: %s:%d: ", __FILE__, __LINE__);                                  \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            MALLET_TEST_CONTEXT();                                                                 \
+            fprintf(stderr, "\n");                                                                 \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
 static uint64_t rng_state = 0x243f6a8885a308d3ull;
 
 static uint64_t rnd(void)

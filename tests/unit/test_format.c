@@ -19,23 +19,11 @@
 
 /* ---- test scaffolding ------------------------------------------------------------------------ */
 
-/* Not check.h's CHECK: these stop at the first failure (later steps use what earlier checks
- * verified, such as an open reader) and print context (the event, the seed). */
-
 static uint64_t seed = 0x6d616c6c6574ull;
 
+#define MALLET_TEST_CONTEXT() fprintf(stderr, " (seed %" PRIu64 ")", seed)
 #include "format_test.h"
 
-#define CHECK(cond) CHECKF(cond, "%s", #cond)
-#define CHECKF(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL: %s:%d: ", __FILE__, __LINE__);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, " (seed %" PRIu64 ")\n", seed);                                        \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static uint64_t rnd_below(uint64_t n)
 {

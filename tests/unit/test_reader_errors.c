@@ -19,21 +19,8 @@
 
 /* ---- scaffolding ----------------------------------------------------------------------------- */
 
-/* Not check.h's CHECK: these stop at the first failure (later steps use what earlier checks
- * verified) and print the context of the failure. */
-
 #include "format_test.h"
 
-#define CHECK(cond) CHECKF(cond, "%s", #cond)
-#define CHECKF(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL: %s:%d: ", __FILE__, __LINE__);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 
 static void put_file(const char *path, const void *data, size_t len)
