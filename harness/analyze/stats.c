@@ -794,8 +794,7 @@ json_t *mallet_stats_json(const mallet_stats_t *st)
     return root;
 }
 
-/* "1.5 MiB": a readable companion to an exact byte count. */
-static const char *human_bytes(uint64_t v, char *buf, size_t len)
+const char *mallet_human_bytes(uint64_t v, char *buf, size_t len)
 {
     static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
     double d = (double)v;
@@ -816,7 +815,7 @@ static const char *bytes_text(uint64_t v, char *buf, size_t len)
     if (v < 1024)
         snprintf(buf, len, "%" PRIu64 " bytes", v);
     else
-        snprintf(buf, len, "%" PRIu64 " bytes (%s)", v, human_bytes(v, h, sizeof h));
+        snprintf(buf, len, "%" PRIu64 " bytes (%s)", v, mallet_human_bytes(v, h, sizeof h));
     return buf;
 }
 
@@ -852,7 +851,7 @@ static void hist_text(FILE *out, const char *title, const mallet_hist_t *h, int 
         else if (is_time)
             human_ns(le, b, sizeof b);
         else
-            human_bytes(le, b, sizeof b);
+            mallet_human_bytes(le, b, sizeof b);
         fprintf(out, "  <= %-11s %12" PRIu64 "  %s\n", b, h->count[i], bar);
     }
 }

@@ -100,6 +100,9 @@ int mallet_stats_compute(mallet_reader_t *r, mallet_stats_t *st, char *err, size
 void mallet_stats_free(mallet_stats_t *st);
 /* The JSON document of `mallet stats --json` (keys in a fixed order). NULL when out of memory. */
 json_t *mallet_stats_json(const mallet_stats_t *st);
+/* "1.5 MiB", "12 B": a readable companion to an exact byte count. Returns buf. */
+const char *mallet_human_bytes(uint64_t v, char *buf, size_t len);
+
 /* The human summary of `mallet stats`. Returns 0, or -1 on a write error. */
 int mallet_stats_write_text(const mallet_stats_t *st, FILE *out);
 

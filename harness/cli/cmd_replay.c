@@ -2,6 +2,7 @@
  * and repetition (the backend preloaded, its environment set), and prints what each run measured.
  * The worker is mallet-worker (replay/worker_main.c), from mallet's library directory. */
 #define _GNU_SOURCE
+#include "analyze/stats.h"
 #include "backend/backend.h"
 #include "cli.h"
 #include "replay/worker.h"
@@ -24,7 +25,7 @@ void mallet_usage_replay(FILE *out)
 {
     fprintf(out,
             "usage: mallet replay [--allocator NAME_OR_PATH]... [--repeat N] [--touch MODE]\n"
-            "                     [--json FILE] TRACE...\n\n"
+            "                     [--no-syscalls] [--json FILE] TRACE...\n\n"
             "Replays each trace (each process's file on its own) on each allocator backend, in a\n"
             "fresh process per run, one thread per traced thread, cross-thread frees waiting for\n"
             "the allocation they free. Prints a table, allocators as rows.\n\n"
@@ -33,8 +34,13 @@ void mallet_usage_replay(FILE *out)
             "  --repeat N     runs per backend and trace (default 1)\n"
             "  --touch MODE   none | first | pages (default: a write to every page of each new\n"
             "                 block) | all\n"
-            "  --json FILE    also write every run as JSON\n");
+            "  --no-syscalls  skip the counting run (one per backend and trace, after the timed\n"
+            "                 ones) that counts mmap, munmap, mremap, brk, madvise, mprotect\n"
+            "  --json FILE    also write every run as JSON (docs/RESULTS_SCHEMA.md)\n");
 }
+
+/* docs/RESULTS_SCHEMA.md: 1 added the allocator's share of peak RSS, its timeline and syscalls */
+#define MALLET_RESULTS_VERSION 1
 
 static const char *const touch_names[] = {"none", "first", "pages", "all"};
 
@@ -45,11 +51,26 @@ typedef struct run {
     uint64_t peak_live_bytes; /* of the trace: what the program asked to hold at most */
     char problem[256];
     mallet_replay_result_t res;
+    mallet_rss_timeline_t timeline; /* res.timeline points here */
+    const struct run *counted;      /* the counting run of its backend and trace, if it worked */
 } run_t;
 
-/* Starts a worker with backend b and reads its result line. */
+/* Reads the worker's rss_timeline line into tl. */
+static void parse_timeline(const char *l, mallet_rss_timeline_t *tl)
+{
+    int used = 0;
+    memset(tl, 0, sizeof *tl);
+    if (sscanf(l, "%" SCNu64 "%n", &tl->interval_ns, &used) != 1) return;
+    for (l += used; tl->n < MALLET_RSS_SAMPLES; l += used) {
+        if (sscanf(l, " %" SCNu64 ":%" SCNu64 "%n", &tl->t_ns[tl->n], &tl->bytes[tl->n], &used) != 2)
+            break;
+        tl->n++;
+    }
+}
+
+/* Starts a worker with backend b (a counting run with `count`) and reads its results. */
 static void run_once(const char *worker, const mallet_backend_t *b, const char *prepared,
-                     int touch, run_t *run)
+                     int touch, int count, run_t *run)
 {
     int out[2];
     run->ok = 0;
@@ -74,11 +95,12 @@ static void run_once(const char *worker, const mallet_backend_t *b, const char *
             unsetenv("LD_PRELOAD"); /* the system allocator: nothing in between */
         char touch_arg[16];
         snprintf(touch_arg, sizeof touch_arg, "%d", touch);
-        execl(worker, "mallet-worker", prepared, touch_arg, (char *)NULL);
+        execl(worker, "mallet-worker", prepared, touch_arg, count ? "count" : (char *)NULL,
+              (char *)NULL);
         _exit(127);
     }
     close(out[1]);
-    char buf[4096];
+    static char buf[1 << 16]; /* the timeline is the long line: 512 samples of ~30 bytes */
     size_t len = 0;
     ssize_t n;
     while (len < sizeof buf - 1 && (n = read(out[0], buf + len, sizeof buf - 1 - len)) != 0) {
@@ -99,14 +121,36 @@ static void run_once(const char *worker, const mallet_backend_t *b, const char *
     if (WEXITSTATUS(status) != 0 ||
         sscanf(buf,
                "ops=%" SCNu64 " failed=%" SCNu64 " wall_ns=%" SCNu64 " user_ns=%" SCNu64
-               " sys_ns=%" SCNu64 " minflt=%" SCNu64 " majflt=%" SCNu64 " maxrss=%" SCNu64,
+               " sys_ns=%" SCNu64 " minflt=%" SCNu64 " majflt=%" SCNu64,
                &r->ops, &r->failed, &r->wall_ns, &r->user_ns, &r->sys_ns, &r->minor_faults,
-               &r->major_faults, &r->max_rss_bytes) != 8) {
+               &r->major_faults) != 7 ||
+        !strstr(buf, "\nrss ") ||
+        sscanf(strstr(buf, "\nrss "), "\nrss baseline=%" SCNu64 " peak=%" SCNu64
+                                       " process_peak=%" SCNu64,
+               &r->baseline_rss_bytes, &r->peak_rss_bytes, &r->process_peak_rss_bytes) != 3) {
         snprintf(run->problem, sizeof run->problem, "the worker failed (exit %d)",
                  WEXITSTATUS(status));
         return;
     }
-    for (char *l = strstr(buf, "\nlat "); l; l = strstr(l + 1, "\nlat ")) {
+    const char *l = strstr(buf, "\nrss_timeline ");
+    if (l) parse_timeline(l + 14, &run->timeline);
+    r->timeline = &run->timeline;
+    l = strstr(buf, "\nsys ");
+    if (count && l) {
+        r->syscalls_counted = 1;
+        for (unsigned k = 0; k < MALLET_SC_COUNT_; k++) {
+            char key[32];
+            snprintf(key, sizeof key, " %s=", mallet_sc_name(k));
+            const char *v = strstr(l, key);
+            if (!v || sscanf(v + strlen(key), "%" SCNu64, &r->syscalls[k]) != 1)
+                r->syscalls_counted = 0;
+        }
+    }
+    if (count && !r->syscalls_counted) {
+        snprintf(run->problem, sizeof run->problem, "the worker did not count syscalls");
+        return;
+    }
+    for (l = strstr(buf, "\nlat "); l; l = strstr(l + 1, "\nlat ")) {
         char kind[32];
         mallet_latency_t lat;
         if (sscanf(l + 5, "%31s %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
@@ -230,6 +274,99 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* One row per allocator and trace: medians over the repetitions (latency and memory: of the run
+ * with the median wall time). Returns how many runs failed. */
+static int print_table(const run_t *runs, size_t nruns, int repeat)
+{
+    printf("%-14s %-4s %11s %10s %12s %7s %7s %10s %7s %8s  %s\n", "allocator", "runs", "ops",
+           "wall ms", "ops/s", "p50 ns", "p99 ns", "peak RSS", "RSS/live", "syscalls", "trace");
+    int problems = 0;
+    for (size_t i = 0; i < nruns; i += (size_t)repeat) {
+        uint64_t wall[1000];
+        int ok = 0;
+        for (int rep = 0; rep < repeat; rep++) {
+            const run_t *run = &runs[i + (size_t)rep];
+            if (!run->ok) {
+                printf("%-14s %-4d %s  %s\n", run->allocator, rep + 1, run->problem, run->trace);
+                problems++;
+                continue;
+            }
+            wall[ok++] = run->res.wall_ns;
+        }
+        if (!ok) continue;
+        qsort(wall, (size_t)ok, sizeof *wall, cmp_u64);
+        const run_t *mid = NULL;
+        for (int rep = 0; rep < repeat && !mid; rep++)
+            if (runs[i + (size_t)rep].ok && runs[i + (size_t)rep].res.wall_ns == wall[ok / 2])
+                mid = &runs[i + (size_t)rep];
+        const mallet_replay_result_t *r = &mid->res;
+        char rss[32], frag[32], sys[32] = "-";
+        mallet_human_bytes(r->peak_rss_bytes, rss, sizeof rss);
+        snprintf(frag, sizeof frag, "%.2f",
+                 mid->peak_live_bytes ? (double)r->peak_rss_bytes / (double)mid->peak_live_bytes
+                                      : 0.0);
+        if (mid->counted) {
+            uint64_t total = 0;
+            for (unsigned k = 0; k < MALLET_SC_COUNT_; k++) total += mid->counted->res.syscalls[k];
+            snprintf(sys, sizeof sys, "%" PRIu64, total);
+        }
+        printf("%-14s %-4d %11" PRIu64 " %10.3f %12.0f %7" PRIu64 " %7" PRIu64 " %10s %7s %8s  %s\n",
+               mid->allocator, ok, r->ops, (double)r->wall_ns / 1e6,
+               r->wall_ns ? (double)r->ops * 1e9 / (double)r->wall_ns : 0.0, r->latency.p50_ns,
+               r->latency.p99_ns, rss, frag, sys, mid->trace);
+    }
+    return problems;
+}
+
+/* A run as JSON (docs/RESULTS_SCHEMA.md). */
+static json_t *run_json(const run_t *run)
+{
+    if (!run->ok)
+        return json_pack("{s:s, s:s, s:i, s:s}", "allocator", run->allocator, "trace", run->trace,
+                         "repetition", run->repetition, "error", run->problem);
+    const mallet_replay_result_t *r = &run->res;
+    json_t *o = json_pack(
+        "{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:f, s:{s:I, s:I}}",
+        "allocator", run->allocator, "trace", run->trace, "repetition", run->repetition, "ops",
+        (json_int_t)r->ops, "failed_allocs", (json_int_t)r->failed, "wall_ns",
+        (json_int_t)r->wall_ns, "cpu_user_ns", (json_int_t)r->user_ns, "cpu_sys_ns",
+        (json_int_t)r->sys_ns, "ops_per_sec",
+        r->wall_ns ? (double)r->ops * 1e9 / (double)r->wall_ns : 0.0, "peak_rss_bytes",
+        (json_int_t)r->peak_rss_bytes, "baseline_rss_bytes", (json_int_t)r->baseline_rss_bytes,
+        "process_peak_rss_bytes", (json_int_t)r->process_peak_rss_bytes, "peak_live_bytes",
+        (json_int_t)run->peak_live_bytes, "fragmentation",
+        run->peak_live_bytes ? (double)r->peak_rss_bytes / (double)run->peak_live_bytes : 0.0,
+        "page_faults", "minor", (json_int_t)r->minor_faults, "major", (json_int_t)r->major_faults);
+    json_t *lat = latency_json(&r->latency), *by = json_object(), *samples = json_array();
+    for (unsigned k = 1; by && k < MALLET_OP_COUNT_; k++)
+        if (r->latency_by_op[k].samples)
+            json_object_set_new(by, mallet_op_name(k), latency_json(&r->latency_by_op[k]));
+    for (uint32_t i = 0; samples && i < r->timeline->n; i++)
+        json_array_append_new(samples, json_pack("[I, I]", (json_int_t)r->timeline->t_ns[i],
+                                                 (json_int_t)r->timeline->bytes[i]));
+    json_t *sys = json_null();
+    if (run->counted) {
+        uint64_t total = 0;
+        sys = json_object();
+        for (unsigned k = 0; sys && k < MALLET_SC_COUNT_; k++) {
+            json_object_set_new(sys, mallet_sc_name(k),
+                                json_integer((json_int_t)run->counted->res.syscalls[k]));
+            total += run->counted->res.syscalls[k];
+        }
+        if (sys) json_object_set_new(sys, "total", json_integer((json_int_t)total));
+    }
+    if (!o || !lat || !by || !samples || !sys || json_object_set_new(lat, "by_kind", by) ||
+        json_object_set_new(o, "latency_ns", lat) ||
+        json_object_set_new(o, "rss_timeline",
+                            json_pack("{s:I, s:o}", "interval_ns",
+                                      (json_int_t)r->timeline->interval_ns, "samples", samples)) ||
+        json_object_set_new(o, "syscalls", sys)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 /* Picks the backends: the named ones (unknown or missing: an error), else every available one. */
 static int select_backends(char **names, int nnames, mallet_backend_t **out, size_t *nout)
 {
@@ -296,7 +433,7 @@ static int select_backends(char **names, int nnames, mallet_backend_t **out, siz
 int mallet_cmd_replay(int argc, char **argv)
 {
     char **names = calloc((size_t)argc, sizeof *names), **traces = calloc((size_t)argc, sizeof *traces);
-    int nnames = 0, ntraces = 0, repeat = 1, touch = MALLET_TOUCH_PAGES, only = 0;
+    int nnames = 0, ntraces = 0, repeat = 1, touch = MALLET_TOUCH_PAGES, only = 0, syscalls = 1;
     const char *json_path = NULL;
     if (!names || !traces) return free(names), free(traces), MALLET_EXIT_FAIL;
     for (int i = 1; i < argc; i++) {
@@ -328,6 +465,8 @@ int mallet_cmd_replay(int argc, char **argv)
                 return mallet_usage_error("replay", "--touch takes none, first, pages or all");
             }
             i++;
+        } else if (!strcmp(a, "--no-syscalls")) {
+            syscalls = 0;
         } else if (!strcmp(a, "--json") && val) {
             json_path = argv[++i];
         } else {
@@ -342,7 +481,7 @@ int mallet_cmd_replay(int argc, char **argv)
     mallet_backend_t *bs = NULL;
     size_t nb = 0;
     int rc = MALLET_EXIT_FAIL;
-    run_t *runs = NULL;
+    run_t *runs = NULL, *counting = NULL;
     size_t nruns = 0;
     char worker[PATH_MAX];
     if (mallet_cli_libdir(worker, sizeof worker) ||
@@ -353,103 +492,48 @@ int mallet_cmd_replay(int argc, char **argv)
     strcat(worker, "/mallet-worker");
     if (select_backends(names, nnames, &bs, &nb)) goto out;
     runs = calloc(nb * (size_t)ntraces * (size_t)repeat, sizeof *runs);
-    if (!runs) goto out;
+    counting = syscalls ? calloc(nb * (size_t)ntraces, sizeof *counting) : NULL;
+    if (!runs || (syscalls && !counting)) goto out;
     for (int t = 0; t < ntraces; t++) {
         char prepared[PATH_MAX];
         int temporary = 0;
         mallet_prepared_info_t info;
         if (prepare_cached(traces[t], prepared, sizeof prepared, &temporary, &info)) goto out;
-        for (size_t k = 0; k < nb; k++)
+        for (size_t k = 0; k < nb; k++) {
+            run_t *first = &runs[nruns], *c = counting ? &counting[(size_t)t * nb + k] : NULL;
             for (int rep = 0; rep < repeat; rep++) {
                 run_t *run = &runs[nruns++];
                 run->allocator = bs[k].name;
                 run->trace = traces[t];
                 run->repetition = rep;
                 run->peak_live_bytes = info.peak_live_bytes;
-                run_once(worker, &bs[k], prepared, touch, run);
+                run_once(worker, &bs[k], prepared, touch, 0, run);
             }
+            if (!c) continue;
+            run_once(worker, &bs[k], prepared, touch, 1, c);
+            if (!c->ok)
+                mallet_err("replay: %s on %s: syscalls not counted: %s", bs[k].name, traces[t],
+                           c->problem);
+            for (int rep = 0; c->ok && rep < repeat; rep++) first[rep].counted = c;
+        }
         if (temporary) unlink(prepared);
     }
-    /* the table: one row per allocator and trace, medians over the repetitions */
-    printf("%-14s %-5s %12s %12s %14s %10s %10s %8s %8s  %s\n", "allocator", "runs", "ops",
-           "wall ms", "ops/s", "user ms", "sys ms", "p50 ns", "p99 ns", "trace");
-    int problems = 0;
-    for (size_t i = 0; i < nruns; i += (size_t)repeat) {
-        uint64_t wall[1000], user[1000], sys[1000], ops = 0;
-        int ok = 0;
-        for (int rep = 0; rep < repeat; rep++) {
-            run_t *run = &runs[i + (size_t)rep];
-            if (!run->ok) {
-                printf("%-14s %-5d %s  %s\n", run->allocator, rep + 1, run->problem, run->trace);
-                problems++;
-                continue;
-            }
-            wall[ok] = run->res.wall_ns, user[ok] = run->res.user_ns, sys[ok] = run->res.sys_ns;
-            ops = run->res.ops;
-            ok++;
-        }
-        if (!ok) continue;
-        qsort(wall, (size_t)ok, sizeof *wall, cmp_u64);
-        qsort(user, (size_t)ok, sizeof *user, cmp_u64);
-        qsort(sys, (size_t)ok, sizeof *sys, cmp_u64);
-        uint64_t w = wall[ok / 2];
-        /* latency of the run with the median wall time */
-        const run_t *mid = NULL;
-        for (int rep = 0; rep < repeat && !mid; rep++)
-            if (runs[i + (size_t)rep].ok && runs[i + (size_t)rep].res.wall_ns == w)
-                mid = &runs[i + (size_t)rep];
-        printf("%-14s %-5d %12" PRIu64 " %12.3f %14.0f %10.3f %10.3f %8" PRIu64 " %8" PRIu64
-               "  %s\n",
-               runs[i].allocator, ok, ops, (double)w / 1e6, w ? (double)ops * 1e9 / (double)w : 0.0,
-               (double)user[ok / 2] / 1e6, (double)sys[ok / 2] / 1e6,
-               mid ? mid->res.latency.p50_ns : 0, mid ? mid->res.latency.p99_ns : 0,
-               runs[i].trace);
-    }
+    int problems = print_table(runs, nruns, repeat);
     if (json_path) {
         json_t *arr = json_array();
         for (size_t i = 0; arr && i < nruns; i++) {
-            const run_t *run = &runs[i];
-            json_t *o = run->ok
-                            ? json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:f, s:I,"
-                                        " s:I, s:f, s:{s:I, s:I}}",
-                                        "allocator", run->allocator, "trace", run->trace,
-                                        "repetition", run->repetition, "ops",
-                                        (json_int_t)run->res.ops, "failed_allocs",
-                                        (json_int_t)run->res.failed, "wall_ns",
-                                        (json_int_t)run->res.wall_ns, "cpu_user_ns",
-                                        (json_int_t)run->res.user_ns, "cpu_sys_ns",
-                                        (json_int_t)run->res.sys_ns, "ops_per_sec",
-                                        run->res.wall_ns ? (double)run->res.ops * 1e9 /
-                                                               (double)run->res.wall_ns
-                                                         : 0.0,
-                                        "max_rss_bytes", (json_int_t)run->res.max_rss_bytes,
-                                        "peak_live_bytes", (json_int_t)run->peak_live_bytes,
-                                        "fragmentation",
-                                        run->peak_live_bytes ? (double)run->res.max_rss_bytes /
-                                                                   (double)run->peak_live_bytes
-                                                             : 0.0,
-                                        "page_faults", "minor",
-                                        (json_int_t)run->res.minor_faults, "major",
-                                        (json_int_t)run->res.major_faults)
-                            : json_pack("{s:s, s:s, s:i, s:s}", "allocator", run->allocator,
-                                        "trace", run->trace, "repetition", run->repetition,
-                                        "error", run->problem);
-            if (o && run->ok) {
-                json_t *lat = latency_json(&run->res.latency), *by = json_object();
-                for (unsigned k = 1; by && k < MALLET_OP_COUNT_; k++)
-                    if (run->res.latency_by_op[k].samples)
-                        json_object_set_new(by, mallet_op_name(k),
-                                            latency_json(&run->res.latency_by_op[k]));
-                if (!lat || !by || json_object_set_new(lat, "by_kind", by) ||
-                    json_object_set_new(o, "latency_ns", lat))
-                    json_decref(o), o = NULL;
-            }
+            json_t *o = run_json(&runs[i]);
             if (!o || json_array_append_new(arr, o)) json_decref(arr), arr = NULL;
         }
         json_t *ctx = context_json(bs, nb, traces, ntraces);
-        json_t *doc = arr && ctx ? json_pack("{s:i, s:s, s:s, s:i, s:o, s:o}", "schema_version", 0,
-                                             "mallet", MALLET_VERSION, "touch", touch_names[touch],
+        json_t *doc = arr && ctx ? json_pack("{s:i, s:s, s:s, s:i, s:s?, s:o, s:o}",
+                                             "schema_version", MALLET_RESULTS_VERSION, "mallet",
+                                             MALLET_VERSION, "touch", touch_names[touch],
                                              "latency_sample_every", MALLET_LATENCY_EVERY,
+                                             "syscalls_method",
+                                             syscalls ? "one counting run per allocator and trace"
+                                                        " (seccomp user notifications)"
+                                                      : NULL,
                                              "context", ctx, "runs", arr)
                                  : NULL;
         if (!doc || json_dump_file(doc, json_path, JSON_INDENT(2))) {
@@ -462,6 +546,7 @@ int mallet_cmd_replay(int argc, char **argv)
     rc = problems ? MALLET_EXIT_FAIL : MALLET_EXIT_OK;
 out:
     free(runs);
+    free(counting);
     mallet_backends_free(bs, nb);
     free(names);
     free(traces);

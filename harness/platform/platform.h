@@ -49,4 +49,30 @@ size_t mallet_page_size(void);
  * (without loading it). Writes its path to out; returns 0, or -ENOENT. */
 int mallet_find_library(const char *soname, char *out, size_t cap);
 
+/* ---- For the replay worker only (not async-signal-safe, never used by the recorder) ---- */
+
+/* The resident-set high-water mark: reset to the current RSS (/proc/self/clear_refs), and read
+ * (VmHWM in /proc/self/status). Both return 0 or -errno; peak is in bytes. */
+int mallet_rss_peak_reset(void);
+int mallet_rss_peak(uint64_t *peak);
+
+/* Counted syscalls (syscount_linux.c), in the order of the results. */
+enum mallet_sc_kind {
+    MALLET_SC_MMAP,
+    MALLET_SC_MUNMAP,
+    MALLET_SC_MREMAP,
+    MALLET_SC_BRK,
+    MALLET_SC_MADVISE,
+    MALLET_SC_MPROTECT,
+    MALLET_SC_COUNT_
+};
+const char *mallet_sc_name(unsigned kind);
+/* Starts counting the calling thread's MALLET_SC_* syscalls and those of the threads it creates
+ * from now on (threads that exist already are not counted). Returns 0 or -errno (-ENOSYS: not
+ * on this CPU; -EINVAL: a kernel without seccomp user notifications). Once per process. */
+int mallet_syscount_start(void);
+/* Only syscalls made while the window is open are counted. */
+void mallet_syscount_window(int open);
+void mallet_syscount_read(uint64_t counts[MALLET_SC_COUNT_]);
+
 #endif

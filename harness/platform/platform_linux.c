@@ -107,6 +107,30 @@ uint64_t mallet_rss_bytes(int statm_fd)
     return pages * mallet_page_size();
 }
 
+int mallet_rss_peak_reset(void)
+{
+    int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int rc = write(fd, "5", 1) == 1 ? 0 : -errno; /* 5: reset the peak RSS (Linux 4.0) */
+    close(fd);
+    return rc;
+}
+
+int mallet_rss_peak(uint64_t *peak)
+{
+    char buf[4096];
+    ssize_t n = mallet_read_small_file("/proc/self/status", buf, sizeof buf);
+    if (n < 0) return (int)n;
+    const char *p = strstr(buf, "\nVmHWM:");
+    if (!p) return -ENOENT;
+    for (p += 7; *p == ' ' || *p == '\t'; p++) {
+    }
+    uint64_t kb = 0;
+    while (*p >= '0' && *p <= '9') kb = kb * 10 + (uint64_t)(*p++ - '0');
+    *peak = kb * 1024u;
+    return 0;
+}
+
 void *mallet_map(size_t len)
 {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

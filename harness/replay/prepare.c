@@ -31,6 +31,8 @@ typedef struct state {
     uint32_t *index_of;  /* thread serial -> index + 1 (0: not seen) */
     size_t nserials;
     uint64_t live_blocks, live_bytes;
+    int64_t pid;    /* the process's: its main thread's tid */
+    int main_taken; /* thread index 0 is the main thread's, once it shows up */
 } state_t;
 
 static size_t home(const state_t *s, uint64_t ptr)
@@ -95,6 +97,21 @@ static void live_remove(state_t *s, live_t *e)
     }
 }
 
+static int add_thread(state_t *s, uint32_t tid)
+{
+    mallet_prepared_t *p = s->p;
+    mallet_rthread_t *t = realloc(p->threads, (p->nthreads + 1) * sizeof *t);
+    pool_t *pl = realloc(s->pools, (p->nthreads + 1) * sizeof *pl);
+    if (t) p->threads = t;
+    if (pl) s->pools = pl;
+    if (!t || !pl) return -1;
+    memset(&p->threads[p->nthreads], 0, sizeof *t);
+    memset(&s->pools[p->nthreads], 0, sizeof *pl);
+    s->pools[p->nthreads].pending_old = MALLET_NO_SLOT;
+    p->threads[p->nthreads++].tid = tid;
+    return 0;
+}
+
 static int thread_index(state_t *s, const mallet_event_t *ev, uint32_t *out)
 {
     if (ev->thread >= s->nserials) {
@@ -105,18 +122,13 @@ static int thread_index(state_t *s, const mallet_event_t *ev, uint32_t *out)
         s->index_of = m;
         s->nserials = n;
     }
+    if (!s->index_of[ev->thread] && !s->main_taken && ev->tid == s->pid) {
+        s->main_taken = 1;
+        s->index_of[ev->thread] = 1;
+    }
     if (!s->index_of[ev->thread]) {
-        mallet_prepared_t *p = s->p;
-        mallet_rthread_t *t = realloc(p->threads, (p->nthreads + 1) * sizeof *t);
-        pool_t *pl = realloc(s->pools, (p->nthreads + 1) * sizeof *pl);
-        if (t) p->threads = t;
-        if (pl) s->pools = pl;
-        if (!t || !pl) return -1;
-        memset(&p->threads[p->nthreads], 0, sizeof *t);
-        memset(&s->pools[p->nthreads], 0, sizeof *pl);
-        s->pools[p->nthreads].pending_old = MALLET_NO_SLOT;
-        p->threads[p->nthreads].tid = ev->tid;
-        s->index_of[ev->thread] = ++p->nthreads;
+        if (add_thread(s, ev->tid)) return -1;
+        s->index_of[ev->thread] = s->p->nthreads;
     }
     *out = s->index_of[ev->thread] - 1;
     return 0;
@@ -289,6 +301,9 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_prepared_t *out, ch
     memset(&s, 0, sizeof s);
     s.p = out;
     if (file >= mallet_reader_nfiles(r)) return mallet_errorf(err, errlen, "no trace file %u", file);
+    /* Index 0 is kept for the main thread, which the worker replays on its own main thread. */
+    s.pid = mallet_reader_info(r, file)->pid;
+    if (add_thread(&s, (uint32_t)s.pid)) return mallet_errorf(err, errlen, "out of memory");
     mallet_rec_t rec;
     int n, rc = 0;
     while ((n = mallet_reader_next(r, &rec)) > 0) {

@@ -5,6 +5,7 @@
 #include "worker.h"
 
 #include "platform/platform.h"
+#include "rss_sampler.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +26,7 @@
 #include <unistd.h>
 
 #define SAVE_MAGIC "MALLETRP"
-#define SAVE_VERSION 4u
+#define SAVE_VERSION 5u
 
 typedef struct save_header {
     char magic[8];
@@ -128,6 +129,9 @@ typedef struct run {
     progress_t *progress;
     int touch;
     _Atomic int go;
+    /* the end of the timed part: threads count themselves finished, then wait to be released so
+     * that their exit (glibc gives a dead thread's stack back with madvise) stays out of it */
+    _Atomic uint32_t finished, released;
     _Atomic uint64_t failed;
     size_t page;
     /* per thread, per op kind: sampled latencies in cycles, log-linear buckets; and the max */
@@ -195,9 +199,9 @@ static void touch(const run_t *r, char *p, size_t n)
     }
 }
 
-static void *worker(void *arg)
+/* Replays thread a->index's ops, then counts itself finished. */
+static void replay_thread(const worker_arg_t *a)
 {
-    worker_arg_t *a = arg;
     run_t *r = a->run;
     const mallet_rop_t *ops = r->ops[a->index];
     uint64_t n = r->threads[a->index].nops;
@@ -262,6 +266,17 @@ static void *worker(void *arg)
         }
     }
     atomic_fetch_add(&r->failed, failed);
+    if (atomic_fetch_add(&r->finished, 1) + 1 == r->nthreads)
+        syscall(SYS_futex, &r->finished, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void *worker(void *arg)
+{
+    const worker_arg_t *a = arg;
+    run_t *r = a->run;
+    replay_thread(a);
+    while (!atomic_load(&r->released))
+        syscall(SYS_futex, &r->released, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
     return NULL;
 }
 
@@ -310,8 +325,17 @@ static uint64_t tv_ns(struct timeval tv)
     return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
 }
 
-int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *res, char *err,
-                      size_t errlen)
+/* The harness's own memory is written before the timed part, so that the resident set it adds
+ * is part of the baseline and the growth measured during the replay is the allocator's. */
+static void *map_touched(size_t len)
+{
+    void *p = map(len);
+    if (p) memset(p, 0, len ? len : 1);
+    return p;
+}
+
+int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
+                      mallet_replay_result_t *res, char *err, size_t errlen)
 {
     memset(res, 0, sizeof *res);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -363,12 +387,12 @@ int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *
     }
     size_t rsize = sizeof(run_t) + h->nthreads * (sizeof(const mallet_rop_t *) + sizeof(worker_arg_t) +
                                                   sizeof(pthread_t));
-    r = map(rsize);
-    void **slots = map((size_t)h->nslots * sizeof(void *));
-    progress_t *progress = map(((size_t)h->nthreads ? h->nthreads : 1) * sizeof(progress_t));
+    r = map_touched(rsize);
+    void **slots = map_touched((size_t)h->nslots * sizeof(void *));
+    progress_t *progress = map_touched(((size_t)h->nthreads ? h->nthreads : 1) * sizeof(progress_t));
     size_t nt = h->nthreads ? h->nthreads : 1;
-    void *hist = map(nt * sizeof(uint64_t[MALLET_OP_COUNT_][MALLET_LAT_BUCKETS]));
-    void *hmax = map(nt * sizeof(uint64_t[MALLET_OP_COUNT_]));
+    void *hist = map_touched(nt * sizeof(uint64_t[MALLET_OP_COUNT_][MALLET_LAT_BUCKETS]));
+    void *hmax = map_touched(nt * sizeof(uint64_t[MALLET_OP_COUNT_]));
     if (!r || !slots || !progress || !hist || !hmax) {
         mallet_errorf(err, errlen, "out of memory for the replay's tables");
         goto out;
@@ -390,20 +414,70 @@ int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *
         args[i].run = r;
         args[i].index = i;
     }
-    uint32_t started = 0;
+    /* the ops are read once now, so that the page cache faults in before the timed part */
+    for (size_t off = 0; off < size; off += r->page) (void)*(volatile const uint8_t *)(base + off);
+    mallet_rss_sampler_t *sampler = mallet_rss_sampler_start();
+    if (!sampler) {
+        mallet_errorf(err, errlen, "cannot start the RSS sampler");
+        goto out;
+    }
+    if (count_syscalls) {
+        /* before the replay threads exist: they inherit the filter, the sampler does not */
+        int e = mallet_syscount_start();
+        if (e) {
+            mallet_errorf(err, errlen, "cannot count syscalls: seccomp user notifications: %s",
+                          strerror(-e));
+            goto out;
+        }
+    }
+    /* The first thread runs on this, the process's main thread: allocators treat the main
+     * thread apart (glibc's main arena grows with brk, other threads' arenas with mmap), and the
+     * first traced thread is the program's main thread (prepare.c puts it first). */
+    uint32_t started = 1;
     for (; started < h->nthreads; started++)
         if (pthread_create(&tids[started], NULL, worker, &args[started])) break;
-    struct rusage ru0, ru1;
-    getrusage(RUSAGE_SELF, &ru0);
-    uint64_t t0 = ns_now();
-    atomic_store_explicit(&r->go, started == h->nthreads, memory_order_release);
-    if (started != h->nthreads) atomic_store(&r->go, 1); /* let the started ones finish, then fail */
-    for (uint32_t i = 0; i < started; i++) pthread_join(tids[i], NULL);
-    uint64_t t1 = ns_now();
-    getrusage(RUSAGE_SELF, &ru1);
-    if (started != h->nthreads) {
+    if (started < h->nthreads) {
+        atomic_store(&r->released, 1);
+        atomic_store(&r->finished, 1);
+        atomic_store(&r->go, 1); /* let the started ones finish, then fail */
+        for (uint32_t i = 1; i < started; i++) pthread_join(tids[i], NULL);
         mallet_errorf(err, errlen, "cannot start %u replay threads", h->nthreads);
         goto out;
+    }
+    struct rusage ru0, ru1;
+    int peak_reset = mallet_rss_peak_reset() == 0;
+    getrusage(RUSAGE_SELF, &ru0);
+    uint64_t t0 = ns_now();
+    res->baseline_rss_bytes = mallet_rss_sampler_begin(sampler, t0);
+    mallet_syscount_window(1);
+    /* marks for `strace -f` (tests/integration/test_syscalls.sh): a write that fails at once */
+    if (count_syscalls && write(-1, "mallet: counting starts", 23)) {
+    }
+    atomic_store_explicit(&r->go, 1, memory_order_release);
+    if (h->nthreads) replay_thread(&args[0]);
+    uint32_t fin;
+    while ((fin = atomic_load(&r->finished)) != h->nthreads)
+        syscall(SYS_futex, &r->finished, FUTEX_WAIT_PRIVATE, fin, NULL, NULL, 0);
+    uint64_t t1 = ns_now();
+    mallet_syscount_window(0);
+    if (count_syscalls && write(-1, "mallet: counting ends", 21)) {
+    }
+    getrusage(RUSAGE_SELF, &ru1);
+    uint64_t hwm = 0;
+    if (!peak_reset || mallet_rss_peak(&hwm)) hwm = 0;
+    const mallet_rss_timeline_t *tl = mallet_rss_sampler_end(sampler);
+    atomic_store(&r->released, 1);
+    syscall(SYS_futex, &r->released, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    for (uint32_t i = 1; i < started; i++) pthread_join(tids[i], NULL);
+    /* the kernel's high-water mark catches peaks between samples; without it, the samples */
+    for (uint32_t i = 0; i < tl->n; i++)
+        if (tl->bytes[i] > hwm) hwm = tl->bytes[i];
+    res->process_peak_rss_bytes = hwm;
+    res->peak_rss_bytes = hwm > res->baseline_rss_bytes ? hwm - res->baseline_rss_bytes : 0;
+    res->timeline = tl;
+    if (count_syscalls) {
+        res->syscalls_counted = 1;
+        mallet_syscount_read(res->syscalls);
     }
     res->ops = total;
     res->failed = atomic_load(&r->failed);
@@ -412,7 +486,6 @@ int mallet_replay_run(const char *path, int touch_mode, mallet_replay_result_t *
     res->sys_ns = tv_ns(ru1.ru_stime) - tv_ns(ru0.ru_stime);
     res->minor_faults = (uint64_t)(ru1.ru_minflt - ru0.ru_minflt);
     res->major_faults = (uint64_t)(ru1.ru_majflt - ru0.ru_majflt);
-    res->max_rss_bytes = (uint64_t)ru1.ru_maxrss * 1024u;
     /* merge the threads' histograms (into thread 0's), per kind and over all kinds */
     uint64_t all[MALLET_LAT_BUCKETS] = {0}, all_max = 0;
     for (unsigned k = 0; k < MALLET_OP_COUNT_; k++) {

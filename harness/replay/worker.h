@@ -8,7 +8,9 @@
 #ifndef MALLET_REPLAY_WORKER_H
 #define MALLET_REPLAY_WORKER_H
 
+#include "platform/platform.h"
 #include "prepare.h"
+#include "rss_sampler.h"
 
 enum mallet_touch {
     MALLET_TOUCH_NONE = 0,  /* only the allocator calls */
@@ -33,7 +35,13 @@ typedef struct mallet_replay_result {
     uint64_t wall_ns;   /* from the start barrier to the last thread's end */
     uint64_t user_ns, sys_ns;
     uint64_t minor_faults, major_faults; /* during the replay */
-    uint64_t max_rss_bytes; /* the worker's peak resident set (its own tables included) */
+    /* Resident set: the process's at the start of the timed part (the harness's tables, all
+     * written before, and the program's baseline), its peak during it (the kernel's high-water
+     * mark, reset at the start, or the highest sample), and the difference: the allocator's. */
+    uint64_t baseline_rss_bytes, process_peak_rss_bytes, peak_rss_bytes;
+    const mallet_rss_timeline_t *timeline; /* the whole process's RSS while replaying */
+    int syscalls_counted;                  /* a counting run: syscalls[] is filled */
+    uint64_t syscalls[MALLET_SC_COUNT_];   /* MALLET_SC_*, made during the timed part */
     mallet_latency_t latency;                   /* all ops */
     mallet_latency_t latency_by_op[MALLET_OP_COUNT_]; /* by MALLET_OP_* */
 } mallet_replay_result_t;
@@ -53,8 +61,10 @@ int mallet_prepared_save(const mallet_prepared_t *p, const char *path, uint64_t 
  * mallet. */
 int mallet_prepared_peek(const char *path, mallet_prepared_info_t *info);
 
-/* Maps a saved form and replays it with the given touch mode. Returns 0, or -1 with err set. */
-int mallet_replay_run(const char *path, int touch, mallet_replay_result_t *res, char *err,
-                      size_t errlen);
+/* Maps a saved form and replays it with the given touch mode. With count_syscalls, the run also
+ * counts its memory-management syscalls (a counting run: each counted call is much slower, so its
+ * times are not the allocator's). Returns 0, or -1 with err set. */
+int mallet_replay_run(const char *path, int touch, int count_syscalls,
+                      mallet_replay_result_t *res, char *err, size_t errlen);
 
 #endif

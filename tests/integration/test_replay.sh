@@ -22,8 +22,18 @@ lat = [r["latency_ns"] for r in runs]
 print("latency", all(l["samples"] >= events // 8 and l["p50"] <= l["p90"] <= l["p99"] <= l["p999"] <= l["max"] and l["max"] > 0 for l in lat))
 print("peak", all(r["peak_live_bytes"] == int(sys.argv[4]) and r["fragmentation"] > 0 for r in runs))
 print("bykind", all(sum(k["samples"] for k in l["by_kind"].values()) == l["samples"] for l in lat))
+# memory: the allocator's share is what the process grew by from its baseline; the timeline
+# starts at the baseline and its times go forward
+print("rss", all(r["process_peak_rss_bytes"] == r["baseline_rss_bytes"] + r["peak_rss_bytes"] and r["baseline_rss_bytes"] > 0 for r in runs))
+tl = [r["rss_timeline"] for r in runs]
+print("timeline", all(len(t["samples"]) >= 2 and t["interval_ns"] >= 1000000 and t["samples"][0] == [0, r["baseline_rss_bytes"]]
+      and all(a[0] < b[0] for a, b in zip(t["samples"], t["samples"][1:])) for t, r in zip(tl, runs)))
+# syscalls: one counting run per backend, its counts on each of its runs
+sc = ["mmap", "munmap", "mremap", "brk", "madvise", "mprotect"]
+print("syscalls", d["schema_version"] == 1 and all(set(r["syscalls"]) == set(sc + ["total"]) and r["syscalls"]["total"] == sum(r["syscalls"][k] for k in sc) for r in runs))
+print("same counts", all(a["syscalls"] == b["syscalls"] for a, b in zip(runs[0::2], runs[1::2])))
 PY
-for k in runs "all ok" ops failed timed latency bykind peak; do
+for k in runs "all ok" ops failed timed latency bykind peak rss timeline syscalls "same counts"; do
     expect_eq "every_entry: $k" True "$(grep "^$k " check.txt | cut -d' ' -f2- | awk '{print $NF}')"
 done
 expect_eq "every_entry: a table row per backend" $((avail + 1)) "$(wc -l < ee.txt)"
@@ -58,7 +68,7 @@ expect_eq "churn: ops on each backend" "$(json churn.json events) $(json churn.j
 # bump never reuses memory: it takes far more page faults and memory than glibc on the same trace
 faults=$(python3 -c 'import json,sys
 r={x["allocator"]: x for x in json.load(open(sys.argv[1]))["runs"]}
-print(r["bump"]["page_faults"]["minor"] > 4 * r["glibc"]["page_faults"]["minor"], r["bump"]["max_rss_bytes"] > r["glibc"]["max_rss_bytes"])' churn-runs.json)
+print(r["bump"]["page_faults"]["minor"] > 4 * r["glibc"]["page_faults"]["minor"], r["bump"]["peak_rss_bytes"] > r["glibc"]["peak_rss_bytes"])' churn-runs.json)
 expect_eq "churn: bump faults and grows more than glibc" "True True" "$faults"
 
 # a double free is skipped and counted, never executed
