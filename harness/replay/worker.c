@@ -214,12 +214,16 @@ static void replay_thread(const worker_arg_t *a)
     uint64_t failed = 0;
     uint64_t(*hist)[MALLET_LAT_BUCKETS] = r->hist[a->index];
     uint64_t *hmax = r->hmax[a->index];
+    /* the ops timed are a random gap apart (1 .. 2 x MALLET_LATENCY_EVERY - 1), so that a
+     * periodic pattern (malloc, free, malloc, free...) cannot put every sample on one kind */
+    uint32_t rnd = 0x9e3779b9u * (a->index + 1u) | 1u;
+    uint64_t next_timed = 0;
     for (uint64_t i = 0; i < n; i++) {
         const mallet_rop_t *o = &ops[i];
         if (o->dep_thread != MALLET_NO_DEP) wait_for(&r->progress[o->dep_thread], o->dep_op);
         void *p = NULL, *old = o->old_slot != MALLET_NO_SLOT ? r->slots[o->old_slot] : NULL;
         size_t size = (size_t)o->size;
-        const int timed = i % MALLET_LATENCY_EVERY == 0;
+        const int timed = i == next_timed;
         uint64_t c0 = timed ? mallet_cycles() : 0;
         switch (o->kind) {
         case MALLET_OP_MALLOC: p = malloc(size); break;
@@ -250,6 +254,8 @@ static void replay_thread(const worker_arg_t *a)
             uint64_t d = mallet_cycles() - c0;
             hist[o->kind][lat_bucket(d)]++;
             if (d > hmax[o->kind]) hmax[o->kind] = d;
+            rnd ^= rnd << 13, rnd ^= rnd >> 17, rnd ^= rnd << 5;
+            next_timed = i + 1 + rnd % (2 * MALLET_LATENCY_EVERY - 1);
         }
         if (o->kind != MALLET_OP_FREE && o->slot != MALLET_NO_SLOT) {
             if (!p) failed++;
