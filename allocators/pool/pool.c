@@ -1,9 +1,11 @@
 /* pool: a small, clean size-class allocator, the example to copy when testing your own.
  *
- * Requests up to 1 KiB go to one of 64 classes, 16 bytes apart. Each class keeps a LIFO free
- * list under its own mutex, refilled by carving a 256 KiB slab from mmap; freed blocks go back to
- * their class's list, whichever thread frees them. Larger requests get a mapping of their own,
- * returned to the kernel on free.
+ * Requests up to 1 KiB go to one of 64 classes, 16 bytes apart, and up to 64 KiB to one of six
+ * power-of-two classes (2 KiB .. 64 KiB). Each class keeps a LIFO free list under its own mutex;
+ * when it is empty, the next block is cut from the class's current 256 KiB slab (from mmap, cut
+ * as needed, so untouched memory stays unused); freed blocks go back to their class's list,
+ * whichever thread frees them. Larger requests get a mapping of their own, returned to the kernel
+ * on free.
  *
  * Every block starts with a 16-byte header (class, offset, size). An over-aligned block puts a
  * second header just before the pointer it returns, whose offset leads back to the first. */
@@ -14,7 +16,9 @@
 #include <sys/mman.h>
 
 #define CLASS_STEP 16u
-#define NCLASSES 64u /* classes of 16 .. 1024 bytes */
+#define NSMALL 64u     /* classes 1..64: 16 .. 1024 bytes */
+#define NCLASSES 70u   /* classes 65..70: 2, 4, 8, 16, 32, 64 KiB */
+#define CLASS_MAX (64u << 10)
 #define SLAB (256u << 10)
 
 typedef struct header {
@@ -30,7 +34,8 @@ typedef struct freeblock {
 static struct {
     pthread_mutex_t lock;
     freeblock_t *free;
-} classes[NCLASSES + 1] = {[0 ... NCLASSES] = {PTHREAD_MUTEX_INITIALIZER, NULL}};
+    char *cut, *cut_end; /* the rest of the current slab */
+} classes[NCLASSES + 1] = {[0 ... NCLASSES] = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL}};
 
 static int a_zeroed = 0;
 
@@ -40,18 +45,37 @@ static void *map(size_t len)
     return p == MAP_FAILED ? NULL : p;
 }
 
-/* Carves a slab into blocks of class c (header + c * CLASS_STEP bytes). Lock held. */
-static int refill(unsigned c)
+static size_t class_bytes(unsigned c)
 {
-    size_t block = sizeof(header_t) + c * CLASS_STEP;
-    char *slab = map(SLAB);
-    if (!slab) return -1;
-    for (size_t off = 0; off + block <= SLAB; off += block) {
-        freeblock_t *f = (freeblock_t *)(slab + off);
-        f->next = classes[c].free;
-        classes[c].free = f;
+    return c <= NSMALL ? c * CLASS_STEP : (size_t)(NSMALL * CLASS_STEP) << (c - NSMALL);
+}
+
+/* The smallest class holding n bytes (n <= CLASS_MAX). */
+static unsigned class_for(size_t n)
+{
+    if (n <= NSMALL * CLASS_STEP) return n ? (unsigned)((n + CLASS_STEP - 1) / CLASS_STEP) : 1;
+    unsigned c = NSMALL + 1;
+    while (class_bytes(c) < n) c++;
+    return c;
+}
+
+/* A block of class c: the free list's first, or a new one cut from the slab. Lock held. */
+static char *take(unsigned c)
+{
+    freeblock_t *f = classes[c].free;
+    if (f) {
+        classes[c].free = f->next;
+        return (char *)f;
     }
-    return 0;
+    size_t block = sizeof(header_t) + class_bytes(c);
+    if (!classes[c].cut || (size_t)(classes[c].cut_end - classes[c].cut) < block) {
+        char *slab = map(SLAB);
+        if (!slab) return NULL;
+        classes[c].cut = slab, classes[c].cut_end = slab + SLAB;
+    }
+    char *b = classes[c].cut;
+    classes[c].cut += block;
+    return b;
 }
 
 /* Places the user pointer in [base, base + room) at alignment align, writing its header. */
@@ -68,19 +92,15 @@ static void *place(char *base, uint32_t cls, size_t align, size_t size_field)
 static void *a_alloc(size_t size, size_t align)
 {
     size_t slack = align - CLASS_STEP; /* the most an aligned pointer moves past the header */
-    if (slack < NCLASSES * CLASS_STEP && size <= NCLASSES * CLASS_STEP - slack) {
-        unsigned c = (unsigned)((size + slack + CLASS_STEP - 1) / CLASS_STEP);
-        if (c == 0) c = 1;
+    if (slack < CLASS_MAX && size <= CLASS_MAX - slack) {
+        unsigned c = class_for(size + slack);
         pthread_mutex_lock(&classes[c].lock);
-        freeblock_t *f = classes[c].free;
-        if (!f && refill(c) == 0) f = classes[c].free;
-        if (f) classes[c].free = f->next;
+        char *base = take(c);
         pthread_mutex_unlock(&classes[c].lock);
-        if (!f) return NULL;
-        char *base = (char *)f;
+        if (!base) return NULL;
         void *p = place(base, c, align, 0);
         /* usable: from p to the end of the block */
-        ((header_t *)p - 1)->size = (size_t)(base + sizeof(header_t) + c * CLASS_STEP - (char *)p);
+        ((header_t *)p - 1)->size = (size_t)(base + sizeof(header_t) + class_bytes(c) - (char *)p);
         return p;
     }
     if (size > SIZE_MAX - slack - 2 * sizeof(header_t) - 4096) return NULL;

@@ -4,17 +4,8 @@
 #include "stats.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static uint64_t sat_add(uint64_t a, uint64_t b)
 {
@@ -314,14 +305,14 @@ static int pass_open(pass_t *p, mallet_reader_t *r, int keep_all_freed, char *er
     p->r = r;
     p->nfiles = mallet_reader_nfiles(r);
     p->origin = mallet_trace_origin(r);
-    if (p->nfiles >= TAG_FREED - 1) return set_err(err, errlen, "too many trace files"), -1;
+    if (p->nfiles >= TAG_FREED - 1) return mallet_errorf(err, errlen, "too many trace files");
     size_t n = p->nfiles ? p->nfiles : 1;
     p->parent = malloc(n * sizeof *p->parent);
     p->fork_ns = malloc(n * sizeof *p->fork_ns);
     p->keep_freed = malloc(n);
     if (!p->parent || !p->fork_ns || !p->keep_freed || table_init(&p->blocks, 12)) {
         pass_close(p);
-        return set_err(err, errlen, "out of memory"), -1;
+        return mallet_errorf(err, errlen, "out of memory");
     }
     memset(p->keep_freed, keep_all_freed, n);
     find_parents(p);
@@ -333,8 +324,7 @@ static int pass_next(pass_t *p, mallet_rec_t *rec, char *err, size_t errlen)
 {
     int n = mallet_reader_next(p->r, rec);
     if (n < 0) {
-        set_err(err, errlen, "%s", mallet_reader_error(p->r));
-        return -1;
+        return mallet_errorf(err, errlen, "%s", mallet_reader_error(p->r));
     }
     if (n == 0) return 0;
     if (!p->started && rec->time_ns < p->origin) p->origin = rec->time_ns;
@@ -508,7 +498,7 @@ int mallet_stats_compute(mallet_reader_t *r, mallet_stats_t *st, char *err, size
     rc = 0;
     goto out;
 oom:
-    set_err(err, errlen, "out of memory");
+    mallet_errorf(err, errlen, "out of memory");
 out:
     table_destroy(&s.threads);
     mallet_sites_free(s.sites);
@@ -669,7 +659,7 @@ int mallet_check_compute(mallet_reader_t *r, mallet_check_t *c, char *err, size_
     while ((n = pass_next(&p, &rec, err, errlen)) > 0)
         if (rec.ev.op != MALLET_OP_RSS && check_event(&p, c, &rec)) break;
     if (n > 0 || (n == 0 && check_leaks(r, &p.blocks, c)))
-        set_err(err, errlen, "out of memory");
+        mallet_errorf(err, errlen, "out of memory");
     else if (n == 0)
         rc = 0;
     c->origin_ns = p.started ? p.origin : 0;

@@ -248,14 +248,22 @@ static void test_header_fields(void)
 }
 
 /* Flipped bytes in chunk headers and payloads. */
+/* Makes the standard trace at path and maps its chunks (up to 64) into ch. */
+static uint8_t *trace_with_chunks(const char *path, int level, size_t *len, chunk_span_t *ch,
+                                  size_t *n)
+{
+    make_trace(path, level, 1);
+    uint8_t *b = get_file(path, len);
+    *n = map_chunks(b, *len, ch, 64);
+    return b;
+}
+
 static void test_corrupt_chunks(int level)
 {
     const char *good = tmp_path("good.mtrace");
-    make_trace(good, level, 1);
-    size_t len;
-    uint8_t *b = get_file(good, &len);
+    size_t len, n;
     chunk_span_t ch[64];
-    size_t n = map_chunks(b, len, ch, 64);
+    uint8_t *b = trace_with_chunks(good, level, &len, ch, &n);
     CHECK(n >= 10);
     const char *bad = tmp_path("corrupt.mtrace");
 
@@ -444,11 +452,9 @@ typedef struct clean_rec {
 static void test_truncation(int level)
 {
     const char *full = tmp_path("full.mtrace");
-    make_trace(full, level, 1);
-    size_t len;
-    uint8_t *b = get_file(full, &len);
+    size_t len, n;
     chunk_span_t ch[64];
-    size_t n = map_chunks(b, len, ch, 64);
+    uint8_t *b = trace_with_chunks(full, level, &len, ch, &n);
     CHECK(n >= 10 && ch[0].h.type == MALLET_CHUNK_META && ch[n - 1].h.type == MALLET_CHUNK_END);
 
     /* The clean read: what every cut must yield a prefix of, thread by thread. */
