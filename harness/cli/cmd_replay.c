@@ -314,6 +314,9 @@ static int print_table(const run_t *runs, size_t nruns, int repeat)
                mid->allocator, ok, r->ops, (double)r->wall_ns / 1e6,
                r->wall_ns ? (double)r->ops * 1e9 / (double)r->wall_ns : 0.0, r->latency.p50_ns,
                r->latency.p99_ns, rss, frag, sys, mid->trace);
+        if (r->failed)
+            printf("%-14s      %" PRIu64 " allocations failed (returned NULL) in this run\n", "",
+                   r->failed);
     }
     return problems;
 }

@@ -30,6 +30,13 @@ for r in json.load(open(sys.argv[1]))["runs"]:
         print(r["allocator"], r["peak_rss_bytes"], "<", r["peak_live_bytes"])
 PY
 expect_eq "big: peak RSS >= peak live on every backend" "" "$(cat big.rss)"
+# an allocator that refuses large requests: its failures are counted and said, the replay goes on
+"$MALLET" replay --allocator "$PROGS/libstingy_alloc.so" --no-syscalls --json stingy.json big.mtrace > stingy.txt
+expect_eq "stingy: replay status" 0 $?
+# the big trace's mallocs above 100 000 bytes: every 16th block (256 KiB) that is not a calloc
+expect_eq "stingy: failed allocations" \
+    "$(python3 -c 'print(sum(1 for i in range(1536) if i % 16 == 15 and i % 5 != 0))')" "$(json stingy.json runs.0.failed_allocs)"
+expect_match "stingy: said in the table" 'allocations failed' "$(cat stingy.txt)"
 # and the stats of the generated traces agree with the generator (two independent counts)
 "$MALLET" stats --json prodcons.mtrace > pc-stats.json
 for k in alloc_calls free_calls cross_thread_frees peak_live_bytes threads; do
