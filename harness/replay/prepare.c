@@ -8,12 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The live table maps a pointer to what a free needs of its block: the slot, the thread that
+ * made it and its size (one cache miss, the table is probed at random); the op that made it is
+ * needed only when another thread frees it, and is kept per slot. */
 typedef struct live {
     uint64_t ptr; /* 0: empty */
     uint32_t slot, thread;
-    uint64_t op;   /* index of the op that made the block, in its thread's stream */
     uint64_t size; /* requested bytes */
 } live_t;
+
+typedef struct slot_info {
+    uint64_t op; /* index of the op that made the block in the slot, in its thread's stream */
+} slot_info_t;
 
 /* Per traced thread: its ops not yet written, its slot pool, and the realloc it has in flight
  * (between the RELEASE and the ALLOC halves, other threads' events come in between). */
@@ -33,6 +39,9 @@ typedef struct state {
     mallet_rfile_writer_t *w;
     live_t *live;
     size_t cap, used;
+    unsigned shift; /* 64 - log2(cap) */
+    slot_info_t *slots; /* per slot, for the block in it */
+    size_t slots_cap;
     thr_t *thr;         /* per thread index */
     uint32_t *tids;     /* per thread index */
     uint32_t *index_of; /* thread serial -> index + 1 (0: not seen) */
@@ -51,9 +60,10 @@ static int fail(state_t *s, int e)
 
 /* ---- the live blocks: open addressing, linear probing, deletion by shifting back ------------ */
 
+/* Fibonacci hashing: the top bits of the product mix every bit of the pointer. */
 static size_t home(const state_t *s, uint64_t ptr)
 {
-    return (size_t)((ptr * 0x9e3779b97f4a7c15ull) >> 20) & (s->cap - 1);
+    return (size_t)((ptr * 0x9e3779b97f4a7c15ull) >> s->shift);
 }
 
 static live_t *live_find(state_t *s, uint64_t ptr)
@@ -73,6 +83,7 @@ static int live_grow(state_t *s)
     size_t ocap = s->cap;
     s->live = n;
     s->cap = cap;
+    s->shift = 64u - (unsigned)__builtin_ctzll(cap);
     for (size_t i = 0; i < ocap; i++) {
         if (!old[i].ptr) continue;
         size_t j = home(s, old[i].ptr);
@@ -150,6 +161,13 @@ static int slot_take(state_t *s, uint32_t t, uint32_t *slot)
         return 0;
     }
     if (s->p->nslots == MALLET_NO_SLOT - 1) return fail(s, -E2BIG);
+    if (s->p->nslots == s->slots_cap) {
+        size_t cap = s->slots_cap ? 2 * s->slots_cap : 1024;
+        slot_info_t *n = realloc(s->slots, cap * sizeof *n);
+        if (!n) return fail(s, -ENOMEM);
+        s->slots = n;
+        s->slots_cap = cap;
+    }
     *slot = s->p->nslots++;
     return 0;
 }
@@ -260,7 +278,7 @@ static uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t *dep_t
     s->live_bytes -= e->size;
     if (e->thread != t) {
         *dep_thread = e->thread;
-        *dep_op = e->op;
+        *dep_op = s->slots[slot].op;
     }
     live_remove(s, e);
     s->live_blocks--;
@@ -281,9 +299,9 @@ static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op, ui
     if (!e) return -1;
     e->slot = op->slot;
     e->thread = t;
-    e->op = stream_len(s, t) - 1;
     e->size = bytes;
-    s->live_bytes += e->size;
+    s->slots[op->slot].op = stream_len(s, t) - 1;
+    s->live_bytes += bytes;
     if (s->live_bytes > s->p->peak_live_bytes) s->p->peak_live_bytes = s->live_bytes;
     if (++s->live_blocks > s->p->peak_live_blocks) s->p->peak_live_blocks = s->live_blocks;
     return 0;
@@ -451,6 +469,7 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     free(s.thr);
     free(s.tids);
     free(s.live);
+    free(s.slots);
     free(s.index_of);
     return rc;
 }

@@ -78,8 +78,14 @@ static int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
         return 0;
     }
     if ((size_t)(end - p) < len) return -1;
-    uint64_t w = 0;
-    for (unsigned i = 0; i < len; i++) w |= (uint64_t)p[i] << (8 * i);
+    uint64_t w;
+    if (end - p >= 8) { /* one load, the bytes past the varint masked off */
+        w = mallet_get_u64(p);
+        if (len < 8) w &= (1ull << (8 * len)) - 1;
+    } else {
+        w = 0;
+        for (unsigned i = 0; i < len; i++) w |= (uint64_t)p[i] << (8 * i);
+    }
     *out = w >> len;
     *pp = p + len;
     return 0;
@@ -462,10 +468,9 @@ static void heap_push(mallet_reader_t *r, cursor_t *c)
     }
 }
 
-static cursor_t *heap_pop(mallet_reader_t *r)
+/* Restores the heap after the top's key grew (or the top was replaced). */
+static void heap_sift_top(mallet_reader_t *r)
 {
-    cursor_t *top = r->heap[0];
-    r->heap[0] = r->heap[--r->heap_len];
     size_t i = 0;
     for (;;) {
         size_t l = 2 * i + 1, m = i;
@@ -477,7 +482,12 @@ static cursor_t *heap_pop(mallet_reader_t *r)
         r->heap[m] = t;
         i = m;
     }
-    return top;
+}
+
+static void heap_drop_top(mallet_reader_t *r)
+{
+    r->heap[0] = r->heap[--r->heap_len];
+    heap_sift_top(r);
 }
 
 static void cursor_free(cursor_t *c)
@@ -648,7 +658,9 @@ int mallet_reader_next(mallet_reader_t *r, mallet_rec_t *out)
             if (activate(r, &r->chunks[r->next_chunk++]) < 0) return -1;
         }
         if (r->heap_len == 0) return 0;
-        cursor_t *c = heap_pop(r);
+        /* The top stays in place while it is used and then sifts down once: a pop and a push
+         * per event would walk the heap twice. */
+        cursor_t *c = r->heap[0];
         /* A chunk may repeat events of an earlier one (see first_seq in format.h): keep each
          * (thread, seq) once. Repeats come out of the heap next to their twin. */
         uint64_t *next = &r->next_seq[c->chunk->tindex];
@@ -664,19 +676,18 @@ int mallet_reader_next(mallet_reader_t *r, mallet_rec_t *out)
             c->release_fresh = fresh;
             c->part = MALLET_PART_ALLOC;
             c->key = c->ev.cycles;
-            heap_push(r, c);
+            heap_sift_top(r);
             if (fresh) return 1;
             continue;
         }
         int s = cursor_step(r, c);
-        if (s < 0) {
+        if (s <= 0) {
+            heap_drop_top(r);
             cursor_free(c);
-            return -1;
+            if (s < 0) return -1;
+        } else {
+            heap_sift_top(r);
         }
-        if (s == 0)
-            cursor_free(c);
-        else
-            heap_push(r, c);
         if (fresh) return 1;
     }
 }
