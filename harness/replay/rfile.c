@@ -418,6 +418,14 @@ int mallet_rfile_open(const char *path, mallet_rfile_t *rf, char *err, size_t er
             goto bad;
         }
     }
+    /* chunks never overlap in a file prepare wrote: all ops together fit between header and
+     * index (so a small damaged file cannot make a reader load far more than its size) */
+    uint64_t all = 0;
+    for (uint32_t i = 0; i < h.nthreads; i++) all += rf->threads[i].nops;
+    if (all > (h.index_offset - sizeof h) / sizeof(mallet_rop_t)) {
+        why = "its chunks overlap";
+        goto bad;
+    }
     if (k != h.nchunks) {
         why = "a thread's chunks do not add up";
         goto bad;
