@@ -63,7 +63,11 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* Bounds-checked prefix varint (format.h). */
-static int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+/* The decoders run for every field of every event: always inlined (as calls they took a fifth
+ * of the reader's time). */
+#define HOT static inline __attribute__((always_inline))
+
+HOT int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
 {
     const uint8_t *p = *pp;
     if (p >= end) return -1;
@@ -92,7 +96,7 @@ static int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
 }
 
 /* Bounds-checked short varint (format.h). */
-static int get_short(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+HOT int get_short(const uint8_t **pp, const uint8_t *end, uint64_t *out)
 {
     const uint8_t *p = *pp;
     size_t avail = (size_t)(end - p);
@@ -114,7 +118,7 @@ static int get_short(const uint8_t **pp, const uint8_t *end, uint64_t *out)
     return 0;
 }
 
-static int get_ptr(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st, uint64_t *out)
+HOT int get_ptr(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st, uint64_t *out)
 {
     uint64_t v;
     if (get_varint(pp, end, &v)) return -1;
@@ -123,8 +127,8 @@ static int get_ptr(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *s
     return 0;
 }
 
-int mallet_decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st,
-                        mallet_event_t *ev)
+HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st,
+                     mallet_event_t *ev)
 {
     const uint8_t *p = *pp;
     uint64_t v, tmp = 0;
@@ -196,6 +200,12 @@ int mallet_decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state
     st->cycles = ev->cycles;
     *pp = p;
     return 0;
+}
+
+int mallet_decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st,
+                        mallet_event_t *ev)
+{
+    return decode_event(pp, end, st, ev);
 }
 
 /* ---- META ---------------------------------------------------------------------------------- */
@@ -503,7 +513,7 @@ static int cursor_step(mallet_reader_t *r, cursor_t *c)
         if (c->pos != c->end) goto corrupt;
         return 0;
     }
-    if (mallet_decode_event(&c->pos, c->end, &c->st, &c->ev)) goto corrupt;
+    if (decode_event(&c->pos, c->end, &c->st, &c->ev)) goto corrupt;
     c->left--;
     c->ev.tid = k->tid;
     c->ev.thread = k->thread;
