@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
 # Replay memory does not follow the trace length: for each size, records malloc_bench (2 threads,
-# STEPS steps each: about 2 x STEPS events), then
+# STEPS steps each: about 2 x STEPS events) or, with SOURCE=synth, writes a trace of SIZE events
+# with bench/make_trace (8 threads, 10% of frees by another thread: waits and patched flags), then
 # - prepare: bench/prepare_bench converts the trace to its replay file; its rate (events/s, one
 #   core) and peak resident memory;
 # - worker: mallet-worker replays the file on glibc (--touch none), with its ops held whole when
 #   they fit the default budget, and streamed (MALLET_REPLAY_OPS_MEM=0); its peak resident memory
 #   (/usr/bin/time), which also holds glibc's heap for the trace's live blocks (4096 per thread
 #   at most here, about 2 MiB).
-# usage: bench/prepare_scale.sh [BUILD_DIR] [STEPS...]   (default steps: 5M 25M 50M = ~10/50/100 M events)
+# usage: [SOURCE=record|synth] bench/prepare_scale.sh [BUILD_DIR] [SIZE...]
+#        (default sizes: 5M 25M 50M steps = ~10/50/100 M events; synth: 10M 50M 100M events)
 set -euo pipefail
 build=$(realpath "${1:-build}")
 shift || true
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(5000000 25000000 50000000)
+source=${SOURCE:-record}
+if [ ${#steps[@]} -eq 0 ]; then
+    if [ "$source" = synth ]; then steps=(10000000 50000000 100000000); else steps=(5000000 25000000 50000000); fi
+fi
 work=$(mktemp -d /tmp/mallet-pscale.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 printf '%12s %10s %10s %12s %10s %12s %12s\n' events trace replay "prepare M/s" "prep MiB" "worker MiB" "streamed MiB"
 for s in "${steps[@]}"; do
-    "$build/mallet" record -q -o "$work/t.mtrace" -- "$build/bench/malloc_bench" "$s" 2> /dev/null
+    if [ "$source" = synth ]; then
+        "$build/bench/make_trace" "$work/t.mtrace" "$s"
+    else
+        "$build/mallet" record -q -o "$work/t.mtrace" -- "$build/bench/malloc_bench" "$s" 2> /dev/null
+    fi
     /usr/bin/time -f "%M" -o "$work/time" "$build/bench/prepare_bench" "$work/t.mtrace" "$work/t.replay" > "$work/prep.txt"
     events=$(awk '{print $2}' "$work/prep.txt")
     rate=$(grep -o '[0-9.]* M events/s' "$work/prep.txt" | awk '{print $1}')

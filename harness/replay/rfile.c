@@ -123,7 +123,7 @@ typedef struct wthread {
  * flushed before another thread freed their block (prepare keeps recent ops in memory, where
  * flagging is free). Patches are collected and applied sorted by offset, so that they walk the
  * file once per batch; the batch is bounded (patch_cap), so is the memory. */
-#define PATCH_CAP_DEFAULT (1u << 20)
+#define PATCH_CAP_DEFAULT (1u << 18) /* 2 MiB of offsets */
 
 struct mallet_rfile_writer {
     int fd;

@@ -90,7 +90,7 @@ int mallet_rfile_commit(mallet_rfile_writer_t *w, const mallet_prepared_info_t *
                         const uint32_t *tids);
 /* Removes the unfinished file and frees w. */
 void mallet_rfile_discard(mallet_rfile_writer_t *w);
-/* Test knob: apply the pending patches whenever cap of them are pending (default 1 Mi). */
+/* Test knob: apply the pending patches whenever cap of them are pending (default 256 Ki). */
 void mallet_rfile_set_patch_cap(mallet_rfile_writer_t *w, size_t cap);
 /* Patches applied to the file (AWAITED flags of ops already appended), for the bench. */
 uint64_t mallet_rfile_patches(const mallet_rfile_writer_t *w);

@@ -39,13 +39,20 @@ typedef struct cursor {
     mallet_event_t ev;
 } cursor_t;
 
+/* A heap entry carries its cursor's merge key, so that the sift compares without following
+ * pointers (with many threads' chunks open, the sift is a good part of the reader's time). */
+typedef struct heap_ent {
+    uint64_t key, seq; /* the cursor's key and its chunk's seq */
+    cursor_t *c;
+} heap_ent_t;
+
 struct mallet_reader {
     unsigned nfiles;
     mallet_trace_info_t *info;
     int *fds;
     chunk_ref_t *chunks;
     size_t nchunks, next_chunk;
-    cursor_t **heap;
+    heap_ent_t *heap;
     size_t heap_len;
     uint64_t *next_seq; /* per tindex: the next event sequence number not yet yielded */
     size_t nthreads;
@@ -458,40 +465,40 @@ static int cmp_time_order(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static int cursor_less(const cursor_t *a, const cursor_t *b)
+static int ent_less(const heap_ent_t *a, const heap_ent_t *b)
 {
     if (a->key != b->key) return a->key < b->key;
-    return a->chunk->seq < b->chunk->seq;
+    return a->seq < b->seq;
 }
 
 static void heap_push(mallet_reader_t *r, cursor_t *c)
 {
     size_t i = r->heap_len++;
-    r->heap[i] = c;
+    heap_ent_t e = {c->key, c->chunk->seq, c};
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!cursor_less(r->heap[i], r->heap[p])) break;
-        cursor_t *t = r->heap[i];
+        if (!ent_less(&e, &r->heap[p])) break;
         r->heap[i] = r->heap[p];
-        r->heap[p] = t;
         i = p;
     }
+    r->heap[i] = e;
 }
 
 /* Restores the heap after the top's key grew (or the top was replaced). */
 static void heap_sift_top(mallet_reader_t *r)
 {
-    size_t i = 0;
+    heap_ent_t e = r->heap[0];
+    e.key = e.c->key;
+    size_t i = 0, n = r->heap_len;
     for (;;) {
-        size_t l = 2 * i + 1, m = i;
-        if (l < r->heap_len && cursor_less(r->heap[l], r->heap[m])) m = l;
-        if (l + 1 < r->heap_len && cursor_less(r->heap[l + 1], r->heap[m])) m = l + 1;
-        if (m == i) break;
-        cursor_t *t = r->heap[i];
+        size_t l = 2 * i + 1, m;
+        if (l >= n) break;
+        m = l + 1 < n && ent_less(&r->heap[l + 1], &r->heap[l]) ? l + 1 : l;
+        if (!ent_less(&r->heap[m], &e)) break;
         r->heap[i] = r->heap[m];
-        r->heap[m] = t;
         i = m;
     }
+    r->heap[i] = e;
 }
 
 static void heap_drop_top(mallet_reader_t *r)
@@ -664,13 +671,13 @@ int mallet_reader_next(mallet_reader_t *r, mallet_rec_t *out)
     for (;;) {
         /* Bring in every chunk that may hold an event at or before the earliest pending one. */
         while (r->next_chunk < r->nchunks &&
-               (r->heap_len == 0 || r->chunks[r->next_chunk].first <= r->heap[0]->key)) {
+               (r->heap_len == 0 || r->chunks[r->next_chunk].first <= r->heap[0].key)) {
             if (activate(r, &r->chunks[r->next_chunk++]) < 0) return -1;
         }
         if (r->heap_len == 0) return 0;
         /* The top stays in place while it is used and then sifts down once: a pop and a push
          * per event would walk the heap twice. */
-        cursor_t *c = r->heap[0];
+        cursor_t *c = r->heap[0].c;
         /* A chunk may repeat events of an earlier one (see first_seq in format.h): keep each
          * (thread, seq) once. Repeats come out of the heap next to their twin. */
         uint64_t *next = &r->next_seq[c->chunk->tindex];
@@ -720,7 +727,7 @@ const char *mallet_reader_error(const mallet_reader_t *r)
 void mallet_reader_close(mallet_reader_t *r)
 {
     if (!r) return;
-    for (size_t i = 0; i < r->heap_len; i++) cursor_free(r->heap[i]);
+    for (size_t i = 0; i < r->heap_len; i++) cursor_free(r->heap[i].c);
     free(r->heap);
     for (unsigned i = 0; r->info && i < r->nfiles; i++) {
         if (r->fds && r->fds[i] >= 0) close(r->fds[i]);
