@@ -214,6 +214,8 @@ static int flush_all(state_t *s)
 /* A new op at the end of thread t's stream; valid until the next emit. */
 static mallet_rop_t *emit(state_t *s, uint32_t t, uint8_t kind)
 {
+    if (s->thr[t].base + s->thr[t].n == UINT32_MAX) /* the replay counts a thread's ops in 32 bits */
+        return fail(s, -EFBIG), NULL;
     if (s->buffered >= s->buffer_ops && flush_all(s)) return NULL;
     thr_t *th = &s->thr[t];
     if (th->n == th->cap) {
@@ -447,7 +449,10 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
         if (rec.file != file) continue;
         if (prepare_event(&s, &rec)) break;
     }
-    if (s.err)
+    if (s.err == -EFBIG)
+        rc = mallet_errorf(err, errlen, "%s: a thread has more ops than a replay holds (2^32 - 1)",
+                           path);
+    else if (s.err)
         rc = mallet_errorf(err, errlen, "%s: preparing the replay: %s", path, strerror(-s.err));
     else if (n < 0)
         rc = mallet_errorf(err, errlen, "%s", mallet_reader_error(r));

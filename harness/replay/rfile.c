@@ -377,7 +377,7 @@ int mallet_rfile_open(const char *path, mallet_rfile_t *rf, char *err, size_t er
     /* one mapping: the threads and chunks as used, then the index as read from the file */
     size_t tlen = h.nthreads * sizeof(mallet_rfile_thread_t);
     size_t clen = h.nchunks * sizeof(mallet_rfile_chunk_t);
-    rf->map_len = tlen + clen + ilen;
+    rf->map_len = tlen + clen + ilen ? tlen + clen + ilen : 1;
     rf->map = map_anon(rf->map_len);
     if (!rf->map) {
         mallet_rfile_close(rf);
@@ -400,7 +400,11 @@ int mallet_rfile_open(const char *path, mallet_rfile_t *rf, char *err, size_t er
         t->nops = st.nops;
         t->chunks = chunks + k;
         t->nchunks = st.nchunks;
-        if (st.nops > UINT32_MAX || st.nchunks > h.nchunks - k) {
+        if (st.nops > UINT32_MAX) { /* the replay's progress counters are 32-bit */
+            why = "a thread has more than 2^32 - 1 ops";
+            goto bad;
+        }
+        if (st.nchunks > h.nchunks - k) {
             why = "a thread's chunks do not add up";
             goto bad;
         }

@@ -147,18 +147,15 @@ static __attribute__((noinline, cold)) const mallet_rop_t *refill(stream_t *st, 
     return st->ops;
 }
 
-static inline const mallet_rop_t *op_at(stream_t *st, uint64_t i)
-{
-    if (__builtin_expect(i >= st->end, 0)) refill(st, i);
-    return &st->ops[i - st->base];
-}
-
 static void *worker(void *arg)
 {
     worker_arg_t *a = arg;
     run_t *r = a->run;
     stream_t *ops = &r->streams[a->index];
     uint64_t n = ops->nops, calls = 0;
+    /* the window in locals: the calls to the allocator would make the compiler reload it */
+    const mallet_rop_t *win = ops->ops;
+    uint64_t wbase = ops->base, wend = ops->end;
     progress_t *me = &r->progress[a->index];
     while (!atomic_load_explicit(&r->go, memory_order_acquire)) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -169,7 +166,11 @@ static void *worker(void *arg)
     uint64_t(*hist)[MALLET_LAT_BUCKETS] = r->hist[a->index];
     uint64_t *hmax = r->hmax[a->index];
     for (uint64_t i = 0; i < n; i++) {
-        const mallet_rop_t *o = op_at(ops, i);
+        if (__builtin_expect(i >= wend, 0)) {
+            win = refill(ops, i);
+            wbase = ops->base, wend = ops->end;
+        }
+        const mallet_rop_t *o = &win[i - wbase];
         if (o->kind == MALLET_ROP_WAIT) {
             wait_for(&r->progress[o->old_slot], o->size);
             continue;
