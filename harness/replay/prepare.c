@@ -234,7 +234,7 @@ static mallet_rop_t *emit(state_t *s, uint32_t t, uint8_t kind)
     s->buffered++;
     memset(op, 0, sizeof *op);
     op->kind = kind;
-    op->slot = op->old_slot = MALLET_NO_SLOT;
+    op->slot = MALLET_NO_SLOT;
     return op;
 }
 
@@ -248,8 +248,8 @@ static int emit_wait(state_t *s, uint32_t t, uint32_t dep, uint64_t op)
 {
     mallet_rop_t *o = emit(s, t, MALLET_ROP_WAIT);
     if (!o) return -1;
-    o->old_slot = dep;
-    o->size = op;
+    o->aux = dep;
+    o->slot = (uint32_t)op; /* below 2^32 - 1: emit keeps every stream shorter */
     s->p->waits++;
     return 0;
 }
@@ -314,34 +314,41 @@ static int is_realloc(uint8_t op)
     return op == MALLET_OP_REALLOC || op == MALLET_OP_REALLOCARRAY;
 }
 
-/* An op's arg, size and form for the call's numbers (rfile.h); -1 if they cannot be those of a
- * successful call (count x size past 64 bits, an alignment past 2^63). */
+/* Sets op's size and aux for the call's numbers (rfile.h); -1 if they cannot be those of a
+ * successful call (more than 2^47 - 1 bytes, count x size past 64 bits, an alignment past
+ * 2^63). *bytes: what the block holds. A realloc's aux (the old block) is set by the caller. */
 static int encode_args(const mallet_event_t *ev, uint8_t kind, mallet_rop_t *op, uint64_t *bytes)
 {
-    op->size = ev->size;
-    *bytes = ev->size;
+    uint64_t size = ev->size;
+    int alt = 0;
+    *bytes = size;
     if (kind == MALLET_OP_CALLOC || kind == MALLET_OP_REALLOCARRAY) {
         uint64_t n = ev->nmemb;
-        if (n && ev->size > UINT64_MAX / n) return -1;
-        *bytes = n * ev->size;
-        if (n <= UINT32_MAX) {
-            op->arg = (uint32_t)n;
-        } else { /* then the size is below 2^32 */
-            op->form = MALLET_ROP_FORM_SWAPPED;
-            op->arg = (uint32_t)ev->size;
-            op->size = n;
+        if (n && size > UINT64_MAX / n) return -1;
+        *bytes = n * size;
+        if (kind == MALLET_OP_REALLOCARRAY) { /* replayed as realloc of the product */
+            size = *bytes;
+        } else if (n <= UINT32_MAX && size <= MALLET_ROP_SIZE_MAX) {
+            op->aux = (uint32_t)n;
+        } else if (size <= UINT32_MAX && n <= MALLET_ROP_SIZE_MAX) {
+            op->aux = (uint32_t)size;
+            size = n;
+            alt = 1;
+        } else {
+            return -1;
         }
-    } else if (kind == MALLET_OP_POSIX_MEMALIGN || kind == MALLET_OP_ALIGNED_ALLOC ||
-               kind == MALLET_OP_MEMALIGN) {
+    } else if (mallet_rop_aligns(kind)) {
         if (ev->align <= UINT32_MAX) {
-            op->arg = (uint32_t)ev->align;
+            op->aux = (uint32_t)ev->align;
         } else { /* a power of two, or memalign rounds it up to one */
             unsigned lg = 64u - (unsigned)__builtin_clzll(ev->align - 1);
             if (lg > 63) return -1;
-            op->form = MALLET_ROP_FORM_LOG2;
-            op->arg = lg;
+            op->aux = lg;
+            alt = 1;
         }
     }
+    if (size > MALLET_ROP_SIZE_MAX) return -1;
+    mallet_rop_set_size(op, size, alt);
     return 0;
 }
 
@@ -415,10 +422,9 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
     }
     if (dep_thread != MALLET_NO_SLOT && emit_wait(s, t, dep_thread, dep_op)) return -1;
     if (!(op = emit(s, t, kind))) return -1;
-    op->old_slot = old_slot;
-    op->form = args.form;
-    op->arg = args.arg;
-    op->size = args.size;
+    op->size_hi = args.size_hi;
+    op->size_lo = args.size_lo;
+    op->aux = mallet_rop_resizes(kind) ? old_slot : args.aux;
     s->p->ops++;
     if (ev->ptr && block_born(s, t, ev->ptr, op, bytes)) return -1;
     if (old_slot != MALLET_NO_SLOT && slot_give(s, t, old_slot)) return -1;

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #define SAVE_MAGIC "MALLETRP"
-#define SAVE_VERSION 5u
+#define SAVE_VERSION 6u
 
 typedef struct save_header {
     char magic[8];
@@ -39,7 +39,7 @@ typedef struct save_chunk {
     uint32_t nops, pad;
 } save_chunk_t;
 
-_Static_assert(sizeof(mallet_rop_t) == 24, "mallet_rop_t is 24 bytes on disk");
+_Static_assert(sizeof(mallet_rop_t) == 16, "mallet_rop_t is 16 bytes on disk");
 _Static_assert(sizeof(save_header_t) == 112, "save_header_t has no padding");
 
 static int write_at(int fd, const void *buf, size_t len, uint64_t off)
@@ -461,14 +461,15 @@ int64_t mallet_rfile_read_chunk(const mallet_rfile_t *rf, uint32_t t, uint64_t k
         const mallet_rop_t *o = &dst[i];
         int ok;
         if (o->kind == MALLET_ROP_WAIT) {
-            ok = o->old_slot < rf->nthreads && o->size < rf->threads[o->old_slot].nops &&
-                 (o->old_slot != t || o->size < c->first + i) && !o->flags;
+            ok = o->aux < rf->nthreads && o->slot < rf->threads[o->aux].nops &&
+                 (o->aux != t || o->slot < c->first + i) && !o->flags;
         } else {
+            int alt = (o->size_hi & MALLET_ROP_ALT) != 0;
             ok = o->kind && o->kind < MALLET_OP_RSS && !(o->flags & ~MALLET_ROP_AWAITED) &&
                  (o->slot == MALLET_NO_SLOT || o->slot < nslots) &&
-                 (o->old_slot == MALLET_NO_SLOT || o->old_slot < nslots) &&
-                 (o->form <= MALLET_ROP_FORM_SWAPPED ||
-                  (o->form == MALLET_ROP_FORM_LOG2 && o->arg < 64));
+                 (!mallet_rop_resizes(o->kind) || o->aux == MALLET_NO_SLOT || o->aux < nslots) &&
+                 (!alt || o->kind == MALLET_OP_CALLOC ||
+                  (mallet_rop_aligns(o->kind) && o->aux < 64));
             calls++;
         }
         if (!ok)
@@ -488,7 +489,7 @@ int mallet_rfile_check_waits(const mallet_rfile_t *rf, const mallet_rop_t *const
             const mallet_rop_t *o = &ops[t][i];
             /* read_chunk checked the thread and the op exist */
             if (o->kind == MALLET_ROP_WAIT &&
-                !(ops[o->old_slot][o->size].flags & MALLET_ROP_AWAITED))
+                !(ops[o->aux][o->slot].flags & MALLET_ROP_AWAITED))
                 return mallet_errorf(err, errlen,
                                      "%s: corrupt replay file: thread %u op %" PRIu64
                                      " waits for an op that is never published",

@@ -14,42 +14,72 @@
 #define MALLET_NO_SLOT UINT32_MAX
 
 /* One op of a thread's stream: an allocation-API call to make, or a wait for another thread.
- * 24 bytes; a 1e9-event trace is then about 24 GB of ops, read sequentially. */
+ * 16 bytes; a 1e9-event trace is then about 16 GB of ops, read sequentially. */
 #define MALLET_ROP_WAIT 0x20u /* kind of a wait: not a call, the thread waits for another one */
 
-#define MALLET_ROP_AWAITED                                                                         \
-    0x1u /* flags: another thread waits for this op: publish its completion */
+#define MALLET_ROP_AWAITED 0x1u /* flags: another thread waits for this op: publish its completion */
 
-/* form: how a call's arg and size are to be read (a successful calloc's count x size fits 64
- * bits, so the smaller of the two always fits arg's 32 bits). */
-#define MALLET_ROP_FORM_PLAIN 0u /* size: bytes (element size); arg: element count or alignment */
-#define MALLET_ROP_FORM_SWAPPED                                                                    \
-    1u /* calloc/reallocarray: size holds the count, arg the element size */
-#define MALLET_ROP_FORM_LOG2 2u /* memalign family: arg is log2 of an alignment above 2^32 - 1 */
+/* Sizes are 47 bits: no successful call gets more (a user address space is at most 2^47 bytes on
+ * x86-64 and 2^48 on arm64). The 48th bit is ALT, an alternative reading of aux and size. */
+#define MALLET_ROP_SIZE_MAX ((1ull << 47) - 1)
+#define MALLET_ROP_ALT 0x8000u
 
 typedef struct mallet_rop {
     uint8_t kind;  /* MALLET_OP_* (never RSS), or MALLET_ROP_WAIT */
     uint8_t flags; /* MALLET_ROP_AWAITED and nothing else: prepare sets it in the file by
                     * writing this one byte (see rfile.c) */
-    uint8_t form;  /* MALLET_ROP_FORM_* */
-    uint8_t pad;
-    uint32_t slot;     /* the block it makes (allocations, realloc's new block) or frees */
-    uint32_t old_slot; /* realloc/reallocarray: the block it resizes; WAIT: the thread waited for */
-    uint32_t arg;      /* see form */
-    uint64_t size;     /* see form; WAIT: the index of the op waited for, in that thread's stream */
+    uint16_t size_hi; /* size bits 32..46; MALLET_ROP_ALT */
+    uint32_t size_lo; /* bytes (calloc: element size; reallocarray: count x size) */
+    uint32_t slot;    /* the block it makes (allocations, realloc's new block) or frees;
+                       * WAIT: the index of the op waited for, in that thread's stream */
+    uint32_t aux;     /* realloc, reallocarray: the block it resizes (or MALLET_NO_SLOT);
+                       * calloc: element count (ALT: aux is the element size, size the count);
+                       * memalign family: alignment (ALT: its log2, above 2^32 - 1);
+                       * WAIT: the thread waited for */
 } mallet_rop_t;
 
-/* The call's numbers as the trace had them: bytes (element size) and the element count
- * (calloc, reallocarray) or the alignment (memalign family). */
-static inline void mallet_rop_args(const mallet_rop_t *o, uint64_t *size, uint64_t *arg)
+static inline int mallet_rop_resizes(uint8_t kind)
 {
-    *size = o->size;
-    *arg = o->arg;
-    if (o->form == MALLET_ROP_FORM_SWAPPED) {
-        *size = o->arg;
-        *arg = o->size;
-    } else if (o->form == MALLET_ROP_FORM_LOG2) {
-        *arg = 1ull << (o->arg & 63);
+    return kind == MALLET_OP_REALLOC || kind == MALLET_OP_REALLOCARRAY;
+}
+
+static inline int mallet_rop_aligns(uint8_t kind)
+{
+    return kind == MALLET_OP_POSIX_MEMALIGN || kind == MALLET_OP_ALIGNED_ALLOC ||
+           kind == MALLET_OP_MEMALIGN;
+}
+
+static inline uint64_t mallet_rop_size(const mallet_rop_t *o)
+{
+    return (uint64_t)(o->size_hi & ~MALLET_ROP_ALT) << 32 | o->size_lo;
+}
+
+/* size must be at most MALLET_ROP_SIZE_MAX. */
+static inline void mallet_rop_set_size(mallet_rop_t *o, uint64_t size, int alt)
+{
+    o->size_lo = (uint32_t)size;
+    o->size_hi = (uint16_t)((size >> 32) | (alt ? MALLET_ROP_ALT : 0));
+}
+
+/* The block a realloc resizes, else MALLET_NO_SLOT. */
+static inline uint32_t mallet_rop_old_slot(const mallet_rop_t *o)
+{
+    return mallet_rop_resizes(o->kind) ? o->aux : MALLET_NO_SLOT;
+}
+
+/* The call's numbers as the trace had them: bytes (element size) and the element count (calloc;
+ * 1 for reallocarray, whose size is the product) or the alignment (memalign family). */
+static inline void mallet_rop_args(const mallet_rop_t *o, uint64_t *size, uint64_t *aux)
+{
+    *size = mallet_rop_size(o);
+    *aux = mallet_rop_resizes(o->kind) ? 1 : o->aux;
+    if (o->size_hi & MALLET_ROP_ALT) {
+        if (o->kind == MALLET_OP_CALLOC) {
+            *aux = *size;
+            *size = o->aux;
+        } else {
+            *aux = 1ull << (o->aux & 63);
+        }
     }
 }
 

@@ -34,7 +34,7 @@ typedef struct progress {
 /* A thread's ops as it runs. Whole (its ops fit the budget, OPS_MEM_DEFAULT): read before the
  * timed part; end is nops and refill never runs. Streamed: a buffer of one chunk, refilled with
  * pread() as the thread runs. That costs a syscall and a copy from the page cache per chunk of up
- * to 16 Ki ops (384 KiB), some 30-100 us, so 2-6 ns an op (more if the file is not in the page
+ * to 16 Ki ops (256 KiB), some 20-70 us, so 2-6 ns an op (more if the file is not in the page
  * cache and comes from disk), counted in the replay's time and system time; the buffer's memory
  * stays the same and no mapping changes. */
 typedef struct stream {
@@ -172,10 +172,11 @@ static void *worker(void *arg)
         }
         const mallet_rop_t *o = &win[i - wbase];
         if (o->kind == MALLET_ROP_WAIT) {
-            wait_for(&r->progress[o->old_slot], o->size);
+            wait_for(&r->progress[o->aux], o->slot);
             continue;
         }
-        void *p = NULL, *old = o->old_slot != MALLET_NO_SLOT ? r->slots[o->old_slot] : NULL;
+        const uint32_t old_slot = mallet_rop_old_slot(o);
+        void *p = NULL, *old = old_slot != MALLET_NO_SLOT ? r->slots[old_slot] : NULL;
         uint64_t size64, aux64;
         mallet_rop_args(o, &size64, &aux64);
         size_t size = (size_t)size64, aux = (size_t)aux64; /* element count or alignment */

@@ -101,12 +101,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (uint32_t i = 0; i < c->nops; i++) { /* what the worker relies on */
                 const mallet_rop_t *o = &buf[i];
                 if (o->kind == MALLET_ROP_WAIT)
-                    FUZZ_ASSERT(o->old_slot < rf.nthreads &&
-                                    o->size < rf.threads[o->old_slot].nops,
+                    FUZZ_ASSERT(o->aux < rf.nthreads && o->slot < rf.threads[o->aux].nops,
                                 "a wait past its thread");
                 else
                     FUZZ_ASSERT((o->slot == MALLET_NO_SLOT || o->slot < rf.nslots) &&
-                                    (o->old_slot == MALLET_NO_SLOT || o->old_slot < rf.nslots),
+                                    (mallet_rop_old_slot(o) == MALLET_NO_SLOT ||
+                                     mallet_rop_old_slot(o) < rf.nslots),
                                 "a slot past nslots");
             }
             memcpy(whole[t] + c->first, buf, c->nops * sizeof *buf);
@@ -199,7 +199,7 @@ static void make_seed(blob_t *out, int kind)
     rmdir(dir);
 }
 
-static const uint64_t interesting[] = {0, 1, 2, 3, 5, 24, 112, 0xff, 0xffff, 0x7fffffff,
+static const uint64_t interesting[] = {0, 1, 2, 3, 5, 16, 112, 0xff, 0xffff, 0x7fffffff,
                                        0xffffffff, 1ull << 20, (1ull << 20) + 1, UINT64_MAX};
 
 static size_t mutate(uint8_t *b, size_t len, size_t cap)
