@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Replay costs, on a recording of bench/malloc_bench (2 threads, STEPS steps each):
-# - conversion: trace -> replay-ready form, events per second (the first `mallet replay`, less
-#   the same command once the form is cached);
+# - conversion: trace -> replay file (bench/prepare_bench), events per second on one core and
+#   peak memory;
 # - harness overhead per op: the bump backend with --touch none (bump's own work is a pointer
 #   increment, so what remains is the harness);
 # - replay vs program: glibc with --touch first (the program writes 8 bytes per block) against
@@ -18,14 +18,10 @@ now() { echo "${EPOCHREALTIME/./}"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 "$build/mallet" record -q -o mb.mtrace -- "$build/bench/malloc_bench" "$steps" 2> /dev/null
-events=$("$build/mallet" stats --json mb.mtrace | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])')
 
-t0=$(now); "$build/mallet" replay --allocator bump --touch none mb.mtrace > /dev/null 2>&1; t1=$(now)
-"$build/mallet" replay --allocator bump --touch none mb.mtrace > /dev/null 2>&1; t2=$(now)
-prep_us=$(( (t1 - t0) - (t2 - t1) ))
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-printf 'conversion: %d events in %.3f s: %.1f M events/s (one core)\n' "$events" \
-    "$(awk -v u=$prep_us 'BEGIN {print u / 1e6}')" "$(awk -v e=$events -v u=$prep_us 'BEGIN {print e / u}')"
+# the conversion alone, as `mallet replay` does it before its first run (bench/prepare_bench.c)
+"$build/bench/prepare_bench" mb.mtrace mb.mtrace.replay | sed 's/^/conversion: /'
 
 "$build/mallet" replay --allocator bump --touch none --repeat "$rounds" --json bump.json mb.mtrace > /dev/null
 python3 - bump.json <<'PY'

@@ -5,6 +5,7 @@
 #include "analyze/stats.h"
 #include "backend/backend.h"
 #include "cli.h"
+#include "replay/prepare.h"
 #include "replay/worker.h"
 #include "trace/format.h"
 
@@ -190,8 +191,24 @@ static int prepare_cached(const char *trace, char *prepared, size_t cap, int *te
     const char *paths[1] = {trace};
     mallet_reader_t *r = mallet_cli_open_traces((char **)paths, 1);
     if (!r) return -1;
+    mallet_rfile_writer_t *w = NULL;
+    int src = snprintf(prepared, cap, "%s.replay", trace) < (int)cap
+                  ? mallet_rfile_create(prepared, (uint64_t)sb.st_size, mtime, &w)
+                  : -ENAMETOOLONG;
+    if (src) { /* the trace's folder is read-only (or the name too long): a temporary file */
+        const char *tmp = getenv("TMPDIR");
+        snprintf(prepared, cap, "%s/mallet-replay-%d.prep", tmp && *tmp ? tmp : "/tmp",
+                 (int)getpid());
+        *temporary = 1;
+        src = mallet_rfile_create(prepared, (uint64_t)sb.st_size, mtime, &w);
+    }
+    if (src) {
+        mallet_reader_close(r);
+        mallet_err("replay: %s: %s", prepared, strerror(-src));
+        return -1;
+    }
     mallet_prepared_t p;
-    int rc = mallet_prepare(r, 0, &p, err, sizeof err);
+    int rc = mallet_prepare(r, 0, w, NULL, &p, err, sizeof err); /* consumes w */
     mallet_reader_close(r);
     if (rc) {
         mallet_err("%s", err);
@@ -200,20 +217,11 @@ static int prepare_cached(const char *trace, char *prepared, size_t cap, int *te
     if (p.skipped || p.failed_allocs)
         mallet_err("%s: %" PRIu64 " frees or reallocs of pointers not live and %" PRIu64
                    " failed calls are not replayed", trace, p.skipped, p.failed_allocs);
-    int src = snprintf(prepared, cap, "%s.replay", trace) < (int)cap
-                  ? mallet_prepared_save(&p, prepared, (uint64_t)sb.st_size, mtime)
-                  : -ENAMETOOLONG;
-    if (src) { /* the trace's folder is read-only (or the name too long): a temporary file */
-        const char *tmp = getenv("TMPDIR");
-        snprintf(prepared, cap, "%s/mallet-replay-%d.prep", tmp && *tmp ? tmp : "/tmp",
-                 (int)getpid());
-        *temporary = 1;
-        src = mallet_prepared_save(&p, prepared, (uint64_t)sb.st_size, mtime);
+    if (mallet_prepared_peek(prepared, info)) {
+        mallet_err("replay: %s: %s", prepared, strerror(EIO));
+        return -1;
     }
-    mallet_prepared_free(&p);
-    if (src) mallet_err("replay: %s: %s", prepared, strerror(-src));
-    if (!src && mallet_prepared_peek(prepared, info)) src = -EIO;
-    return src ? -1 : 0;
+    return 0;
 }
 
 /* Where the numbers come from: host, kernel, CPU, the backends' versions, and each trace's size

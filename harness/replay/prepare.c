@@ -1,43 +1,71 @@
 /* See prepare.h. One pass over the merged events of one process: a table of live pointers gives
- * each freed block its slot and the op that made it; per-thread slot pools hand out slots. */
+ * each freed block its slot and the op that made it; per-thread slot pools hand out slots; each
+ * thread's ops gather in a buffer that is written to the replay file as a chunk when full. */
 #include "prepare.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The live table maps a pointer to what a free needs of its block: the slot, the thread that
+ * made it and its size (one cache miss, the table is probed at random); the op that made it is
+ * needed only when another thread frees it, and is kept per slot. */
 typedef struct live {
     uint64_t ptr; /* 0: empty */
     uint32_t slot, thread;
-    uint64_t op;   /* index of the op that made the block, in its thread */
     uint64_t size; /* requested bytes */
 } live_t;
 
-/* Per traced thread: its slot pool, and the realloc it has in flight (between the RELEASE and
- * the ALLOC halves, other threads' events come in between). */
-typedef struct pool {
+typedef struct slot_info {
+    uint64_t op; /* index of the op that made the block in the slot, in its thread's stream */
+} slot_info_t;
+
+/* Per traced thread: its ops not yet written, its slot pool, and the realloc it has in flight
+ * (between the RELEASE and the ALLOC halves, other threads' events come in between). */
+typedef struct thr {
+    mallet_rop_t *buf; /* buf[i] is op base + i of the thread's stream */
+    uint32_t n, cap;
+    uint64_t base;
     uint32_t *free;
-    size_t n, cap;
+    size_t nfree, capfree;
     uint32_t pending_old; /* the old block's slot, given back at the ALLOC half */
     uint32_t pending_dep_thread;
     uint64_t pending_dep_op;
-} pool_t;
+} thr_t;
 
 typedef struct state {
     mallet_prepared_t *p;
+    mallet_rfile_writer_t *w;
     live_t *live;
     size_t cap, used;
-    pool_t *pools;       /* per thread index */
-    uint32_t *index_of;  /* thread serial -> index + 1 (0: not seen) */
+    unsigned shift; /* 64 - log2(cap) */
+    slot_info_t *slots; /* per slot, for the block in it */
+    size_t slots_cap;
+    thr_t *thr;         /* per thread index */
+    uint32_t *tids;     /* per thread index */
+    uint32_t *index_of; /* thread serial -> index + 1 (0: not seen) */
     size_t nserials;
     uint64_t live_blocks, live_bytes;
     int64_t pid;    /* the process's: its main thread's tid */
     int main_taken; /* thread index 0 is the main thread's, once it shows up */
+    uint32_t chunk_ops;
+    uint64_t buffer_ops, buffered; /* ops in all buffers: kept at most buffer_ops */
+    int err;                       /* -errno of what failed */
 } state_t;
 
+static int fail(state_t *s, int e)
+{
+    if (!s->err) s->err = e;
+    return -1;
+}
+
+/* ---- the live blocks: open addressing, linear probing, deletion by shifting back ------------ */
+
+/* Fibonacci hashing: the top bits of the product mix every bit of the pointer. */
 static size_t home(const state_t *s, uint64_t ptr)
 {
-    return (size_t)((ptr * 0x9e3779b97f4a7c15ull) >> 20) & (s->cap - 1);
+    return (size_t)((ptr * 0x9e3779b97f4a7c15ull) >> s->shift);
 }
 
 static live_t *live_find(state_t *s, uint64_t ptr)
@@ -53,10 +81,11 @@ static int live_grow(state_t *s)
 {
     size_t cap = s->cap ? s->cap * 2 : 1024;
     live_t *old = s->live, *n = calloc(cap, sizeof *n);
-    if (!n) return -1;
+    if (!n) return fail(s, -ENOMEM);
     size_t ocap = s->cap;
     s->live = n;
     s->cap = cap;
+    s->shift = 64u - (unsigned)__builtin_ctzll(cap);
     for (size_t i = 0; i < ocap; i++) {
         if (!old[i].ptr) continue;
         size_t j = home(s, old[i].ptr);
@@ -97,33 +126,40 @@ static void live_remove(state_t *s, live_t *e)
     }
 }
 
+/* ---- threads, slots, ops ------------------------------------------------------------------- */
+
+/* A new thread index for the traced thread tid. */
 static int add_thread(state_t *s, uint32_t tid)
 {
-    mallet_prepared_t *p = s->p;
-    mallet_rthread_t *t = realloc(p->threads, (p->nthreads + 1) * sizeof *t);
-    pool_t *pl = realloc(s->pools, (p->nthreads + 1) * sizeof *pl);
-    if (t) p->threads = t;
-    if (pl) s->pools = pl;
-    if (!t || !pl) return -1;
-    memset(&p->threads[p->nthreads], 0, sizeof *t);
-    memset(&s->pools[p->nthreads], 0, sizeof *pl);
-    s->pools[p->nthreads].pending_old = MALLET_NO_SLOT;
-    p->threads[p->nthreads++].tid = tid;
+    uint32_t nt = s->p->nthreads;
+    if (nt == MALLET_NO_SLOT - 1) return fail(s, -E2BIG);
+    thr_t *t = realloc(s->thr, (nt + 1) * sizeof *t);
+    if (t) s->thr = t;
+    uint32_t *tids = realloc(s->tids, (nt + 1) * sizeof *tids);
+    if (tids) s->tids = tids;
+    if (!t || !tids) return fail(s, -ENOMEM);
+    memset(&s->thr[nt], 0, sizeof *t);
+    s->thr[nt].pending_old = MALLET_NO_SLOT;
+    s->tids[nt] = tid;
+    s->p->nthreads++;
     return 0;
 }
 
+/* The thread index of ev's thread. Index 0 is the process's main thread (the worker replays it on
+ * its own main thread: allocators treat the main thread apart, glibc's main arena grows with brk
+ * where other threads' arenas use mmap). */
 static int thread_index(state_t *s, const mallet_event_t *ev, uint32_t *out)
 {
     if (ev->thread >= s->nserials) {
         size_t n = ev->thread + 64;
         uint32_t *m = realloc(s->index_of, n * sizeof *m);
-        if (!m) return -1;
+        if (!m) return fail(s, -ENOMEM);
         memset(m + s->nserials, 0, (n - s->nserials) * sizeof *m);
         s->index_of = m;
         s->nserials = n;
     }
     if (!s->index_of[ev->thread] && !s->main_taken && ev->tid == s->pid) {
-        s->main_taken = 1;
+        s->main_taken = 1; /* index 0 was kept for it */
         s->index_of[ev->thread] = 1;
     }
     if (!s->index_of[ev->thread]) {
@@ -136,72 +172,140 @@ static int thread_index(state_t *s, const mallet_event_t *ev, uint32_t *out)
 
 static int slot_take(state_t *s, uint32_t t, uint32_t *slot)
 {
-    pool_t *pl = &s->pools[t];
-    if (pl->n) {
-        *slot = pl->free[--pl->n];
+    thr_t *th = &s->thr[t];
+    if (th->nfree) {
+        *slot = th->free[--th->nfree];
         return 0;
     }
-    if (s->p->nslots == MALLET_NO_SLOT - 1) return -1;
+    if (s->p->nslots == MALLET_NO_SLOT - 1) return fail(s, -E2BIG);
+    if (s->p->nslots == s->slots_cap) {
+        size_t cap = s->slots_cap ? 2 * s->slots_cap : 1024;
+        slot_info_t *n = realloc(s->slots, cap * sizeof *n);
+        if (!n) return fail(s, -ENOMEM);
+        s->slots = n;
+        s->slots_cap = cap;
+    }
     *slot = s->p->nslots++;
     return 0;
 }
 
 static int slot_give(state_t *s, uint32_t t, uint32_t slot)
 {
-    pool_t *pl = &s->pools[t];
-    if (pl->n == pl->cap) {
-        size_t cap = pl->cap ? 2 * pl->cap : 64;
-        uint32_t *f = realloc(pl->free, cap * sizeof *f);
-        if (!f) return -1;
-        pl->free = f;
-        pl->cap = cap;
+    thr_t *th = &s->thr[t];
+    if (th->nfree == th->capfree) {
+        size_t cap = th->capfree ? 2 * th->capfree : 64;
+        uint32_t *f = realloc(th->free, cap * sizeof *f);
+        if (!f) return fail(s, -ENOMEM);
+        th->free = f;
+        th->capfree = cap;
     }
-    pl->free[pl->n++] = slot;
+    th->free[th->nfree++] = slot;
     return 0;
 }
 
+static int flush(state_t *s, uint32_t t)
+{
+    thr_t *th = &s->thr[t];
+    if (!th->n) return 0;
+    int rc = mallet_rfile_append(s->w, t, th->buf, th->n);
+    if (rc) return fail(s, rc);
+    th->base += th->n;
+    s->buffered -= th->n;
+    th->n = 0;
+    return 0;
+}
+
+/* All buffers together reached their bound: write them all, and give their memory back (a
+ * thread that has gone quiet should not keep a full chunk's buffer). */
+static int flush_all(state_t *s)
+{
+    for (uint32_t t = 0; t < s->p->nthreads; t++) {
+        if (flush(s, t)) return -1;
+        free(s->thr[t].buf);
+        s->thr[t].buf = NULL;
+        s->thr[t].cap = 0;
+    }
+    return 0;
+}
+
+/* A new op at the end of thread t's stream; valid until the next emit. */
 static mallet_rop_t *emit(state_t *s, uint32_t t, uint8_t kind)
 {
-    mallet_rthread_t *th = &s->p->threads[t];
-    if (th->nops == th->cap) {
-        uint64_t cap = th->cap ? 2 * th->cap : 256;
-        mallet_rop_t *o = realloc(th->ops, cap * sizeof *o);
-        if (!o) return NULL;
-        th->ops = o;
-        th->cap = cap;
+    if (s->thr[t].base + s->thr[t].n == UINT32_MAX) /* the replay counts a thread's ops in 32 bits */
+        return fail(s, -EFBIG), NULL;
+    if (s->buffered >= s->buffer_ops && flush_all(s)) return NULL;
+    thr_t *th = &s->thr[t];
+    if (th->n == th->cap) {
+        if (th->cap >= s->chunk_ops) {
+            if (flush(s, t)) return NULL;
+        } else {
+            uint32_t cap = th->cap ? 2 * th->cap : 256;
+            if (cap > s->chunk_ops) cap = s->chunk_ops;
+            mallet_rop_t *b = realloc(th->buf, cap * sizeof *b);
+            if (!b) return fail(s, -ENOMEM), NULL;
+            th->buf = b;
+            th->cap = cap;
+        }
     }
-    mallet_rop_t *op = &th->ops[th->nops++];
+    mallet_rop_t *op = &th->buf[th->n++];
+    s->buffered++;
     memset(op, 0, sizeof *op);
     op->kind = kind;
-    op->slot = op->old_slot = MALLET_NO_SLOT;
-    op->dep_thread = MALLET_NO_DEP;
-    s->p->ops++;
+    op->slot = MALLET_NO_SLOT;
     return op;
 }
 
-/* The block at ptr dies in thread t: returns its slot (MALLET_NO_SLOT if it was not live) and the
- * dependency on the op that made it when another thread did. */
+static uint64_t stream_len(const state_t *s, uint32_t t)
+{
+    return s->thr[t].base + s->thr[t].n;
+}
+
+/* Thread t waits until thread dep has done its op `op`. */
+static int emit_wait(state_t *s, uint32_t t, uint32_t dep, uint64_t op)
+{
+    mallet_rop_t *o = emit(s, t, MALLET_ROP_WAIT);
+    if (!o) return -1;
+    o->aux = dep;
+    o->slot = (uint32_t)op; /* below 2^32 - 1: emit keeps every stream shorter */
+    s->p->waits++;
+    return 0;
+}
+
+/* The op that made a block another thread now frees: it must publish its completion. Still in
+ * its thread's buffer, it is flagged there; already written, the file is patched (rfile.c). */
+static int mark_awaited(state_t *s, uint32_t t, uint64_t op)
+{
+    thr_t *th = &s->thr[t];
+    if (op >= th->base) {
+        th->buf[op - th->base].flags |= MALLET_ROP_AWAITED;
+        return 0;
+    }
+    int rc = mallet_rfile_mark_awaited(s->w, t, op);
+    return rc ? fail(s, rc) : 0;
+}
+
+/* The block at ptr dies in thread t: returns its slot (MALLET_NO_SLOT if it was not live) and,
+ * when another thread made it, that thread and the op that made it (else *dep_thread is
+ * MALLET_NO_SLOT). */
 static uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t *dep_thread,
                            uint64_t *dep_op)
 {
     live_t *e = live_find(s, ptr);
-    *dep_thread = MALLET_NO_DEP;
+    *dep_thread = MALLET_NO_SLOT;
     if (!e) return MALLET_NO_SLOT;
     uint32_t slot = e->slot;
     s->live_bytes -= e->size;
     if (e->thread != t) {
         *dep_thread = e->thread;
-        *dep_op = e->op;
-        s->p->threads[e->thread].ops[e->op].flags |= MALLET_ROP_AWAITED;
-        s->p->deps++;
+        *dep_op = s->slots[slot].op;
     }
     live_remove(s, e);
     s->live_blocks--;
     return slot;
 }
 
-/* A block is born at ptr by the op just emitted in thread t. */
-static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op)
+/* A block of `bytes` is born at ptr by the op just emitted in thread t. */
+static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op, uint64_t bytes)
 {
     live_t *old = live_find(s, ptr);
     if (old) { /* its free was not recorded: forget the old block (its slot stays taken) */
@@ -214,11 +318,9 @@ static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op)
     if (!e) return -1;
     e->slot = op->slot;
     e->thread = t;
-    e->op = s->p->threads[t].nops - 1;
-    e->size = op->kind == MALLET_OP_CALLOC || op->kind == MALLET_OP_REALLOCARRAY
-                  ? (op->arg && op->size > UINT64_MAX / op->arg ? UINT64_MAX : op->arg * op->size)
-                  : op->size;
-    s->live_bytes += e->size;
+    e->size = bytes;
+    s->slots[op->slot].op = stream_len(s, t) - 1;
+    s->live_bytes += bytes;
     if (s->live_bytes > s->p->peak_live_bytes) s->p->peak_live_bytes = s->live_bytes;
     if (++s->live_blocks > s->p->peak_live_blocks) s->p->peak_live_blocks = s->live_blocks;
     return 0;
@@ -229,6 +331,44 @@ static int is_realloc(uint8_t op)
     return op == MALLET_OP_REALLOC || op == MALLET_OP_REALLOCARRAY;
 }
 
+/* Sets op's size and aux for the call's numbers (rfile.h); -1 if they cannot be those of a
+ * successful call (more than 2^47 - 1 bytes, count x size past 64 bits, an alignment past
+ * 2^63). *bytes: what the block holds. A realloc's aux (the old block) is set by the caller. */
+static int encode_args(const mallet_event_t *ev, uint8_t kind, mallet_rop_t *op, uint64_t *bytes)
+{
+    uint64_t size = ev->size;
+    int alt = 0;
+    *bytes = size;
+    if (kind == MALLET_OP_CALLOC || kind == MALLET_OP_REALLOCARRAY) {
+        uint64_t n = ev->nmemb;
+        if (n && size > UINT64_MAX / n) return -1;
+        *bytes = n * size;
+        if (kind == MALLET_OP_REALLOCARRAY) { /* replayed as realloc of the product */
+            size = *bytes;
+        } else if (n <= UINT32_MAX && size <= MALLET_ROP_SIZE_MAX) {
+            op->aux = (uint32_t)n;
+        } else if (size <= UINT32_MAX && n <= MALLET_ROP_SIZE_MAX) {
+            op->aux = (uint32_t)size;
+            size = n;
+            alt = 1;
+        } else {
+            return -1;
+        }
+    } else if (mallet_rop_aligns(kind)) {
+        if (ev->align <= UINT32_MAX) {
+            op->aux = (uint32_t)ev->align;
+        } else { /* a power of two, or memalign rounds it up to one */
+            unsigned lg = 64u - (unsigned)__builtin_clzll(ev->align - 1);
+            if (lg > 63) return -1;
+            op->aux = lg;
+            alt = 1;
+        }
+    }
+    if (size > MALLET_ROP_SIZE_MAX) return -1;
+    mallet_rop_set_size(op, size, alt);
+    return 0;
+}
+
 static int prepare_event(state_t *s, const mallet_rec_t *rec)
 {
     const mallet_event_t *ev = &rec->ev;
@@ -237,22 +377,31 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
     if (thread_index(s, ev, &t)) return -1;
     /* A realloc that failed left its block alive, and cannot be replayed faithfully. */
     int failed_realloc = is_realloc(ev->op) && ev->failed;
-    pool_t *me = &s->pools[t];
+    thr_t *me = &s->thr[t];
     if (rec->part == MALLET_PART_RELEASE) {
         me->pending_old = MALLET_NO_SLOT;
-        me->pending_dep_thread = MALLET_NO_DEP;
-        if (!failed_realloc)
+        me->pending_dep_thread = MALLET_NO_SLOT;
+        if (!failed_realloc) {
             me->pending_old = block_dies(s, t, ev->old_ptr, &me->pending_dep_thread,
                                          &me->pending_dep_op);
+            /* flagged now: the op may leave the buffer before the ALLOC half comes */
+            if (me->pending_dep_thread != MALLET_NO_SLOT &&
+                mark_awaited(s, me->pending_dep_thread, me->pending_dep_op))
+                return -1;
+        }
         return 0;
     }
     if (ev->failed && ev->op != MALLET_OP_FREE) {
         s->p->failed_allocs++;
         return 0;
     }
+    mallet_rop_t *op;
     if (ev->op == MALLET_OP_FREE) {
-        mallet_rop_t *op;
-        if (!ev->ptr) return (op = emit(s, t, MALLET_OP_FREE)) ? 0 : -1; /* free(NULL) is a call */
+        if (!ev->ptr) { /* free(NULL) is a call */
+            if (!emit(s, t, MALLET_OP_FREE)) return -1;
+            s->p->ops++;
+            return 0;
+        }
         uint32_t dep_thread;
         uint64_t dep_op = 0;
         uint32_t slot = block_dies(s, t, ev->ptr, &dep_thread, &dep_op);
@@ -260,14 +409,16 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
             s->p->skipped++; /* double free, or a pointer the trace never allocated */
             return 0;
         }
+        if (dep_thread != MALLET_NO_SLOT &&
+            (mark_awaited(s, dep_thread, dep_op) || emit_wait(s, t, dep_thread, dep_op)))
+            return -1;
         if (!(op = emit(s, t, MALLET_OP_FREE))) return -1;
         op->slot = slot;
-        op->dep_thread = dep_thread;
-        op->dep_op = dep_op;
+        s->p->ops++;
         return slot_give(s, t, slot);
     }
     uint8_t kind = ev->op;
-    uint32_t old_slot = MALLET_NO_SLOT, dep_thread = MALLET_NO_DEP;
+    uint32_t old_slot = MALLET_NO_SLOT, dep_thread = MALLET_NO_SLOT;
     uint64_t dep_op = 0;
     if (is_realloc(kind) && ev->old_ptr) {
         /* the RELEASE half came first (the reader guarantees it) */
@@ -280,52 +431,75 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
             kind = kind == MALLET_OP_REALLOC ? MALLET_OP_MALLOC : MALLET_OP_CALLOC;
         }
     }
-    mallet_rop_t *op = emit(s, t, kind);
-    if (!op) return -1;
-    op->old_slot = old_slot;
-    op->dep_thread = dep_thread;
-    op->dep_op = dep_op;
-    op->size = ev->size;
-    op->arg = ev->nmemb ? ev->nmemb : ev->align;
-    if (kind == MALLET_OP_CALLOC && ev->op == MALLET_OP_REALLOCARRAY) op->arg = ev->nmemb;
-    if (ev->ptr && block_born(s, t, ev->ptr, op)) return -1;
+    mallet_rop_t args = {0};
+    uint64_t bytes;
+    if (encode_args(ev, kind, &args, &bytes)) { /* no successful call has these numbers */
+        s->p->failed_allocs++;
+        return old_slot != MALLET_NO_SLOT ? slot_give(s, t, old_slot) : 0;
+    }
+    if (dep_thread != MALLET_NO_SLOT && emit_wait(s, t, dep_thread, dep_op)) return -1;
+    if (!(op = emit(s, t, kind))) return -1;
+    op->size_hi = args.size_hi;
+    op->size_lo = args.size_lo;
+    op->aux = mallet_rop_resizes(kind) ? old_slot : args.aux;
+    s->p->ops++;
+    if (ev->ptr && block_born(s, t, ev->ptr, op, bytes)) return -1;
     if (old_slot != MALLET_NO_SLOT && slot_give(s, t, old_slot)) return -1;
     return 0;
 }
 
-int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_prepared_t *out, char *err,
+int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
+                   const mallet_prepare_opts_t *opts, mallet_prepared_t *out, char *err,
                    size_t errlen)
 {
     memset(out, 0, sizeof *out);
+    if (file >= mallet_reader_nfiles(r)) {
+        mallet_rfile_discard(w);
+        return mallet_errorf(err, errlen, "no trace file %u", file);
+    }
     state_t s;
     memset(&s, 0, sizeof s);
     s.p = out;
-    if (file >= mallet_reader_nfiles(r)) return mallet_errorf(err, errlen, "no trace file %u", file);
-    /* Index 0 is kept for the main thread, which the worker replays on its own main thread. */
+    s.w = w;
+    s.chunk_ops = opts && opts->chunk_ops ? opts->chunk_ops : MALLET_PREPARE_CHUNK_OPS;
+    if (s.chunk_ops > MALLET_RFILE_CHUNK_MAX) s.chunk_ops = MALLET_RFILE_CHUNK_MAX;
+    s.buffer_ops = opts && opts->buffer_ops ? opts->buffer_ops : MALLET_PREPARE_BUFFER_OPS;
+    if (opts && opts->patch_cap) mallet_rfile_set_patch_cap(w, opts->patch_cap);
+    const char *path = mallet_reader_info(r, file)->path;
     s.pid = mallet_reader_info(r, file)->pid;
-    if (add_thread(&s, (uint32_t)s.pid)) return mallet_errorf(err, errlen, "out of memory");
     mallet_rec_t rec;
-    int n, rc = 0;
-    while ((n = mallet_reader_next(r, &rec)) > 0) {
-        if (rec.file != file) continue;
-        if (prepare_event(&s, &rec)) {
-            rc = mallet_errorf(err, errlen, "%s: out of memory preparing the replay",
-                      mallet_reader_info(r, file)->path);
-            break;
+    int n = 0, rc = 0;
+    if (add_thread(&s, (uint32_t)s.pid) == 0) /* index 0: the main thread (else s.err says) */
+        while ((n = mallet_reader_next(r, &rec)) > 0) {
+            if (rec.file != file) continue;
+            if (prepare_event(&s, &rec)) break;
         }
+    if (s.err == -EFBIG)
+        rc = mallet_errorf(err, errlen, "%s: a thread has more ops than a replay holds (2^32 - 1)",
+                           path);
+    else if (s.err)
+        rc = mallet_errorf(err, errlen, "%s: preparing the replay: %s", path, strerror(-s.err));
+    else if (n < 0)
+        rc = mallet_errorf(err, errlen, "%s", mallet_reader_error(r));
+    for (uint32_t t = 0; !rc && t < out->nthreads; t++)
+        if (flush(&s, t))
+            rc = mallet_errorf(err, errlen, "%s: preparing the replay: %s", path, strerror(-s.err));
+    if (!rc) {
+        out->chunks = 0; /* the writer counts them */
+        out->patches = mallet_rfile_patches(w);
+        int c = mallet_rfile_commit(w, out, s.tids);
+        if (c) rc = mallet_errorf(err, errlen, "%s: writing the replay: %s", path, strerror(-c));
+    } else {
+        mallet_rfile_discard(w);
     }
-    if (!rc && n < 0) rc = mallet_errorf(err, errlen, "%s", mallet_reader_error(r));
-    for (uint32_t i = 0; s.pools && i < out->nthreads; i++) free(s.pools[i].free);
-    free(s.pools);
+    for (uint32_t t = 0; s.thr && t < out->nthreads; t++) {
+        free(s.thr[t].buf);
+        free(s.thr[t].free);
+    }
+    free(s.thr);
+    free(s.tids);
     free(s.live);
+    free(s.slots);
     free(s.index_of);
-    if (rc) mallet_prepared_free(out);
     return rc;
-}
-
-void mallet_prepared_free(mallet_prepared_t *p)
-{
-    for (uint32_t i = 0; p->threads && i < p->nthreads; i++) free(p->threads[i].ops);
-    free(p->threads);
-    memset(p, 0, sizeof *p);
 }

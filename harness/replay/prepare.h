@@ -1,59 +1,40 @@
 /* Replay-ready form of one process's trace (issue 3): the events become one op stream per traced
- * thread, pointers become dense slot numbers, and an op that frees (or reallocs) a block another
- * thread made names the op it must wait for. Ops that cannot be replayed faithfully (a free of a
- * pointer that is not live: a double free, or one the trace never allocated) are skipped and
- * counted, never executed.
+ * thread, pointers become dense slot numbers, and a thread that frees (or reallocs) a block
+ * another thread made first waits for the op that made it (a WAIT op in its stream). Ops that
+ * cannot be replayed faithfully (a free of a pointer that is not live: a double free, or one the
+ * trace never allocated) are skipped and counted, never executed.
  *
  * Slots are reused as blocks die, so the slot table follows the peak live block count, not the
  * event count. A slot freed by a thread goes back to that thread's own pool, so no thread ever
  * writes a slot another thread may still read without a dependency between them.
  *
- * This first version builds the form in memory (malloc); the streaming, cached form the issue
- * asks for builds on the same op layout. */
+ * Streaming: the ops go to the replay file (rfile.h) as they are made, in per-thread chunks, so
+ * prepare's memory is the live-block table, the slot pools, the per-thread buffers (bounded in
+ * total) and the chunk index; never the event count. */
 #ifndef MALLET_REPLAY_PREPARE_H
 #define MALLET_REPLAY_PREPARE_H
 
+#include "replay/rfile.h"
 #include "trace/reader.h"
 
-#define MALLET_NO_SLOT UINT32_MAX
-#define MALLET_NO_DEP UINT32_MAX
+/* What prepare made: the counts that also go into the file's header. */
+typedef mallet_prepared_info_t mallet_prepared_t;
 
-/* One replayed call. kind is the trace's op (MALLET_OP_*). */
-#define MALLET_ROP_AWAITED 0x1u /* another thread waits for this op: publish its completion */
+/* Buffer sizes; tests make them tiny so that chunks and patches of flushed ops are exercised. */
+typedef struct mallet_prepare_opts {
+    uint32_t chunk_ops;  /* a thread's buffer is written as a chunk when it holds this many ops */
+    uint64_t buffer_ops; /* all threads' buffers together: past this, every buffer is written */
+    size_t patch_cap;    /* see mallet_rfile_set_patch_cap */
+} mallet_prepare_opts_t;
 
-typedef struct mallet_rop {
-    uint8_t kind;
-    uint8_t flags;       /* MALLET_ROP_* */
-    uint32_t slot;       /* the block it makes (allocations, realloc's new block) or frees */
-    uint32_t old_slot;   /* realloc/reallocarray: the block it resizes, or MALLET_NO_SLOT */
-    uint64_t size;       /* bytes (calloc, reallocarray: element size) */
-    uint64_t arg;        /* calloc/reallocarray: element count; memalign family: alignment */
-    uint32_t dep_thread; /* wait until thread dep_thread has done op dep_op, or MALLET_NO_DEP */
-    uint64_t dep_op;
-} mallet_rop_t;
+#define MALLET_PREPARE_CHUNK_OPS 16384u      /* 256 KiB */
+#define MALLET_PREPARE_BUFFER_OPS (4u << 20) /* 64 MiB */
 
-typedef struct mallet_rthread {
-    uint32_t tid;     /* the traced thread's OS id, for reports */
-    mallet_rop_t *ops;
-    uint64_t nops, cap;
-} mallet_rthread_t;
-
-typedef struct mallet_prepared {
-    mallet_rthread_t *threads;
-    uint32_t nthreads;
-    uint32_t nslots;        /* slots ever used: at most the peak of live blocks plus threads */
-    uint64_t ops;           /* calls to replay */
-    uint64_t deps;          /* ops that wait for another thread */
-    uint64_t skipped;       /* frees/reallocs of pointers that were not live: not replayed */
-    uint64_t failed_allocs; /* allocations that failed when recorded: not replayed */
-    uint64_t peak_live_blocks;
-    uint64_t peak_live_bytes; /* requested bytes (calloc, reallocarray: count x size) */
-} mallet_prepared_t;
-
-/* Prepares the events of trace file `file` of r (other files' events are passed over). The
- * reader must be fresh (nothing read yet). Returns 0, or -1 with a message in err. */
-int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_prepared_t *out, char *err,
+/* Prepares the events of trace file `file` of r (other files' events are passed over) into w,
+ * and commits w (or discards it on failure: w is always consumed). The reader must be fresh
+ * (nothing read yet). opts may be NULL (the defaults). Returns 0, or -1 with a message in err. */
+int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
+                   const mallet_prepare_opts_t *opts, mallet_prepared_t *out, char *err,
                    size_t errlen);
-void mallet_prepared_free(mallet_prepared_t *p);
 
 #endif

@@ -25,95 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SAVE_MAGIC "MALLETRP"
-#define SAVE_VERSION 5u
-
-typedef struct save_header {
-    char magic[8];
-    uint32_t version, op_size; /* op_size: sizeof(mallet_rop_t) of the writer */
-    uint32_t nthreads, nslots;
-    uint64_t ops, skipped, failed_allocs;
-    uint64_t trace_size, trace_mtime_ns;
-    uint64_t peak_live_bytes;
-} save_header_t;
-
-typedef struct save_thread {
-    uint32_t tid, pad;
-    uint64_t nops, offset; /* offset of its ops from the file start */
-} save_thread_t;
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-int mallet_prepared_save(const mallet_prepared_t *p, const char *path, uint64_t trace_size,
-                         uint64_t trace_mtime_ns)
-{
-    /* written aside and renamed: a reader never sees half a file, two replays never mix */
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof tmp)
-        return -ENAMETOOLONG;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return -errno;
-    save_header_t h;
-    memset(&h, 0, sizeof h);
-    memcpy(h.magic, SAVE_MAGIC, 8);
-    h.version = SAVE_VERSION;
-    h.op_size = sizeof(mallet_rop_t);
-    h.nthreads = p->nthreads;
-    h.nslots = p->nslots;
-    h.ops = p->ops;
-    h.skipped = p->skipped;
-    h.failed_allocs = p->failed_allocs;
-    h.trace_size = trace_size;
-    h.trace_mtime_ns = trace_mtime_ns;
-    h.peak_live_bytes = p->peak_live_bytes;
-    uint64_t off = sizeof h + (uint64_t)p->nthreads * sizeof(save_thread_t);
-    int bad = write_all(fd, &h, sizeof h);
-    for (uint32_t i = 0; !bad && i < p->nthreads; i++) {
-        save_thread_t t = {p->threads[i].tid, 0, p->threads[i].nops, off};
-        off += p->threads[i].nops * sizeof(mallet_rop_t);
-        bad = write_all(fd, &t, sizeof t);
-    }
-    for (uint32_t i = 0; !bad && i < p->nthreads; i++)
-        bad = write_all(fd, p->threads[i].ops, p->threads[i].nops * sizeof(mallet_rop_t));
-    int e = bad ? (errno ? errno : EIO) : 0;
-    if (close(fd) && !e) e = errno;
-    if (!e && rename(tmp, path)) e = errno;
-    if (e) unlink(tmp);
-    return e ? -e : 0;
-}
-
-int mallet_prepared_peek(const char *path, mallet_prepared_info_t *info)
-{
-    save_header_t h;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, &h, sizeof h);
-    close(fd);
-    if (n != (ssize_t)sizeof h || memcmp(h.magic, SAVE_MAGIC, 8) || h.version != SAVE_VERSION ||
-        h.op_size != sizeof(mallet_rop_t))
-        return -1;
-    info->trace_size = h.trace_size;
-    info->trace_mtime_ns = h.trace_mtime_ns;
-    info->ops = h.ops;
-    info->skipped = h.skipped;
-    info->failed_allocs = h.failed_allocs;
-    info->nthreads = h.nthreads;
-    info->nslots = h.nslots;
-    info->peak_live_bytes = h.peak_live_bytes;
-    return 0;
-}
-
 /* ---- the run ------------------------------------------------------------------------------- */
 
 typedef struct progress {
@@ -121,9 +32,24 @@ typedef struct progress {
     _Atomic uint32_t waiters;
 } progress_t;
 
+/* A thread's ops as it runs. Whole (its ops fit the budget, OPS_MEM_DEFAULT): read before the
+ * timed part; end is nops and refill never runs. Streamed: a buffer of one chunk, refilled with
+ * pread() as the thread runs. That costs a syscall and a copy from the page cache per chunk of up
+ * to 16 Ki ops (256 KiB), some 20-70 us, so 2-6 ns an op (more if the file is not in the page
+ * cache and comes from disk), counted in the replay's time and system time; the buffer's memory
+ * stays the same and no mapping changes. */
+typedef struct stream {
+    const mallet_rop_t *ops; /* ops[i - base] for base <= i < end */
+    uint64_t base, end, nops;
+    mallet_rop_t *buf;
+    size_t buf_len;
+    uint64_t next_chunk;
+    uint32_t thread;
+    const mallet_rfile_t *rf;
+} stream_t;
+
 typedef struct run {
-    const mallet_rop_t **ops;
-    const save_thread_t *threads;
+    stream_t *streams;
     uint32_t nthreads;
     void **slots;
     progress_t *progress;
@@ -199,12 +125,41 @@ static void touch(const run_t *r, char *p, size_t n)
     }
 }
 
+/* The budget of memory for ops held whole, all threads together; MALLET_REPLAY_OPS_MEM (bytes)
+ * overrides it. Past it, threads stream. */
+#define OPS_MEM_DEFAULT (1ull << 30)
+
+/* The next chunk of a streamed thread, which was read and checked before the timed part. A
+ * failure here means the file changed under the replay (or a read error). The thread cannot stop
+ * alone (others wait for its ops, its slots are half made), and there is no caller to return to
+ * in the middle of the run: one line and the process ends. */
+static __attribute__((noinline, cold)) const mallet_rop_t *refill(stream_t *st, uint64_t i)
+{
+    const mallet_rfile_thread_t *t = &st->rf->threads[st->thread];
+    char err[4352], line[4400];
+    if (st->next_chunk >= t->nchunks || t->chunks[st->next_chunk].first != i ||
+        mallet_rfile_read_chunk(st->rf, st->thread, st->next_chunk, st->buf, err, sizeof err) < 0) {
+        int n = snprintf(line, sizeof line, "mallet-worker: %s: changed during the replay\n",
+                         st->rf->path);
+        if (write(2, line, (size_t)n) < 0) _exit(1);
+        _exit(1);
+    }
+    const mallet_rfile_chunk_t *c = &t->chunks[st->next_chunk++];
+    st->ops = st->buf;
+    st->base = c->first;
+    st->end = c->first + c->nops;
+    return st->ops;
+}
+
 /* Replays thread a->index's ops, then counts itself finished. */
 static void replay_thread(const worker_arg_t *a)
 {
     run_t *r = a->run;
-    const mallet_rop_t *ops = r->ops[a->index];
-    uint64_t n = r->threads[a->index].nops;
+    stream_t *ops = &r->streams[a->index];
+    uint64_t n = ops->nops, calls = 0;
+    /* the window in locals: the calls to the allocator would make the compiler reload it */
+    const mallet_rop_t *win = ops->ops;
+    uint64_t wbase = ops->base, wend = ops->end;
     progress_t *me = &r->progress[a->index];
     while (!atomic_load_explicit(&r->go, memory_order_acquire)) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -214,35 +169,44 @@ static void replay_thread(const worker_arg_t *a)
     uint64_t failed = 0;
     uint64_t(*hist)[MALLET_LAT_BUCKETS] = r->hist[a->index];
     uint64_t *hmax = r->hmax[a->index];
-    /* the ops timed are a random gap apart (1 .. 2 x MALLET_LATENCY_EVERY - 1), so that a
+    /* the calls timed are a random gap apart (1 .. 2 x MALLET_LATENCY_EVERY - 1), so that a
      * periodic pattern (malloc, free, malloc, free...) cannot put every sample on one kind */
     uint32_t rnd = 0x9e3779b9u * (a->index + 1u) | 1u;
     uint64_t next_timed = 0;
     for (uint64_t i = 0; i < n; i++) {
-        const mallet_rop_t *o = &ops[i];
-        if (o->dep_thread != MALLET_NO_DEP) wait_for(&r->progress[o->dep_thread], o->dep_op);
-        void *p = NULL, *old = o->old_slot != MALLET_NO_SLOT ? r->slots[o->old_slot] : NULL;
-        size_t size = (size_t)o->size;
-        const int timed = i == next_timed;
+        if (__builtin_expect(i >= wend, 0)) {
+            win = refill(ops, i);
+            wbase = ops->base, wend = ops->end;
+        }
+        const mallet_rop_t *o = &win[i - wbase];
+        if (o->kind == MALLET_ROP_WAIT) {
+            wait_for(&r->progress[o->aux], o->slot);
+            continue;
+        }
+        const uint32_t old_slot = mallet_rop_old_slot(o);
+        void *p = NULL, *old = old_slot != MALLET_NO_SLOT ? r->slots[old_slot] : NULL;
+        uint64_t size64, aux64;
+        mallet_rop_args(o, &size64, &aux64);
+        size_t size = (size_t)size64, aux = (size_t)aux64; /* element count or alignment */
+        const int timed = calls++ == next_timed;
         uint64_t c0 = timed ? mallet_cycles() : 0;
         switch (o->kind) {
         case MALLET_OP_MALLOC: p = malloc(size); break;
-        case MALLET_OP_CALLOC: p = calloc((size_t)o->arg, size); size *= (size_t)o->arg; break;
+        case MALLET_OP_CALLOC: p = calloc(aux, size); size *= aux; break;
         case MALLET_OP_REALLOC: p = realloc(old, size); break;
         case MALLET_OP_REALLOCARRAY:
             /* as realloc: glibc's reallocarray calls its own realloc internally, so on an
              * allocator that does not export reallocarray (jemalloc 5) it would free a foreign
              * block. The overflow check is the only difference. */
-            p = o->arg && size > SIZE_MAX / (size_t)o->arg ? NULL
-                                                           : realloc(old, size * (size_t)o->arg);
-            size *= (size_t)o->arg;
+            p = aux && size > SIZE_MAX / aux ? NULL : realloc(old, size * aux);
+            size *= aux;
             break;
         case MALLET_OP_FREE: free(o->slot != MALLET_NO_SLOT ? r->slots[o->slot] : NULL); break;
         case MALLET_OP_POSIX_MEMALIGN:
-            if (posix_memalign(&p, (size_t)o->arg, size)) p = NULL;
+            if (posix_memalign(&p, aux, size)) p = NULL;
             break;
-        case MALLET_OP_ALIGNED_ALLOC: p = aligned_alloc((size_t)o->arg, size); break;
-        case MALLET_OP_MEMALIGN: p = memalign((size_t)o->arg, size); break;
+        case MALLET_OP_ALIGNED_ALLOC: p = aligned_alloc(aux, size); break;
+        case MALLET_OP_MEMALIGN: p = memalign(aux, size); break;
         case MALLET_OP_VALLOC: p = valloc(size); break;
         case MALLET_OP_PVALLOC: /* page-rounded valloc: not every allocator exports pvalloc */
             size = (size + r->page - 1) & ~(r->page - 1);
@@ -255,7 +219,7 @@ static void replay_thread(const worker_arg_t *a)
             hist[o->kind][lat_bucket(d)]++;
             if (d > hmax[o->kind]) hmax[o->kind] = d;
             rnd ^= rnd << 13, rnd ^= rnd >> 17, rnd ^= rnd << 5;
-            next_timed = i + 1 + rnd % (2 * MALLET_LATENCY_EVERY - 1);
+            next_timed = calls + rnd % (2 * MALLET_LATENCY_EVERY - 1);
         }
         if (o->kind != MALLET_OP_FREE && o->slot != MALLET_NO_SLOT) {
             if (!p) failed++;
@@ -271,6 +235,11 @@ static void replay_thread(const worker_arg_t *a)
                 syscall(SYS_futex, &me->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
         }
     }
+    /* everything done: a wait on an op a streamed file did not flag (unchecked, see
+     * load_streams) ends here at the latest */
+    atomic_store_explicit(&me->done, (uint32_t)n, memory_order_release);
+    if (atomic_load_explicit(&me->waiters, memory_order_relaxed))
+        syscall(SYS_futex, &me->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
     atomic_fetch_add(&r->failed, failed);
     if (atomic_fetch_add(&r->finished, 1) + 1 == r->nthreads)
         syscall(SYS_futex, &r->finished, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
@@ -331,6 +300,65 @@ static uint64_t tv_ns(struct timeval tv)
     return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
 }
 
+/* Reads every thread's ops into anonymous memory before the timed part, checking each op: whole
+ * while they fit the budget, else (streamed) through a one-chunk buffer that then holds the first
+ * chunk. *calls: the allocation-API calls in all streams. */
+static int load_streams(const mallet_rfile_t *rf, stream_t *st, uint64_t *calls, char *err,
+                        size_t errlen)
+{
+    uint64_t budget = OPS_MEM_DEFAULT;
+    const char *env = getenv("MALLET_REPLAY_OPS_MEM");
+    if (env && *env) budget = strtoull(env, NULL, 0);
+    int all_whole = 1;
+    *calls = 0;
+    for (uint32_t t = 0; t < rf->nthreads; t++) {
+        const mallet_rfile_thread_t *th = &rf->threads[t];
+        uint64_t bytes = th->nops * sizeof(mallet_rop_t);
+        int whole = bytes <= budget;
+        stream_t *s = &st[t];
+        s->rf = rf;
+        s->thread = t;
+        s->nops = th->nops;
+        s->buf_len = whole ? (size_t)bytes : (size_t)rf->max_chunk_ops * sizeof(mallet_rop_t);
+        if (!(s->buf = map(s->buf_len)))
+            return mallet_errorf(err, errlen, "out of memory for the replay's ops");
+        if (whole) budget -= bytes;
+        all_whole &= whole;
+        for (uint64_t k = 0; k < th->nchunks; k++) {
+            int64_t c = mallet_rfile_read_chunk(rf, t, k, whole ? s->buf + th->chunks[k].first : s->buf,
+                                                err, errlen);
+            if (c < 0) return -1;
+            *calls += (uint64_t)c;
+        }
+        s->ops = s->buf;
+        s->next_chunk = whole ? th->nchunks : 0;
+        s->end = whole ? th->nops : 0;
+        if (!whole && th->nchunks) refill(s, 0);
+    }
+    if (*calls != rf->info.ops)
+        return mallet_errorf(err, errlen, "%s: corrupt replay file: %" PRIu64 " calls, not %" PRIu64,
+                             rf->path, *calls, rf->info.ops);
+    /* A wait's op is checked for its AWAITED flag only when every stream is in memory; streamed,
+     * that would take a read per wait, and a missed flag only delays the waiter to the end of
+     * the other thread's stream (worker()), it never hangs it. */
+    if (all_whole && rf->nthreads) {
+        const mallet_rop_t **ops = map(rf->nthreads * sizeof *ops);
+        if (!ops) return mallet_errorf(err, errlen, "out of memory for the replay's ops");
+        for (uint32_t t = 0; t < rf->nthreads; t++) ops[t] = st[t].buf;
+        int rc = mallet_rfile_check_waits(rf, ops, err, errlen);
+        munmap(ops, rf->nthreads * sizeof *ops);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static void unload_streams(stream_t *st, uint32_t n)
+{
+    for (uint32_t t = 0; st && t < n; t++)
+        if (st[t].buf) munmap(st[t].buf, st[t].buf_len);
+    if (st) munmap(st, (n ? n : 1) * sizeof *st);
+}
+
 /* The harness's own memory is written before the timed part, so that the resident set it adds
  * is part of the baseline and the growth measured during the replay is the allocator's. */
 static void *map_touched(size_t len)
@@ -344,55 +372,19 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
                       mallet_replay_result_t *res, char *err, size_t errlen)
 {
     memset(res, 0, sizeof *res);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return mallet_errorf(err, errlen, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) || (size_t)sb.st_size < sizeof(save_header_t)) {
-        close(fd);
-        return mallet_errorf(err, errlen, "%s: not a prepared replay", path);
-    }
-    size_t size = (size_t)sb.st_size;
-    const uint8_t *base = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (base == MAP_FAILED) return mallet_errorf(err, errlen, "%s: %s", path, strerror(errno));
-    const save_header_t *h = (const save_header_t *)base;
+    mallet_rfile_t rf;
+    if (mallet_rfile_open(path, &rf, err, errlen)) return -1;
+    const mallet_rfile_t *h = &rf;
     int rc = -1;
     run_t *r = NULL;
-    if (memcmp(h->magic, SAVE_MAGIC, 8) || h->version != SAVE_VERSION ||
-        h->op_size != sizeof(mallet_rop_t) ||
-        (uint64_t)h->nthreads * sizeof(save_thread_t) > size - sizeof *h) {
-        mallet_errorf(err, errlen, "%s: not a prepared replay of this mallet", path);
+    uint64_t total = 0;
+    stream_t *streams = map(((size_t)h->nthreads ? h->nthreads : 1) * sizeof(stream_t));
+    if (!streams) {
+        mallet_errorf(err, errlen, "out of memory for the replay's tables");
         goto out;
     }
-    const save_thread_t *th = (const save_thread_t *)(h + 1);
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < h->nthreads; i++) {
-        if (th[i].offset > size || th[i].nops > (size - th[i].offset) / sizeof(mallet_rop_t) ||
-            th[i].nops > UINT32_MAX) {
-            mallet_errorf(err, errlen, "%s: thread %u's ops run past the file", path, i);
-            goto out;
-        }
-        total += th[i].nops;
-    }
-    /* every slot and dependency an op names must exist, or a corrupt file could crash us */
-    for (uint32_t i = 0; i < h->nthreads; i++) {
-        const mallet_rop_t *o = (const mallet_rop_t *)(base + th[i].offset);
-        for (uint64_t k = 0; k < th[i].nops; k++)
-            if ((o[k].slot != MALLET_NO_SLOT && o[k].slot >= h->nslots) ||
-                (o[k].old_slot != MALLET_NO_SLOT && o[k].old_slot >= h->nslots) ||
-                (o[k].dep_thread != MALLET_NO_DEP &&
-                 (o[k].dep_thread >= h->nthreads || o[k].dep_op >= th[o[k].dep_thread].nops ||
-                  (o[k].dep_thread == i && o[k].dep_op >= k) ||
-                  /* a wait on an op that will not be published would never end */
-                  !(((const mallet_rop_t *)(base + th[o[k].dep_thread].offset))[o[k].dep_op]
-                        .flags & MALLET_ROP_AWAITED)))) {
-                mallet_errorf(err, errlen, "%s: thread %u op %" PRIu64 " names a slot or op that does not exist",
-                     path, i, k);
-                goto out;
-            }
-    }
-    size_t rsize = sizeof(run_t) + h->nthreads * (sizeof(const mallet_rop_t *) + sizeof(worker_arg_t) +
-                                                  sizeof(pthread_t));
+    if (load_streams(&rf, streams, &total, err, errlen)) goto out;
+    size_t rsize = sizeof(run_t) + h->nthreads * (sizeof(worker_arg_t) + sizeof(pthread_t));
     r = map_touched(rsize);
     void **slots = map_touched((size_t)h->nslots * sizeof(void *));
     progress_t *progress = map_touched(((size_t)h->nthreads ? h->nthreads : 1) * sizeof(progress_t));
@@ -403,10 +395,9 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
         mallet_errorf(err, errlen, "out of memory for the replay's tables");
         goto out;
     }
-    r->ops = (const mallet_rop_t **)(r + 1);
-    worker_arg_t *args = (worker_arg_t *)(r->ops + h->nthreads);
+    worker_arg_t *args = (worker_arg_t *)(r + 1);
     pthread_t *tids = (pthread_t *)(args + h->nthreads);
-    r->threads = th;
+    r->streams = streams;
     r->nthreads = h->nthreads;
     r->slots = slots;
     r->progress = progress;
@@ -416,12 +407,9 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
     double cpn = cycles_per_ns();
     r->page = (size_t)sysconf(_SC_PAGESIZE);
     for (uint32_t i = 0; i < h->nthreads; i++) {
-        r->ops[i] = (const mallet_rop_t *)(base + th[i].offset);
         args[i].run = r;
         args[i].index = i;
     }
-    /* the ops are read once now, so that the page cache faults in before the timed part */
-    for (size_t off = 0; off < size; off += r->page) (void)*(volatile const uint8_t *)(base + off);
     mallet_rss_sampler_t *sampler = mallet_rss_sampler_start();
     if (!sampler) {
         mallet_errorf(err, errlen, "cannot start the RSS sampler");
@@ -437,8 +425,8 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
         }
     }
     /* The first thread runs on this, the process's main thread: allocators treat the main
-     * thread apart (glibc's main arena grows with brk, other threads' arenas with mmap), and the
-     * first traced thread is the program's main thread (prepare.c puts it first). */
+     * thread apart (glibc's main arena grows with brk, other threads' arenas with mmap), and
+     * thread 0 is the program's main thread (prepare.c). */
     uint32_t started = 1;
     for (; started < h->nthreads; started++)
         if (pthread_create(&tids[started], NULL, worker, &args[started])) break;
@@ -508,6 +496,7 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
     rc = 0;
 out:
     /* the blocks still live belong to the process, which ends right after */
-    munmap((void *)base, size);
+    unload_streams(streams, h->nthreads);
+    mallet_rfile_close(&rf);
     return rc;
 }

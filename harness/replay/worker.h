@@ -3,13 +3,14 @@
  * thread, and reports what it measured. Its own memory comes from mmap, never from the allocator
  * under test.
  *
- * The prepared form travels in a file (mallet_prepared_save): a fixed header, a thread table and
- * the ops as they are in memory; the worker maps it read-only. */
+ * The prepared form travels in a replay file (rfile.h). Before the timed part each thread's ops are
+ * read into anonymous memory, whole if they fit the budget (MALLET_REPLAY_OPS_MEM), else a chunk
+ * at a time as the thread runs; every op is checked before it is used. */
 #ifndef MALLET_REPLAY_WORKER_H
 #define MALLET_REPLAY_WORKER_H
 
 #include "platform/platform.h"
-#include "prepare.h"
+#include "rfile.h"
 #include "rss_sampler.h"
 
 enum mallet_touch {
@@ -47,22 +48,7 @@ typedef struct mallet_replay_result {
     mallet_latency_t latency_by_op[MALLET_OP_COUNT_]; /* by MALLET_OP_* */
 } mallet_replay_result_t;
 
-/* What a saved form says about itself, and the trace it was made from. */
-typedef struct mallet_prepared_info {
-    uint64_t trace_size, trace_mtime_ns; /* of the trace file: a changed trace is re-prepared */
-    uint64_t ops, skipped, failed_allocs;
-    uint64_t peak_live_bytes;
-    uint32_t nthreads, nslots;
-} mallet_prepared_info_t;
-
-/* Writes p to path (0600), noting the trace's size and mtime. Returns 0 or -errno. */
-int mallet_prepared_save(const mallet_prepared_t *p, const char *path, uint64_t trace_size,
-                         uint64_t trace_mtime_ns);
-/* Reads a saved form's header. Returns 0, or -1 if path is missing or not a saved form of this
- * mallet. */
-int mallet_prepared_peek(const char *path, mallet_prepared_info_t *info);
-
-/* Maps a saved form and replays it with the given touch mode. With count_syscalls, the run also
+/* Replays the replay file at path with the given touch mode. With count_syscalls, the run also
  * counts its memory-management syscalls (a counting run: each counted call is much slower, so its
  * times are not the allocator's). Returns 0, or -1 with err set. */
 int mallet_replay_run(const char *path, int touch, int count_syscalls,

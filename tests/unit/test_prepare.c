@@ -1,26 +1,38 @@
 /* The replay-ready form: slots follow the live blocks, each thread gets its own stream, an op on
  * a block another thread made waits for that op, and ops that cannot be replayed (double frees,
  * frees of unknown pointers, failed calls) are skipped and counted. Traces are built with the
- * trace writer, so every answer is known. */
+ * trace writer, so every answer is known. The form is read back from the replay file through the
+ * same loader the worker uses; the streaming path (tiny chunks, flushed ops flagged by patches)
+ * must give the same file contents as the all-in-memory one, and replay the exact calls. */
+#define _GNU_SOURCE
 #include "check.h"
 #include "replay/prepare.h"
+#include "replay/worker.h"
 #include "trace/writer.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-static char path[256];
+static char path[256], rpath[300];
 static mallet_writer_t *w;
 static uint64_t clock_;
 
-static void ev(uint32_t tid, uint8_t op, uint64_t ptr, uint64_t old, uint64_t size, int failed)
+static void ev_full(const mallet_event_t *tmpl)
 {
-    mallet_event_t e = {.op = op, .tid = tid, .ptr = ptr, .old_ptr = old, .size = size,
-                        .failed = (uint8_t)failed, .callsite = 0x400000 + op};
+    mallet_event_t e = *tmpl;
+    e.callsite = 0x400000 + e.op;
     clock_ += 100;
     e.free_cycles = clock_ - 10;
     e.cycles = clock_;
     CHECK(mallet_writer_event(w, &e) == 0);
+}
+
+static void ev(uint32_t tid, uint8_t op, uint64_t ptr, uint64_t old, uint64_t size, int failed)
+{
+    mallet_event_t e = {.op = op, .tid = tid, .ptr = ptr, .old_ptr = old, .size = size,
+                        .failed = (uint8_t)failed};
+    ev_full(&e);
 }
 
 static void begin(void)
@@ -28,24 +40,90 @@ static void begin(void)
     char err[256];
     const char *t = getenv("TMPDIR");
     snprintf(path, sizeof path, "%s/mallet-test-prepare-%d.mtrace", t && *t ? t : "/tmp", (int)getpid());
+    snprintf(rpath, sizeof rpath, "%s.replay", path);
     w = mallet_writer_open(path, NULL, 0, err, sizeof err);
     CHECK(w != NULL);
     clock_ = 1000;
 }
 
-static int prepare(mallet_prepared_t *p)
+/* A replay file read back whole, as the worker does when it fits. */
+typedef struct loaded {
+    mallet_prepared_t p;
+    uint32_t nthreads;
+    mallet_rop_t **ops;
+    uint64_t *nops;
+    uint64_t calls;
+} loaded_t;
+
+static void unload(loaded_t *l)
+{
+    for (uint32_t t = 0; l->ops && t < l->nthreads; t++) free(l->ops[t]);
+    free(l->ops);
+    free(l->nops);
+    memset(l, 0, sizeof *l);
+}
+
+/* Loads rpath; returns 0, or -1 with the loader's message in err. */
+static int load(loaded_t *l, char *err, size_t errlen)
+{
+    mallet_rfile_t rf;
+    memset(l, 0, sizeof *l);
+    if (mallet_rfile_open(rpath, &rf, err, errlen)) return -1;
+    l->p = rf.info;
+    l->nthreads = rf.nthreads;
+    l->ops = calloc(rf.nthreads + 1, sizeof *l->ops);
+    l->nops = calloc(rf.nthreads + 1, sizeof *l->nops);
+    int rc = 0;
+    for (uint32_t t = 0; !rc && t < rf.nthreads; t++) {
+        l->nops[t] = rf.threads[t].nops;
+        l->ops[t] = calloc(rf.threads[t].nops + 1, sizeof(mallet_rop_t));
+        for (uint64_t k = 0; !rc && k < rf.threads[t].nchunks; k++) {
+            int64_t c = mallet_rfile_read_chunk(&rf, t, k, l->ops[t] + rf.threads[t].chunks[k].first,
+                                                err, errlen);
+            if (c < 0) rc = -1;
+            else l->calls += (uint64_t)c;
+        }
+    }
+    if (!rc) rc = mallet_rfile_check_waits(&rf, (const mallet_rop_t *const *)l->ops, err, errlen);
+    mallet_rfile_close(&rf);
+    if (rc) unload(l);
+    return rc;
+}
+
+/* Prepares the trace written so far (closing the writer) into rpath, and loads it into l. */
+static int prepare_opts(loaded_t *l, const mallet_prepare_opts_t *opts, int keep_trace)
 {
     char err[512];
     CHECK(mallet_writer_close(w, 1) == 0);
+    w = NULL;
     const char *paths[] = {path};
     mallet_reader_t *r = mallet_reader_open(paths, 1, err, sizeof err);
     CHECK(r != NULL);
     if (!r) return -1;
-    int rc = mallet_prepare(r, 0, p, err, sizeof err);
+    mallet_rfile_writer_t *rw;
+    CHECK(mallet_rfile_create(rpath, 123, 456, &rw) == 0);
+    mallet_prepared_t p;
+    int rc = mallet_prepare(r, 0, rw, opts, &p, err, sizeof err);
     if (rc) fprintf(stderr, "prepare: %s\n", err);
     mallet_reader_close(r);
-    unlink(path);
-    return rc;
+    if (!keep_trace) unlink(path);
+    if (rc) return rc;
+    rc = load(l, err, sizeof err);
+    if (rc) fprintf(stderr, "load: %s\n", err);
+    CHECK(rc == 0);
+    if (rc) return rc;
+    CHECK_EQ(l->p.ops, p.ops);
+    CHECK_EQ(l->p.waits, p.waits);
+    CHECK_EQ(l->p.patches, p.patches);
+    CHECK_EQ(l->p.trace_size, 123);
+    CHECK_EQ(l->p.trace_mtime_ns, 456);
+    CHECK_EQ(l->calls, p.ops); /* the header and the ops agree */
+    return 0;
+}
+
+static int prepare(loaded_t *l)
+{
+    return prepare_opts(l, NULL, 0);
 }
 
 static void test_one_thread(void)
@@ -61,24 +139,24 @@ static void test_one_thread(void)
     ev(1, MALLET_OP_FREE, 0xdead, 0, 0, 0);  /* never allocated: skipped */
     ev(1, MALLET_OP_FREE, 0xb0, 0, 0, 0);    /* double free: skipped */
     ev(1, MALLET_OP_MALLOC, 0, 0, 1ull << 60, 1); /* failed: skipped */
-    mallet_prepared_t p;
-    if (prepare(&p)) return;
-    CHECK_EQ(p.nthreads, 1);
-    CHECK_EQ(p.ops, 7);
-    CHECK_EQ(p.threads[0].nops, 7);
-    CHECK_EQ(p.skipped, 2);
-    CHECK_EQ(p.failed_allocs, 1);
-    CHECK_EQ(p.deps, 0);
-    CHECK_EQ(p.peak_live_blocks, 2);
-    CHECK_EQ(p.nslots, 2);
-    const mallet_rop_t *o = p.threads[0].ops;
-    CHECK(o[0].kind == MALLET_OP_MALLOC && o[0].size == 10);
+    loaded_t l;
+    if (prepare(&l)) return;
+    CHECK_EQ(l.nthreads, 1);
+    CHECK_EQ(l.p.ops, 7);
+    CHECK_EQ(l.nops[0], 7);
+    CHECK_EQ(l.p.skipped, 2);
+    CHECK_EQ(l.p.failed_allocs, 1);
+    CHECK_EQ(l.p.waits, 0);
+    CHECK_EQ(l.p.peak_live_blocks, 2);
+    CHECK_EQ(l.p.nslots, 2);
+    const mallet_rop_t *o = l.ops[0];
+    CHECK(o[0].kind == MALLET_OP_MALLOC && mallet_rop_size(&o[0]) == 10);
     CHECK(o[2].kind == MALLET_OP_FREE && o[2].slot == o[0].slot);
     CHECK(o[3].slot == o[0].slot);   /* the slot freed just before is reused */
     CHECK(o[4].slot == o[1].slot);
     CHECK(o[6].kind == MALLET_OP_FREE && o[6].slot == MALLET_NO_SLOT);
-    for (int i = 0; i < 7; i++) CHECK(o[i].dep_thread == MALLET_NO_DEP);
-    mallet_prepared_free(&p);
+    for (int i = 0; i < 7; i++) CHECK(o[i].kind != MALLET_ROP_WAIT && !o[i].flags);
+    unload(&l);
 }
 
 static void test_cross_thread(void)
@@ -86,24 +164,51 @@ static void test_cross_thread(void)
     begin();
     ev(1, MALLET_OP_MALLOC, 0x100, 0, 8, 0);    /* T1 op 0 */
     ev(1, MALLET_OP_MALLOC, 0x200, 0, 8, 0);    /* T1 op 1 */
-    ev(2, MALLET_OP_FREE, 0x100, 0, 0, 0);      /* T2 op 0: waits for T1 op 0 */
-    ev(2, MALLET_OP_REALLOC, 0x300, 0x200, 64, 0); /* T2 op 1: waits for T1 op 1 */
-    ev(1, MALLET_OP_FREE, 0x300, 0, 0, 0);      /* T1 op 2: waits for T2 op 1 */
-    mallet_prepared_t p;
-    if (prepare(&p)) return;
-    CHECK_EQ(p.nthreads, 2);
-    CHECK_EQ(p.ops, 5);
-    CHECK_EQ(p.deps, 3);
-    CHECK_EQ(p.skipped, 0);
-    const mallet_rop_t *t1 = p.threads[0].ops, *t2 = p.threads[1].ops;
-    CHECK(t2[0].kind == MALLET_OP_FREE && t2[0].dep_thread == 0 && t2[0].dep_op == 0);
-    CHECK(t2[0].slot == t1[0].slot);
-    CHECK(t2[1].kind == MALLET_OP_REALLOC && t2[1].dep_thread == 0 && t2[1].dep_op == 1);
-    CHECK(t2[1].old_slot == t1[1].slot && t2[1].size == 64);
-    CHECK(t1[2].dep_thread == 1 && t1[2].dep_op == 1 && t1[2].slot == t2[1].slot);
-    /* a slot freed by T2 goes to T2's pool: no slot is shared by two threads without a wait */
-    CHECK(t2[1].slot != t1[0].slot || t2[1].dep_thread != MALLET_NO_DEP);
-    mallet_prepared_free(&p);
+    ev(2, MALLET_OP_FREE, 0x100, 0, 0, 0);      /* T2 op 0: waits for T1 op 0, op 1 frees */
+    ev(2, MALLET_OP_REALLOC, 0x300, 0x200, 64, 0); /* T2 op 2: waits for T1 op 1, op 3 reallocs */
+    ev(1, MALLET_OP_FREE, 0x300, 0, 0, 0);      /* T1 op 2: waits for T2 op 3, op 3 frees */
+    loaded_t l;
+    if (prepare(&l)) return;
+    CHECK_EQ(l.nthreads, 2);
+    CHECK_EQ(l.p.ops, 5);
+    CHECK_EQ(l.p.waits, 3);
+    CHECK_EQ(l.p.skipped, 0);
+    CHECK_EQ(l.nops[0], 4);
+    CHECK_EQ(l.nops[1], 4);
+    const mallet_rop_t *t1 = l.ops[0], *t2 = l.ops[1];
+    /* a wait names the thread (aux) and the op (slot) */
+    CHECK(t2[0].kind == MALLET_ROP_WAIT && t2[0].aux == 0 && t2[0].slot == 0);
+    CHECK(t2[1].kind == MALLET_OP_FREE && t2[1].slot == t1[0].slot);
+    CHECK(t2[2].kind == MALLET_ROP_WAIT && t2[2].aux == 0 && t2[2].slot == 1);
+    CHECK(t2[3].kind == MALLET_OP_REALLOC && mallet_rop_old_slot(&t2[3]) == t1[1].slot &&
+          mallet_rop_size(&t2[3]) == 64);
+    CHECK(t1[2].kind == MALLET_ROP_WAIT && t1[2].aux == 1 && t1[2].slot == 3);
+    CHECK(t1[3].kind == MALLET_OP_FREE && t1[3].slot == t2[3].slot);
+    /* only the ops another thread waits for publish their completion */
+    CHECK(t1[0].flags == MALLET_ROP_AWAITED && t1[1].flags == MALLET_ROP_AWAITED);
+    CHECK(t2[3].flags == MALLET_ROP_AWAITED && !t2[1].flags && !t1[3].flags);
+    /* a slot freed by T2 goes to T2's pool, so T2 reuses it: safe, T2 waited for the op that
+     * filled it */
+    CHECK(t2[3].slot == t1[0].slot);
+    unload(&l);
+}
+
+/* The process's main thread (tid == pid, 1 for the trace writer) is thread 0, even when another
+ * thread allocates first: the worker replays thread 0 on its own main thread. */
+static void test_main_thread_first(void)
+{
+    begin();
+    ev(7, MALLET_OP_MALLOC, 0x100, 0, 8, 0);
+    ev(1, MALLET_OP_MALLOC, 0x200, 0, 24, 0);
+    ev(1, MALLET_OP_FREE, 0x200, 0, 0, 0);
+    loaded_t l;
+    if (prepare(&l)) return;
+    CHECK_EQ(l.nthreads, 2);
+    CHECK_EQ(l.nops[0], 2);
+    CHECK_EQ(l.nops[1], 1);
+    CHECK(l.ops[0][0].kind == MALLET_OP_MALLOC && mallet_rop_size(&l.ops[0][0]) == 24);
+    CHECK(l.ops[1][0].kind == MALLET_OP_MALLOC && mallet_rop_size(&l.ops[1][0]) == 8);
+    unload(&l);
 }
 
 static void test_realloc_cases(void)
@@ -118,20 +223,64 @@ static void test_realloc_cases(void)
     ev(1, MALLET_OP_REALLOC, 0x50, 0x999, 24, 0);   /* unknown pointer: allocates anew */
     ev(1, MALLET_OP_FREE, 0x40, 0, 0, 0);
     ev(1, MALLET_OP_FREE, 0x50, 0, 0, 0);
-    mallet_prepared_t p;
-    if (prepare(&p)) return;
-    CHECK_EQ(p.ops, 8);
-    CHECK_EQ(p.failed_allocs, 1);
-    CHECK_EQ(p.skipped, 1);
-    const mallet_rop_t *o = p.threads[0].ops;
-    CHECK(o[1].kind == MALLET_OP_REALLOC && o[1].old_slot == o[0].slot && o[1].slot != o[0].slot);
-    CHECK(o[2].old_slot == o[1].slot);
-    CHECK(o[3].kind == MALLET_OP_REALLOC && o[3].old_slot == o[2].slot && o[3].slot == MALLET_NO_SLOT);
-    CHECK(o[4].kind == MALLET_OP_REALLOC && o[4].old_slot == MALLET_NO_SLOT);
-    CHECK(o[5].kind == MALLET_OP_MALLOC && o[5].size == 24);
+    loaded_t l;
+    if (prepare(&l)) return;
+    CHECK_EQ(l.p.ops, 8);
+    CHECK_EQ(l.p.failed_allocs, 1);
+    CHECK_EQ(l.p.skipped, 1);
+    const mallet_rop_t *o = l.ops[0];
+    CHECK(o[1].kind == MALLET_OP_REALLOC && mallet_rop_old_slot(&o[1]) == o[0].slot &&
+          o[1].slot != o[0].slot);
+    CHECK(mallet_rop_old_slot(&o[2]) == o[1].slot);
+    CHECK(o[3].kind == MALLET_OP_REALLOC && mallet_rop_old_slot(&o[3]) == o[2].slot &&
+          o[3].slot == MALLET_NO_SLOT);
+    CHECK(o[4].kind == MALLET_OP_REALLOC && mallet_rop_old_slot(&o[4]) == MALLET_NO_SLOT);
+    CHECK(o[5].kind == MALLET_OP_MALLOC && mallet_rop_size(&o[5]) == 24);
     CHECK(o[6].slot == o[4].slot && o[7].slot == o[5].slot);
-    CHECK(p.nslots <= 3);
-    mallet_prepared_free(&p);
+    CHECK(l.p.nslots <= 3);
+    unload(&l);
+}
+
+/* calloc and reallocarray keep count and size whichever of them is large; alignments past 32 bits
+ * keep their power of two; numbers no successful call can have are not replayed. */
+static void test_call_numbers(void)
+{
+    begin();
+    mallet_event_t c1 = {.op = MALLET_OP_CALLOC, .tid = 1, .ptr = 0x10, .nmemb = 3, .size = 1ull << 40};
+    mallet_event_t c2 = {.op = MALLET_OP_CALLOC, .tid = 1, .ptr = 0x20, .nmemb = 1ull << 40, .size = 3};
+    mallet_event_t ra = {.op = MALLET_OP_REALLOCARRAY, .tid = 1, .ptr = 0x30, .old_ptr = 0x20,
+                         .nmemb = 5ull << 33, .size = 2};
+    mallet_event_t m1 = {.op = MALLET_OP_MEMALIGN, .tid = 1, .ptr = 0x40, .align = 64, .size = 7};
+    mallet_event_t m2 = {.op = MALLET_OP_POSIX_MEMALIGN, .tid = 1, .ptr = 0x50, .align = 1ull << 40, .size = 9};
+    mallet_event_t bad = {.op = MALLET_OP_CALLOC, .tid = 1, .ptr = 0x60, .nmemb = 1ull << 40, .size = 1ull << 40};
+    ev_full(&c1);
+    ev_full(&c2);
+    ev_full(&ra);
+    ev_full(&m1);
+    ev_full(&m2);
+    ev_full(&bad);
+    mallet_event_t huge = {.op = MALLET_OP_MALLOC, .tid = 1, .ptr = 0x70, .size = 1ull << 50};
+    ev_full(&huge); /* more than an address space: recorded as a success, not replayable */
+    loaded_t l;
+    if (prepare(&l)) return;
+    CHECK_EQ(l.p.ops, 5);
+    CHECK_EQ(l.p.failed_allocs, 2);
+    uint64_t size, aux;
+    const mallet_rop_t *o = l.ops[0];
+    mallet_rop_args(&o[0], &size, &aux);
+    CHECK(size == 1ull << 40 && aux == 3 && !(o[0].size_hi & MALLET_ROP_ALT));
+    mallet_rop_args(&o[1], &size, &aux);
+    CHECK(size == 3 && aux == 1ull << 40 && (o[1].size_hi & MALLET_ROP_ALT));
+    mallet_rop_args(&o[2], &size, &aux);
+    /* reallocarray is replayed as realloc of the product */
+    CHECK(o[2].kind == MALLET_OP_REALLOCARRAY && size == 10ull << 33 && aux == 1 &&
+          mallet_rop_old_slot(&o[2]) == o[1].slot);
+    mallet_rop_args(&o[3], &size, &aux);
+    CHECK(size == 7 && aux == 64);
+    mallet_rop_args(&o[4], &size, &aux);
+    CHECK(size == 9 && aux == 1ull << 40 && (o[4].size_hi & MALLET_ROP_ALT));
+    CHECK_EQ(l.p.peak_live_bytes, 6ull << 40); /* both callocs live */
+    unload(&l);
 }
 
 static void test_slots_follow_live_blocks(void)
@@ -142,19 +291,183 @@ static void test_slots_follow_live_blocks(void)
         ev(1, MALLET_OP_MALLOC, 0x100000 + 16 * i, 0, 16, 0);
         if (i >= 2) ev(1, MALLET_OP_FREE, 0x100000 + 16 * (i - 2), 0, 0, 0);
     }
-    mallet_prepared_t p;
-    if (prepare(&p)) return;
-    CHECK_EQ(p.ops, 20000 + 19998);
-    CHECK_EQ(p.peak_live_blocks, 3);
-    CHECK_EQ(p.nslots, 3);
-    mallet_prepared_free(&p);
+    loaded_t l;
+    if (prepare(&l)) return;
+    CHECK_EQ(l.p.ops, 20000 + 19998);
+    CHECK_EQ(l.p.peak_live_blocks, 3);
+    CHECK_EQ(l.p.nslots, 3);
+    unload(&l);
+}
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static uint64_t rnd(uint64_t n)
+{
+    rng ^= rng >> 12, rng ^= rng << 25, rng ^= rng >> 27;
+    return (rng * 0x2545f4914f6cdd1dull >> 11) % n;
+}
+
+/* Many threads handing blocks to each other, some freed long after they were made. Returns the
+ * calls the trace holds and sets *cross to the frees and reallocs of another thread's block. */
+static uint64_t many_threads_trace(uint64_t *cross)
+{
+    enum { NT = 24, N = 60000 };
+    static uint64_t live[4096];
+    static uint32_t owner[4096];
+    size_t nlive = 0;
+    uint64_t next = 0x10000, calls = 0;
+    *cross = 0;
+    begin();
+    for (int i = 0; i < N; i++) {
+        uint32_t tid = 100 + (uint32_t)rnd(NT);
+        uint64_t k = rnd(10);
+        if (nlive && (k < 4 || nlive == 4096)) { /* free (or realloc) a random live block */
+            size_t j = rnd(nlive);
+            *cross += owner[j] != tid;
+            if (k == 0) {
+                ev(tid, MALLET_OP_REALLOC, next, live[j], 1 + rnd(300), 0);
+                live[j] = next, owner[j] = tid, next += 0x40;
+            } else {
+                ev(tid, MALLET_OP_FREE, live[j], 0, 0, 0);
+                live[j] = live[--nlive], owner[j] = owner[nlive];
+            }
+        } else {
+            ev(tid, k == 9 ? MALLET_OP_MEMALIGN : MALLET_OP_MALLOC, next, 0, 1 + rnd(500), 0);
+            live[nlive] = next, owner[nlive++] = tid, next += 0x40;
+        }
+        calls++;
+    }
+    /* all freed in the end: the replay in this process leaves nothing behind */
+    for (size_t j = 0; j < nlive; j++, calls++) {
+        uint32_t tid = 100 + (uint32_t)rnd(NT);
+        *cross += owner[j] != tid;
+        ev(tid, MALLET_OP_FREE, live[j], 0, 0, 0);
+    }
+    return calls;
+}
+
+static void test_streaming_many_threads(void)
+{
+    uint64_t cross;
+    rng = 0x2545f4914f6cdd1dull;
+    uint64_t calls = many_threads_trace(&cross);
+    /* the whole form in memory until the end: no chunk before the end, no patch */
+    loaded_t whole, tiny;
+    if (prepare_opts(&whole, NULL, 1)) return;
+    CHECK_EQ(whole.p.ops, calls);
+    CHECK_EQ(whole.p.waits, cross);
+    CHECK(cross > 1000);
+    CHECK_EQ(whole.p.patches, 0);
+    uint32_t with_ops = 0; /* thread 0 is kept for the process's main thread, here without ops */
+    for (uint32_t t = 0; t < whole.nthreads; t++) with_ops += whole.nops[t] > 0;
+    CHECK_EQ(whole.nops[0], 0);
+    CHECK_EQ(whole.p.chunks, with_ops);
+    /* tiny buffers: many chunks, flushed ops flagged by patches applied in several batches */
+    mallet_prepare_opts_t opts = {.chunk_ops = 5, .buffer_ops = 40, .patch_cap = 7};
+    rng = 0x2545f4914f6cdd1dull; /* the same trace again */
+    many_threads_trace(&cross);
+    if (prepare_opts(&tiny, &opts, 1)) return;
+    CHECK_EQ(tiny.p.ops, calls);
+    CHECK_EQ(tiny.p.waits, cross);
+    CHECK(tiny.p.patches > 100);
+    CHECK(tiny.p.chunks > calls / 5);
+    CHECK_EQ(tiny.nthreads, whole.nthreads);
+    CHECK_EQ(tiny.p.nslots, whole.p.nslots);
+    /* the same streams, flags included */
+    for (uint32_t t = 0; t < whole.nthreads && t < tiny.nthreads; t++) {
+        CHECK_EQ(tiny.nops[t], whole.nops[t]);
+        if (tiny.nops[t] == whole.nops[t])
+            CHECK(!memcmp(tiny.ops[t], whole.ops[t], whole.nops[t] * sizeof(mallet_rop_t)));
+    }
+    /* replayed for real (this process's malloc), whole and streamed: exactly the trace's calls */
+    char e2[512];
+    mallet_replay_result_t res;
+    CHECK(mallet_replay_run(rpath, MALLET_TOUCH_FIRST, 0, &res, e2, sizeof e2) == 0);
+    CHECK_EQ(res.ops, calls);
+    CHECK_EQ(res.failed, 0);
+    setenv("MALLET_REPLAY_OPS_MEM", "1000", 1); /* every thread streams, 5 ops at a time */
+    int rc = mallet_replay_run(rpath, MALLET_TOUCH_FIRST, 0, &res, e2, sizeof e2);
+    if (rc) fprintf(stderr, "replay: %s\n", e2);
+    CHECK(rc == 0);
+    CHECK_EQ(res.ops, calls);
+    CHECK_EQ(res.failed, 0);
+    unsetenv("MALLET_REPLAY_OPS_MEM");
+    unload(&whole);
+    unload(&tiny);
+    unlink(path);
+    unlink(rpath);
+}
+
+/* Rewrites n bytes at off of rpath. */
+static void poke(uint64_t off, const void *b, size_t n)
+{
+    FILE *f = fopen(rpath, "r+b");
+    CHECK(f && fseek(f, (long)off, SEEK_SET) == 0 && fwrite(b, 1, n, f) == n);
+    if (f) fclose(f);
+}
+
+/* A damaged replay file gives one line that names it and says what is wrong; never a crash. */
+static void test_corrupt_files(void)
+{
+    begin();
+    ev(1, MALLET_OP_MALLOC, 0x100, 0, 8, 0);
+    ev(2, MALLET_OP_FREE, 0x100, 0, 0, 0);
+    loaded_t l;
+    if (prepare_opts(&l, NULL, 0)) return;
+    unload(&l);
+    struct stat sb;
+    CHECK(stat(rpath, &sb) == 0);
+    char err[512];
+    mallet_replay_result_t res;
+    /* the ops start right after the 112-byte header: T1's malloc, then T2's wait and free */
+    const uint64_t op0 = 112, op1 = 112 + 16, op2 = 112 + 32;
+    uint32_t big = 1000;
+    poke(op0 + 8, &big, 4); /* T1's slot: past nslots */
+    CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
+    CHECK(strstr(err, rpath) && strstr(err, "names a slot or op that does not exist") &&
+          !strchr(err, '\n'));
+    uint32_t zero = 0;
+    poke(op0 + 8, &zero, 4);
+    CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == 0);
+    CHECK_EQ(res.ops, 2);
+    uint8_t noflag = 0;
+    poke(op0 + 1, &noflag, 1); /* the malloc T2 waits for is no longer published */
+    CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
+    CHECK(strstr(err, "never published") != NULL);
+    uint8_t flag = MALLET_ROP_AWAITED;
+    poke(op0 + 1, &flag, 1);
+    uint32_t far = 5;
+    poke(op1 + 8, &far, 4); /* T2 waits for an op T1 does not have */
+    CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
+    CHECK(strstr(err, "does not exist") != NULL);
+    far = 0;
+    poke(op1 + 8, &far, 4);
+    uint8_t kind = 99;
+    poke(op2, &kind, 1);
+    CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
+    kind = MALLET_OP_FREE;
+    poke(op2, &kind, 1);
+    CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == 0);
+    /* cut anywhere: never accepted (the index is at the end) */
+    for (off_t cut = 0; cut < sb.st_size; cut += 7) {
+        CHECK(truncate(rpath, cut) == 0);
+        CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
+        CHECK(strstr(err, rpath) != NULL);
+        mallet_prepared_info_t info;
+        if (cut < 112) CHECK(mallet_prepared_peek(rpath, &info) == -1);
+    }
+    unlink(rpath);
+    CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
 }
 
 int main(void)
 {
     test_one_thread();
     test_cross_thread();
+    test_main_thread_first();
     test_realloc_cases();
+    test_call_numbers();
     test_slots_follow_live_blocks();
+    test_streaming_many_threads();
+    test_corrupt_files();
     return CHECK_DONE();
 }

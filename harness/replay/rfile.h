@@ -1,0 +1,172 @@
+/* The replay file: the replay-ready form of a trace (prepare.h) on disk, cached beside the trace
+ * as TRACE.replay (docs/REPLAY_FILE.md). Written as a stream of chunks while the trace is being
+ * prepared, so neither the writer nor the reader ever holds all ops in memory; read back chunk by
+ * chunk, every op checked before anyone uses it.
+ *
+ * Layout: a fixed header, then the chunks (each an array of mallet_rop_t of one thread, the
+ * threads' chunks interleaved in the order they were written), then the index: a thread table
+ * and, thread by thread in op order, where each chunk is. The header names the index. */
+#ifndef MALLET_REPLAY_RFILE_H
+#define MALLET_REPLAY_RFILE_H
+
+#include "trace/format.h"
+
+#define MALLET_NO_SLOT UINT32_MAX
+
+/* One op of a thread's stream: an allocation-API call to make, or a wait for another thread.
+ * 16 bytes; a 1e9-event trace is then about 16 GB of ops, read sequentially. */
+#define MALLET_ROP_WAIT 0x20u /* kind of a wait: not a call, the thread waits for another one */
+
+#define MALLET_ROP_AWAITED 0x1u /* flags: another thread waits for this op: publish its completion */
+
+/* Sizes are 47 bits: no successful call gets more (a user address space is at most 2^47 bytes on
+ * x86-64 and 2^48 on arm64). The 48th bit is ALT, an alternative reading of aux and size. */
+#define MALLET_ROP_SIZE_MAX ((1ull << 47) - 1)
+#define MALLET_ROP_ALT 0x8000u
+
+typedef struct mallet_rop {
+    uint8_t kind;  /* MALLET_OP_* (never RSS), or MALLET_ROP_WAIT */
+    uint8_t flags; /* MALLET_ROP_AWAITED and nothing else: prepare sets it in the file by
+                    * writing this one byte (see rfile.c) */
+    uint16_t size_hi; /* size bits 32..46; MALLET_ROP_ALT */
+    uint32_t size_lo; /* bytes (calloc: element size; reallocarray: count x size) */
+    uint32_t slot;    /* the block it makes (allocations, realloc's new block) or frees;
+                       * WAIT: the index of the op waited for, in that thread's stream */
+    uint32_t aux;     /* realloc, reallocarray: the block it resizes (or MALLET_NO_SLOT);
+                       * calloc: element count (ALT: aux is the element size, size the count);
+                       * memalign family: alignment (ALT: its log2, above 2^32 - 1);
+                       * WAIT: the thread waited for */
+} mallet_rop_t;
+
+static inline int mallet_rop_resizes(uint8_t kind)
+{
+    return kind == MALLET_OP_REALLOC || kind == MALLET_OP_REALLOCARRAY;
+}
+
+static inline int mallet_rop_aligns(uint8_t kind)
+{
+    return kind == MALLET_OP_POSIX_MEMALIGN || kind == MALLET_OP_ALIGNED_ALLOC ||
+           kind == MALLET_OP_MEMALIGN;
+}
+
+static inline uint64_t mallet_rop_size(const mallet_rop_t *o)
+{
+    return (uint64_t)(o->size_hi & ~MALLET_ROP_ALT) << 32 | o->size_lo;
+}
+
+/* size must be at most MALLET_ROP_SIZE_MAX. */
+static inline void mallet_rop_set_size(mallet_rop_t *o, uint64_t size, int alt)
+{
+    o->size_lo = (uint32_t)size;
+    o->size_hi = (uint16_t)((size >> 32) | (alt ? MALLET_ROP_ALT : 0));
+}
+
+/* The block a realloc resizes, else MALLET_NO_SLOT. */
+static inline uint32_t mallet_rop_old_slot(const mallet_rop_t *o)
+{
+    return mallet_rop_resizes(o->kind) ? o->aux : MALLET_NO_SLOT;
+}
+
+/* The call's numbers as the trace had them: bytes (element size) and the element count (calloc;
+ * 1 for reallocarray, whose size is the product) or the alignment (memalign family). */
+static inline void mallet_rop_args(const mallet_rop_t *o, uint64_t *size, uint64_t *aux)
+{
+    *size = mallet_rop_size(o);
+    *aux = mallet_rop_resizes(o->kind) ? 1 : o->aux;
+    if (o->size_hi & MALLET_ROP_ALT) {
+        if (o->kind == MALLET_OP_CALLOC) {
+            *aux = *size;
+            *size = o->aux;
+        } else {
+            *aux = 1ull << (o->aux & 63);
+        }
+    }
+}
+
+/* What a replay file says about itself, and about the trace it was made from. */
+typedef struct mallet_prepared_info {
+    uint64_t trace_size, trace_mtime_ns; /* of the trace file: a changed trace is re-prepared */
+    uint64_t ops;                        /* allocation-API calls (waits not counted) */
+    uint64_t waits;                      /* ops that wait for another thread */
+    uint64_t skipped, failed_allocs;
+    uint64_t peak_live_bytes, peak_live_blocks;
+    uint64_t chunks;
+    uint64_t patches; /* AWAITED flags set in ops already written (rfile.c) */
+    uint32_t nthreads, nslots;
+} mallet_prepared_info_t;
+
+/* Reads a replay file's header. Returns 0, or -1 if path is missing or not a replay file of this
+ * mallet. */
+int mallet_prepared_peek(const char *path, mallet_prepared_info_t *info);
+
+/* ---- writing (prepare.c) ------------------------------------------------------------------- */
+
+typedef struct mallet_rfile_writer mallet_rfile_writer_t;
+
+/* Starts a replay file for path: written aside (PATH.PID.tmp) and renamed on commit, so a reader
+ * never sees half a file and two replays never mix. Returns 0 or -errno. */
+int mallet_rfile_create(const char *path, uint64_t trace_size, uint64_t trace_mtime_ns,
+                        mallet_rfile_writer_t **out);
+/* Appends n ops (1 <= n <= MALLET_RFILE_CHUNK_MAX) to thread's stream, as one chunk. */
+#define MALLET_RFILE_CHUNK_MAX (1u << 20)
+int mallet_rfile_append(mallet_rfile_writer_t *w, uint32_t thread, const mallet_rop_t *ops,
+                        uint32_t n);
+/* Flags op (an index into thread's stream, already appended) MALLET_ROP_AWAITED. */
+int mallet_rfile_mark_awaited(mallet_rfile_writer_t *w, uint32_t thread, uint64_t op);
+/* Writes the index and header (counts from info; trace size and mtime as given to create),
+ * renames the file into place and frees w. tids[t]: thread t's OS id. Returns 0 or -errno; on
+ * failure the file is removed. */
+int mallet_rfile_commit(mallet_rfile_writer_t *w, const mallet_prepared_info_t *info,
+                        const uint32_t *tids);
+/* Removes the unfinished file and frees w. */
+void mallet_rfile_discard(mallet_rfile_writer_t *w);
+/* Test knob: apply the pending patches whenever cap of them are pending (default 256 Ki). */
+void mallet_rfile_set_patch_cap(mallet_rfile_writer_t *w, size_t cap);
+/* Patches applied to the file (AWAITED flags of ops already appended), for the bench. */
+uint64_t mallet_rfile_patches(const mallet_rfile_writer_t *w);
+
+/* ---- reading (the worker, tests, the fuzzer) ----------------------------------------------- */
+
+typedef struct mallet_rfile_chunk {
+    uint64_t offset; /* of its ops from the file start */
+    uint64_t first;  /* index of its first op in the thread's stream */
+    uint32_t nops, pad;
+} mallet_rfile_chunk_t;
+
+typedef struct mallet_rfile_thread {
+    uint32_t tid;
+    uint64_t nops; /* ops in the stream, waits included; at most UINT32_MAX */
+    const mallet_rfile_chunk_t *chunks;
+    uint64_t nchunks;
+} mallet_rfile_thread_t;
+
+/* An open replay file. Its tables live in one anonymous mapping (the worker's own memory never
+ * comes from the allocator under test). Everything here has been checked against the file's size;
+ * the ops are checked as they are read. */
+typedef struct mallet_rfile {
+    int fd;
+    const char *path;
+    mallet_prepared_info_t info;
+    uint32_t nthreads, nslots;
+    mallet_rfile_thread_t *threads;
+    uint32_t max_chunk_ops; /* the largest chunk: a buffer of this many ops holds any chunk */
+    void *map;
+    size_t map_len;
+} mallet_rfile_t;
+
+/* Opens path and checks its header and index. Returns 0, or -1 with "PATH: what is wrong" in
+ * err. */
+int mallet_rfile_open(const char *path, mallet_rfile_t *rf, char *err, size_t errlen);
+void mallet_rfile_close(mallet_rfile_t *rf);
+/* Reads chunk k of thread t into dst (room for its nops) and checks every op in it: slots below
+ * nslots, known kinds and forms, waits on an existing op of another thread (or an earlier one of
+ * its own). Returns the number of allocation-API calls in it, or -1 with err set. Allocates
+ * nothing. */
+int64_t mallet_rfile_read_chunk(const mallet_rfile_t *rf, uint32_t t, uint64_t k, mallet_rop_t *dst,
+                                char *err, size_t errlen);
+/* With every thread's stream in memory (ops[t]): checks that every wait names an op flagged
+ * AWAITED (a wait on an op that is never published would never end). Returns 0 or -1. */
+int mallet_rfile_check_waits(const mallet_rfile_t *rf, const mallet_rop_t *const *ops, char *err,
+                             size_t errlen);
+
+#endif

@@ -1,0 +1,288 @@
+/* Fuzz target for the replay-file loader (harness/replay/rfile.c): what the worker does with a
+ * replay file before it runs anything. Every input is written to a memfd and opened; every chunk
+ * of every thread is read (each op checked); when the streams are small they are also loaded
+ * whole and their waits checked, as the worker does. Besides "no crash, no sanitizer report" it
+ * checks the loader's promises: a rejected file gives one line that names it; an accepted one
+ * has chunks inside the file, in op order, and calls that add up to what its header says or an
+ * error saying they do not.
+ *
+ * Builds as fuzz_reader.c does (README.md): libFuzzer, or -DMALLET_FUZZ_STANDALONE for a main()
+ * that mutates seed replay files made by prepare (a cross-thread trace in tiny chunks, every
+ * call kind and form) and runs as a short ctest. */
+#define _GNU_SOURCE
+#include "replay/prepare.h"
+#include "trace/writer.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FUZZ_ASSERT(cond, ...)                                                                     \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL: %s:%d: %s: ", __FILE__, __LINE__, #cond);                       \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static int memfd = -1;
+static char mpath[64];
+static unsigned long stat_opened, stat_read_all;
+
+static void load(const uint8_t *data, size_t size)
+{
+    if (memfd < 0) {
+        memfd = memfd_create("mallet-fuzz-rfile", MFD_CLOEXEC);
+        if (memfd < 0) {
+            perror("memfd_create");
+            exit(2);
+        }
+        snprintf(mpath, sizeof mpath, "/proc/self/fd/%d", memfd);
+    }
+    if (ftruncate(memfd, 0)) abort();
+    size_t done = 0;
+    while (done < size) {
+        ssize_t n = pwrite(memfd, data + done, size - done, (off_t)done);
+        if (n <= 0) abort();
+        done += (size_t)n;
+    }
+}
+
+static void check_error(const char *err)
+{
+    FUZZ_ASSERT(!strncmp(err, mpath, strlen(mpath)), "error does not name the file: %s", err);
+    FUZZ_ASSERT(!strchr(err, '\n'), "error is not one line: %s", err);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    load(data, size);
+    char err[1024];
+    mallet_rfile_t rf;
+    if (mallet_rfile_open(mpath, &rf, err, sizeof err)) {
+        check_error(err);
+        return 0;
+    }
+    stat_opened++;
+    uint64_t total = 0;
+    for (uint32_t t = 0; t < rf.nthreads; t++) total += rf.threads[t].nops;
+    FUZZ_ASSERT(total * sizeof(mallet_rop_t) <= size, "%" PRIu64 " ops in %zu bytes", total, size);
+    mallet_rop_t *buf = malloc(((size_t)rf.max_chunk_ops + 1) * sizeof *buf);
+    mallet_rop_t **whole = calloc(rf.nthreads + 1, sizeof *whole);
+    FUZZ_ASSERT(buf && whole, "out of memory");
+    uint64_t calls = 0;
+    int ok = 1;
+    for (uint32_t t = 0; ok && t < rf.nthreads; t++) {
+        const mallet_rfile_thread_t *th = &rf.threads[t];
+        whole[t] = malloc((th->nops + 1) * sizeof(mallet_rop_t));
+        FUZZ_ASSERT(whole[t], "out of memory");
+        uint64_t next = 0;
+        for (uint64_t k = 0; ok && k < th->nchunks; k++) {
+            const mallet_rfile_chunk_t *c = &th->chunks[k];
+            FUZZ_ASSERT(c->first == next && c->nops <= rf.max_chunk_ops &&
+                            c->offset + (uint64_t)c->nops * sizeof(mallet_rop_t) <= size,
+                        "chunk %" PRIu64 " of thread %u", k, t);
+            next += c->nops;
+            int64_t n = mallet_rfile_read_chunk(&rf, t, k, buf, err, sizeof err);
+            if (n < 0) {
+                check_error(err);
+                ok = 0;
+                break;
+            }
+            FUZZ_ASSERT((uint64_t)n <= c->nops, "more calls than ops");
+            for (uint32_t i = 0; i < c->nops; i++) { /* what the worker relies on */
+                const mallet_rop_t *o = &buf[i];
+                if (o->kind == MALLET_ROP_WAIT)
+                    FUZZ_ASSERT(o->aux < rf.nthreads && o->slot < rf.threads[o->aux].nops,
+                                "a wait past its thread");
+                else
+                    FUZZ_ASSERT((o->slot == MALLET_NO_SLOT || o->slot < rf.nslots) &&
+                                    (mallet_rop_old_slot(o) == MALLET_NO_SLOT ||
+                                     mallet_rop_old_slot(o) < rf.nslots),
+                                "a slot past nslots");
+            }
+            memcpy(whole[t] + c->first, buf, c->nops * sizeof *buf);
+            calls += (uint64_t)n;
+        }
+        if (ok) FUZZ_ASSERT(next == th->nops, "chunks do not add up");
+    }
+    if (ok) {
+        stat_read_all++;
+        if (mallet_rfile_check_waits(&rf, (const mallet_rop_t *const *)whole, err, sizeof err))
+            check_error(err);
+    }
+    for (uint32_t t = 0; t < rf.nthreads; t++) free(whole[t]);
+    free(whole);
+    free(buf);
+    mallet_rfile_close(&rf);
+    (void)calls;
+    return 0;
+}
+
+#ifdef MALLET_FUZZ_STANDALONE
+static uint64_t rng;
+static uint64_t rnd(void)
+{
+    rng ^= rng >> 12, rng ^= rng << 25, rng ^= rng >> 27;
+    return rng * 0x2545f4914f6cdd1dull;
+}
+static size_t below(size_t n)
+{
+    return n ? (size_t)(rnd() >> 11) % n : 0;
+}
+
+typedef struct blob {
+    uint8_t *b;
+    size_t len;
+} blob_t;
+static blob_t seeds[3];
+
+/* A trace made with the writer, prepared into a replay file, read back as bytes. */
+static void make_seed(blob_t *out, int kind)
+{
+    char dir[] = "/tmp/mallet-fuzz-rfile.XXXXXX", trace[256], replay[300], err[512];
+    if (!mkdtemp(dir)) exit(2);
+    snprintf(trace, sizeof trace, "%s/t.mtrace", dir);
+    snprintf(replay, sizeof replay, "%s/t.replay", dir);
+    mallet_writer_t *w = mallet_writer_open(trace, NULL, 0, err, sizeof err);
+    if (!w) exit(2);
+    uint64_t clock = 1000, live[64] = {0};
+    for (int i = 0; i < 400; i++) {
+        mallet_event_t e = {.tid = 1 + (uint32_t)below(kind ? 6 : 2), .size = 1 + below(100)};
+        size_t j = below(64);
+        clock += 100;
+        e.cycles = clock, e.free_cycles = clock - 10;
+        if (live[j]) {
+            e.op = below(3) ? MALLET_OP_FREE : MALLET_OP_REALLOC;
+            e.old_ptr = e.op == MALLET_OP_REALLOC ? live[j] : 0;
+            e.ptr = e.op == MALLET_OP_FREE ? live[j] : 0x100000 + 64 * (uint64_t)i;
+            live[j] = e.op == MALLET_OP_FREE ? 0 : e.ptr;
+        } else {
+            static const uint8_t ops[] = {MALLET_OP_MALLOC, MALLET_OP_CALLOC,
+                                          MALLET_OP_POSIX_MEMALIGN, MALLET_OP_VALLOC};
+            e.op = kind == 2 ? ops[below(4)] : MALLET_OP_MALLOC;
+            e.nmemb = e.op == MALLET_OP_CALLOC ? (below(2) ? 3 : 5ull << 33) : 0;
+            e.align = e.op == MALLET_OP_POSIX_MEMALIGN ? (below(2) ? 64 : 1ull << 36) : 0;
+            e.ptr = live[j] = 0x100000 + 64 * (uint64_t)i;
+        }
+        if (mallet_writer_event(w, &e)) exit(2);
+    }
+    if (mallet_writer_close(w, 1)) exit(2);
+    const char *paths[] = {trace};
+    mallet_reader_t *r = mallet_reader_open(paths, 1, err, sizeof err);
+    mallet_rfile_writer_t *rw;
+    if (!r || mallet_rfile_create(replay, 1, 2, &rw)) exit(2);
+    mallet_prepare_opts_t tiny = {.chunk_ops = 3 + (uint32_t)kind, .buffer_ops = 12, .patch_cap = 2};
+    mallet_prepared_t p;
+    if (mallet_prepare(r, 0, rw, kind == 1 ? &tiny : NULL, &p, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        exit(2);
+    }
+    mallet_reader_close(r);
+    FILE *f = fopen(replay, "rb");
+    if (!f || fseek(f, 0, SEEK_END)) exit(2);
+    out->len = (size_t)ftell(f);
+    out->b = malloc(out->len);
+    rewind(f);
+    if (!out->b || fread(out->b, 1, out->len, f) != out->len) exit(2);
+    fclose(f);
+    unlink(replay);
+    unlink(trace);
+    rmdir(dir);
+}
+
+static const uint64_t interesting[] = {0, 1, 2, 3, 5, 16, 112, 0xff, 0xffff, 0x7fffffff,
+                                       0xffffffff, 1ull << 20, (1ull << 20) + 1, UINT64_MAX};
+
+static size_t mutate(uint8_t *b, size_t len, size_t cap)
+{
+    unsigned k = 1 + (unsigned)below(3);
+    while (k--) {
+        switch (below(6)) {
+        case 0:
+            if (len) b[below(len)] ^= (uint8_t)(1u << below(8));
+            break;
+        case 1:
+            if (len) b[below(len)] = (uint8_t)rnd();
+            break;
+        case 2:
+            len = below(len + 1);
+            break;
+        case 3: /* a 32-bit field, aligned as the file's fields are */
+            if (len >= 4) {
+                uint32_t v = (uint32_t)interesting[below(sizeof interesting / sizeof *interesting)];
+                memcpy(b + (below(len - 3) & ~(size_t)3), &v, 4);
+            }
+            break;
+        case 4: /* a 64-bit field */
+            if (len >= 8) {
+                uint64_t v = interesting[below(sizeof interesting / sizeof *interesting)];
+                memcpy(b + (below(len - 7) & ~(size_t)7), &v, 8);
+            }
+            break;
+        case 5: { /* a range copied over another (an index entry pointing elsewhere) */
+            if (!len) break;
+            size_t from = below(len), n = 1 + below(len - from < 48 ? len - from : 48);
+            size_t at = below(len);
+            if (at + n > cap) break;
+            memmove(b + at, b + from, n);
+            if (at + n > len) len = at + n;
+            break;
+        }
+        }
+    }
+    return len;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned long iters = 2000;
+    double seconds = 0;
+    rng = 0x9e3779b97f4a7c15ull;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "-n")) iters = strtoul(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "-s")) rng = strtoull(argv[i + 1], NULL, 0) | 1;
+        else if (!strcmp(argv[i], "-t")) seconds = strtod(argv[i + 1], NULL);
+        else {
+            fprintf(stderr, "usage: fuzz_rfile [-n ITERATIONS] [-s SEED] [-t SECONDS]\n");
+            return 2;
+        }
+    }
+    for (int s = 0; s < 3; s++) make_seed(&seeds[s], s);
+    for (int s = 0; s < 3; s++) {
+        LLVMFuzzerTestOneInput(seeds[s].b, seeds[s].len);
+        FUZZ_ASSERT(stat_read_all == (unsigned long)s + 1, "seed %d is not read whole", s);
+    }
+    size_t cap = 1 << 16;
+    uint8_t *b = malloc(cap);
+    if (!b) return 2;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned long it;
+    for (it = 0; it < iters; it++) {
+        const blob_t *s = &seeds[below(3)];
+        if (s->len > cap) return 2;
+        memcpy(b, s->b, s->len);
+        size_t len = mutate(b, s->len, cap);
+        LLVMFuzzerTestOneInput(b, len);
+        if (seconds > 0 && it % 64 == 63) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            if ((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec) > seconds)
+                break;
+        }
+    }
+    printf("fuzz_rfile: %lu inputs, no failure (%lu opened, %lu read whole)\n",
+           it < iters ? it + 1 : it, stat_opened, stat_read_all);
+    free(b);
+    for (int s = 0; s < 3; s++) free(seeds[s].b);
+    return 0;
+}
+#endif
