@@ -2,8 +2,9 @@
 # Replay costs, on a recording of bench/malloc_bench (2 threads, STEPS steps each):
 # - conversion: trace -> replay file (bench/prepare_bench), events per second on one core and
 #   peak memory;
-# - harness overhead per op: the bump backend with --touch none (bump's own work is a pointer
-#   increment, so what remains is the harness);
+# - harness overhead per op: the bump backend with --touch none, as wall time per op, and less
+#   the same calls made by the least code (bench/call_floor.c, interleaved round by round): what
+#   the harness adds to the calls themselves;
 # - replay vs program: glibc with --touch first (the program writes 8 bytes per block) against
 #   the program's own run time, as the median of ratios over interleaved rounds.
 # usage: bench/replay_overhead.sh [BUILD_DIR] [STEPS] [ROUNDS]
@@ -23,13 +24,19 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 # the conversion alone, as `mallet replay` does it before its first run (bench/prepare_bench.c)
 "$build/bench/prepare_bench" mb.mtrace mb.mtrace.replay | sed 's/^/conversion: /'
 
-"$build/mallet" replay --allocator bump --touch none --repeat "$rounds" --json bump.json mb.mtrace > /dev/null
-python3 - bump.json <<'PY'
-import json, sys, statistics
-runs = json.load(open(sys.argv[1]))["runs"]
-ns = statistics.median(r["wall_ns"] / r["ops"] for r in runs)
-print(f"harness overhead (bump, --touch none): {ns:.2f} ns/op wall, 2 threads, median of {len(runs)}")
-PY
+"$build/mallet" replay --allocator bump --touch none --no-syscalls mb.mtrace > /dev/null
+bump=$("$build/mallet" allocators --json | python3 -c 'import json,sys
+print(next(a["library"] for a in json.load(sys.stdin)["allocators"] if a["name"] == "bump"))')
+per_op() { sed -n 's/^ops=\([0-9]*\).*wall_ns=\([0-9]*\).*/\1 \2/p' | awk '{printf "%.3f", $2 / $1}'; }
+replay=() floor=() diff=()
+for r in $(seq 1 "$rounds"); do
+    a=$(LD_PRELOAD=$bump "$build/mallet-worker" mb.mtrace.replay 0 | per_op)
+    b=$(LD_PRELOAD=$bump "$build/bench/call_floor" mb.mtrace.replay | per_op)
+    replay+=("$a") floor+=("$b") diff+=("$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", a - b}')")
+done
+printf 'bump, --touch none: replay %.2f ns/op wall, the same calls alone %.2f ns/op: harness overhead %.2f ns/op (medians of %d interleaved rounds: %s)\n' \
+    "$(printf '%s\n' "${replay[@]}" | median)" "$(printf '%s\n' "${floor[@]}" | median)" \
+    "$(printf '%s\n' "${diff[@]}" | median)" "$rounds" "${diff[*]}"
 
 ratios=()
 for r in $(seq 1 "$rounds"); do

@@ -122,9 +122,9 @@ static void run_once(const char *worker, const mallet_backend_t *b, const char *
     if (WEXITSTATUS(status) != 0 ||
         sscanf(buf,
                "ops=%" SCNu64 " failed=%" SCNu64 " wall_ns=%" SCNu64 " user_ns=%" SCNu64
-               " sys_ns=%" SCNu64 " minflt=%" SCNu64 " majflt=%" SCNu64,
+               " sys_ns=%" SCNu64 " minflt=%" SCNu64 " majflt=%" SCNu64 " latency_every=%" SCNu32,
                &r->ops, &r->failed, &r->wall_ns, &r->user_ns, &r->sys_ns, &r->minor_faults,
-               &r->major_faults) != 7 ||
+               &r->major_faults, &r->latency_every) != 8 ||
         !strstr(buf, "\nrss ") ||
         sscanf(strstr(buf, "\nrss "), "\nrss baseline=%" SCNu64 " peak=%" SCNu64
                                        " process_peak=%" SCNu64,
@@ -337,7 +337,8 @@ static json_t *run_json(const run_t *run)
                          "repetition", run->repetition, "error", run->problem);
     const mallet_replay_result_t *r = &run->res;
     json_t *o = json_pack(
-        "{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:f, s:{s:I, s:I}}",
+        "{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:f, s:{s:I, s:I},"
+        " s:i}",
         "allocator", run->allocator, "trace", run->trace, "repetition", run->repetition, "ops",
         (json_int_t)r->ops, "failed_allocs", (json_int_t)r->failed, "wall_ns",
         (json_int_t)r->wall_ns, "cpu_user_ns", (json_int_t)r->user_ns, "cpu_sys_ns",
@@ -347,7 +348,8 @@ static json_t *run_json(const run_t *run)
         "process_peak_rss_bytes", (json_int_t)r->process_peak_rss_bytes, "peak_live_bytes",
         (json_int_t)run->peak_live_bytes, "fragmentation",
         run->peak_live_bytes ? (double)r->peak_rss_bytes / (double)run->peak_live_bytes : 0.0,
-        "page_faults", "minor", (json_int_t)r->minor_faults, "major", (json_int_t)r->major_faults);
+        "page_faults", "minor", (json_int_t)r->minor_faults, "major", (json_int_t)r->major_faults,
+        "latency_sample_every", (int)r->latency_every);
     json_t *lat = latency_json(&r->latency), *by = json_object(), *samples = json_array();
     for (unsigned k = 1; by && k < MALLET_OP_COUNT_; k++)
         if (r->latency_by_op[k].samples)
@@ -537,10 +539,9 @@ int mallet_cmd_replay(int argc, char **argv)
             if (!o || json_array_append_new(arr, o)) json_decref(arr), arr = NULL;
         }
         json_t *ctx = context_json(bs, nb, traces, ntraces);
-        json_t *doc = arr && ctx ? json_pack("{s:i, s:s, s:s, s:i, s:s?, s:o, s:o}",
+        json_t *doc = arr && ctx ? json_pack("{s:i, s:s, s:s, s:s?, s:o, s:o}",
                                              "schema_version", MALLET_RESULTS_VERSION, "mallet",
                                              MALLET_VERSION, "touch", touch_names[touch],
-                                             "latency_sample_every", MALLET_LATENCY_EVERY,
                                              "syscalls_method",
                                              syscalls ? "one counting run per allocator and trace"
                                                         " (seccomp user notifications)"

@@ -60,6 +60,7 @@ typedef struct run {
     _Atomic uint32_t finished, released;
     _Atomic uint64_t failed;
     size_t page;
+    uint32_t latency_every;
     /* per thread, per op kind: sampled latencies in cycles, log-linear buckets; and the max */
     uint64_t (*hist)[MALLET_OP_COUNT_][MALLET_LAT_BUCKETS];
     uint64_t (*hmax)[MALLET_OP_COUNT_];
@@ -111,13 +112,13 @@ static void wait_for(progress_t *pr, uint64_t op)
     atomic_fetch_sub(&pr->waiters, 1);
 }
 
-static void touch(const run_t *r, char *p, size_t n)
+static inline void touch(int mode, size_t page, char *p, size_t n)
 {
     if (!p || !n) return;
-    switch (r->touch) {
+    switch (mode) {
     case MALLET_TOUCH_FIRST: memset(p, 1, n < 8 ? n : 8); break;
     case MALLET_TOUCH_PAGES:
-        for (size_t i = 0; i < n; i += r->page) p[i] = 1;
+        for (size_t i = 0; i < n; i += page) p[i] = 1;
         p[n - 1] = 1;
         break;
     case MALLET_TOUCH_ALL: memset(p, 1, n); break;
@@ -151,6 +152,41 @@ static __attribute__((noinline, cold)) const mallet_rop_t *refill(stream_t *st, 
     return st->ops;
 }
 
+/* Every call but malloc and free. *size: the bytes the new block holds (for touching it). */
+static __attribute__((noinline)) void *other_call(const run_t *r, const mallet_rop_t *o,
+                                                  size_t *size_out)
+{
+    void *p = NULL, *old = NULL;
+    uint64_t size64, aux64;
+    mallet_rop_args(o, &size64, &aux64);
+    size_t size = (size_t)size64, aux = (size_t)aux64; /* element count or alignment */
+    if (mallet_rop_resizes(o->kind) && o->aux != MALLET_NO_SLOT) old = r->slots[o->aux];
+    switch (o->kind) {
+    case MALLET_OP_CALLOC: p = calloc(aux, size); size *= aux; break;
+    case MALLET_OP_REALLOC: p = realloc(old, size); break;
+    case MALLET_OP_REALLOCARRAY:
+        /* as realloc: glibc's reallocarray calls its own realloc internally, so on an allocator
+         * that does not export reallocarray (jemalloc 5) it would free a foreign block. The
+         * overflow check is the only difference. */
+        p = aux && size > SIZE_MAX / aux ? NULL : realloc(old, size * aux);
+        size *= aux;
+        break;
+    case MALLET_OP_POSIX_MEMALIGN:
+        if (posix_memalign(&p, aux, size)) p = NULL;
+        break;
+    case MALLET_OP_ALIGNED_ALLOC: p = aligned_alloc(aux, size); break;
+    case MALLET_OP_MEMALIGN: p = memalign(aux, size); break;
+    case MALLET_OP_VALLOC: p = valloc(size); break;
+    case MALLET_OP_PVALLOC: /* page-rounded valloc: not every allocator exports pvalloc */
+        size = (size + r->page - 1) & ~(r->page - 1);
+        if (posix_memalign(&p, r->page, size ? size : r->page)) p = NULL;
+        break;
+    default: break;
+    }
+    *size_out = size;
+    return p;
+}
+
 /* Replays thread a->index's ops, then counts itself finished. */
 static void replay_thread(const worker_arg_t *a)
 {
@@ -167,10 +203,15 @@ static void replay_thread(const worker_arg_t *a)
 #endif
     }
     uint64_t failed = 0;
+    /* in locals: the allocator calls would make the compiler reload anything behind r */
+    void **const slots = r->slots;
+    const int tmode = r->touch;
+    const size_t page = r->page;
     uint64_t(*hist)[MALLET_LAT_BUCKETS] = r->hist[a->index];
     uint64_t *hmax = r->hmax[a->index];
-    /* the calls timed are a random gap apart (1 .. 2 x MALLET_LATENCY_EVERY - 1), so that a
-     * periodic pattern (malloc, free, malloc, free...) cannot put every sample on one kind */
+    /* the calls timed are a random gap apart (1 .. 2 x every - 1), so that a periodic pattern
+     * (malloc, free, malloc, free...) cannot put every sample on one kind */
+    const uint32_t gaps = 2 * r->latency_every - 1;
     uint32_t rnd = 0x9e3779b9u * (a->index + 1u) | 1u;
     uint64_t next_timed = 0;
     for (uint64_t i = 0; i < n; i++) {
@@ -183,48 +224,28 @@ static void replay_thread(const worker_arg_t *a)
             wait_for(&r->progress[o->aux], o->slot);
             continue;
         }
-        const uint32_t old_slot = mallet_rop_old_slot(o);
-        void *p = NULL, *old = old_slot != MALLET_NO_SLOT ? r->slots[old_slot] : NULL;
-        uint64_t size64, aux64;
-        mallet_rop_args(o, &size64, &aux64);
-        size_t size = (size_t)size64, aux = (size_t)aux64; /* element count or alignment */
         const int timed = calls++ == next_timed;
         uint64_t c0 = timed ? mallet_cycles() : 0;
-        switch (o->kind) {
-        case MALLET_OP_MALLOC: p = malloc(size); break;
-        case MALLET_OP_CALLOC: p = calloc(aux, size); size *= aux; break;
-        case MALLET_OP_REALLOC: p = realloc(old, size); break;
-        case MALLET_OP_REALLOCARRAY:
-            /* as realloc: glibc's reallocarray calls its own realloc internally, so on an
-             * allocator that does not export reallocarray (jemalloc 5) it would free a foreign
-             * block. The overflow check is the only difference. */
-            p = aux && size > SIZE_MAX / aux ? NULL : realloc(old, size * aux);
-            size *= aux;
-            break;
-        case MALLET_OP_FREE: free(o->slot != MALLET_NO_SLOT ? r->slots[o->slot] : NULL); break;
-        case MALLET_OP_POSIX_MEMALIGN:
-            if (posix_memalign(&p, aux, size)) p = NULL;
-            break;
-        case MALLET_OP_ALIGNED_ALLOC: p = aligned_alloc(aux, size); break;
-        case MALLET_OP_MEMALIGN: p = memalign(aux, size); break;
-        case MALLET_OP_VALLOC: p = valloc(size); break;
-        case MALLET_OP_PVALLOC: /* page-rounded valloc: not every allocator exports pvalloc */
-            size = (size + r->page - 1) & ~(r->page - 1);
-            if (posix_memalign(&p, r->page, size ? size : r->page)) p = NULL;
-            break;
-        default: break;
-        }
+        void *p = NULL;
+        size_t size = 0;
+        /* malloc and free inline, in few registers: they are most of any trace */
+        if (o->kind == MALLET_OP_MALLOC)
+            p = malloc(size = (size_t)mallet_rop_size(o));
+        else if (o->kind == MALLET_OP_FREE)
+            free(o->slot != MALLET_NO_SLOT ? slots[o->slot] : NULL);
+        else
+            p = other_call(r, o, &size);
         if (timed && o->kind < MALLET_OP_COUNT_) {
             uint64_t d = mallet_cycles() - c0;
             hist[o->kind][lat_bucket(d)]++;
             if (d > hmax[o->kind]) hmax[o->kind] = d;
             rnd ^= rnd << 13, rnd ^= rnd >> 17, rnd ^= rnd << 5;
-            next_timed = calls + rnd % (2 * MALLET_LATENCY_EVERY - 1);
+            next_timed = calls + rnd % gaps;
         }
         if (o->kind != MALLET_OP_FREE && o->slot != MALLET_NO_SLOT) {
             if (!p) failed++;
-            r->slots[o->slot] = p;
-            touch(r, p, size); /* a realloc'd block is written whole, like a new one */
+            slots[o->slot] = p;
+            touch(tmode, page, p, size); /* a realloc'd block is written whole, like a new one */
         } else if (p) {
             free(p); /* realloc(p, 0) that returned a block where the recorded one did not */
         }
@@ -402,6 +423,10 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
     r->slots = slots;
     r->progress = progress;
     r->touch = touch_mode;
+    r->latency_every = MALLET_LATENCY_EVERY_MIN;
+    while (r->latency_every < MALLET_LATENCY_EVERY_MAX &&
+           total / r->latency_every > MALLET_LATENCY_SAMPLES)
+        r->latency_every *= 2;
     r->hist = hist;
     r->hmax = hmax;
     double cpn = cycles_per_ns();
@@ -474,6 +499,7 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
         mallet_syscount_read(res->syscalls);
     }
     res->ops = total;
+    res->latency_every = r->latency_every;
     res->failed = atomic_load(&r->failed);
     res->wall_ns = t1 - t0;
     res->user_ns = tv_ns(ru1.ru_utime) - tv_ns(ru0.ru_utime);

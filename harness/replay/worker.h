@@ -20,10 +20,14 @@ enum mallet_touch {
     MALLET_TOUCH_ALL = 3,   /* write every byte of each new block */
 };
 
-/* Latency is timed on one op in MALLET_LATENCY_EVERY of each thread, on average, a random gap
- * apart. Two cycle-counter reads cost about as much as a fast malloc (on a VM, rdtsc alone takes
- * ~9 ns), so timing all would double what is measured; 1 in 32 adds ~0.6 ns per op. */
-#define MALLET_LATENCY_EVERY 32
+/* Latency is timed on one call in `every` of each thread, on average, a random gap apart. Two
+ * cycle-counter reads cost about as much as a fast malloc (on a VM, rdtsc alone takes ~9 ns), so
+ * timing all would double what is measured. `every` is the smallest power of two from
+ * MALLET_LATENCY_EVERY_MIN that leaves at most MALLET_LATENCY_SAMPLES samples (up to
+ * MALLET_LATENCY_EVERY_MAX): short replays are timed densely, long ones pay ~0.3 ns a call. */
+#define MALLET_LATENCY_EVERY_MIN 8u
+#define MALLET_LATENCY_EVERY_MAX 1024u
+#define MALLET_LATENCY_SAMPLES 262144u
 #define MALLET_LAT_BUCKETS 512
 
 typedef struct mallet_latency {
@@ -33,6 +37,7 @@ typedef struct mallet_latency {
 
 typedef struct mallet_replay_result {
     uint64_t ops;       /* calls made */
+    uint32_t latency_every; /* one call in this many was timed */
     uint64_t failed;    /* allocations that returned NULL (the recorded ones did not) */
     uint64_t wall_ns;   /* from the start barrier to the last thread's end */
     uint64_t user_ns, sys_ns;

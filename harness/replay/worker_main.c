@@ -3,7 +3,7 @@
  * nothing but the allocator under test and the replay itself runs in it.
  * usage: mallet-worker PREPARED_FILE TOUCH_MODE [count]
  * ("count": a counting run, see mallet_replay_run). Prints its results on stdout, a line each:
- *   ops=N failed=N wall_ns=N user_ns=N sys_ns=N minflt=N majflt=N
+ *   ops=N failed=N wall_ns=N user_ns=N sys_ns=N minflt=N majflt=N latency_every=N
  *   rss baseline=BYTES peak=BYTES process_peak=BYTES
  *   rss_timeline INTERVAL_NS T_NS:BYTES...     (the whole process's resident set)
  *   sys mmap=N munmap=N mremap=N brk=N madvise=N mprotect=N     (counting runs only)
@@ -38,9 +38,9 @@ int main(int argc, char **argv)
     int bad = put(line, snprintf(line, sizeof line,
                                  "ops=%" PRIu64 " failed=%" PRIu64 " wall_ns=%" PRIu64
                                  " user_ns=%" PRIu64 " sys_ns=%" PRIu64 " minflt=%" PRIu64
-                                 " majflt=%" PRIu64 "\n",
+                                 " majflt=%" PRIu64 " latency_every=%u\n",
                                  res.ops, res.failed, res.wall_ns, res.user_ns, res.sys_ns,
-                                 res.minor_faults, res.major_faults));
+                                 res.minor_faults, res.major_faults, res.latency_every));
     bad |= put(line, snprintf(line, sizeof line,
                               "rss baseline=%" PRIu64 " peak=%" PRIu64 " process_peak=%" PRIu64
                               "\n",

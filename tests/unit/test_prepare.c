@@ -148,7 +148,7 @@ static void test_one_thread(void)
     CHECK_EQ(l.p.failed_allocs, 1);
     CHECK_EQ(l.p.waits, 0);
     CHECK_EQ(l.p.peak_live_blocks, 2);
-    CHECK_EQ(l.p.nslots, 2);
+    CHECK_EQ(l.p.nslots, 8); /* new slots come a cache line (8) at a time */
     const mallet_rop_t *o = l.ops[0];
     CHECK(o[0].kind == MALLET_OP_MALLOC && mallet_rop_size(&o[0]) == 10);
     CHECK(o[2].kind == MALLET_OP_FREE && o[2].slot == o[0].slot);
@@ -237,7 +237,7 @@ static void test_realloc_cases(void)
     CHECK(o[4].kind == MALLET_OP_REALLOC && mallet_rop_old_slot(&o[4]) == MALLET_NO_SLOT);
     CHECK(o[5].kind == MALLET_OP_MALLOC && mallet_rop_size(&o[5]) == 24);
     CHECK(o[6].slot == o[4].slot && o[7].slot == o[5].slot);
-    CHECK(l.p.nslots <= 3);
+    CHECK(l.p.nslots == 8);
     unload(&l);
 }
 
@@ -295,7 +295,32 @@ static void test_slots_follow_live_blocks(void)
     if (prepare(&l)) return;
     CHECK_EQ(l.p.ops, 20000 + 19998);
     CHECK_EQ(l.p.peak_live_blocks, 3);
-    CHECK_EQ(l.p.nslots, 3);
+    CHECK_EQ(l.p.nslots, 8);
+    unload(&l);
+}
+
+/* Two threads allocating side by side never get slots in the same cache line of the worker's
+ * slot table (8 pointers): each thread's stores stay in lines of its own. */
+static void test_slot_lines(void)
+{
+    begin();
+    for (uint64_t i = 0; i < 100; i++) {
+        ev(1, MALLET_OP_MALLOC, 0x100000 + 16 * i, 0, 16, 0);
+        ev(2, MALLET_OP_MALLOC, 0x900000 + 16 * i, 0, 16, 0);
+    }
+    for (uint64_t i = 0; i < 100; i++) {
+        ev(1, MALLET_OP_FREE, 0x100000 + 16 * i, 0, 0, 0);
+        ev(2, MALLET_OP_FREE, 0x900000 + 16 * i, 0, 0, 0);
+    }
+    loaded_t l;
+    if (prepare(&l)) return;
+    CHECK_EQ(l.nthreads, 2);
+    CHECK_EQ(l.p.nslots, 208); /* 100 live blocks each: 13 lines each */
+    int shared = 0;
+    for (uint64_t i = 0; i < l.nops[0]; i++)
+        for (uint64_t k = 0; k < l.nops[1]; k++)
+            shared += l.ops[0][i].slot / 8 == l.ops[1][k].slot / 8;
+    CHECK_EQ(shared, 0);
     unload(&l);
 }
 
@@ -467,6 +492,7 @@ int main(void)
     test_realloc_cases();
     test_call_numbers();
     test_slots_follow_live_blocks();
+    test_slot_lines();
     test_streaming_many_threads();
     test_corrupt_files();
     return CHECK_DONE();
