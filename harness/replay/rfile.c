@@ -42,11 +42,12 @@ typedef struct save_chunk {
 _Static_assert(sizeof(mallet_rop_t) == 16, "mallet_rop_t is 16 bytes on disk");
 _Static_assert(sizeof(save_header_t) == 112, "save_header_t has no padding");
 
-static int write_at(int fd, const void *buf, size_t len, uint64_t off)
+/* pread/pwrite of all len bytes at off (EINTR retried; a short read at the end is an error). */
+static int io_at(int fd, void *buf, size_t len, uint64_t off, int write)
 {
-    const char *p = buf;
+    char *p = buf;
     while (len) {
-        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        ssize_t n = write ? pwrite(fd, p, len, (off_t)off) : pread(fd, p, len, (off_t)off);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return -1;
         p += n;
@@ -56,18 +57,14 @@ static int write_at(int fd, const void *buf, size_t len, uint64_t off)
     return 0;
 }
 
+static int write_at(int fd, const void *buf, size_t len, uint64_t off)
+{
+    return io_at(fd, (void *)buf, len, off, 1);
+}
+
 static int read_at(int fd, void *buf, size_t len, uint64_t off)
 {
-    char *p = buf;
-    while (len) {
-        ssize_t n = pread(fd, p, len, (off_t)off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return -1;
-        p += n;
-        off += (uint64_t)n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return io_at(fd, buf, len, off, 0);
 }
 
 static int header_ok(const save_header_t *h)

@@ -16,6 +16,7 @@
  *               fields) for a number of iterations, or replays files given on the command line.
  *               It runs as a short ctest without libFuzzer. */
 #define _GNU_SOURCE
+#include "fuzz.h"
 #include "trace/reader.h"
 #include "trace/writer.h"
 
@@ -27,40 +28,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define FUZZ_ASSERT(cond, ...)                                                                     \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL: %s:%d: %s: ", __FILE__, __LINE__, #cond);                       \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            abort(); /* libFuzzer saves the input; the standalone runner saved it already */       \
-        }                                                                                          \
-    } while (0)
-
-static int memfd = -1;
-static char mpath[64];
-
-static void setup(void)
-{
-    if (memfd >= 0) return;
-    memfd = memfd_create("mallet-fuzz", MFD_CLOEXEC);
-    if (memfd < 0) {
-        perror("memfd_create");
-        exit(2);
-    }
-    snprintf(mpath, sizeof mpath, "/proc/self/fd/%d", memfd);
-}
-
-static void load(const uint8_t *data, size_t size)
-{
-    if (ftruncate(memfd, 0)) abort();
-    size_t done = 0;
-    while (done < size) {
-        ssize_t n = pwrite(memfd, data + done, size - done, (off_t)done);
-        if (n <= 0) abort();
-        done += (size_t)n;
-    }
-}
 
 static int ev_same(const mallet_event_t *a, const mallet_event_t *b)
 {
@@ -103,8 +70,8 @@ static uint64_t rec_key(const mallet_rec_t *r)
 /* The message names the file, except for the path-less "out of memory". */
 static void check_message(const char *msg)
 {
-    size_t pl = strlen(mpath);
-    FUZZ_ASSERT(!strncmp(msg, mpath, pl) && msg[pl] == ':' ? 1 : !strcmp(msg, "out of memory"),
+    size_t pl = strlen(fuzz_path);
+    FUZZ_ASSERT(!strncmp(msg, fuzz_path, pl) && msg[pl] == ':' ? 1 : !strcmp(msg, "out of memory"),
                 "message \"%s\"", msg);
 }
 
@@ -114,7 +81,7 @@ static unsigned long stat_opened, stat_read_to_end, stat_records;
 /* 2 and 3: the reader over the memfd (npaths copies of it). */
 static void read_all(unsigned npaths)
 {
-    const char *paths[2] = {mpath, mpath};
+    const char *paths[2] = {fuzz_path, fuzz_path};
     char err[512] = "";
     mallet_reader_t *r = mallet_reader_open(paths, npaths, err, sizeof err);
     if (!r) {
@@ -177,15 +144,14 @@ static int fix_checksums(uint8_t *b, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    setup();
     decode_raw(data, size);
-    load(data, size);
+    fuzz_load(data, size);
     read_all(1);
     uint8_t *copy = malloc(size ? size : 1);
     if (!copy) return 0;
     memcpy(copy, data, size);
     if (fix_checksums(copy, size)) {
-        load(copy, size);
+        fuzz_load(copy, size);
         read_all(1);
     }
     read_all(2); /* a process merged with its own copy: every tie goes to file 0 */

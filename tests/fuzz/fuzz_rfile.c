@@ -10,6 +10,7 @@
  * that mutates seed replay files made by prepare (a cross-thread trace in tiny chunks, every
  * call kind and form) and runs as a short ctest. */
 #define _GNU_SOURCE
+#include "fuzz.h"
 #include "replay/prepare.h"
 #include "trace/writer.h"
 
@@ -22,52 +23,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FUZZ_ASSERT(cond, ...)                                                                     \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL: %s:%d: %s: ", __FILE__, __LINE__, #cond);                       \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static int memfd = -1;
-static char mpath[64];
 static unsigned long stat_opened, stat_read_all;
-
-static void load(const uint8_t *data, size_t size)
-{
-    if (memfd < 0) {
-        memfd = memfd_create("mallet-fuzz-rfile", MFD_CLOEXEC);
-        if (memfd < 0) {
-            perror("memfd_create");
-            exit(2);
-        }
-        snprintf(mpath, sizeof mpath, "/proc/self/fd/%d", memfd);
-    }
-    if (ftruncate(memfd, 0)) abort();
-    size_t done = 0;
-    while (done < size) {
-        ssize_t n = pwrite(memfd, data + done, size - done, (off_t)done);
-        if (n <= 0) abort();
-        done += (size_t)n;
-    }
-}
 
 static void check_error(const char *err)
 {
-    FUZZ_ASSERT(!strncmp(err, mpath, strlen(mpath)), "error does not name the file: %s", err);
+    FUZZ_ASSERT(!strncmp(err, fuzz_path, strlen(fuzz_path)), "error does not name the file: %s", err);
     FUZZ_ASSERT(!strchr(err, '\n'), "error is not one line: %s", err);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    load(data, size);
+    fuzz_load(data, size);
     char err[1024];
     mallet_rfile_t rf;
-    if (mallet_rfile_open(mpath, &rf, err, sizeof err)) {
+    if (mallet_rfile_open(fuzz_path, &rf, err, sizeof err)) {
         check_error(err);
         return 0;
     }
