@@ -478,12 +478,12 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     if (opts && opts->patch_cap) mallet_rfile_set_patch_cap(w, opts->patch_cap);
     const char *path = mallet_reader_info(r, file)->path;
     s.pid = mallet_reader_info(r, file)->pid;
-    mallet_rec_t rec;
+    const mallet_rec_t *rec;
     int n = 0, rc = 0;
     if (add_thread(&s, (uint32_t)s.pid) == 0) /* index 0: the main thread (else s.err says) */
-        while ((n = mallet_reader_next(r, &rec)) > 0) {
-            if (rec.file != file) continue;
-            if (prepare_event(&s, &rec)) break;
+        while ((n = mallet_reader_next_ref(r, &rec)) > 0) {
+            if (rec->file != file) continue;
+            if (prepare_event(&s, rec)) break;
         }
     if (s.err == -EFBIG)
         rc = mallet_errorf(err, errlen, "%s: a thread has more ops than a replay holds (2^32 - 1)",
