@@ -8,17 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The live table maps a pointer to what a free needs of its block: the slot, the thread that
- * made it and its size (one cache miss, the table is probed at random); the op that made it is
- * needed only when another thread frees it, and is kept per slot. */
+/* The live table maps a pointer to the block's slot and the thread that made it: 16 bytes an
+ * entry, so that the table (probed at random: a cache miss per event when it outgrows the cache)
+ * stays small; the block's size and the op that made it are kept per slot (dense, and needed
+ * only when the block dies). */
 typedef struct live {
     uint64_t ptr; /* 0: empty */
     uint32_t slot, thread;
-    uint64_t size; /* requested bytes */
 } live_t;
 
 typedef struct slot_info {
-    uint64_t op; /* index of the op that made the block in the slot, in its thread's stream */
+    uint64_t op;   /* index of the op that made the block in the slot, in its thread's stream */
+    uint64_t size; /* requested bytes */
 } slot_info_t;
 
 /* Per traced thread: its ops not yet written, its slot pool, and the realloc it has in flight
@@ -305,7 +306,7 @@ static uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t *dep_t
     *dep_thread = MALLET_NO_SLOT;
     if (!e) return MALLET_NO_SLOT;
     uint32_t slot = e->slot;
-    s->live_bytes -= e->size;
+    s->live_bytes -= s->slots[slot].size;
     if (e->thread != t) {
         *dep_thread = e->thread;
         *dep_op = s->slots[slot].op;
@@ -320,7 +321,7 @@ static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op, ui
 {
     live_t *old = live_find(s, ptr);
     if (old) { /* its free was not recorded: forget the old block (its slot stays taken) */
-        s->live_bytes -= old->size;
+        s->live_bytes -= s->slots[old->slot].size;
         live_remove(s, old);
         s->live_blocks--;
     }
@@ -329,8 +330,8 @@ static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op, ui
     if (!e) return -1;
     e->slot = op->slot;
     e->thread = t;
-    e->size = bytes;
     s->slots[op->slot].op = stream_len(s, t) - 1;
+    s->slots[op->slot].size = bytes;
     s->live_bytes += bytes;
     if (s->live_bytes > s->p->peak_live_bytes) s->p->peak_live_bytes = s->live_bytes;
     if (++s->live_blocks > s->p->peak_live_blocks) s->p->peak_live_blocks = s->live_blocks;
