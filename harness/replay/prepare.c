@@ -240,25 +240,37 @@ static int flush_all(state_t *s)
     return 0;
 }
 
-/* A new op at the end of thread t's stream; valid until the next emit. */
-static mallet_rop_t *emit(state_t *s, uint32_t t, uint8_t kind)
+/* Makes room for thread t's next op: writes buffers out, or grows t's. 0, or -1 (s->err). */
+static __attribute__((noinline)) int emit_room(state_t *s, uint32_t t)
 {
     if (s->thr[t].base + s->thr[t].n == UINT32_MAX) /* the replay counts a thread's ops in 32 bits */
-        return fail(s, -EFBIG), NULL;
-    if (s->buffered >= s->buffer_ops && flush_all(s)) return NULL;
+        return fail(s, -EFBIG);
+    if (s->buffered >= s->buffer_ops && flush_all(s)) return -1;
     thr_t *th = &s->thr[t];
     if (th->n == th->cap) {
         if (th->cap >= s->chunk_ops) {
-            if (flush(s, t)) return NULL;
+            if (flush(s, t)) return -1;
         } else {
             uint32_t cap = th->cap ? 2 * th->cap : 256;
             if (cap > s->chunk_ops) cap = s->chunk_ops;
             mallet_rop_t *b = realloc(th->buf, cap * sizeof *b);
-            if (!b) return fail(s, -ENOMEM), NULL;
+            if (!b) return fail(s, -ENOMEM);
             th->buf = b;
             th->cap = cap;
         }
     }
+    return 0;
+}
+
+/* A new op at the end of thread t's stream; valid until the next emit. Inline, with the rare
+ * cases out of line: it runs once an op. */
+static inline mallet_rop_t *emit(state_t *s, uint32_t t, uint8_t kind)
+{
+    thr_t *th = &s->thr[t];
+    if ((th->n == th->cap || s->buffered >= s->buffer_ops ||
+         th->base + th->n == UINT32_MAX) && emit_room(s, t))
+        return NULL;
+    th = &s->thr[t];
     mallet_rop_t *op = &th->buf[th->n++];
     s->buffered++;
     memset(op, 0, sizeof *op);
