@@ -8,17 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The live table maps a pointer to what a free needs of its block: the slot, the thread that
- * made it and its size (one cache miss, the table is probed at random); the op that made it is
- * needed only when another thread frees it, and is kept per slot. */
+/* The live table maps a pointer to the block's slot and the thread that made it: 16 bytes an
+ * entry, so that the table (probed at random: a cache miss per event when it outgrows the cache)
+ * stays small; the block's size and the op that made it are kept per slot (dense, and needed
+ * only when the block dies). */
 typedef struct live {
     uint64_t ptr; /* 0: empty */
     uint32_t slot, thread;
-    uint64_t size; /* requested bytes */
 } live_t;
 
 typedef struct slot_info {
-    uint64_t op; /* index of the op that made the block in the slot, in its thread's stream */
+    uint64_t op;   /* index of the op that made the block in the slot, in its thread's stream */
+    uint64_t size; /* requested bytes */
 } slot_info_t;
 
 /* Per traced thread: its ops not yet written, its slot pool, and the realloc it has in flight
@@ -239,25 +240,37 @@ static int flush_all(state_t *s)
     return 0;
 }
 
-/* A new op at the end of thread t's stream; valid until the next emit. */
-static mallet_rop_t *emit(state_t *s, uint32_t t, uint8_t kind)
+/* Makes room for thread t's next op: writes buffers out, or grows t's. 0, or -1 (s->err). */
+static __attribute__((noinline)) int emit_room(state_t *s, uint32_t t)
 {
     if (s->thr[t].base + s->thr[t].n == UINT32_MAX) /* the replay counts a thread's ops in 32 bits */
-        return fail(s, -EFBIG), NULL;
-    if (s->buffered >= s->buffer_ops && flush_all(s)) return NULL;
+        return fail(s, -EFBIG);
+    if (s->buffered >= s->buffer_ops && flush_all(s)) return -1;
     thr_t *th = &s->thr[t];
     if (th->n == th->cap) {
         if (th->cap >= s->chunk_ops) {
-            if (flush(s, t)) return NULL;
+            if (flush(s, t)) return -1;
         } else {
             uint32_t cap = th->cap ? 2 * th->cap : 256;
             if (cap > s->chunk_ops) cap = s->chunk_ops;
             mallet_rop_t *b = realloc(th->buf, cap * sizeof *b);
-            if (!b) return fail(s, -ENOMEM), NULL;
+            if (!b) return fail(s, -ENOMEM);
             th->buf = b;
             th->cap = cap;
         }
     }
+    return 0;
+}
+
+/* A new op at the end of thread t's stream; valid until the next emit. Inline, with the rare
+ * cases out of line: it runs once an op. */
+static inline mallet_rop_t *emit(state_t *s, uint32_t t, uint8_t kind)
+{
+    thr_t *th = &s->thr[t];
+    if ((th->n == th->cap || s->buffered >= s->buffer_ops ||
+         th->base + th->n == UINT32_MAX) && emit_room(s, t))
+        return NULL;
+    th = &s->thr[t];
     mallet_rop_t *op = &th->buf[th->n++];
     s->buffered++;
     memset(op, 0, sizeof *op);
@@ -305,7 +318,7 @@ static uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t *dep_t
     *dep_thread = MALLET_NO_SLOT;
     if (!e) return MALLET_NO_SLOT;
     uint32_t slot = e->slot;
-    s->live_bytes -= e->size;
+    s->live_bytes -= s->slots[slot].size;
     if (e->thread != t) {
         *dep_thread = e->thread;
         *dep_op = s->slots[slot].op;
@@ -320,7 +333,7 @@ static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op, ui
 {
     live_t *old = live_find(s, ptr);
     if (old) { /* its free was not recorded: forget the old block (its slot stays taken) */
-        s->live_bytes -= old->size;
+        s->live_bytes -= s->slots[old->slot].size;
         live_remove(s, old);
         s->live_blocks--;
     }
@@ -329,8 +342,8 @@ static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op, ui
     if (!e) return -1;
     e->slot = op->slot;
     e->thread = t;
-    e->size = bytes;
     s->slots[op->slot].op = stream_len(s, t) - 1;
+    s->slots[op->slot].size = bytes;
     s->live_bytes += bytes;
     if (s->live_bytes > s->p->peak_live_bytes) s->p->peak_live_bytes = s->live_bytes;
     if (++s->live_blocks > s->p->peak_live_blocks) s->p->peak_live_blocks = s->live_blocks;
@@ -478,12 +491,12 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     if (opts && opts->patch_cap) mallet_rfile_set_patch_cap(w, opts->patch_cap);
     const char *path = mallet_reader_info(r, file)->path;
     s.pid = mallet_reader_info(r, file)->pid;
-    mallet_rec_t rec;
+    const mallet_rec_t *rec;
     int n = 0, rc = 0;
     if (add_thread(&s, (uint32_t)s.pid) == 0) /* index 0: the main thread (else s.err says) */
-        while ((n = mallet_reader_next(r, &rec)) > 0) {
-            if (rec.file != file) continue;
-            if (prepare_event(&s, &rec)) break;
+        while ((n = mallet_reader_next_ref(r, &rec)) > 0) {
+            if (rec->file != file) continue;
+            if (prepare_event(&s, rec)) break;
         }
     if (s.err == -EFBIG)
         rc = mallet_errorf(err, errlen, "%s: a thread has more ops than a replay holds (2^32 - 1)",

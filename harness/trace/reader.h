@@ -65,6 +65,11 @@ const mallet_trace_info_t *mallet_reader_info(const mallet_reader_t *r, unsigned
  * end, -1 on a corrupt payload (message in mallet_reader_error). RSS samples are yielded too
  * (op MALLET_OP_RSS); callers that count calls skip them. */
 int mallet_reader_next(mallet_reader_t *r, mallet_rec_t *out);
+/* The same order for consumers that use neither the time in ns nor a copy (prepare): *out points
+ * into the reader until the next call, and its time_ns is not set. The merge moves past the
+ * event at the next call, so a corrupt payload right after it shows then. Do not mix with
+ * mallet_reader_next on one reader. */
+int mallet_reader_next_ref(mallet_reader_t *r, const mallet_rec_t **out);
 const char *mallet_reader_error(const mallet_reader_t *r);
 void mallet_reader_close(mallet_reader_t *r);
 
