@@ -10,6 +10,7 @@ bash scripts/setup.sh build > build/setup.log 2>&1 || { cat build/setup.log; exi
 
 out=traces/demo
 mkdir -p "$out"
+rm -f "$out"/sqlite3.mtrace* # an earlier run's traces and replay cache (TRACE.replay)
 db=$(mktemp -u /tmp/mallet-demo.XXXXXX.db)
 {
     echo "create table t(id integer primary key, name text, v real);"
