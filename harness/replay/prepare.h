@@ -6,7 +6,9 @@
  *
  * Slots are reused as blocks die, so the slot table follows the peak live block count, not the
  * event count. A slot freed by a thread goes back to that thread's own pool, so no thread ever
- * writes a slot another thread may still read without a dependency between them.
+ * writes a slot another thread may still read without a dependency between them. New slots go to
+ * a thread eight at a time (a cache line of the worker's slot table), so threads do not share
+ * lines while they run.
  *
  * Streaming: the ops go to the replay file (rfile.h) as they are made, in per-thread chunks, so
  * prepare's memory is the live-block table, the slot pools, the per-thread buffers (bounded in
