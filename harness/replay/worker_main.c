@@ -53,11 +53,11 @@ int main(int argc, char **argv)
                                   tl->bytes[i]));
     bad |= put("\n", 1);
     if (res.syscalls_counted) {
-        int n = snprintf(line, sizeof line, "sys");
+        bad |= put("sys", 3);
         for (unsigned k = 0; k < MALLET_SC_COUNT_; k++)
-            n += snprintf(line + n, sizeof line - (size_t)n, " %s=%" PRIu64, mallet_sc_name(k),
-                          res.syscalls[k]);
-        bad |= put(line, snprintf(line + n, sizeof line - (size_t)n, "\n") + n);
+            bad |= put(line, snprintf(line, sizeof line, " %s=%" PRIu64, mallet_sc_name(k),
+                                      res.syscalls[k]));
+        bad |= put("\n", 1);
     }
     for (unsigned k = 0; k <= MALLET_OP_COUNT_; k++) {
         const mallet_latency_t *l = k < MALLET_OP_COUNT_ ? &res.latency_by_op[k] : &res.latency;
