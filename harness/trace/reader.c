@@ -501,6 +501,21 @@ static void heap_sift_top(mallet_reader_t *r)
     heap_ent_t e = r->heap[0];
     e.key = e.c->key;
     size_t i = 0, n = r->heap_len;
+    if (n == 2) {
+        /* Two cursors (a two-thread process, one chunk each at a time) is the common case, and
+         * which of them is next is a coin toss when the threads run at once: selected with
+         * masks, not a branch the CPU would mispredict every other event. */
+        heap_ent_t o = r->heap[1];
+        uint64_t m = -(uint64_t)((o.key < e.key) | ((o.key == e.key) & (o.seq < e.seq)));
+        uintptr_t mp = (uintptr_t)m;
+        r->heap[0].key = (o.key & m) | (e.key & ~m);
+        r->heap[0].seq = (o.seq & m) | (e.seq & ~m);
+        r->heap[0].c = (cursor_t *)(((uintptr_t)o.c & mp) | ((uintptr_t)e.c & ~mp));
+        r->heap[1].key = (e.key & m) | (o.key & ~m);
+        r->heap[1].seq = (e.seq & m) | (o.seq & ~m);
+        r->heap[1].c = (cursor_t *)(((uintptr_t)e.c & mp) | ((uintptr_t)o.c & ~mp));
+        return;
+    }
     for (;;) {
         size_t l = 2 * i + 1, m;
         if (l >= n) break;
