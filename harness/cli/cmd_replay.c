@@ -226,7 +226,13 @@ static int prepare_cached(const char *trace, char *prepared, size_t cap, int *te
 
 /* Where the numbers come from: host, kernel, CPU, the backends' versions, and each trace's size
  * and checksum (the same trace gives the same checksum on any machine). */
-static json_t *context_json(const mallet_backend_t *bs, size_t nb, char **traces, int ntraces)
+typedef struct recorded_rss {
+    uint32_t n;
+    mallet_rss_sample_t s[MALLET_RFILE_RSS_MAX];
+} recorded_rss_t;
+
+static json_t *context_json(const mallet_backend_t *bs, size_t nb, char **traces, int ntraces,
+                            const recorded_rss_t *rss)
 {
     struct utsname u;
     char host[256] = "", cpu[256] = "", line[512];
@@ -259,8 +265,14 @@ static json_t *context_json(const mallet_backend_t *bs, size_t nb, char **traces
         if (in) fclose(in);
         char hex[24];
         snprintf(hex, sizeof hex, "%016" PRIx64, digest);
-        json_array_append_new(tr, json_pack("{s:s, s:I, s:s}", "path", traces[t], "bytes",
-                                            (json_int_t)bytes, "digest", hex));
+        /* the traced process's own RSS, to set beside the replays' timelines */
+        json_t *samples = json_array();
+        for (uint32_t i = 0; samples && i < rss[t].n; i++)
+            json_array_append_new(samples, json_pack("[I, I]", (json_int_t)rss[t].s[i].t_ns,
+                                                     (json_int_t)rss[t].s[i].bytes));
+        json_array_append_new(tr, json_pack("{s:s, s:I, s:s, s:{s:o}}", "path", traces[t], "bytes",
+                                            (json_int_t)bytes, "digest", hex, "recorded_rss",
+                                            "samples", samples ? samples : json_null()));
     }
     return json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "host", host, "kernel",
                      u.release, "machine", u.machine, "cpu", cpu, "cores",
@@ -495,6 +507,7 @@ int mallet_cmd_replay(int argc, char **argv)
     size_t nb = 0;
     int rc = MALLET_EXIT_FAIL;
     run_t *runs = NULL, *counting = NULL;
+    recorded_rss_t *rss = calloc((size_t)ntraces, sizeof *rss);
     size_t nruns = 0;
     char worker[PATH_MAX];
     if (mallet_cli_libdir(worker, sizeof worker) ||
@@ -506,12 +519,13 @@ int mallet_cmd_replay(int argc, char **argv)
     if (select_backends(names, nnames, &bs, &nb)) goto out;
     runs = calloc(nb * (size_t)ntraces * (size_t)repeat, sizeof *runs);
     counting = syscalls ? calloc(nb * (size_t)ntraces, sizeof *counting) : NULL;
-    if (!runs || (syscalls && !counting)) goto out;
+    if (!runs || (syscalls && !counting) || !rss) goto out;
     for (int t = 0; t < ntraces; t++) {
         char prepared[PATH_MAX];
         int temporary = 0;
         mallet_prepared_info_t info;
         if (prepare_cached(traces[t], prepared, sizeof prepared, &temporary, &info)) goto out;
+        if (mallet_rfile_recorded_rss(prepared, rss[t].s, &rss[t].n)) rss[t].n = 0;
         for (size_t k = 0; k < nb; k++) {
             run_t *first = &runs[nruns], *c = counting ? &counting[(size_t)t * nb + k] : NULL;
             for (int rep = 0; rep < repeat; rep++) {
@@ -538,7 +552,7 @@ int mallet_cmd_replay(int argc, char **argv)
             json_t *o = run_json(&runs[i]);
             if (!o || json_array_append_new(arr, o)) json_decref(arr), arr = NULL;
         }
-        json_t *ctx = context_json(bs, nb, traces, ntraces);
+        json_t *ctx = context_json(bs, nb, traces, ntraces, rss);
         json_t *doc = arr && ctx ? json_pack("{s:i, s:s, s:s, s:s?, s:o, s:o}",
                                              "schema_version", MALLET_RESULTS_VERSION, "mallet",
                                              MALLET_VERSION, "touch", touch_names[touch],
@@ -559,6 +573,7 @@ int mallet_cmd_replay(int argc, char **argv)
 out:
     free(runs);
     free(counting);
+    free(rss);
     mallet_backends_free(bs, nb);
     free(names);
     free(traces);

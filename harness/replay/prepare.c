@@ -49,6 +49,7 @@ typedef struct state {
     size_t nserials;
     uint64_t live_blocks, live_bytes;
     int64_t pid;    /* the process's: its main thread's tid */
+    uint64_t t0_ns; /* the process's first event (| 1: 0 means not yet seen) */
     int main_taken; /* thread index 0 is the main thread's, once it shows up */
     uint32_t chunk_ops;
     uint64_t buffer_ops, buffered; /* ops in all buffers: kept at most buffer_ops */
@@ -397,7 +398,6 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
 {
     const mallet_event_t *ev = &rec->ev;
     uint32_t t;
-    if (ev->op == MALLET_OP_RSS) return 0;
     if (thread_index(s, ev, &t)) return -1;
     /* A realloc that failed left its block alive, and cannot be replayed faithfully. */
     int failed_realloc = is_realloc(ev->op) && ev->failed;
@@ -496,6 +496,12 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     if (add_thread(&s, (uint32_t)s.pid) == 0) /* index 0: the main thread (else s.err says) */
         while ((n = mallet_reader_next_ref(r, &rec)) > 0) {
             if (rec->file != file) continue;
+            if (!s.t0_ns) s.t0_ns = mallet_reader_time_ns(r, rec->ev.cycles) | 1;
+            if (rec->ev.op == MALLET_OP_RSS) { /* the traced process's RSS: kept beside the ops */
+                uint64_t t = mallet_reader_time_ns(r, rec->ev.cycles);
+                mallet_rfile_add_rss(w, t > s.t0_ns ? t - s.t0_ns : 0, rec->ev.size);
+                continue;
+            }
             if (prepare_event(&s, rec)) break;
         }
     if (s.err == -EFBIG)

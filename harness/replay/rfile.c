@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #define SAVE_MAGIC "MALLETRP"
-#define SAVE_VERSION 6u
+#define SAVE_VERSION 7u
 
 typedef struct save_header {
     char magic[8];
@@ -26,7 +26,8 @@ typedef struct save_header {
     uint64_t trace_size, trace_mtime_ns;
     uint64_t peak_live_bytes, peak_live_blocks;
     uint64_t nchunks, patches;
-    uint64_t index_offset; /* the thread table, then the chunk table, to the end of the file */
+    uint64_t index_offset; /* the thread table, the chunk table, the RSS samples; to the end */
+    uint32_t rss_n, pad;   /* the traced process's RSS samples, at the end of the index */
 } save_header_t;
 
 typedef struct save_thread {
@@ -40,7 +41,8 @@ typedef struct save_chunk {
 } save_chunk_t;
 
 _Static_assert(sizeof(mallet_rop_t) == 16, "mallet_rop_t is 16 bytes on disk");
-_Static_assert(sizeof(save_header_t) == 112, "save_header_t has no padding");
+_Static_assert(sizeof(save_header_t) == 120, "save_header_t has no padding");
+_Static_assert(sizeof(mallet_rss_sample_t) == 16, "an RSS sample is 16 bytes on disk");
 
 /* pread/pwrite of all len bytes at off (EINTR retried; a short read at the end is an error). */
 static int io_at(int fd, void *buf, size_t len, uint64_t off, int write)
@@ -70,7 +72,7 @@ static int read_at(int fd, void *buf, size_t len, uint64_t off)
 static int header_ok(const save_header_t *h)
 {
     return !memcmp(h->magic, SAVE_MAGIC, 8) && h->version == SAVE_VERSION &&
-           h->op_size == sizeof(mallet_rop_t);
+           h->op_size == sizeof(mallet_rop_t) && h->rss_n <= MALLET_RFILE_RSS_MAX;
 }
 
 static void header_info(const save_header_t *h, mallet_prepared_info_t *info)
@@ -87,6 +89,20 @@ static void header_info(const save_header_t *h, mallet_prepared_info_t *info)
     info->patches = h->patches;
     info->nthreads = h->nthreads;
     info->nslots = h->nslots;
+}
+
+int mallet_rfile_recorded_rss(const char *path, mallet_rss_sample_t *out, uint32_t *n)
+{
+    save_header_t h;
+    struct stat sb;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int bad = fstat(fd, &sb) || read_at(fd, &h, sizeof h, 0) || !header_ok(&h) ||
+              (uint64_t)sb.st_size < h.rss_n * sizeof *out ||
+              read_at(fd, out, h.rss_n * sizeof *out, (uint64_t)sb.st_size - h.rss_n * sizeof *out);
+    close(fd);
+    *n = bad ? 0 : h.rss_n;
+    return bad ? -1 : 0;
 }
 
 int mallet_prepared_peek(const char *path, mallet_prepared_info_t *info)
@@ -133,6 +149,9 @@ struct mallet_rfile_writer {
     uint64_t *patches; /* file offsets of flags bytes to set */
     size_t npatches, patch_cap;
     uint64_t patched;
+    uint64_t rss_seen, rss_stride; /* sample k is kept when k % rss_stride == 0 */
+    uint32_t rss_n;
+    mallet_rss_sample_t rss[MALLET_RFILE_RSS_MAX];
 };
 
 int mallet_rfile_create(const char *path, uint64_t trace_size, uint64_t trace_mtime_ns,
@@ -155,9 +174,23 @@ int mallet_rfile_create(const char *path, uint64_t trace_size, uint64_t trace_mt
     w->trace_size = trace_size;
     w->trace_mtime_ns = trace_mtime_ns;
     w->patch_cap = PATCH_CAP_DEFAULT;
+    w->rss_stride = 1;
     w->off = sizeof(save_header_t); /* the header is written last, at commit */
     *out = w;
     return 0;
+}
+
+void mallet_rfile_add_rss(mallet_rfile_writer_t *w, uint64_t t_ns, uint64_t bytes)
+{
+    uint64_t k = w->rss_seen++;
+    if (k % w->rss_stride) return;
+    if (w->rss_n == MALLET_RFILE_RSS_MAX) { /* full: every other one, at twice the stride */
+        for (uint32_t i = 0; i < MALLET_RFILE_RSS_MAX / 2; i++) w->rss[i] = w->rss[2 * i];
+        w->rss_n = MALLET_RFILE_RSS_MAX / 2;
+        w->rss_stride *= 2;
+        if (k % w->rss_stride) return;
+    }
+    w->rss[w->rss_n++] = (mallet_rss_sample_t){t_ns, bytes};
 }
 
 void mallet_rfile_set_patch_cap(mallet_rfile_writer_t *w, size_t cap)
@@ -299,6 +332,7 @@ int mallet_rfile_commit(mallet_rfile_writer_t *w, const mallet_prepared_info_t *
     h.nchunks = w->nchunks;
     h.patches = w->patched;
     h.index_offset = w->off;
+    h.rss_n = w->rss_n;
     /* the index, in pieces of up to 4096 entries through one small buffer */
     union {
         save_thread_t t[4096];
@@ -321,6 +355,8 @@ int mallet_rfile_commit(mallet_rfile_writer_t *w, const mallet_prepared_info_t *
             w->off += n * sizeof buf.c[0];
         }
     }
+    if (!rc && write_at(w->fd, w->rss, w->rss_n * sizeof w->rss[0], w->off)) rc = errno_or_eio();
+    w->off += w->rss_n * sizeof w->rss[0];
     if (!rc && write_at(w->fd, &h, sizeof h, 0)) rc = errno_or_eio();
     if (close(w->fd) && !rc) rc = errno_or_eio();
     /* The old file goes first: renamed over an existing file, ext4 writes the new one's data
@@ -367,7 +403,8 @@ int mallet_rfile_open(const char *path, mallet_rfile_t *rf, char *err, size_t er
     uint64_t ilen = size - h.index_offset;
     if (h.index_offset < sizeof h || h.index_offset > size ||
         h.nthreads > ilen / sizeof(save_thread_t) || h.nchunks > ilen / sizeof(save_chunk_t) ||
-        ilen != h.nthreads * sizeof(save_thread_t) + h.nchunks * sizeof(save_chunk_t)) {
+        ilen != h.nthreads * sizeof(save_thread_t) + h.nchunks * sizeof(save_chunk_t) +
+                    h.rss_n * sizeof(mallet_rss_sample_t)) {
         why = "its index does not fit the file";
         goto bad;
     }

@@ -99,6 +99,16 @@ typedef struct mallet_prepared_info {
  * mallet. */
 int mallet_prepared_peek(const char *path, mallet_prepared_info_t *info);
 
+/* The traced process's own RSS samples (the trace's RSS events), kept so that a replay's RSS can
+ * be set beside the original run's: t_ns from the process's first event. At most
+ * MALLET_RFILE_RSS_MAX, evenly thinned. */
+#define MALLET_RFILE_RSS_MAX 512
+typedef struct mallet_rss_sample {
+    uint64_t t_ns, bytes;
+} mallet_rss_sample_t;
+/* Reads them into out (room for MALLET_RFILE_RSS_MAX). Returns 0, or -1 (not a replay file). */
+int mallet_rfile_recorded_rss(const char *path, mallet_rss_sample_t *out, uint32_t *n);
+
 /* ---- writing (prepare.c) ------------------------------------------------------------------- */
 
 typedef struct mallet_rfile_writer mallet_rfile_writer_t;
@@ -120,6 +130,9 @@ int mallet_rfile_commit(mallet_rfile_writer_t *w, const mallet_prepared_info_t *
                         const uint32_t *tids);
 /* Removes the unfinished file and frees w. */
 void mallet_rfile_discard(mallet_rfile_writer_t *w);
+/* Adds an RSS sample of the traced process (in time order); past MALLET_RFILE_RSS_MAX every
+ * other one is dropped, and from then on every other one is taken. */
+void mallet_rfile_add_rss(mallet_rfile_writer_t *w, uint64_t t_ns, uint64_t bytes);
 /* Test knob: apply the pending patches whenever cap of them are pending (default 256 Ki). */
 void mallet_rfile_set_patch_cap(mallet_rfile_writer_t *w, size_t cap);
 /* Patches applied to the file (AWAITED flags of ops already appended), for the bench. */

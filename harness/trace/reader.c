@@ -768,6 +768,11 @@ int mallet_reader_next(mallet_reader_t *r, mallet_rec_t *out)
     return merge_pop(r, c, 1) < 0 ? -1 : 1;
 }
 
+uint64_t mallet_reader_time_ns(const mallet_reader_t *r, uint64_t cycles)
+{
+    return cycles_to_ns(r, cycles);
+}
+
 int mallet_reader_next_ref(mallet_reader_t *r, const mallet_rec_t **out)
 {
     if (r->held) {

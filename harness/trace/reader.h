@@ -70,6 +70,8 @@ int mallet_reader_next(mallet_reader_t *r, mallet_rec_t *out);
  * event at the next call, so a corrupt payload right after it shows then. Do not mix with
  * mallet_reader_next on one reader. */
 int mallet_reader_next_ref(mallet_reader_t *r, const mallet_rec_t **out);
+/* A timestamp (an event's cycles) in CLOCK_MONOTONIC ns, as mallet_reader_next sets time_ns. */
+uint64_t mallet_reader_time_ns(const mallet_reader_t *r, uint64_t cycles);
 const char *mallet_reader_error(const mallet_reader_t *r);
 void mallet_reader_close(mallet_reader_t *r);
 

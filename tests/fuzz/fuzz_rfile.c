@@ -36,6 +36,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_load(data, size);
     char err[1024];
+    /* the RSS samples are read on their own (by the CLI): never more than the room there is */
+    static mallet_rss_sample_t rss[MALLET_RFILE_RSS_MAX];
+    uint32_t nrss = 0;
+    int rss_ok = mallet_rfile_recorded_rss(fuzz_path, rss, &nrss) == 0;
+    FUZZ_ASSERT(nrss <= MALLET_RFILE_RSS_MAX && (rss_ok || !nrss), "%u RSS samples", nrss);
     mallet_rfile_t rf;
     if (mallet_rfile_open(fuzz_path, &rf, err, sizeof err)) {
         check_error(err);
@@ -144,6 +149,10 @@ static void make_seed(blob_t *out, int kind)
             e.ptr = live[j] = 0x100000 + 64 * (uint64_t)i;
         }
         if (mallet_writer_event(w, &e)) exit(2);
+        if (i % 50 == 0) { /* an RSS sample: the replay file keeps them after its index */
+            mallet_event_t rss = {.tid = 1, .op = MALLET_OP_RSS, .cycles = clock, .size = 4096u * i};
+            if (mallet_writer_event(w, &rss)) exit(2);
+        }
     }
     if (mallet_writer_close(w, 1)) exit(2);
     const char *paths[] = {trace};
@@ -169,7 +178,7 @@ static void make_seed(blob_t *out, int kind)
     rmdir(dir);
 }
 
-static const uint64_t interesting[] = {0, 1, 2, 3, 5, 16, 112, 0xff, 0xffff, 0x7fffffff,
+static const uint64_t interesting[] = {0, 1, 2, 3, 5, 16, 120, 0xff, 0xffff, 0x7fffffff,
                                        0xffffffff, 1ull << 20, (1ull << 20) + 1, UINT64_MAX};
 
 static size_t mutate(uint8_t *b, size_t len, size_t cap)

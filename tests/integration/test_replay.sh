@@ -44,6 +44,9 @@ d=json.load(open(sys.argv[1])); c=d["context"]
 print(c["kernel"] == os.uname().release, c["cores"] == os.cpu_count(), len(c["allocators"]) == int(sys.argv[2]),
       c["traces"][0]["bytes"] == os.path.getsize("ee.mtrace"), len(c["traces"][0]["digest"]) == 16)' ee-runs.json "$avail")
 expect_eq "every_entry: context" "True True True True True" "$ctx"
+# the recorded run's own RSS samples (the recorder takes one at start), as `mallet stats` counts them
+expect_eq "every_entry: recorded RSS samples" "$(grep -m1 '^rss ' <("$MALLET" stats ee.mtrace) | sed 's/.*, \([0-9]*\) samples.*/\1/')" \
+    "$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["context"]["traces"][0]["recorded_rss"]["samples"]; print(len(s) if all(b > 0 for t, b in s) else "zero bytes")' ee-runs.json)"
 "$MALLET" replay --allocator glibc --json again0.json ee.mtrace > /dev/null
 expect_eq "trace digest is stable" "$(json ee-runs.json context.traces.0.digest)" "$(json again0.json context.traces.0.digest)"
 

@@ -30,6 +30,10 @@ for r in json.load(open(sys.argv[1]))["runs"]:
         print(r["allocator"], r["peak_rss_bytes"], "<", r["peak_live_bytes"])
 PY
 expect_eq "big: peak RSS >= peak live on every backend" "" "$(cat big.rss)"
+# the trace's own RSS samples come with the results, to set beside the replays' timelines
+expect_eq "big: the recorded RSS samples" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["recorded_rss"])' big.known)" \
+    "$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["context"]["traces"][0]["recorded_rss"]["samples"]
+print([b for t, b in s] if all(a[0] <= b[0] for a, b in zip(s, s[1:])) else "times go back")' big.json)"
 # an allocator that refuses large requests: its failures are counted and said, the replay goes on
 "$MALLET" replay --allocator "$PROGS/libstingy_alloc.so" --no-syscalls --json stingy.json big.mtrace > stingy.txt
 expect_eq "stingy: replay status" 0 $?

@@ -4,9 +4,10 @@
  *   gen_trace prodcons OUT   a main thread, 4 producers and 4 consumers: every block a producer
  *                            makes is freed by a consumer (all frees cross-thread), in waves
  *   gen_trace big OUT        the main thread alone holds 49 MiB at its peak (blocks of 64 B to
- *                            256 KiB), then reallocs and frees everything
+ *                            256 KiB), then reallocs and frees everything; an RSS sample (the
+ *                            live bytes) every 128 allocations on the way up
  *
- * Answers: "ops" (calls), "alloc_calls", "free_calls", "cross_thread_frees", "peak_live_bytes",
+ * Answers: "recorded_rss" (the bytes of the RSS samples it wrote), "ops" (calls), "alloc_calls", "free_calls", "cross_thread_frees", "peak_live_bytes",
  * "live_at_end", "threads". */
 #include "trace/writer.h"
 
@@ -29,6 +30,21 @@ static void emit(mallet_event_t e)
         exit(1);
     }
     ops++;
+}
+
+/* An RSS sample of the traced process (not a call): `big` writes the live bytes as its RSS, so
+ * the samples a replay reports as the original run's are known. */
+static uint64_t rss_bytes[64];
+static unsigned nrss;
+
+static void rss(uint64_t bytes)
+{
+    mallet_event_t e = {.tid = PID, .op = MALLET_OP_RSS, .size = bytes, .cycles = (now += 100)};
+    if (mallet_writer_event(w, &e)) {
+        fprintf(stderr, "gen_trace: write failed\n");
+        exit(1);
+    }
+    rss_bytes[nrss++] = bytes;
 }
 
 static void born(uint64_t size)
@@ -80,6 +96,7 @@ static void big(void)
         emit((mallet_event_t){.tid = PID, .op = i % 5 == 0 ? MALLET_OP_CALLOC : MALLET_OP_MALLOC,
                               .nmemb = i % 5 == 0 ? 1 : 0, .size = size[i], .ptr = addr[i]});
         born(size[i]);
+        if (i % 128 == 127) rss(live);
     }
     for (unsigned i = 0; i < N; i += 2) { /* half the blocks grow to a new place */
         uint64_t to = next, grown = size[i] * 2;
@@ -120,7 +137,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "gen_trace: %s: cannot finish the file\n", argv[2]);
         return 1;
     }
-    printf("{\"ops\": %" PRIu64 ", \"alloc_calls\": %" PRIu64 ", \"free_calls\": %" PRIu64
+    printf("{\"recorded_rss\": [");
+    for (unsigned i = 0; i < nrss; i++) printf("%s%" PRIu64, i ? ", " : "", rss_bytes[i]);
+    printf("], \"ops\": %" PRIu64 ", \"alloc_calls\": %" PRIu64 ", \"free_calls\": %" PRIu64
            ", \"cross_thread_frees\": %" PRIu64 ", \"peak_live_bytes\": %" PRIu64
            ", \"live_at_end\": %" PRIu64 ", \"threads\": %d}\n",
            ops, allocs, frees, cross, peak, live, threads);

@@ -211,6 +211,27 @@ static void test_main_thread_first(void)
     unload(&l);
 }
 
+/* The trace's RSS samples are kept in the replay file (not replayed): all of them up to 512, then
+ * evenly thinned. 2000 samples whose bytes are their index: stride 4 by the end, 500 kept. */
+static void test_recorded_rss(void)
+{
+    begin();
+    ev(1, MALLET_OP_MALLOC, 0x100, 0, 8, 0);
+    for (uint64_t k = 0; k < 2000; k++) ev(1, MALLET_OP_RSS, 0, 0, k, 0);
+    ev(1, MALLET_OP_FREE, 0x100, 0, 0, 0);
+    loaded_t l;
+    if (prepare_opts(&l, NULL, 0)) return;
+    CHECK_EQ(l.p.ops, 2); /* the samples are not calls */
+    mallet_rss_sample_t rss[MALLET_RFILE_RSS_MAX];
+    uint32_t n = 0;
+    CHECK(mallet_rfile_recorded_rss(rpath, rss, &n) == 0);
+    CHECK_EQ(n, 500);
+    int bad = 0;
+    for (uint32_t i = 0; i < n; i++) bad += rss[i].bytes != 4u * i || (i && rss[i].t_ns < rss[i - 1].t_ns);
+    CHECK_EQ(bad, 0);
+    unload(&l);
+}
+
 static void test_realloc_cases(void)
 {
     begin();
@@ -443,8 +464,9 @@ static void test_corrupt_files(void)
     CHECK(stat(rpath, &sb) == 0);
     char err[512];
     mallet_replay_result_t res;
-    /* the ops start right after the 112-byte header: T1's malloc, then T2's wait and free */
-    const uint64_t op0 = 112, op1 = 112 + 16, op2 = 112 + 32;
+    /* the ops start right after the 120-byte header: T1's malloc, then T2's wait and free */
+    const uint64_t hdr = 120;
+    const uint64_t op0 = hdr, op1 = hdr + 16, op2 = hdr + 32;
     uint32_t big = 1000;
     poke(op0 + 8, &big, 4); /* T1's slot: past nslots */
     CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
@@ -478,7 +500,7 @@ static void test_corrupt_files(void)
         CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
         CHECK(strstr(err, rpath) != NULL);
         mallet_prepared_info_t info;
-        if (cut < 112) CHECK(mallet_prepared_peek(rpath, &info) == -1);
+        if (cut < (off_t)hdr) CHECK(mallet_prepared_peek(rpath, &info) == -1);
     }
     unlink(rpath);
     CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
@@ -489,6 +511,7 @@ int main(void)
     test_one_thread();
     test_cross_thread();
     test_main_thread_first();
+    test_recorded_rss();
     test_realloc_cases();
     test_call_numbers();
     test_slots_follow_live_blocks();
