@@ -1,0 +1,41 @@
+/* What `mallet replay` reports: one table row per allocator and trace, and the JSON results
+ * (docs/RESULTS_SCHEMA.md). cmd_replay.c runs the workers and fills the runs. */
+#ifndef MALLET_CLI_REPLAY_REPORT_H
+#define MALLET_CLI_REPLAY_REPORT_H
+
+#include "backend/backend.h"
+#include "replay/worker.h"
+
+#include <jansson.h>
+
+/* docs/RESULTS_SCHEMA.md: 1 added the allocator's share of peak RSS, its timeline and syscalls */
+#define MALLET_RESULTS_VERSION 1
+
+/* One run of one backend on one trace (a timed run, or the counting run). */
+typedef struct mallet_cli_run {
+    const char *allocator, *trace;
+    int repetition;
+    int ok;
+    uint64_t peak_live_bytes; /* of the trace: what the program asked to hold at most */
+    char problem[256];
+    mallet_replay_result_t res;
+    mallet_rss_timeline_t timeline; /* res.timeline points here */
+    const struct mallet_cli_run
+        *counted; /* the counting run of its backend and trace, if it worked */
+} mallet_cli_run_t;
+
+/* The traced process's own RSS samples, from its replay file. */
+typedef struct mallet_recorded_rss {
+    uint32_t n;
+    mallet_rss_sample_t s[MALLET_RFILE_RSS_MAX];
+} mallet_recorded_rss_t;
+
+/* Prints the table; returns how many runs failed. */
+int mallet_replay_print_table(const mallet_cli_run_t *runs, size_t nruns, int repeat);
+
+/* The results document: every run, and where the numbers come from. NULL on failure. */
+json_t *mallet_replay_results(const mallet_cli_run_t *runs, size_t nruns,
+                              const mallet_backend_t *bs, size_t nb, char **traces, int ntraces,
+                              const mallet_recorded_rss_t *rss, const char *touch, int syscalls);
+
+#endif
