@@ -10,6 +10,7 @@
  *
  * usage: call_floor REPLAY_FILE    (run with the backend preloaded; prints "ops=N wall_ns=N") */
 #define _GNU_SOURCE
+#include "platform/platform.h"
 #include "replay/rfile.h"
 
 #include <inttypes.h>
@@ -70,10 +71,11 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* Zeroed anonymous memory, like the worker's (never from the allocator under test). */
 static void *map(size_t len)
 {
-    void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : memset(p, 0, len ? len : 1);
+    void *p = mallet_map(len);
+    return p ? memset(p, 0, len ? len : 1) : NULL;
 }
 
 int main(int argc, char **argv)

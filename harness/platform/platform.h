@@ -41,7 +41,8 @@ int mallet_write2(int fd, const void *a, size_t alen, const void *b, size_t blen
 ssize_t mallet_read_small_file(const char *path, char *buf, size_t cap);
 /* Resident set size in bytes from an open /proc/self/statm descriptor (pread), or 0. */
 uint64_t mallet_rss_bytes(int statm_fd);
-/* Anonymous private memory straight from the kernel, never from malloc. NULL on failure. */
+/* Anonymous private memory straight from the kernel, never from malloc (len 0 maps a byte).
+ * NULL on failure. */
 void *mallet_map(size_t len);
 void mallet_unmap(void *p, size_t len);
 size_t mallet_page_size(void);

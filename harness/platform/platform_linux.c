@@ -133,13 +133,14 @@ int mallet_rss_peak(uint64_t *peak)
 
 void *mallet_map(size_t len)
 {
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* an empty table is a valid table: one byte, so that NULL only ever means failure */
+    void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
 void mallet_unmap(void *p, size_t len)
 {
-    if (p) munmap(p, len);
+    if (p) munmap(p, len ? len : 1);
 }
 
 int mallet_find_library(const char *soname, char *out, size_t cap)

@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "rfile.h"
 
+#include "platform/platform.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -371,15 +373,9 @@ int mallet_rfile_commit(mallet_rfile_writer_t *w, const mallet_prepared_info_t *
 
 /* ---- reading ------------------------------------------------------------------------------- */
 
-static void *map_anon(size_t len)
-{
-    void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
-}
-
 void mallet_rfile_close(mallet_rfile_t *rf)
 {
-    if (rf->map) munmap(rf->map, rf->map_len);
+    mallet_unmap(rf->map, rf->map_len);
     if (rf->fd >= 0) close(rf->fd);
     memset(rf, 0, sizeof *rf);
     rf->fd = -1;
@@ -412,7 +408,7 @@ int mallet_rfile_open(const char *path, mallet_rfile_t *rf, char *err, size_t er
     size_t tlen = h.nthreads * sizeof(mallet_rfile_thread_t);
     size_t clen = h.nchunks * sizeof(mallet_rfile_chunk_t);
     rf->map_len = tlen + clen + ilen ? tlen + clen + ilen : 1;
-    rf->map = map_anon(rf->map_len);
+    rf->map = mallet_map(rf->map_len);
     if (!rf->map) {
         mallet_rfile_close(rf);
         return mallet_errorf(err, errlen, "%s: out of memory for its index", path);

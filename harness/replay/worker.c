@@ -88,12 +88,6 @@ typedef struct worker_arg {
     uint32_t index;
 } worker_arg_t;
 
-static void *map(size_t len)
-{
-    void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
-}
-
 static void wait_for(progress_t *pr, uint64_t op)
 {
     uint32_t need = (uint32_t)(op + 1);
@@ -341,7 +335,7 @@ static int load_streams(const mallet_rfile_t *rf, stream_t *st, uint64_t *calls,
         s->thread = t;
         s->nops = th->nops;
         s->buf_len = whole ? (size_t)bytes : (size_t)rf->max_chunk_ops * sizeof(mallet_rop_t);
-        if (!(s->buf = map(s->buf_len)))
+        if (!(s->buf = mallet_map(s->buf_len)))
             return mallet_errorf(err, errlen, "out of memory for the replay's ops");
         if (whole) budget -= bytes;
         all_whole &= whole;
@@ -363,11 +357,11 @@ static int load_streams(const mallet_rfile_t *rf, stream_t *st, uint64_t *calls,
      * that would take a read per wait, and a missed flag only delays the waiter to the end of
      * the other thread's stream (worker()), it never hangs it. */
     if (all_whole && rf->nthreads) {
-        const mallet_rop_t **ops = map(rf->nthreads * sizeof *ops);
+        const mallet_rop_t **ops = mallet_map(rf->nthreads * sizeof *ops);
         if (!ops) return mallet_errorf(err, errlen, "out of memory for the replay's ops");
         for (uint32_t t = 0; t < rf->nthreads; t++) ops[t] = st[t].buf;
         int rc = mallet_rfile_check_waits(rf, ops, err, errlen);
-        munmap(ops, rf->nthreads * sizeof *ops);
+        mallet_unmap(ops, rf->nthreads * sizeof *ops);
         if (rc) return -1;
     }
     return 0;
@@ -376,15 +370,15 @@ static int load_streams(const mallet_rfile_t *rf, stream_t *st, uint64_t *calls,
 static void unload_streams(stream_t *st, uint32_t n)
 {
     for (uint32_t t = 0; st && t < n; t++)
-        if (st[t].buf) munmap(st[t].buf, st[t].buf_len);
-    if (st) munmap(st, (n ? n : 1) * sizeof *st);
+        mallet_unmap(st[t].buf, st[t].buf_len);
+    mallet_unmap(st, n * sizeof *st);
 }
 
 /* The harness's own memory is written before the timed part, so that the resident set it adds
  * is part of the baseline and the growth measured during the replay is the allocator's. */
 static void *map_touched(size_t len)
 {
-    void *p = map(len);
+    void *p = mallet_map(len);
     if (p) memset(p, 0, len ? len : 1);
     return p;
 }
@@ -399,7 +393,7 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
     int rc = -1;
     run_t *r = NULL;
     uint64_t total = 0;
-    stream_t *streams = map(((size_t)h->nthreads ? h->nthreads : 1) * sizeof(stream_t));
+    stream_t *streams = mallet_map(((size_t)h->nthreads ? h->nthreads : 1) * sizeof(stream_t));
     if (!streams) {
         mallet_errorf(err, errlen, "out of memory for the replay's tables");
         goto out;
