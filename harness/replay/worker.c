@@ -58,6 +58,7 @@ typedef struct run {
     /* the end of the timed part: threads count themselves finished, then wait to be released so
      * that their exit (glibc gives a dead thread's stack back with madvise) stays out of it */
     _Atomic uint32_t finished, released;
+    _Atomic int abandon; /* a replay thread could not be started: the others replay nothing */
     _Atomic uint64_t failed;
     size_t page;
     uint32_t latency_every;
@@ -196,6 +197,7 @@ static void replay_thread(const worker_arg_t *a)
         __asm__ __volatile__("pause");
 #endif
     }
+    if (atomic_load(&r->abandon)) n = 0; /* their ops could wait for a thread that never runs */
     uint64_t failed = 0;
     /* in locals: the allocator calls would make the compiler reload anything behind r */
     void **const slots = r->slots;
@@ -450,9 +452,9 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
     for (; started < h->nthreads; started++)
         if (pthread_create(&tids[started], NULL, worker, &args[started])) break;
     if (started < h->nthreads) {
+        atomic_store(&r->abandon, 1);
         atomic_store(&r->released, 1);
-        atomic_store(&r->finished, 1);
-        atomic_store(&r->go, 1); /* let the started ones finish, then fail */
+        atomic_store(&r->go, 1); /* the started ones end at once */
         for (uint32_t i = 1; i < started; i++) pthread_join(tids[i], NULL);
         mallet_errorf(err, errlen, "cannot start %u replay threads", h->nthreads);
         goto out;

@@ -75,6 +75,15 @@ r={x["allocator"]: x for x in json.load(open(sys.argv[1]))["runs"]}
 print(r["bump"]["page_faults"]["minor"] > 4 * r["glibc"]["page_faults"]["minor"], r["bump"]["peak_rss_bytes"] > r["glibc"]["peak_rss_bytes"])' churn-runs.json)
 expect_eq "churn: bump faults and grows more than glibc" "True True" "$faults"
 
+# threads that cannot all be started (address space for 201 stacks refused): one line, exit 1,
+# no hang (the started ones replay nothing: they could wait for a thread that never runs).
+# Sanitized builds of the CLI need terabytes of address space, so only plain builds check this.
+if ! ldd "$MALLET" | grep -Eq 'lib(a|t)san'; then
+    (ulimit -v 600000; timeout 120 "$MALLET" replay --allocator glibc --no-syscalls churn.mtrace > nothreads.txt 2> nothreads.err)
+    expect_eq "threads not started: status" 1 $?
+    expect_match "threads not started: said" 'cannot start 201 replay threads' "$(cat nothreads.err)"
+fi
+
 # a double free is skipped and counted, never executed
 (ulimit -c 0; "$MALLET" record -q -o df.mtrace -- "$PROGS/leaky" --double-free 2> /dev/null)
 "$MALLET" stats --json df.mtrace > df.json
