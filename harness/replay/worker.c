@@ -272,19 +272,12 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static uint64_t ns_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Cycles per ns, measured over 2 ms (once per run, before the timed part). */
 static double cycles_per_ns(void)
 {
-    uint64_t n0 = ns_now(), c0 = mallet_cycles(), n1, c1;
+    uint64_t n0 = mallet_now_ns(), c0 = mallet_cycles(), n1, c1;
     do {
-        n1 = ns_now();
+        n1 = mallet_now_ns();
         c1 = mallet_cycles();
     } while (n1 - n0 < 2000000);
     return (double)(c1 - c0) / (double)(n1 - n0);
@@ -462,7 +455,7 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
     struct rusage ru0, ru1;
     int peak_reset = mallet_rss_peak_reset() == 0;
     getrusage(RUSAGE_SELF, &ru0);
-    uint64_t t0 = ns_now();
+    uint64_t t0 = mallet_now_ns();
     res->baseline_rss_bytes = mallet_rss_sampler_begin(sampler, t0);
     mallet_syscount_window(1);
     /* marks for `strace -f` (tests/integration/test_syscalls.sh): a write that fails at once */
@@ -473,7 +466,7 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
     uint32_t fin;
     while ((fin = atomic_load(&r->finished)) != h->nthreads)
         syscall(SYS_futex, &r->finished, FUTEX_WAIT_PRIVATE, fin, NULL, NULL, 0);
-    uint64_t t1 = ns_now();
+    uint64_t t1 = mallet_now_ns();
     mallet_syscount_window(0);
     if (count_syscalls && write(-1, "mallet: counting ends", 21)) {
     }
