@@ -77,6 +77,17 @@ static int header_ok(const save_header_t *h)
            h->op_size == sizeof(mallet_rop_t) && h->rss_n <= MALLET_RFILE_RSS_MAX;
 }
 
+/* Reads fd's header and checks it is one of this mallet's; *size: the file's. 0 or -1. */
+static int read_header(int fd, save_header_t *h, uint64_t *size)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) || (uint64_t)sb.st_size < sizeof *h || read_at(fd, h, sizeof *h, 0) ||
+        !header_ok(h))
+        return -1;
+    *size = (uint64_t)sb.st_size;
+    return 0;
+}
+
 static void header_info(const save_header_t *h, mallet_prepared_info_t *info)
 {
     info->trace_size = h->trace_size;
@@ -96,12 +107,12 @@ static void header_info(const save_header_t *h, mallet_prepared_info_t *info)
 int mallet_rfile_recorded_rss(const char *path, mallet_rss_sample_t *out, uint32_t *n)
 {
     save_header_t h;
-    struct stat sb;
+    uint64_t size;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
-    int bad = fstat(fd, &sb) || read_at(fd, &h, sizeof h, 0) || !header_ok(&h) ||
-              (uint64_t)sb.st_size < h.rss_n * sizeof *out ||
-              read_at(fd, out, h.rss_n * sizeof *out, (uint64_t)sb.st_size - h.rss_n * sizeof *out);
+    /* the samples end the file */
+    int bad = read_header(fd, &h, &size) || size < h.rss_n * sizeof *out ||
+              read_at(fd, out, h.rss_n * sizeof *out, size - h.rss_n * sizeof *out);
     close(fd);
     *n = bad ? 0 : h.rss_n;
     return bad ? -1 : 0;
@@ -110,11 +121,12 @@ int mallet_rfile_recorded_rss(const char *path, mallet_rss_sample_t *out, uint32
 int mallet_prepared_peek(const char *path, mallet_prepared_info_t *info)
 {
     save_header_t h;
+    uint64_t size;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
-    int bad = read_at(fd, &h, sizeof h, 0);
+    int bad = read_header(fd, &h, &size);
     close(fd);
-    if (bad || !header_ok(&h)) return -1;
+    if (bad) return -1;
     header_info(&h, info);
     return 0;
 }
@@ -387,14 +399,12 @@ int mallet_rfile_open(const char *path, mallet_rfile_t *rf, char *err, size_t er
     rf->path = path;
     rf->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (rf->fd < 0) return mallet_errorf(err, errlen, "%s: %s", path, strerror(errno));
-    struct stat sb;
     save_header_t h;
-    if (fstat(rf->fd, &sb) || (uint64_t)sb.st_size < sizeof h || read_at(rf->fd, &h, sizeof h, 0) ||
-        !header_ok(&h)) {
+    uint64_t size;
+    if (read_header(rf->fd, &h, &size)) {
         mallet_rfile_close(rf);
         return mallet_errorf(err, errlen, "%s: not a prepared replay of this mallet", path);
     }
-    uint64_t size = (uint64_t)sb.st_size;
     const char *why = NULL;
     uint64_t ilen = size - h.index_offset;
     if (h.index_offset < sizeof h || h.index_offset > size ||
