@@ -31,5 +31,9 @@ void mallet_opts_read(mallet_opts_t *o)
     o->buffer_bytes = (size_t)(kb < 4 ? 4 : kb) << 10;
     o->flush_ms = env_num("MALLET_FLUSH_MS", 100, 1000000);
     o->rss_ms = env_num("MALLET_RSS_MS", 10, 1000000);
+    /* 16: in a fast single-threaded phase the clock then costs ~1 ns per event instead of
+     * ~12, and times are exact to within 16 events (~16 us at most). */
+    o->stamp_every = (uint32_t)env_num("MALLET_STAMP_EVERY", 16, 1u << 20);
+    if (o->stamp_every == 0) o->stamp_every = 1;
     o->disabled = env_num("MALLET_DISABLE", 0, 1) != 0;
 }

@@ -97,6 +97,7 @@ static void start_clock(int calibrate)
     uint64_t flush_ms = mallet_proc.opts.flush_ms, rss_ms = mallet_proc.opts.rss_ms;
     mallet_proc.flush_cycles = flush_ms ? (uint64_t)(per_ms * (double)flush_ms) : UINT64_MAX / 2;
     mallet_proc.rss_cycles = (uint64_t)(per_ms * (double)rss_ms);
+    mallet_proc.fast_event_cycles = (uint64_t)(per_ms / 1000.0);
     atomic_store(&mallet_proc.next_rss, rss_ms ? c1 : UINT64_MAX);
 }
 
@@ -108,6 +109,8 @@ static void after_fork_child(void)
     mallet_proc.pid = getpid();
     mallet_proc.forked = 1;
     atomic_store(&mallet_proc.next_serial, 1);
+    atomic_store(&mallet_proc.attaches, 0); /* one thread again */
+    atomic_store(&mallet_proc.threaded, 0);
     mallet_zslot_after_fork_child();
     mallet_tbuf_after_fork_child(t);
     mallet_output_after_fork_child();

@@ -46,6 +46,8 @@ static void tbuf_reset_for(mallet_tbuf_t *b, mallet_tstate_t *t)
 mallet_tbuf_t *mallet_tbuf_attach(mallet_tstate_t *t)
 {
     if (atomic_load_explicit(&mallet_ready, memory_order_acquire) != 1) return NULL;
+    /* Before this thread's first event is published (mallet_stamp explains why). */
+    if (atomic_fetch_add(&mallet_proc.attaches, 1) >= 1) atomic_store(&mallet_proc.threaded, 1);
     for (mallet_tbuf_t *b = atomic_load(&registry); b; b = b->next) {
         int expect = TBUF_FREE;
         if (atomic_compare_exchange_strong(&b->state, &expect, TBUF_ACTIVE)) {
@@ -104,10 +106,13 @@ void mallet_tbuf_flush(mallet_tbuf_t *b, int emergency)
         if (r && r != -EBADF) mallet_output_failed(-r);
     }
     if (!emergency) {
+        /* The next event may carry the time of the last one (mallet_stamp): the new chunk
+         * must not claim a later start. */
+        uint64_t last = count ? b->st.cycles : b->first_cycles;
         b->seq_base += count;
         memset(&b->st, 0, sizeof b->st);
         atomic_store_explicit(&b->pos, 0, memory_order_release);
-        tbuf_arm(b, mallet_cycles());
+        tbuf_arm(b, last);
     }
     atomic_store_explicit(&b->lock, 0, memory_order_release);
     errno = saved_errno;
