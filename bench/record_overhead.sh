@@ -57,4 +57,5 @@ measure() { # NAME CMD... (CMD reads nothing from stdin unless NAME is sqlite3)
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 measure malloc_bench "$build/bench/malloc_bench"
+measure malloc_bench_st "$build/bench/malloc_bench" 5000000 0 # one thread: sparse stamps
 measure sqlite3 sqlite3 db.sqlite
