@@ -101,6 +101,18 @@ static void start_clock(int calibrate)
     atomic_store(&mallet_proc.next_rss, rss_ms ? c1 : UINT64_MAX);
 }
 
+/* A fork is a point in time both processes' traces refer to (a child frees blocks its parent
+ * made before it). So the forking thread's events before it end a chunk, and its first events
+ * after it, in both processes, read the clock: times carried over a fork (mallet_stamp), or
+ * spread by a reader between two readings around it, could place it wrongly. */
+static void before_fork(void)
+{
+    if (atomic_load(&mallet_ready) != 1) return;
+    mallet_tstate_t *t = &mallet_tls;
+    if (t->buf) mallet_tbuf_flush(t->buf, 0);
+    t->unstamped = 0;
+}
+
 static void after_fork_child(void)
 {
     if (atomic_load(&mallet_ready) != 1) return;
@@ -141,7 +153,7 @@ void mallet_init(void)
         mallet_proc.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
         start_clock(1);
         have_key = pthread_key_create(&thread_key, on_thread_exit) == 0;
-        pthread_atfork(NULL, NULL, after_fork_child);
+        pthread_atfork(before_fork, NULL, after_fork_child);
         install_signal_handlers();
         atomic_store(&mallet_ready, 1);
         /* A new image creates its file now, so even a SIGKILL before the first flush leaves a

@@ -1,4 +1,8 @@
 /* Test program for process trees: `procs fork` forks a child that allocates and exits;
+ * `procs inherit` allocates fast (the recorder's sparse stamps), forks, and both processes free
+ * the two blocks made just before the fork: the parent its first one right after the child has
+ * started, so that only a clock reading after the fork tells the child's frees of it apart from
+ * frees of unknown pointers;
  * `procs exec` forks a child that execs this program again with `leaf`; `procs leaf` allocates
  * and exits. Every process allocates a block of a size that names it (1001 parent, 2002 child,
  * 3003 leaf), so the traces can be told apart. Before its exec the child also holds a 4004-byte
@@ -15,6 +19,36 @@ static void touch(size_t n)
     free(p);
 }
 
+static int inherit(void)
+{
+    static void *slots[256];
+    for (unsigned i = 0; i < 100000; i++) { /* fast enough for sparse stamps */
+        void **s = &slots[(i * 7919u) % 256];
+        free(*s);
+        *s = malloc(16 + i % 200);
+    }
+    for (int i = 0; i < 256; i++) free(slots[i]);
+    void *x = malloc(5005), *y = malloc(6006);
+    int ready[2];
+    if (pipe(ready)) return 1;
+    pid_t pid = fork();
+    if (pid < 0) return 1;
+    if (pid == 0) {
+        char c = 1;
+        if (write(ready[1], &c, 1) != 1) _exit(1);
+        free(x);
+        free(y);
+        _exit(0);
+    }
+    char c;
+    if (read(ready[0], &c, 1) != 1) return 1;
+    free(x);
+    int st;
+    waitpid(pid, &st, 0);
+    free(y);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "leaf";
@@ -22,6 +56,7 @@ int main(int argc, char **argv)
         touch(3003);
         return 0;
     }
+    if (!strcmp(mode, "inherit")) return inherit();
     touch(1001);
     pid_t pid = fork();
     if (pid < 0) return 1;
