@@ -40,8 +40,10 @@ typedef struct cursor {
     mallet_rec_t *rec; /* the part about to be yielded (time_ns is set only when it is) */
     /* Events are decoded a batch at a time, in a tight loop (one call per event took a third of
      * the reader's time); an error is reported when the merge reaches the event that failed. */
-    unsigned next, nbatch; /* batch[next] follows rec; batch[nbatch] is past the decoded ones */
+    unsigned next, nbatch; /* batch[next] follows rec; batch[nbatch] is past the yieldable ones */
+    unsigned held;         /* decoded events after nbatch, kept for the next batch (spread_times) */
     int bad;               /* the event after the batch does not decode */
+    int spread;            /* the file has one thread: carried times are spread (spread_times) */
     mallet_rec_t batch[CURSOR_BATCH];
 } cursor_t;
 
@@ -538,12 +540,53 @@ static void cursor_free(cursor_t *c)
     if (c) free(c->raw), free(c);
 }
 
-/* Decodes up to CURSOR_BATCH events into c->batch, each clamped in time. */
+/* Events from...until-1 carried the time of batch[from] (a clock reading); batch[until] is the
+ * next reading: spread them evenly in between. */
+static void spread_run(mallet_rec_t *b, unsigned from, unsigned until)
+{
+    uint64_t t0 = b[from].ev.cycles;
+    double step = (double)(b[until].ev.cycles - t0) / (double)(until - from);
+    for (unsigned i = from + 1; i < until; i++) {
+        mallet_event_t *ev = &b[i].ev;
+        uint64_t t = t0 + (uint64_t)(step * (double)(i - from));
+        if (ev->free_cycles == ev->cycles) ev->free_cycles = t; /* a realloc: both carried */
+        ev->cycles = t;
+    }
+}
+
+/* A single-threaded process reads the clock on one event in 16 while it allocates fast, and
+ * gives the others its last reading (docs/RECORDER.md, "Sparse timestamps"). In a file with one
+ * thread, those carried times are spread evenly up to the next reading, so that lifetimes and
+ * the time of the peak keep their resolution; nothing else can depend on them there (a fork ends
+ * the forking thread's chunk, and runs are never spread across chunks). In a file with several
+ * threads they stay: there they are what orders the threads safely. A run still open at the end
+ * of the batch waits for the next batch, where its next reading is, unless the chunk ends or the
+ * run is the whole batch. */
+static void spread_times(cursor_t *c)
+{
+    mallet_rec_t *b = c->batch;
+    unsigned n = c->nbatch, from = 0;
+    for (unsigned i = 1; i < n; i++) {
+        if (b[i].ev.cycles == b[from].ev.cycles) continue;
+        if (i > from + 1) spread_run(b, from, i);
+        from = i;
+    }
+    if (from > 0 && from + 1 < n && c->left > 0 && !c->bad) {
+        c->held = n - from;
+        c->nbatch = from;
+    }
+}
+
+/* Decodes up to CURSOR_BATCH events into c->batch, each clamped in time, after the ones held
+ * from the last batch. */
 static void cursor_fill(cursor_t *c)
 {
     const chunk_ref_t *k = c->chunk;
-    unsigned n = c->left < CURSOR_BATCH ? c->left : CURSOR_BATCH, i;
-    for (i = 0; i < n; i++) {
+    unsigned i = c->held;
+    if (i) memmove(c->batch, c->batch + c->nbatch, i * sizeof c->batch[0]);
+    c->held = 0;
+    unsigned n = i + (c->left < CURSOR_BATCH - i ? c->left : CURSOR_BATCH - i), first = i;
+    for (; i < n; i++) {
         mallet_rec_t *rec = &c->batch[i];
         mallet_event_t *ev = &rec->ev;
         if (decode_event(&c->pos, c->end, &c->st, ev)) {
@@ -564,16 +607,17 @@ static void cursor_fill(cursor_t *c)
         }
         c->last = ev->cycles;
     }
-    c->left -= i;
+    c->left -= i - first;
     c->next = 0;
     c->nbatch = i;
+    if (c->spread) spread_times(c);
 }
 
 /* Moves the cursor to its next event. 1 ok, 0 chunk exhausted, -1 corrupt. */
 HOT int cursor_step(mallet_reader_t *r, cursor_t *c)
 {
     if (c->next == c->nbatch) {
-        if (c->bad || (c->left == 0 && c->pos != c->end)) goto corrupt;
+        if (c->bad || (c->left == 0 && c->pos != c->end)) goto corrupt; /* held: left > 0 */
         if (c->left == 0) return 0;
         cursor_fill(c);
         if (c->nbatch == 0) goto corrupt;
@@ -606,6 +650,7 @@ static int activate(mallet_reader_t *r, const chunk_ref_t *k)
     c->left = k->count;
     c->last = k->first;
     c->seq = k->first_seq;
+    c->spread = r->info[k->file].threads == 1;
     int s = cursor_step(r, c);
     if (s <= 0) {
         cursor_free(c);

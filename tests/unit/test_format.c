@@ -1044,6 +1044,76 @@ static void test_backwards_clock(void)
     mallet_reader_close(r);
 }
 
+/* Sparse stamps: in a file with one thread, events that carry the previous reading's time are
+ * spread evenly up to the next reading, also when the run crosses the reader's decoding batches;
+ * a run that ends a chunk keeps its time (the next reading is in another chunk), and so do all
+ * runs in a file with two threads. */
+static uint64_t spread_case(int two_threads, const uint64_t *t, size_t n, size_t flush_after,
+                            uint64_t *out)
+{
+    const char *path = tmp_path(two_threads ? "spread2.mtrace" : "spread1.mtrace");
+    char err[512] = "";
+    mallet_writer_t *w = mallet_writer_open(path, NULL, 0, err, sizeof err);
+    CHECKF(w, "%s", err);
+    mallet_event_t e = make_event(MALLET_OP_MALLOC, 0, 0, 0x1000, 0, 1, 0, 0x400000, 0);
+    for (size_t i = 0; i < n; i++) {
+        e.tid = 1, e.cycles = t[i], e.size = i, e.ptr = 0x1000 + 16 * i;
+        if (i == 33) { /* a realloc whose two stamps were both carried */
+            e.op = MALLET_OP_REALLOC, e.old_ptr = 0x1000 + 16 * 32, e.free_cycles = t[i];
+        } else {
+            e.op = MALLET_OP_MALLOC, e.old_ptr = 0, e.free_cycles = 0;
+        }
+        CHECK(mallet_writer_event(w, &e) == 0);
+        if (i + 1 == flush_after) CHECK(mallet_writer_flush(w) == 0);
+    }
+    if (two_threads) {
+        e = make_event(MALLET_OP_MALLOC, 0, t[n - 1] + 1, 0x9000, 0, 2, 0, 0x400000, 0);
+        e.tid = 2;
+        CHECK(mallet_writer_event(w, &e) == 0);
+    }
+    CHECK(mallet_writer_close(w, 1) == 0);
+    const char *paths[] = {path};
+    mallet_reader_t *r = mallet_reader_open(paths, 1, err, sizeof err);
+    CHECKF(r, "%s", err);
+    mallet_rec_t rec;
+    uint64_t got = 0;
+    int rc;
+    while ((rc = mallet_reader_next(r, &rec)) == 1) {
+        if (rec.ev.tid != 1 || rec.part == MALLET_PART_RELEASE) continue;
+        if (rec.ev.op == MALLET_OP_REALLOC)
+            CHECKF(rec.ev.free_cycles == rec.ev.cycles, "realloc: free_cycles %" PRIu64
+                   " cycles %" PRIu64, rec.ev.free_cycles, rec.ev.cycles);
+        if (got < n) out[got] = rec.ev.cycles;
+        got++;
+    }
+    CHECKF(rc == 0, "%s", mallet_reader_error(r));
+    mallet_reader_close(r);
+    return got;
+}
+
+static void test_spread(void)
+{
+    /* 30 readings, then a run of 7 carried crossing the first 32-event batch, a reading, then a
+     * run of 3 that ends its chunk, then (next chunk) a run ended by a reading. */
+    enum { N = 48 };
+    uint64_t t[N], want[N], got[N];
+    size_t i = 0;
+    for (; i < 30; i++) t[i] = want[i] = 1000 + 100 * i; /* ..3900 */
+    for (size_t j = 0; j < 8; j++, i++) t[i] = 4000, want[i] = 4000 + 100 * j; /* 4000..4700 */
+    t[i] = want[i] = 4800, i++;
+    for (size_t j = 0; j < 3; j++, i++) t[i] = want[i] = 5000;    /* ends the chunk: stays */
+    size_t flush_after = i;
+    for (size_t j = 0; j < 5; j++, i++) t[i] = 6000, want[i] = 6000 + 200 * j; /* 6000..6800 */
+    t[i] = want[i] = 7000, i++;
+    CHECK(i == N);
+    CHECK(spread_case(0, t, N, flush_after, got) == N);
+    for (i = 0; i < N; i++) CHECKF(got[i] == want[i], "one thread, event %zu: %" PRIu64
+                                   " where %" PRIu64 " was due", i, got[i], want[i]);
+    CHECK(spread_case(1, t, N, flush_after, got) == N);
+    for (i = 0; i < N; i++) CHECKF(got[i] == t[i], "two threads, event %zu: %" PRIu64
+                                   " where %" PRIu64 " was recorded", i, got[i], t[i]);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) seed = strtoull(argv[1], NULL, 0);
@@ -1057,6 +1127,7 @@ int main(int argc, char **argv)
     test_defaults_and_unknowns();
     test_repeats();
     test_backwards_clock();
+    test_spread();
     printf("test_format: ok\n");
     return 0;
 }
