@@ -39,8 +39,10 @@ __attribute__((always_inline)) static inline uint8_t *mallet_encode_event(uint8_
 {
     const unsigned op = ev->op < MALLET_OP_COUNT_ ? ev->op : 0;
     const int same_site = ev->callsite == st->callsite[op];
-    *p++ = (uint8_t)(op | (ev->failed ? MALLET_EV_FAIL : 0) | (same_site ? MALLET_EV_SAME_SITE : 0));
-    p = mallet_put_short(p, mallet_zigzag((int64_t)(ev->cycles - st->cycles)));
+    const int same_time = ev->cycles == st->cycles;
+    *p++ = (uint8_t)(op | (ev->failed ? MALLET_EV_FAIL : 0) | (same_site ? MALLET_EV_SAME_SITE : 0) |
+                     (same_time ? MALLET_EV_SAME_TIME : 0));
+    if (!same_time) p = mallet_put_short(p, mallet_zigzag((int64_t)(ev->cycles - st->cycles)));
     st->cycles = ev->cycles;
     switch (op) {
     case MALLET_OP_MALLOC:

@@ -17,7 +17,8 @@
 #include <string.h>
 
 #define MALLET_TRACE_MAGIC "MALLETTR" /* 8 bytes, no NUL on disk */
-#define MALLET_TRACE_VERSION 1u
+#define MALLET_TRACE_VERSION 2u
+#define MALLET_TRACE_VERSION_OLDEST 1u /* still read: version 1 is version 2 without SAME_TIME */
 #define MALLET_FILE_HEADER_SIZE 16u /* magic[8] u32 version u32 header_size */
 
 #define MALLET_CHUNK_MAGIC 0x4b48434du /* "MCHK" */
@@ -91,7 +92,8 @@ enum mallet_meta_key {
 };
 
 /* Event ops. An EVENTS payload is a sequence of events, each:
- *   u8 op|flags, varint zigzag(cycles - previous event's cycles), op-specific fields, then,
+ *   u8 op|flags, unless MALLET_EV_SAME_TIME varint zigzag(cycles - previous event's cycles),
+ *   op-specific fields, then,
  *   unless MALLET_EV_SAME_SITE, varint zigzag(callsite - previous callsite of the same op)
  * "previous" values start at 0 in every chunk, so each chunk decodes on its own.
  * A pointer P is a prefix varint of zigzag(pointer - previous pointer field of the chunk, of any
@@ -129,6 +131,8 @@ enum mallet_op {
 #define MALLET_EV_OP_MASK 0x1fu
 #define MALLET_EV_FAIL 0x20u      /* the call failed: NULL result, or non-zero return code */
 #define MALLET_EV_SAME_SITE 0x40u /* callsite equals the previous callsite of this op */
+#define MALLET_EV_SAME_TIME 0x80u /* cycles equal the previous event's: the field is omitted
+                                   * (version 2; sparse stamps make most events so) */
 /* Room one encoded event may need: the op byte, at most 7 varints of 9 bytes, and the 7 bytes the
  * last varint's 8-byte store may write past the end (71), rounded up. */
 #define MALLET_EVENT_MAX_SIZE 96u

@@ -157,9 +157,13 @@ HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t 
     ev->callsite = 0, ev->ret = 0;
     ev->op = b & MALLET_EV_OP_MASK;
     ev->failed = (b & MALLET_EV_FAIL) != 0;
-    if (b & 0x80 || ev->op >= MALLET_OP_COUNT_) return -1;
-    if (get_short(&p, end, &v)) return -1;
-    ev->cycles = st->cycles + (uint64_t)mallet_unzigzag(v);
+    if (ev->op >= MALLET_OP_COUNT_) return -1;
+    if (b & MALLET_EV_SAME_TIME) {
+        ev->cycles = st->cycles;
+    } else {
+        if (get_short(&p, end, &v)) return -1;
+        ev->cycles = st->cycles + (uint64_t)mallet_unzigzag(v);
+    }
     int r = 0;
     switch (ev->op) {
     case MALLET_OP_MALLOC:
@@ -349,9 +353,10 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
         return set_err(err, errlen, "%s: truncated file header (%" PRIu64 " bytes)", path, size),
                -1;
     info->version = mallet_get_u32(fh + 8);
-    if (info->version != MALLET_TRACE_VERSION)
-        return set_err(err, errlen, "%s: unsupported trace version %u (this mallet reads version %u)",
-                       path, info->version, MALLET_TRACE_VERSION),
+    if (info->version < MALLET_TRACE_VERSION_OLDEST || info->version > MALLET_TRACE_VERSION)
+        return set_err(err, errlen,
+                       "%s: unsupported trace version %u (this mallet reads versions %u to %u)", path,
+                       info->version, MALLET_TRACE_VERSION_OLDEST, MALLET_TRACE_VERSION),
                -1;
     uint32_t hsize = mallet_get_u32(fh + 12);
     if (hsize < MALLET_FILE_HEADER_SIZE || hsize > size)

@@ -119,10 +119,9 @@ static void script(void)
     now += 5;
     ev((mallet_event_t){.tid = T1, .op = MALLET_OP_FREE, .cycles = now, .ptr = heap + 0x30,
                         .callsite = 0x402020}); /* frees thread 0's calloc */
-    now += 5;
     ev((mallet_event_t){.tid = T1, .op = MALLET_OP_FREE, .cycles = now, .ptr = 0,
-                        .callsite = 0x402020}); /* free(NULL) */
-    now += 9;
+                        .callsite = 0x402020}); /* free(NULL), at the same time: SAME_TIME */
+    now += 14;
     ev((mallet_event_t){.tid = T1, .op = MALLET_OP_REALLOC, .cycles = now,
                         .free_cycles = now - 4, .old_ptr = wide, .size = 128,
                         .ptr = heap + 0x5000, .callsite = 0x402030}); /* WIDE old pointer only */

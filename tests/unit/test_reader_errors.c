@@ -225,9 +225,9 @@ static void test_header_fields(void)
     uint8_t *b = get_file(good, &len);
     const char *bad = tmp_path("bad-header.mtrace");
 
-    mallet_put_u32(b + 8, 2); /* version 2 */
+    mallet_put_u32(b + 8, MALLET_TRACE_VERSION + 1);
     put_file(bad, b, len);
-    OPEN_FAILS(bad, "version 2");
+    OPEN_FAILS(bad, "version 3");
     mallet_put_u32(b + 8, 0);
     put_file(bad, b, len);
     OPEN_FAILS(bad, "version 0");
