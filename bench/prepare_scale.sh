@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Replay memory does not follow the trace length: for each size, records malloc_bench (2 threads,
 # STEPS steps each: about 2 x STEPS events) or, with SOURCE=synth, writes a trace of SIZE events
-# with bench/make_trace (8 threads, 10% of frees by another thread: waits and patched flags), then
+# with `gen_trace random` (tests/programs/gen_trace.c: 8 threads, 10% of frees by another thread:
+# waits and patched flags), then
 # - prepare: bench/prepare_bench converts the trace to its replay file; its rate (events/s, one
 #   core) and peak resident memory;
 # - worker: mallet-worker replays the file on glibc (--touch none), with its ops held whole when
@@ -24,7 +25,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 printf '%12s %10s %10s %12s %10s %12s %12s\n' events trace replay "prepare M/s" "prep MiB" "worker MiB" "streamed MiB"
 for s in "${steps[@]}"; do
     if [ "$source" = synth ]; then
-        "$build/bench/make_trace" "$work/t.mtrace" "$s"
+        "$build/tests/programs/gen_trace" random "$work/t.mtrace" "$s" > /dev/null
     else
         "$build/mallet" record -q -o "$work/t.mtrace" -- "$build/bench/malloc_bench" "$s" 2> /dev/null
     fi

@@ -46,4 +46,11 @@ expect_match "stingy: said in the table" 'allocations failed' "$(cat stingy.txt)
 for k in alloc_calls free_calls cross_thread_frees peak_live_bytes threads; do
     expect_eq "prodcons: stats $k" "$(json prodcons.known $k)" "$(json pc-stats.json $k)"
 done
+# the benchmarks' random trace too (5 threads, a quarter of the frees by another thread)
+"$PROGS/gen_trace" random rnd.mtrace 200000 5 25 > rnd.known; expect_eq "random: generated" 0 $?
+"$MALLET" stats --json rnd.mtrace > rnd-stats.json
+for k in alloc_calls free_calls cross_thread_frees peak_live_bytes threads; do
+    expect_eq "random: stats $k" "$(json rnd.known $k)" "$(json rnd-stats.json $k)"
+done
+expect_eq "random: live at the end" "$(json rnd.known live_at_end)" "$(json rnd-stats.json leaked_bytes)"
 finish

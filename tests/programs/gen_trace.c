@@ -1,11 +1,18 @@
 /* Writes synthetic traces through the trace writer, with answers known by construction, for the
- * replay tests. Prints the answers as JSON on stdout.
+ * replay tests and the benchmarks. Prints the answers as JSON on stdout.
  *
  *   gen_trace prodcons OUT   a main thread, 4 producers and 4 consumers: every block a producer
  *                            makes is freed by a consumer (all frees cross-thread), in waves
  *   gen_trace big OUT        the main thread alone holds 49 MiB at its peak (blocks of 64 B to
  *                            256 KiB), then reallocs and frees everything; an RSS sample (the
  *                            live bytes) every 128 allocations on the way up
+ *   gen_trace random OUT EVENTS [THREADS [CROSS]]
+ *                            THREADS threads (default 8) each toggle blocks in their own 4096
+ *                            slots at random (a slot's block is freed on the next visit, else one
+ *                            of 8-520 bytes is made), and CROSS percent (default 10) of the frees
+ *                            are done by another thread, which makes a replay wait for the thread
+ *                            that made the block; deterministic for given arguments (the
+ *                            benchmarks' large traces: bench/prepare_scale.sh)
  *
  * Answers: "recorded_rss" (the bytes of the RSS samples it wrote), "ops" (calls), "alloc_calls", "free_calls", "cross_thread_frees", "peak_live_bytes",
  * "live_at_end", "threads". */
@@ -115,10 +122,52 @@ static void big(void)
     }
 }
 
+static void random_toggles(uint64_t events, unsigned nt, unsigned cross_pct)
+{
+    enum { SLOTS = 4096 };
+    uint64_t *slot = calloc((size_t)nt * SLOTS * 2, sizeof *slot); /* address, size */
+    if (!slot) {
+        fprintf(stderr, "gen_trace: out of memory\n");
+        exit(1);
+    }
+    uint64_t x = 0x9e3779b97f4a7c15ull, next = 0x10000000;
+    for (uint64_t i = 0; i < events; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        unsigned t = (unsigned)(x % nt), s = (unsigned)((x >> 20) % SLOTS);
+        uint64_t *p = &slot[((size_t)t * SLOTS + s) * 2];
+        if (p[0]) {
+            unsigned by = t;
+            if (nt > 1 && (x >> 40) % 100 < cross_pct)
+                by = (t + 1 + (unsigned)((x >> 48) % (nt - 1))) % nt, cross++;
+            emit((mallet_event_t){.tid = PID + by, .op = MALLET_OP_FREE, .ptr = p[0]});
+            frees++;
+            live -= p[1];
+            p[0] = 0;
+        } else {
+            uint64_t size = 8 + (x >> 32) % 513;
+            emit((mallet_event_t){.tid = PID + t, .op = MALLET_OP_MALLOC, .size = size,
+                                  .ptr = next});
+            born(size);
+            p[0] = next, p[1] = size;
+            next += (size + 15) & ~15ull;
+        }
+    }
+    free(slot);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3 || (strcmp(argv[1], "prodcons") && strcmp(argv[1], "big"))) {
-        fprintf(stderr, "usage: gen_trace prodcons|big OUT\n");
+    int is_random = argc >= 4 && argc <= 6 && !strcmp(argv[1], "random");
+    if (!is_random && (argc != 3 || (strcmp(argv[1], "prodcons") && strcmp(argv[1], "big")))) {
+        fprintf(stderr, "usage: gen_trace prodcons|big OUT\n"
+                        "       gen_trace random OUT EVENTS [THREADS [CROSS]]\n");
+        return 2;
+    }
+    uint64_t events = is_random ? strtoull(argv[3], NULL, 0) : 0;
+    unsigned nt = is_random && argc > 4 ? (unsigned)atoi(argv[4]) : 8;
+    unsigned cross_pct = is_random && argc > 5 ? (unsigned)atoi(argv[5]) : 10;
+    if (nt < 1 || nt > 1024) {
+        fprintf(stderr, "gen_trace: THREADS must be 1..1024\n");
         return 2;
     }
     char err[512];
@@ -129,7 +178,9 @@ int main(int argc, char **argv)
         return 1;
     }
     int threads = 1;
-    if (!strcmp(argv[1], "prodcons"))
+    if (is_random)
+        random_toggles(events, nt, cross_pct), threads = (int)nt;
+    else if (!strcmp(argv[1], "prodcons"))
         prodcons(), threads = 9;
     else
         big();
