@@ -167,8 +167,9 @@ MALLET_HIDDEN void mallet_resolve_real(void);
  * later than its own, which the last reading is. */
 __attribute__((always_inline)) static inline uint64_t mallet_stamp(mallet_tstate_t *t)
 {
-    if (MALLET_LIKELY(t->unstamped != 0) &&
-        !atomic_load_explicit(&mallet_proc.threaded, memory_order_relaxed)) {
+    if (atomic_load_explicit(&mallet_proc.threaded, memory_order_relaxed))
+        return t->last_cycles = mallet_cycles();
+    if (MALLET_LIKELY(t->unstamped != 0)) {
         t->unstamped--;
         return t->last_cycles;
     }
