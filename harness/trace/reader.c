@@ -64,6 +64,8 @@ struct mallet_reader {
     size_t heap_len;
     cursor_t *held; /* mallet_reader_next_ref's last yield: the merge moves past it next call */
     uint64_t *next_seq; /* per tindex: the next event sequence number not yet yielded */
+    mallet_reader_ahead_fn *ahead; /* see mallet_reader_set_ahead */
+    void *ahead_arg;
     size_t nthreads;
     double ns_per_cycle;
     uint64_t base_cycles, base_ns;
@@ -584,7 +586,7 @@ static void spread_times(cursor_t *c)
 
 /* Decodes up to CURSOR_BATCH events into c->batch, each clamped in time, after the ones held
  * from the last batch. */
-static void cursor_fill(cursor_t *c)
+static void cursor_fill(const mallet_reader_t *r, cursor_t *c)
 {
     const chunk_ref_t *k = c->chunk;
     unsigned i = c->held;
@@ -615,6 +617,7 @@ static void cursor_fill(cursor_t *c)
     c->left -= i - first;
     c->next = 0;
     c->nbatch = i;
+    if (r->ahead && i > first) r->ahead(r->ahead_arg, c->batch + first, i - first);
     if (c->spread) spread_times(c);
 }
 
@@ -624,7 +627,7 @@ HOT int cursor_step(mallet_reader_t *r, cursor_t *c)
     if (c->next == c->nbatch) {
         if (c->bad || (c->left == 0 && c->pos != c->end)) goto corrupt; /* held: left > 0 */
         if (c->left == 0) return 0;
-        cursor_fill(c);
+        cursor_fill(r, c);
         if (c->nbatch == 0) goto corrupt;
     }
     c->rec = &c->batch[c->next++];
@@ -816,6 +819,12 @@ int mallet_reader_next(mallet_reader_t *r, mallet_rec_t *out)
     *out = *c->rec;
     out->time_ns = cycles_to_ns(r, c->key);
     return merge_pop(r, c, 1) < 0 ? -1 : 1;
+}
+
+void mallet_reader_set_ahead(mallet_reader_t *r, mallet_reader_ahead_fn *fn, void *arg)
+{
+    r->ahead = fn;
+    r->ahead_arg = arg;
 }
 
 uint64_t mallet_reader_time_ns(const mallet_reader_t *r, uint64_t cycles)

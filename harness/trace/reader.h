@@ -70,6 +70,13 @@ int mallet_reader_next(mallet_reader_t *r, mallet_rec_t *out);
  * event at the next call, so a corrupt payload right after it shows then. Do not mix with
  * mallet_reader_next on one reader. */
 int mallet_reader_next_ref(mallet_reader_t *r, const mallet_rec_t **out);
+/* Called with each batch of events the reader decodes, before the merge yields any of them
+ * (they come out within the next few hundred records, interleaved with other threads'): a
+ * consumer that looks events up in a large table prefetches their entries here, so that the
+ * lookups do not each wait on a cache miss (prepare's live-block table). The records are valid
+ * only during the call, and their times may still be adjusted. fn NULL: none. */
+typedef void mallet_reader_ahead_fn(void *arg, const mallet_rec_t *recs, unsigned n);
+void mallet_reader_set_ahead(mallet_reader_t *r, mallet_reader_ahead_fn *fn, void *arg);
 /* A timestamp (an event's cycles) in CLOCK_MONOTONIC ns, as mallet_reader_next sets time_ns. */
 uint64_t mallet_reader_time_ns(const mallet_reader_t *r, uint64_t cycles);
 const char *mallet_reader_error(const mallet_reader_t *r);
