@@ -8,19 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The live table maps a pointer to the block's slot and the thread that made it: 16 bytes an
- * entry, so that the table (probed at random: a cache miss per event when it outgrows the cache)
- * stays small; the block's size and the op that made it are kept per slot (dense, and needed
- * only when the block dies). */
+/* The live table maps a pointer to all that prepare knows of the block: one entry, so that a
+ * free reads one line (the table is probed at random, a cache miss per event when it outgrows
+ * the cache, and its buckets are prefetched ahead; with the size and op kept per slot, the slot's
+ * line was a second miss that depended on the first). */
 typedef struct live {
-    uint64_t ptr; /* 0: empty */
+    uint64_t ptr;   /* 0: empty */
+    uint64_t bytes; /* requested */
     uint32_t slot, thread;
+    uint32_t op; /* index of the op that made the block, in its thread's stream (emit keeps it
+                  * below 2^32 - 1) */
 } live_t;
-
-typedef struct slot_info {
-    uint64_t op;   /* index of the op that made the block in the slot, in its thread's stream */
-    uint64_t size; /* requested bytes */
-} slot_info_t;
 
 /* Per traced thread: its ops not yet written, its slot pool, and the realloc it has in flight
  * (between the RELEASE and the ALLOC halves, other threads' events come in between). */
@@ -41,8 +39,6 @@ typedef struct state {
     live_t *live;
     size_t cap, used;
     unsigned shift; /* 64 - log2(cap) */
-    slot_info_t *slots; /* per slot, for the block in it */
-    size_t slots_cap;
     thr_t *thr;         /* per thread index */
     uint32_t *tids;     /* per thread index */
     uint32_t *index_of; /* thread serial -> index + 1 (0: not seen) */
@@ -79,6 +75,25 @@ static live_t *live_find(state_t *s, uint64_t ptr)
     }
 }
 
+/* The reader's look-ahead (mallet_reader_set_ahead): the home buckets of the pointers the
+ * coming events free or allocate are fetched while earlier events are prepared. A lookup's miss
+ * was a quarter of prepare's time; the table may grow before an event comes, which only wastes
+ * its prefetch. */
+static void live_prefetch(const state_t *s, uint64_t ptr)
+{
+    __builtin_prefetch(&s->live[home(s, ptr)]);
+}
+
+static void live_ahead(void *arg, const mallet_rec_t *recs, unsigned n)
+{
+    const state_t *s = arg;
+    if (!s->cap) return;
+    for (unsigned i = 0; i < n; i++) {
+        live_prefetch(s, recs[i].ev.ptr);
+        if (recs[i].ev.old_ptr) live_prefetch(s, recs[i].ev.old_ptr);
+    }
+}
+
 static int live_grow(state_t *s)
 {
     size_t cap = s->cap ? s->cap * 2 : 1024;
@@ -98,13 +113,14 @@ static int live_grow(state_t *s)
     return 0;
 }
 
-/* Inserts or replaces ptr's entry. */
-static live_t *live_put(state_t *s, uint64_t ptr)
+/* ptr's entry, made if there was none (*was_live 0: its other fields are stale). */
+static live_t *live_put(state_t *s, uint64_t ptr, int *was_live)
 {
     if (2 * (s->used + 1) > s->cap && live_grow(s)) return NULL;
     size_t i = home(s, ptr);
     while (s->live[i].ptr && s->live[i].ptr != ptr) i = (i + 1) & (s->cap - 1);
-    if (!s->live[i].ptr) s->used++;
+    *was_live = s->live[i].ptr != 0;
+    if (!*was_live) s->used++;
     s->live[i].ptr = ptr;
     return &s->live[i];
 }
@@ -187,13 +203,6 @@ static int slot_take(state_t *s, uint32_t t, uint32_t *slot)
         return 0;
     }
     if (s->p->nslots >= MALLET_NO_SLOT - SLOT_LINE) return fail(s, -E2BIG);
-    if (s->p->nslots + SLOT_LINE > s->slots_cap) {
-        size_t cap = s->slots_cap ? 2 * s->slots_cap : 1024;
-        slot_info_t *n = realloc(s->slots, cap * sizeof *n);
-        if (!n) return fail(s, -ENOMEM);
-        s->slots = n;
-        s->slots_cap = cap;
-    }
     uint32_t first = s->p->nslots;
     s->p->nslots += SLOT_LINE;
     for (uint32_t k = SLOT_LINE - 1; k > 0; k--)
@@ -319,10 +328,10 @@ static uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t *dep_t
     *dep_thread = MALLET_NO_SLOT;
     if (!e) return MALLET_NO_SLOT;
     uint32_t slot = e->slot;
-    s->live_bytes -= s->slots[slot].size;
+    s->live_bytes -= e->bytes;
     if (e->thread != t) {
         *dep_thread = e->thread;
-        *dep_op = s->slots[slot].op;
+        *dep_op = e->op;
     }
     live_remove(s, e);
     s->live_blocks--;
@@ -332,19 +341,18 @@ static uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t *dep_t
 /* A block of `bytes` is born at ptr by the op just emitted in thread t. */
 static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op, uint64_t bytes)
 {
-    live_t *old = live_find(s, ptr);
-    if (old) { /* its free was not recorded: forget the old block (its slot stays taken) */
-        s->live_bytes -= s->slots[old->slot].size;
-        live_remove(s, old);
+    int was_live;
+    live_t *e = live_put(s, ptr, &was_live); /* one probe: a find and a put walked it twice */
+    if (!e) return -1;
+    if (was_live) { /* its free was not recorded: forget the old block (its slot stays taken) */
+        s->live_bytes -= e->bytes;
         s->live_blocks--;
     }
     if (slot_take(s, t, &op->slot)) return -1;
-    live_t *e = live_put(s, ptr);
-    if (!e) return -1;
     e->slot = op->slot;
     e->thread = t;
-    s->slots[op->slot].op = stream_len(s, t) - 1;
-    s->slots[op->slot].size = bytes;
+    e->op = (uint32_t)(stream_len(s, t) - 1);
+    e->bytes = bytes;
     s->live_bytes += bytes;
     if (s->live_bytes > s->p->peak_live_bytes) s->p->peak_live_bytes = s->live_bytes;
     if (++s->live_blocks > s->p->peak_live_blocks) s->p->peak_live_blocks = s->live_blocks;
@@ -493,6 +501,7 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     s.pid = mallet_reader_info(r, file)->pid;
     const mallet_rec_t *rec;
     int n = 0, rc = 0;
+    mallet_reader_set_ahead(r, live_ahead, &s);
     if (add_thread(&s, (uint32_t)s.pid) == 0) /* index 0: the main thread (else s.err says) */
         while ((n = mallet_reader_next_ref(r, &rec)) > 0) {
             if (rec->file != file) continue;
@@ -526,10 +535,10 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
         free(s.thr[t].buf);
         free(s.thr[t].free);
     }
+    mallet_reader_set_ahead(r, NULL, NULL); /* s is about to go */
     free(s.thr);
     free(s.tids);
     free(s.live);
-    free(s.slots);
     free(s.index_of);
     return rc;
 }
