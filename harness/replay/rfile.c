@@ -252,18 +252,47 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Patches closer together than PATCH_GAP bytes are applied as one read, change and write of
+ * their span (at most PATCH_SPAN bytes): a one-byte pwrite costs about a microsecond, copying a
+ * KiB there and back a fifth of that (with 8 threads freeing each other's blocks, a patch every
+ * 1-2 KiB and the one-byte writes were a tenth of the conversion). */
+#define PATCH_GAP 4096u
+#define PATCH_SPAN (64u << 10)
+
 static int apply_patches(mallet_rfile_writer_t *w)
 {
     if (!w->npatches) return 0;
     qsort(w->patches, w->npatches, sizeof *w->patches, cmp_u64);
     const uint8_t flag = MALLET_ROP_AWAITED; /* the flags byte holds nothing else */
-    for (size_t i = 0; i < w->npatches; i++) {
-        if (i && w->patches[i] == w->patches[i - 1]) continue;
-        if (write_at(w->fd, &flag, 1, w->patches[i])) return errno_or_eio();
-        w->patched++;
+    uint8_t *span = NULL;
+    int rc = 0;
+    for (size_t i = 0, j; !rc && i < w->npatches; i = j) {
+        uint64_t start = w->patches[i];
+        size_t distinct = 1;
+        for (j = i + 1; j < w->npatches && w->patches[j] - w->patches[j - 1] <= PATCH_GAP &&
+                        w->patches[j] - start < PATCH_SPAN;
+             j++)
+            distinct += w->patches[j] != w->patches[j - 1];
+        w->patched += distinct;
+        if (distinct == 1) {
+            if (write_at(w->fd, &flag, 1, start)) rc = errno_or_eio();
+            continue;
+        }
+        if (!span && !(span = malloc(PATCH_SPAN))) {
+            rc = -ENOMEM;
+            break;
+        }
+        size_t len = (size_t)(w->patches[j - 1] - start) + 1;
+        if (read_at(w->fd, span, len, start)) {
+            rc = errno_or_eio();
+            break;
+        }
+        for (size_t k = i; k < j; k++) span[w->patches[k] - start] = flag;
+        if (write_at(w->fd, span, len, start)) rc = errno_or_eio();
     }
+    free(span);
     w->npatches = 0;
-    return 0;
+    return rc;
 }
 
 int mallet_rfile_mark_awaited(mallet_rfile_writer_t *w, uint32_t thread, uint64_t op)
