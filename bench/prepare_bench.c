@@ -1,7 +1,7 @@
 /* Conversion speed and memory: prepares TRACE into OUT (the replay file), as `mallet replay`
  * does before its first run, and prints the events read, the time, the rate and the process's
  * peak resident memory. One core: prepare is single-threaded. With --read, only reads the
- * events in time order (the reader's share of the conversion).
+ * events in time order, as prepare does (the reader's share of the conversion).
  * usage: prepare_bench TRACE OUT | prepare_bench --read TRACE */
 #define _GNU_SOURCE
 #include "replay/prepare.h"
@@ -25,10 +25,10 @@ int main(int argc, char **argv)
         const char *one[] = {argv[2]};
         mallet_reader_t *r = mallet_reader_open(one, 1, err, sizeof err);
         if (!r) return fprintf(stderr, "prepare_bench: %s\n", err), 1;
-        mallet_rec_t rec;
+        const mallet_rec_t *rec;
         uint64_t n = 0;
         int k;
-        while ((k = mallet_reader_next(r, &rec)) > 0) n++;
+        while ((k = mallet_reader_next_ref(r, &rec)) > 0) n++; /* what prepare calls */
         if (k < 0) fprintf(stderr, "prepare_bench: %s\n", mallet_reader_error(r));
         mallet_reader_close(r);
         if (k < 0) return 1;
