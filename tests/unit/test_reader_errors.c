@@ -449,6 +449,14 @@ typedef struct clean_rec {
     mallet_event_t ev;
 } clean_rec_t;
 
+/* mallet_reader_set_ahead: every decoded event is announced once, before the merge yields it. */
+static void count_ahead(void *arg, const mallet_rec_t *recs, unsigned n)
+{
+    CHECK(n > 0);
+    for (unsigned i = 0; i < n; i++) CHECK(recs[i].ev.op < MALLET_OP_COUNT_);
+    *(uint64_t *)arg += n;
+}
+
 static void test_truncation(int level)
 {
     const char *full = tmp_path("full.mtrace");
@@ -466,13 +474,19 @@ static void test_truncation(int level)
         char err[512] = "";
         mallet_reader_t *r = mallet_reader_open(paths, 1, err, sizeof err);
         CHECKF(r, "%s", err);
+        uint64_t announced = 0;
+        mallet_reader_set_ahead(r, count_ahead, &announced);
         mallet_rec_t rec;
         int rc;
+        uint64_t wholes = 0; /* one per event: a realloc's ALLOC half is its second part */
         while ((rc = mallet_reader_next(r, &rec)) == 1) {
             CHECK(nclean < 1000);
+            wholes += rec.part != MALLET_PART_ALLOC;
+            CHECK(announced >= wholes); /* announced before it comes */
             clean[nclean++] = (clean_rec_t){rec.ev.thread, rec.ev.seq, rec.part, rec.ev};
         }
         CHECKF(rc == 0, "%s", mallet_reader_error(r));
+        CHECK(announced == wholes && announced == mallet_reader_info(r, 0)->events);
         mallet_reader_close(r);
     }
 
