@@ -320,6 +320,30 @@ static void test_slots_follow_live_blocks(void)
     unload(&l);
 }
 
+/* Past the size where the live table goes from a quarter to half full (LIVE_SPARSE_MAX in
+ * prepare.c: 2^20 entries, 2^18 live blocks): every block is still found when it dies, and an
+ * address born again while live (its free not recorded) replaces its entry. */
+static void test_many_live_blocks(void)
+{
+    enum { N = 300000 };
+    begin();
+    for (uint64_t i = 0; i < N; i++) ev(1, MALLET_OP_MALLOC, 0x10000000 + 32 * i, 0, 24, 0);
+    ev(1, MALLET_OP_MALLOC, 0x10000000, 0, 8, 0); /* the first block's free was not recorded */
+    for (uint64_t i = N; i-- > 0;) ev(1, MALLET_OP_FREE, 0x10000000 + 32 * i, 0, 0, 0);
+    loaded_t l;
+    if (prepare(&l)) return;
+    CHECK_EQ(l.p.ops, 2 * N + 1);
+    CHECK_EQ(l.p.skipped, 0);
+    CHECK_EQ(l.p.peak_live_blocks, N);
+    CHECK_EQ(l.p.peak_live_bytes, 24 * N);
+    const mallet_rop_t *o = l.ops[0];
+    uint64_t wrong = 0; /* the frees come in reverse: op 2N - i frees block i */
+    for (uint64_t i = 1; i < N; i++) wrong += o[2 * N - i].slot != o[i].slot;
+    CHECK_EQ(wrong, 0);
+    CHECK_EQ(o[2 * N].slot, o[N].slot); /* the address's last block */
+    unload(&l);
+}
+
 /* Two threads allocating side by side never get slots in the same cache line of the worker's
  * slot table (8 pointers): each thread's stores stay in lines of its own. */
 static void test_slot_lines(void)
@@ -515,6 +539,7 @@ int main(void)
     test_realloc_cases();
     test_call_numbers();
     test_slots_follow_live_blocks();
+    test_many_live_blocks();
     test_slot_lines();
     test_streaming_many_threads();
     test_corrupt_files();
