@@ -56,12 +56,12 @@ typedef struct mallet_tbuf {
 typedef struct mallet_tstate {
     int in_hook;          /* recursion guard: nested allocator calls are not recorded */
     int exited;           /* the thread's key destructor ran: events are written one by one */
-    uint32_t unstamped;   /* events left that may reuse last_cycles (see mallet_stamp) */
-    uint32_t window;      /* the value unstamped had after the last reading */
     mallet_tbuf_t *buf;
     uint32_t serial;      /* kept when the buffer is released, for events after thread exit */
+    uint32_t unstamped;   /* events left that may reuse last_cycles (see mallet_stamp) */
     uint64_t seq;
     uint64_t last_cycles; /* the thread's last clock reading */
+    uint32_t window;      /* the value unstamped had after the last reading */
 } mallet_tstate_t;
 
 extern __thread mallet_tstate_t mallet_tls __attribute__((tls_model("initial-exec")));
@@ -165,21 +165,16 @@ MALLET_HIDDEN void mallet_resolve_real(void);
  * address) is ordered after it by the allocator's or the program's synchronisation, so it sees
  * `threaded` and reads the clock; an event that the new thread depends on only needs a time no
  * later than its own, which the last reading is. */
+MALLET_HIDDEN uint64_t mallet_stamp_read(mallet_tstate_t *t);
 __attribute__((always_inline)) static inline uint64_t mallet_stamp(mallet_tstate_t *t)
 {
     if (atomic_load_explicit(&mallet_proc.threaded, memory_order_relaxed))
-        return t->last_cycles = mallet_cycles();
+        return mallet_cycles(); /* last_cycles is not used again: threaded never goes back */
     if (MALLET_LIKELY(t->unstamped != 0)) {
         t->unstamped--;
         return t->last_cycles;
     }
-    uint64_t now = mallet_cycles();
-    uint64_t events = (uint64_t)t->window + 1; /* since the last reading, this one included */
-    t->window = now - t->last_cycles < events * mallet_proc.fast_event_cycles
-                    ? mallet_proc.opts.stamp_every - 1
-                    : 0;
-    t->unstamped = t->window;
-    return t->last_cycles = now;
+    return mallet_stamp_read(t);
 }
 
 __attribute__((always_inline)) static inline void mallet_rec_event(mallet_tstate_t *t, mallet_event_t *ev)

@@ -173,6 +173,19 @@ void mallet_write_single(mallet_tstate_t *t, mallet_event_t ev)
     errno = saved_errno;
 }
 
+/* mallet_stamp's reading in a single-threaded process (out of line: one event in 16 at most
+ * comes here, and the multi-threaded path stays as short as it was before sparse stamps). */
+uint64_t mallet_stamp_read(mallet_tstate_t *t)
+{
+    uint64_t now = mallet_cycles();
+    uint64_t events = (uint64_t)t->window + 1; /* since the last reading, this one included */
+    t->window = now - t->last_cycles < events * mallet_proc.fast_event_cycles
+                    ? mallet_proc.opts.stamp_every - 1
+                    : 0;
+    t->unstamped = t->window;
+    return t->last_cycles = now;
+}
+
 void mallet_tbuf_due(mallet_tstate_t *t, mallet_tbuf_t *b, uint64_t now)
 {
     uint32_t len = (uint32_t)atomic_load_explicit(&b->pos, memory_order_relaxed);
