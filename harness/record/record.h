@@ -169,7 +169,7 @@ MALLET_HIDDEN uint64_t mallet_stamp_read(mallet_tstate_t *t);
 __attribute__((always_inline)) static inline uint64_t mallet_stamp(mallet_tstate_t *t)
 {
     if (atomic_load_explicit(&mallet_proc.threaded, memory_order_relaxed))
-        return mallet_cycles(); /* last_cycles is not used again: threaded never goes back */
+        return mallet_cycles(); /* last_cycles unused: a forked child reads the clock first */
     if (MALLET_LIKELY(t->unstamped != 0)) {
         t->unstamped--;
         return t->last_cycles;
