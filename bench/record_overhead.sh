@@ -27,10 +27,12 @@ measure() { # NAME CMD... (CMD reads nothing from stdin unless NAME is sqlite3)
     local ratios=() base rec t0 t1 t2
     for r in $(seq 1 "$rounds"); do
         rm -f db.sqlite run.mtrace*
+        sync # the last round's trace is written back before anything is timed
         t0=$(now)
         if [ "$name" = sqlite3 ]; then "$@" < ins.sql > /dev/null; else "$@" 2> /dev/null; fi
         t1=$(now)
         rm -f db.sqlite
+        sync
         t2=$(now)
         if [ "$name" = sqlite3 ]; then
             "$build/mallet" record -q -o run.mtrace -- "$@" < ins.sql > /dev/null
