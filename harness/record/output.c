@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
+#include <stddef.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <string.h>
@@ -247,6 +249,20 @@ int mallet_output_fd(void)
 int mallet_output_is_open(void)
 {
     return atomic_load(&out_state) == OUT_OPEN;
+}
+
+static int count_dso_changes(struct dl_phdr_info *info, size_t size, void *out)
+{
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
+        *(uint64_t *)out = (uint64_t)info->dlpi_adds + (uint64_t)info->dlpi_subs;
+    return 1; /* the counters are the same in every entry */
+}
+
+uint64_t mallet_output_dso_changes(void)
+{
+    uint64_t n = 0;
+    dl_iterate_phdr(count_dso_changes, &n);
+    return n;
 }
 
 void mallet_output_write_maps(void)

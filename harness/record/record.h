@@ -95,6 +95,7 @@ typedef struct mallet_proc {
     _Atomic uint32_t next_serial;
     _Atomic uint32_t attaches; /* buffers attached since the process started (or forked) */
     _Atomic int threaded;      /* a second thread has recorded: every event reads the clock */
+    uint64_t dso_changes;      /* shared objects loaded + unloaded at start (0: unknown) */
 } mallet_proc_t;
 extern mallet_proc_t mallet_proc;
 
@@ -112,6 +113,9 @@ MALLET_HIDDEN void mallet_output_failed(int err);
 MALLET_HIDDEN void mallet_output_after_fork_child(void);
 /* Appends a MAPS chunk with the current /proc/self/maps. */
 MALLET_HIDDEN void mallet_output_write_maps(void);
+/* Shared objects loaded and unloaded so far (dl_iterate_phdr's counters), 0 if unknown. Takes
+ * the loader's lock: not for signal handlers. */
+MALLET_HIDDEN uint64_t mallet_output_dso_changes(void);
 MALLET_HIDDEN int mallet_output_is_open(void);
 /* Around every write of the trace: a file-size limit (RLIMIT_FSIZE) must make our write fail
  * with EFBIG, never raise a SIGXFSZ that would kill the program. begin blocks SIGXFSZ; end

@@ -22,6 +22,12 @@ expect_eq "same leaks as without" 2 "$(grep -c '^leak:' df.txt)"
 "$MALLET" dump --no-time df.mtrace > df.dump
 expect_eq "frees in the trace" 3 "$(grep -c 'free(0x' df.dump)"
 
+# a leak from a library loaded after the start is named too (the memory map is written again)
+"$MALLET" record -q -o late.mtrace -- "$PROGS/leaky" --late "$PROGS/liblate_lib.so"
+expect_eq "late library: status" 0 $?
+"$MALLET" check late.mtrace > late.txt
+expect_match "late library: leak named" '^leak: 1 block, 777 bytes allocated at late_leak \(liblate_lib.so\+0x[0-9a-f]+\)$' "$(grep late_leak late.txt)"
+
 # a block still held when its image execs is released by the exec, not leaked
 "$MALLET" record -q -o ex.mtrace -- "$PROGS/procs" exec; expect_eq "procs exec status" 0 $?
 "$MALLET" check ex.mtrace* > ex.txt; expect_eq "exec: check status" 0 $?

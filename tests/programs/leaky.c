@@ -1,5 +1,7 @@
 /* Test program: leaks from two known functions, then frees one block twice, which glibc
- * detects and aborts on. mallet check must name make_leak, make_other_leak and the double free. */
+ * detects and aborts on. mallet check must name make_leak, make_other_leak and the double free.
+ * `leaky --late LIB` also loads LIB (late_lib.c) with dlopen and leaks a block from it. */
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +34,11 @@ int main(int argc, char **argv)
         /* a size that bypasses tcache double-free detection only through the fastbin check */
         void *p = malloc(64);
         release_twice(p);
+    }
+    if (argc > 2 && strcmp(argv[1], "--late") == 0) {
+        void *lib = dlopen(argv[2], RTLD_NOW);
+        void *(*late_leak)(void) = lib ? (void *(*)(void))dlsym(lib, "late_leak") : NULL;
+        if (!late_leak || !(keep[11] = late_leak())) return 1;
     }
     return 0;
 }
