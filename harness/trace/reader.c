@@ -63,6 +63,7 @@ struct mallet_reader {
     heap_ent_t *heap;
     size_t heap_len;
     cursor_t *held; /* mallet_reader_next_ref's last yield: the merge moves past it next call */
+    uint64_t run_end; /* held's events with keys below this come before any other's (run_end) */
     uint64_t *next_seq; /* per tindex: the next event sequence number not yet yielded */
     mallet_reader_ahead_fn *ahead; /* see mallet_reader_set_ahead */
     void *ahead_arg;
@@ -832,15 +833,46 @@ uint64_t mallet_reader_time_ns(const mallet_reader_t *r, uint64_t cycles)
     return cycles_to_ns(r, cycles);
 }
 
+/* Up to where the top cursor's events come next without a look at the heap: the earliest key of
+ * another cursor (just past it if the top wins the tie: its chunk is earlier in the index) or of
+ * a chunk not brought in yet. The runner-up is one of the top's two children. */
+static uint64_t run_end(const mallet_reader_t *r)
+{
+    uint64_t end = r->next_chunk < r->nchunks ? r->chunks[r->next_chunk].first : UINT64_MAX;
+    uint64_t seq = r->heap[0].seq;
+    for (size_t i = 1; i < 3 && i < r->heap_len; i++) {
+        uint64_t e = r->heap[i].key + (seq < r->heap[i].seq);
+        end = e < end ? e : end;
+    }
+    return end;
+}
+
 int mallet_reader_next_ref(mallet_reader_t *r, const mallet_rec_t **out)
 {
     if (r->held) {
         cursor_t *c = r->held;
+        /* A run: the held cursor's next event (decoded, a whole call) comes before every other
+         * cursor's and every chunk still out, as one thread's events often do (a one-thread file,
+         * a program under a global lock): yielded without a sift. Its sequence number follows
+         * the last one's, which was fresh; the heap's copy of its key is refreshed at the sift
+         * that ends the run. */
+        if (c->next < c->nbatch && c->rec->part != MALLET_PART_RELEASE) {
+            mallet_rec_t *rec = &c->batch[c->next];
+            if (rec->part == MALLET_PART_WHOLE && rec->ev.cycles < r->run_end) {
+                c->rec = rec;
+                c->next++;
+                c->key = rec->ev.cycles;
+                r->next_seq[c->chunk->tindex] = rec->ev.seq + 1;
+                *out = rec;
+                return 1;
+            }
+        }
         r->held = NULL;
         if (merge_pop(r, c, 1) < 0) return -1;
     }
     int k = merge_top(r, &r->held);
     if (k <= 0) return k;
+    r->run_end = run_end(r);
     *out = r->held->rec;
     return 1;
 }

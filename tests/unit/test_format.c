@@ -802,6 +802,7 @@ static void test_roundtrip(int level)
     check_info(in, path, 0, 4242, N, T);
     CHECKF(in->maps && !strcmp(in->maps, maps2), "maps text: %s", in->maps ? in->maps : "NULL");
     mallet_reader_close(r);
+    check_next_ref(paths, 1); /* five threads, many chunks, every op */
     free(evs);
     free(files);
 }
@@ -842,6 +843,7 @@ static void test_merge(void)
     check_info(mallet_reader_info(r, 1), pb, 1, 501, count[1], 2);
     CHECK(mallet_reader_info(r, 0)->maps == NULL);
     mallet_reader_close(r);
+    check_next_ref(paths, 2); /* two files: one merge over both */
 
     /* The same files in the other order: indexes follow the argument order. */
     const char *rev[] = {pb, pa};
@@ -1021,6 +1023,7 @@ static void test_repeats(void)
     CHECKF(rc == 0, "%s", mallet_reader_error(r));
     CHECKF(next7 == N7 && next8 == N8, "yielded %u of %u and %u of %u", next7, N7, next8, N8);
     mallet_reader_close(r);
+    CHECK(check_next_ref(paths, 1) == N7 + N8 + N7 / 3); /* reallocs come in two parts */
 }
 
 /* A thread whose counter goes backwards (say a migration between cores whose counters differ),
@@ -1112,6 +1115,7 @@ static uint64_t spread_case(int two_threads, const uint64_t *t, size_t n, size_t
     }
     CHECKF(rc == 0, "%s", mallet_reader_error(r));
     mallet_reader_close(r);
+    check_next_ref(paths, 1); /* a one-thread run, and batches held back for spreading */
     return got;
 }
 
