@@ -109,7 +109,9 @@ static void before_fork(void)
 {
     if (atomic_load(&mallet_ready) != 1) return;
     mallet_tstate_t *t = &mallet_tls;
-    if (t->buf) mallet_tbuf_flush(t->buf, 0);
+    /* Not from a signal handler that interrupted this thread inside the recorder (a fork there
+     * is legal): the buffer may be half-appended or locked. Its chunk then spans the fork. */
+    if (t->buf && !t->in_hook) mallet_tbuf_flush(t->buf, 0);
     t->unstamped = 0;
 }
 
