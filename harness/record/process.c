@@ -124,7 +124,6 @@ static void after_fork_child(void)
     mallet_proc.forked = 1;
     atomic_store(&mallet_proc.next_serial, 1);
     atomic_store(&mallet_proc.attaches, 0); /* one thread again */
-    atomic_store(&mallet_proc.threaded, 0);
     mallet_zslot_after_fork_child();
     mallet_tbuf_after_fork_child(t);
     mallet_output_after_fork_child();

@@ -93,8 +93,8 @@ typedef struct mallet_proc {
     _Atomic uint64_t next_rss; /* cycle count at which the next RSS sample is due */
     int statm_fd;
     _Atomic uint32_t next_serial;
-    _Atomic uint32_t attaches; /* buffers attached since the process started (or forked) */
-    _Atomic int threaded;      /* a second thread has recorded: every event reads the clock */
+    _Atomic uint32_t attaches; /* buffers attached since the process started (or forked); from 2
+                                * on, every event reads the clock (mallet_stamp) */
     uint64_t dso_changes;      /* shared objects loaded + unloaded at start (0: unknown) */
 } mallet_proc_t;
 extern mallet_proc_t mallet_proc;
@@ -164,15 +164,15 @@ MALLET_HIDDEN void mallet_resolve_real(void);
  * exact times and keeps them; a stale time is possible only for the events of one window in which
  * a fast phase stopped.
  * This stays correct when a second thread appears: its events all read the clock, and its first
- * one sets `threaded` before the hook returns the block (or frees it). Any later event of this
- * thread that depends on one of the new thread's (a free of its block, an allocation reusing its
- * address) is ordered after it by the allocator's or the program's synchronisation, so it sees
- * `threaded` and reads the clock; an event that the new thread depends on only needs a time no
+ * one counts its buffer in `attaches` before the hook returns the block (or frees it). Any later
+ * event of this thread that depends on one of the new thread's (a free of its block, an
+ * allocation reusing its address) is ordered after it by the allocator's or the program's
+ * synchronisation, so it sees the count and reads the clock; an event that the new thread depends on only needs a time no
  * later than its own, which the last reading is. */
 MALLET_HIDDEN uint64_t mallet_stamp_read(mallet_tstate_t *t);
 __attribute__((always_inline)) static inline uint64_t mallet_stamp(mallet_tstate_t *t)
 {
-    if (atomic_load_explicit(&mallet_proc.threaded, memory_order_relaxed))
+    if (atomic_load_explicit(&mallet_proc.attaches, memory_order_relaxed) >= 2)
         return mallet_cycles(); /* last_cycles unused: a forked child reads the clock first */
     if (MALLET_LIKELY(t->unstamped != 0)) {
         t->unstamped--;

@@ -47,7 +47,7 @@ mallet_tbuf_t *mallet_tbuf_attach(mallet_tstate_t *t)
 {
     if (atomic_load_explicit(&mallet_ready, memory_order_acquire) != 1) return NULL;
     /* Before this thread's first event is published (mallet_stamp explains why). */
-    if (atomic_fetch_add(&mallet_proc.attaches, 1) >= 1) atomic_store(&mallet_proc.threaded, 1);
+    atomic_fetch_add(&mallet_proc.attaches, 1);
     for (mallet_tbuf_t *b = atomic_load(&registry); b; b = b->next) {
         int expect = TBUF_FREE;
         if (atomic_compare_exchange_strong(&b->state, &expect, TBUF_ACTIVE)) {
