@@ -28,6 +28,31 @@ static inline uint64_t mallet_cycles(void)
 #endif
 }
 
+/* A reading of the same counter that no earlier instruction comes after and no later one comes
+ * before: a load after it sees memory no older than the reading, and a reading after a
+ * compare-and-swap is later than the swap (the recorder's owner claims rely on both). */
+static inline uint64_t mallet_cycles_ordered(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    uint32_t lo, hi;
+    __asm__ __volatile__("lfence\n\trdtsc\n\tlfence" : "=a"(lo), "=d"(hi) : : "memory");
+    return ((uint64_t)hi << 32) | lo;
+#elif defined(__aarch64__)
+    uint64_t v;
+    __asm__ __volatile__("isb\n\tmrs %0, cntvct_el0\n\tisb" : "=r"(v) : : "memory");
+    return v;
+#else
+    return mallet_cycles();
+#endif
+}
+
+/* Asymmetric fences (membarrier(2)): after mallet_membarrier_register(), cheap while the process
+ * has one thread, mallet_membarrier() returns once every other running thread of the process has
+ * passed a full memory barrier, so those threads need none of their own. Both return 0 or
+ * -errno. */
+int mallet_membarrier_register(void);
+int mallet_membarrier(void);
+
 uint64_t mallet_now_ns(void);      /* CLOCK_MONOTONIC in ns */
 uint64_t mallet_realtime_ns(void); /* CLOCK_REALTIME in ns (wall clock, for the file header) */
 pid_t mallet_gettid(void);

@@ -123,7 +123,8 @@ static void after_fork_child(void)
     mallet_proc.pid = getpid();
     mallet_proc.forked = 1;
     atomic_store(&mallet_proc.next_serial, 1);
-    atomic_store(&mallet_proc.attaches, 0); /* one thread again */
+    atomic_store(&mallet_proc.attaches, 0); /* one thread again (and not dense) */
+    mallet_proc.membarrier_ok = mallet_membarrier_register() == 0; /* a new mm */
     mallet_zslot_after_fork_child();
     mallet_tbuf_after_fork_child(t);
     mallet_output_after_fork_child();
@@ -152,6 +153,9 @@ void mallet_init(void)
         mallet_proc.ppid = getppid();
         atomic_store(&mallet_proc.next_serial, 1);
         mallet_proc.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        /* now, while the process (almost always) has one thread: registering later costs an RCU
+         * grace period, milliseconds */
+        mallet_proc.membarrier_ok = mallet_membarrier_register() == 0;
         start_clock(1);
         mallet_proc.dso_changes = mallet_output_dso_changes();
         have_key = pthread_key_create(&thread_key, on_thread_exit) == 0;

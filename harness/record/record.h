@@ -10,6 +10,7 @@
 #define MALLET_RECORD_H
 
 #include "platform/platform.h"
+#include "record/owners.h"
 #include "trace/encode.h"
 
 #include <stdatomic.h>
@@ -60,8 +61,11 @@ typedef struct mallet_tstate {
     uint32_t serial;      /* kept when the buffer is released, for events after thread exit */
     uint32_t unstamped;   /* events left that may reuse last_cycles (see mallet_stamp) */
     uint64_t seq;
-    uint64_t last_cycles; /* the thread's last clock reading */
+    uint64_t last_cycles; /* the thread's last clock reading (or claim: stamp.c) */
     uint32_t window;      /* the value unstamped had after the last reading */
+    uint32_t tag;         /* its owner-table tag (owners.h): the serial, or MALLET_TAG_NONE */
+    uint32_t claims;      /* owner-table claims since the event claims_from (stamp.c) */
+    uint64_t claims_from;
 } mallet_tstate_t;
 
 extern __thread mallet_tstate_t mallet_tls __attribute__((tls_model("initial-exec")));
@@ -94,7 +98,10 @@ typedef struct mallet_proc {
     int statm_fd;
     _Atomic uint32_t next_serial;
     _Atomic uint32_t attaches; /* buffers attached since the process started (or forked); from 2
-                                * on, every event reads the clock (mallet_stamp) */
+                                * on, events go through the owner table, and with MALLET_DENSE
+                                * set every event reads the clock (mallet_stamp) */
+    _Atomic uint64_t single_last; /* the last reading of the process's one thread (stamp.c) */
+    int membarrier_ok;         /* mallet_membarrier() works: threads may carry times */
     uint64_t dso_changes;      /* shared objects loaded + unloaded at start (0: unknown) */
 } mallet_proc_t;
 extern mallet_proc_t mallet_proc;
@@ -154,32 +161,49 @@ typedef struct mallet_real {
 extern mallet_real_t mallet_real;
 MALLET_HIDDEN void mallet_resolve_real(void);
 
-/* ---- the hot path ------------------------------------------------------------------------- */
+/* ---- timestamps (stamp.c) ------------------------------------------------------------------ */
 
-/* The event's timestamp, taken where the ordering guarantee says (docs/TRACE_FORMAT.md, 8).
- * Reading the cycle counter costs ~12 ns on AMD VMs, a third of the hook, and only orders events
- * across threads. So while the process has one thread and allocates fast (the last stamps were
- * less than 1 us per event apart), only one event in stamp_every reads it and the others carry
- * the thread's last reading, which is never later than the event. A slow allocator pays ~1% for
- * exact times and keeps them; a stale time is possible only for the events of one window in which
- * a fast phase stopped.
- * This stays correct when a second thread appears: its events all read the clock, and its first
- * one counts its buffer in `attaches` before the hook returns the block (or frees it). Any later
- * event of this thread that depends on one of the new thread's (a free of its block, an
- * allocation reusing its address) is ordered after it by the allocator's or the program's
- * synchronisation, so it sees the count and reads the clock; an event that the new thread depends on only needs a time no
- * later than its own, which the last reading is. */
-MALLET_HIDDEN uint64_t mallet_stamp_read(mallet_tstate_t *t);
-__attribute__((always_inline)) static inline uint64_t mallet_stamp(mallet_tstate_t *t)
+/* In mallet_proc.attaches: every event reads the clock (owner claims were too frequent, or the
+ * asymmetric fence is missing). Cleared in a forked child with the count. */
+#define MALLET_DENSE (1u << 30)
+
+extern _Atomic uint64_t mallet_owners[1u << MALLET_OWNER_BITS];
+
+/* The slow side of mallet_stamp: a clock reading, and in a multi-threaded process a claim of
+ * addr's owner entry when another thread holds it. */
+MALLET_HIDDEN uint64_t mallet_stamp_slow(mallet_tstate_t *t, uintptr_t addr);
+/* Called by a thread's first event once its buffer is counted in `attaches` (now the count): from
+ * the second thread on, the fence that lets threads carry times safely (stamp.c). */
+MALLET_HIDDEN void mallet_stamp_join(mallet_tstate_t *t, uint32_t attaches);
+/* Gives t its serial number, and with it its owner tag. */
+MALLET_HIDDEN void mallet_stamp_set_serial(mallet_tstate_t *t, uint32_t serial);
+
+/* The timestamp of an event on the block at addr (0: none), taken where the ordering guarantee
+ * says (docs/TRACE_FORMAT.md, 8). Reading the cycle counter costs ~12 ns on AMD VMs, a third of
+ * the hook, and its only indispensable use is ordering events that depend on each other across
+ * threads. So while a thread allocates fast (its readings were less than 1 us per event apart),
+ * only one event in stamp_every reads it and the others carry the thread's last reading:
+ * - in a process with one thread, always (nothing depends on another thread);
+ * - with several threads, when the thread owns addr's entry in the owner table (owners.h): it was
+ *   the last to make or release a block in those 64 KiB, so an event of another thread this one
+ *   depends on can only have come before the claim, and the claim's reading (stamp.c) is later.
+ * Every other event reads the clock; docs/RECORDER.md has the whole argument. */
+__attribute__((always_inline)) static inline uint64_t mallet_stamp(mallet_tstate_t *t, uintptr_t addr)
 {
-    if (atomic_load_explicit(&mallet_proc.attaches, memory_order_relaxed) >= 2)
-        return mallet_cycles(); /* last_cycles unused: a forked child reads the clock first */
     if (MALLET_LIKELY(t->unstamped != 0)) {
-        t->unstamped--;
-        return t->last_cycles;
+        uint32_t a = atomic_load_explicit(&mallet_proc.attaches, memory_order_relaxed);
+        if (MALLET_LIKELY(a < 2) ||
+            (a < MALLET_DENSE &&
+             (!addr || atomic_load_explicit(&mallet_owners[mallet_owner_index(addr)],
+                                            memory_order_relaxed) >> MALLET_TAG_SHIFT == t->tag))) {
+            t->unstamped--;
+            return t->last_cycles;
+        }
     }
-    return mallet_stamp_read(t);
+    return mallet_stamp_slow(t, addr);
 }
+
+/* ---- the hot path ------------------------------------------------------------------------- */
 
 __attribute__((always_inline)) static inline void mallet_rec_event(mallet_tstate_t *t, mallet_event_t *ev)
 {

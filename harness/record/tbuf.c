@@ -39,7 +39,7 @@ static void tbuf_reset_for(mallet_tbuf_t *b, mallet_tstate_t *t)
     atomic_store(&b->pos, 0);
     tbuf_arm(b, mallet_cycles());
     t->buf = b;
-    t->serial = b->serial;
+    mallet_stamp_set_serial(t, b->serial);
     t->seq = 0;
 }
 
@@ -47,12 +47,13 @@ mallet_tbuf_t *mallet_tbuf_attach(mallet_tstate_t *t)
 {
     if (atomic_load_explicit(&mallet_ready, memory_order_acquire) != 1) return NULL;
     /* Before this thread's first event is published (mallet_stamp explains why). */
-    atomic_fetch_add(&mallet_proc.attaches, 1);
+    uint32_t attaches = atomic_fetch_add(&mallet_proc.attaches, 1) + 1;
     for (mallet_tbuf_t *b = atomic_load(&registry); b; b = b->next) {
         int expect = TBUF_FREE;
         if (atomic_compare_exchange_strong(&b->state, &expect, TBUF_ACTIVE)) {
             tbuf_reset_for(b, t);
             mallet_thread_register(t);
+            mallet_stamp_join(t, attaches);
             return b;
         }
     }
@@ -70,6 +71,7 @@ mallet_tbuf_t *mallet_tbuf_attach(mallet_tstate_t *t)
         b->next = head;
     } while (!atomic_compare_exchange_weak(&registry, &head, b));
     mallet_thread_register(t);
+    mallet_stamp_join(t, attaches);
     return b;
 }
 
@@ -148,7 +150,7 @@ void mallet_tbuf_after_fork_child(mallet_tstate_t *self)
         atomic_store(&self->buf->state, TBUF_FREE);
         self->buf = NULL;
     }
-    self->serial = 0;
+    mallet_stamp_set_serial(self, 0);
     self->seq = 0;
 }
 
@@ -158,7 +160,7 @@ void mallet_write_single(mallet_tstate_t *t, mallet_event_t ev)
     uint8_t buf[MALLET_EVENT_MAX_SIZE + 8];
     mallet_enc_state_t st = {0};
     size_t len = (size_t)(mallet_encode_event(buf, &st, &ev) - buf);
-    if (!t->serial) t->serial = atomic_fetch_add(&mallet_proc.next_serial, 1);
+    if (!t->serial) mallet_stamp_set_serial(t, atomic_fetch_add(&mallet_proc.next_serial, 1));
     mallet_chunk_header_t h = {0};
     h.type = MALLET_CHUNK_EVENTS;
     h.tid = (uint32_t)mallet_gettid();
@@ -171,19 +173,6 @@ void mallet_write_single(mallet_tstate_t *t, mallet_event_t ev)
     int r = mallet_zslot_write(NULL, &h, buf, len);
     if (r && r != -EBADF) mallet_output_failed(-r);
     errno = saved_errno;
-}
-
-/* mallet_stamp's reading in a single-threaded process (out of line: one event in 16 at most
- * comes here, and the multi-threaded path stays as short as it was before sparse stamps). */
-uint64_t mallet_stamp_read(mallet_tstate_t *t)
-{
-    uint64_t now = mallet_cycles();
-    uint64_t events = (uint64_t)t->window + 1; /* since the last reading, this one included */
-    t->window = now - t->last_cycles < events * mallet_proc.fast_event_cycles
-                    ? mallet_proc.opts.stamp_every - 1
-                    : 0;
-    t->unstamped = t->window;
-    return t->last_cycles = now;
 }
 
 void mallet_tbuf_due(mallet_tstate_t *t, mallet_tbuf_t *b, uint64_t now)
