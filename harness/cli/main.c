@@ -212,7 +212,7 @@ int main(int argc, char **argv)
         return MALLET_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
-        printf("mallet %s (trace format v1)\n", MALLET_VERSION);
+        printf("mallet %s (trace format v%u)\n", MALLET_VERSION, MALLET_TRACE_VERSION);
         return MALLET_EXIT_OK;
     }
     for (size_t i = 0; i < NCOMMANDS; i++) {

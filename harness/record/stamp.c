@@ -91,8 +91,9 @@ uint64_t mallet_stamp_slow(mallet_tstate_t *t, uintptr_t addr)
 {
     uint32_t a = atomic_load_explicit(&mallet_proc.attaches, memory_order_relaxed);
     if (a < 2) {
+        /* not attached yet: a new thread, whose first event may depend on another's */
+        if (!t->serial) return reading(t, mallet_cycles_ordered());
         uint64_t now = reading(t, mallet_cycles());
-        if (!t->serial) return now; /* not attached yet: not the process's one thread */
         /* Published for a thread that starts now: either it sees this reading, or this load sees
          * its count (mallet_stamp_join's membarrier is the fence on both sides). */
         atomic_store_explicit(&mallet_proc.single_last, now, memory_order_relaxed);
@@ -101,12 +102,15 @@ uint64_t mallet_stamp_slow(mallet_tstate_t *t, uintptr_t addr)
         if (a < 2) return now;
         /* a second thread has started: this event goes by the table already */
     }
+    /* Ordered: a plain reading may run before the loads the event depends on (the load that
+     * got the pointer from another thread, before the call), and take a time before the event it
+     * depends on; with a thread spinning on a hand-over slot, a plain reading came out 50 ns
+     * early (`handover` under load). In the table's case, also before the entry is read. */
+    uint64_t now = mallet_cycles_ordered();
     if (a >= MALLET_DENSE) {
         t->unstamped = 0;
-        uint64_t now = mallet_cycles();
         return t->last_cycles = now > t->last_cycles ? now : t->last_cycles;
     }
-    uint64_t now = mallet_cycles_ordered(); /* before the entry is read (see the top) */
     if (!addr) return reading(t, now);
     _Atomic uint64_t *e = &mallet_owners[mallet_owner_index(addr)];
     uint64_t v = atomic_load_explicit(e, memory_order_relaxed);
