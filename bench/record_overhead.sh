@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Recorder overhead, measured as ratios in one interleaved run (the machine is shared and noisy):
 # each round times the command alone, then under `mallet record`, and the ratio of the two;
-# the result is the median of the ratios. Also reports the trace size, and heaptrack's for the
-# same command when heaptrack is installed.
-# usage: bench/record_overhead.sh [BUILD_DIR] [ROUNDS]
+# the result is the median of the ratios. Each round also times the command under
+# bench/exec_floor (a static launcher that only execs: what the extra exec of any launcher costs,
+# the floor under `mallet record`), and, given a second build, that build's `mallet record` too,
+# so that two versions are compared in the same rounds. Also reports the trace size, and
+# heaptrack's for the same command when heaptrack is installed.
+# usage: bench/record_overhead.sh [BUILD_DIR] [ROUNDS] [BASE_BUILD_DIR]
 set -euo pipefail
 build=$(realpath "${1:-build}")
 rounds=${2:-7}
+base=${3:+$(realpath "$3")}
 work=$(mktemp -d /tmp/mallet-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -21,39 +25,48 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
     echo "commit;"
 } > ins.sql
 
-measure() { # NAME CMD... (CMD reads nothing from stdin unless NAME is sqlite3)
-    local name=$1
+# One timed run of CMD... in microseconds; sqlite3 reads the inserts on stdin. The database and
+# the traces of the last run are removed, and the disk synced, first.
+timed() {
+    rm -rf db.sqlite run.mtrace*
+    sync
+    local t0 t1
+    t0=$(now)
+    if [ "$name" = sqlite3 ]; then "$@" < ins.sql > /dev/null; else "$@" 2> /dev/null; fi
+    t1=$(now)
+    echo $((t1 - t0))
+}
+
+measure() { # NAME CMD...
+    name=$1
     shift
-    local ratios=() base rec t0 t1 t2
+    local rec=() floor=() old=() alone t
     for r in $(seq 1 "$rounds"); do
-        rm -f db.sqlite run.mtrace*
-        sync # the last round's trace is written back before anything is timed
-        t0=$(now)
-        if [ "$name" = sqlite3 ]; then "$@" < ins.sql > /dev/null; else "$@" 2> /dev/null; fi
-        t1=$(now)
-        rm -f db.sqlite
-        sync
-        t2=$(now)
-        if [ "$name" = sqlite3 ]; then
-            "$build/mallet" record -q -o run.mtrace -- "$@" < ins.sql > /dev/null
-        else
-            "$build/mallet" record -q -o run.mtrace -- "$@" 2> /dev/null
+        alone=$(timed "$@")
+        t=$(timed "$build/bench/exec_floor" "$@")
+        floor+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
+        if [ -n "$base" ]; then
+            t=$(timed "$base/mallet" record -q -o run.mtrace -- "$@")
+            old+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
         fi
-        t3=$(now)
-        ratios+=("$(awk -v a=$((t1 - t0)) -v b=$((t3 - t2)) 'BEGIN {printf "%.3f", b / a}')")
+        t=$(timed "$build/mallet" record -q -o run.mtrace -- "$@")
+        rec+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
     done
     local size events
     size=$(cat run.mtrace* | wc -c)
     events=$("$build/mallet" stats --json run.mtrace* | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])')
-    printf '%-14s slowdown median %.2fx (rounds: %s)\n' "$name" \
-        "$(printf '%s\n' "${ratios[@]}" | median)" "${ratios[*]}"
-    printf '%-14s trace %d bytes for %d events (%.2f bytes/event)\n' "$name" "$size" "$events" \
+    printf '%-16s slowdown median %.2fx (rounds: %s)\n' "$name" \
+        "$(printf '%s\n' "${rec[@]}" | median)" "${rec[*]}"
+    printf '%-16s exec_floor alone: median %.3fx\n' "$name" "$(printf '%s\n' "${floor[@]}" | median)"
+    [ -n "$base" ] && printf '%-16s base build %s: median %.2fx (rounds: %s)\n' "$name" "$base" \
+        "$(printf '%s\n' "${old[@]}" | median)" "${old[*]}"
+    printf '%-16s trace %d bytes for %d events (%.2f bytes/event)\n' "$name" "$size" "$events" \
         "$(awk -v s="$size" -v e="$events" 'BEGIN {print s / e}')"
     if command -v heaptrack > /dev/null; then
         rm -f db.sqlite ht.zst
         if [ "$name" = sqlite3 ]; then heaptrack -o ht "$@" < ins.sql > /dev/null 2>&1
         else heaptrack -o ht "$@" > /dev/null 2>&1; fi
-        printf '%-14s heaptrack trace %d bytes\n' "$name" "$(wc -c < ht.zst)"
+        printf '%-16s heaptrack trace %d bytes\n' "$name" "$(wc -c < ht.zst)"
     fi
 }
 

@@ -108,7 +108,7 @@ EXPORT void *malloc(size_t n)
     if (!t) return mallet_real.malloc(n);
     void *p = mallet_real.malloc(n);
     EVENT(MALLET_OP_MALLOC, !p);
-    ev.cycles = mallet_stamp(t, (uintptr_t)p);
+    ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);
     ev.size = n;
     ev.ptr = (uintptr_t)p;
     mallet_rec_event(t, &ev);
@@ -126,7 +126,7 @@ EXPORT void *calloc(size_t nmemb, size_t size)
     if (!t) return mallet_real.calloc(nmemb, size);
     void *p = mallet_real.calloc(nmemb, size);
     EVENT(MALLET_OP_CALLOC, !p);
-    ev.cycles = mallet_stamp(t, (uintptr_t)p);
+    ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);
     ev.nmemb = nmemb;
     ev.size = size;
     ev.ptr = (uintptr_t)p;
@@ -145,7 +145,7 @@ EXPORT void free(void *p)
         return;
     }
     EVENT(MALLET_OP_FREE, 0);
-    ev.cycles = mallet_stamp(t, (uintptr_t)p);
+    ev.cycles = mallet_stamp(t, (uintptr_t)p, 1);
     ev.ptr = (uintptr_t)p;
     mallet_rec_event(t, &ev);
     mallet_real.free(p);
@@ -166,10 +166,10 @@ EXPORT void *realloc(void *old, size_t n)
     if (early((void *)mallet_real.realloc) && !mallet_real.realloc) return boot_alloc(n, 16);
     mallet_tstate_t *t = enter();
     if (!t) return mallet_real.realloc(old, n);
-    uint64_t before = mallet_stamp(t, (uintptr_t)old);
+    uint64_t before = mallet_stamp(t, (uintptr_t)old, 1);
     void *p = mallet_real.realloc(old, n);
     EVENT(MALLET_OP_REALLOC, !p && n);
-    ev.cycles = mallet_stamp(t, (uintptr_t)p);
+    ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);
     ev.free_cycles = before;
     ev.old_ptr = (uintptr_t)old;
     ev.size = n;
@@ -188,10 +188,10 @@ EXPORT void *reallocarray(void *old, size_t nmemb, size_t size)
     if (early((void *)mallet_real.reallocarray) && !mallet_real.reallocarray) return NULL;
     mallet_tstate_t *t = enter();
     if (!t) return mallet_real.reallocarray(old, nmemb, size);
-    uint64_t before = mallet_stamp(t, (uintptr_t)old);
+    uint64_t before = mallet_stamp(t, (uintptr_t)old, 1);
     void *p = mallet_real.reallocarray(old, nmemb, size);
     EVENT(MALLET_OP_REALLOCARRAY, !p && nmemb && size);
-    ev.cycles = mallet_stamp(t, (uintptr_t)p);
+    ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);
     ev.free_cycles = before;
     ev.old_ptr = (uintptr_t)old;
     ev.nmemb = nmemb;
@@ -215,7 +215,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
     int r = mallet_real.posix_memalign(out, align, n);
     EVENT(MALLET_OP_POSIX_MEMALIGN, r != 0);
     ev.ptr = r == 0 ? (uintptr_t)*out : 0;
-    ev.cycles = mallet_stamp(t, ev.ptr);
+    ev.cycles = mallet_stamp(t, ev.ptr, 0);
     ev.align = align;
     ev.size = n;
     ev.ret = r;
@@ -232,7 +232,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
         if (!t) return mallet_real.name(align, n);                                              \
         void *p = mallet_real.name(align, n);                                                   \
         EVENT(opcode, !p);                                                                      \
-        ev.cycles = mallet_stamp(t, (uintptr_t)p);                                              \
+        ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);                                           \
         ev.align = align;                                                                       \
         ev.size = n;                                                                            \
         ev.ptr = (uintptr_t)p;                                                                  \
@@ -252,7 +252,7 @@ ALIGNED_HOOK(memalign, MALLET_OP_MEMALIGN)
         if (!t) return mallet_real.name(n);                                                     \
         void *p = mallet_real.name(n);                                                          \
         EVENT(opcode, !p);                                                                      \
-        ev.cycles = mallet_stamp(t, (uintptr_t)p);                                              \
+        ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);                                           \
         ev.size = n;                                                                            \
         ev.ptr = (uintptr_t)p;                                                                  \
         mallet_rec_event(t, &ev);                                                               \

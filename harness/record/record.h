@@ -171,7 +171,7 @@ extern _Atomic uint64_t mallet_owners[1u << MALLET_OWNER_BITS];
 
 /* The slow side of mallet_stamp: a clock reading, and in a multi-threaded process a claim of
  * addr's owner entry when another thread holds it. */
-MALLET_HIDDEN uint64_t mallet_stamp_slow(mallet_tstate_t *t, uintptr_t addr);
+MALLET_HIDDEN uint64_t mallet_stamp_slow(mallet_tstate_t *t, uintptr_t addr, int release);
 /* Called by a thread's first event once its buffer is counted in `attaches` (now the count): from
  * the second thread on, the fence that lets threads carry times safely (stamp.c). */
 MALLET_HIDDEN void mallet_stamp_join(mallet_tstate_t *t, uint32_t attaches);
@@ -179,7 +179,8 @@ MALLET_HIDDEN void mallet_stamp_join(mallet_tstate_t *t, uint32_t attaches);
 MALLET_HIDDEN void mallet_stamp_set_serial(mallet_tstate_t *t, uint32_t serial);
 
 /* The timestamp of an event on the block at addr (0: none), taken where the ordering guarantee
- * says (docs/TRACE_FORMAT.md, 8). Reading the cycle counter costs ~12 ns on AMD VMs, a third of
+ * says (docs/TRACE_FORMAT.md, 8); release: the event gives the block up (a free, a realloc's
+ * old block), after the program got the pointer, perhaps from another thread. Reading the cycle counter costs ~12 ns on AMD VMs, a third of
  * the hook, and its only indispensable use is ordering events that depend on each other across
  * threads. So while a thread allocates fast (its readings were less than 1 us per event apart),
  * only one event in stamp_every reads it and the others carry the thread's last reading:
@@ -188,7 +189,8 @@ MALLET_HIDDEN void mallet_stamp_set_serial(mallet_tstate_t *t, uint32_t serial);
  *   the last to make or release a block in those 64 KiB, so an event of another thread this one
  *   depends on can only have come before the claim, and the claim's reading (stamp.c) is later.
  * Every other event reads the clock; docs/RECORDER.md has the whole argument. */
-__attribute__((always_inline)) static inline uint64_t mallet_stamp(mallet_tstate_t *t, uintptr_t addr)
+__attribute__((always_inline)) static inline uint64_t mallet_stamp(mallet_tstate_t *t, uintptr_t addr,
+                                                                  int release)
 {
     if (MALLET_LIKELY(t->unstamped != 0)) {
         uint32_t a = atomic_load_explicit(&mallet_proc.attaches, memory_order_relaxed);
@@ -200,7 +202,7 @@ __attribute__((always_inline)) static inline uint64_t mallet_stamp(mallet_tstate
             return t->last_cycles;
         }
     }
-    return mallet_stamp_slow(t, addr);
+    return mallet_stamp_slow(t, addr, release);
 }
 
 /* ---- the hot path ------------------------------------------------------------------------- */
