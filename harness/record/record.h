@@ -180,17 +180,18 @@ MALLET_HIDDEN void mallet_stamp_set_serial(mallet_tstate_t *t, uint32_t serial);
 
 /* The timestamp of an event on the block at addr (0: none), taken where the ordering guarantee
  * says (docs/TRACE_FORMAT.md, 8); release: the event gives the block up (a free, a realloc's
- * old block), after the program got the pointer, perhaps from another thread. Reading the cycle counter costs ~12 ns on AMD VMs, a third of
- * the hook, and its only indispensable use is ordering events that depend on each other across
- * threads. So while a thread allocates fast (its readings were less than 1 us per event apart),
+ * old block), after the program got the pointer, perhaps from another thread. Reading the cycle
+ * counter costs 2-4 ns in the hook on AMD VMs (12 ns back to back), and 14-27 ns ordered, and its
+ * only indispensable use is ordering events that depend on each other across threads. So while a
+ * thread allocates fast (its readings were less than 1 us per event apart),
  * only one event in stamp_every reads it and the others carry the thread's last reading:
  * - in a process with one thread, always (nothing depends on another thread);
  * - with several threads, when the thread owns addr's entry in the owner table (owners.h): it was
  *   the last to make or release a block in those 64 KiB, so an event of another thread this one
  *   depends on can only have come before the claim, and the claim's reading (stamp.c) is later.
  * Every other event reads the clock; docs/RECORDER.md has the whole argument. */
-__attribute__((always_inline)) static inline uint64_t mallet_stamp(mallet_tstate_t *t, uintptr_t addr,
-                                                                  int release)
+__attribute__((always_inline)) static inline uint64_t mallet_stamp(mallet_tstate_t *t,
+                                                                  uintptr_t addr, int release)
 {
     if (MALLET_LIKELY(t->unstamped != 0)) {
         uint32_t a = atomic_load_explicit(&mallet_proc.attaches, memory_order_relaxed);

@@ -38,7 +38,8 @@ void mallet_stamp_set_serial(mallet_tstate_t *t, uint32_t serial)
 static uint64_t reading(mallet_tstate_t *t, uint64_t now)
 {
     uint64_t events = (uint64_t)t->window + 1; /* since the last reading, this one included */
-    int fast = now > t->last_cycles && now - t->last_cycles < events * mallet_proc.fast_event_cycles;
+    int fast =
+        now > t->last_cycles && now - t->last_cycles < events * mallet_proc.fast_event_cycles;
     t->window = fast ? mallet_proc.opts.stamp_every - 1 : 0;
     t->unstamped = t->window;
     if (now < t->last_cycles) now = t->last_cycles;

@@ -101,7 +101,8 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "pingpong")) {
         atomic_store(&mailbox[0], malloc(48));
         pthread_t a, b;
-        if (pthread_create(&a, NULL, pinger, (void *)0) || pthread_create(&b, NULL, pinger, (void *)1))
+        if (pthread_create(&a, NULL, pinger, (void *)0) ||
+            pthread_create(&b, NULL, pinger, (void *)1))
             return 1;
         pthread_join(a, NULL);
         pthread_join(b, NULL);
