@@ -88,23 +88,12 @@ static uint64_t claim(mallet_tstate_t *t, _Atomic uint64_t *e, uint64_t v, uint6
     return when;
 }
 
-/* A reading for an event that may depend on another thread's but does not use the table: a
- * release (a free, a realloc's old block) comes after the program got the pointer, maybe from
- * another thread, and a plain `rdtsc` can run before that load and come out early (50 ns early
- * with a thread spinning on a hand-over slot: `handover` under load, one misordered free in ~25
- * runs). An allocation depends on another thread only through the allocator's own locks, a long
- * way before the reading. */
-static uint64_t exact(int release)
-{
-    return release ? mallet_cycles_after_loads() : mallet_cycles();
-}
-
 uint64_t mallet_stamp_slow(mallet_tstate_t *t, uintptr_t addr, int release)
 {
     uint32_t a = atomic_load_explicit(&mallet_proc.attaches, memory_order_relaxed);
     if (a < 2) {
         /* not attached yet: a new thread, whose first event may depend on another's */
-        if (!t->serial) return reading(t, exact(release));
+        if (!t->serial) return reading(t, mallet_stamp_exact(release));
         uint64_t now = reading(t, mallet_cycles());
         /* Published for a thread that starts now: either it sees this reading, or this load sees
          * its count (mallet_stamp_join's membarrier is the fence on both sides). */
@@ -114,8 +103,8 @@ uint64_t mallet_stamp_slow(mallet_tstate_t *t, uintptr_t addr, int release)
         if (a < 2) return now;
         /* a second thread has started: this event goes by the table already */
     }
-    if (a >= MALLET_DENSE) {
-        uint64_t now = exact(release);
+    if (a >= MALLET_DENSE) { /* set since mallet_stamp looked */
+        uint64_t now = mallet_stamp_exact(release);
         t->unstamped = 0;
         return t->last_cycles = now > t->last_cycles ? now : t->last_cycles;
     }
