@@ -25,13 +25,15 @@ typedef struct live {
 typedef struct thr {
     mallet_rop_t *buf; /* buf[i] is op base + i of the thread's stream */
     uint32_t n, cap;
+    uint32_t lim; /* emit takes the slow path (emit_room) once n reaches it (set_lim) */
     uint64_t base;
     uint32_t *free;
-    size_t nfree, capfree;
+    uint32_t nfree, capfree; /* below 2^32: slots are */
     uint32_t pending_old; /* the old block's slot, given back at the ALLOC half */
     uint32_t pending_dep_thread;
     uint64_t pending_dep_op;
 } thr_t;
+_Static_assert(sizeof(thr_t) == 64, "thr_t is indexed on every event: a shift, not a multiply");
 
 typedef struct state {
     mallet_prepared_t *p;
@@ -49,6 +51,7 @@ typedef struct state {
     int main_taken; /* thread index 0 is the main thread's, once it shows up */
     uint32_t chunk_ops;
     uint64_t buffer_ops, buffered; /* ops in all buffers: kept at most buffer_ops */
+    uint64_t caps;                 /* all buffers' room: buffered <= caps */
     int err;                       /* -errno of what failed */
 } state_t;
 
@@ -170,10 +173,10 @@ static int add_thread(state_t *s, uint32_t tid)
     return 0;
 }
 
-/* The thread index of ev's thread. Index 0 is the process's main thread (the worker replays it on
- * its own main thread: allocators treat the main thread apart, glibc's main arena grows with brk
- * where other threads' arenas use mmap). */
-static int thread_index(state_t *s, const mallet_event_t *ev, uint32_t *out)
+/* thread_index for a thread serial not seen yet. Index 0 is the process's main thread (the worker
+ * replays it on its own main thread: allocators treat the main thread apart, glibc's main arena
+ * grows with brk where other threads' arenas use mmap). */
+static __attribute__((noinline)) int thread_new(state_t *s, const mallet_event_t *ev, uint32_t *out)
 {
     if (ev->thread >= s->nserials) {
         size_t n = ev->thread + 64;
@@ -195,20 +198,42 @@ static int thread_index(state_t *s, const mallet_event_t *ev, uint32_t *out)
     return 0;
 }
 
-static int slot_give(state_t *s, uint32_t t, uint32_t slot);
+/* The thread index of ev's thread. */
+static inline int thread_index(state_t *s, const mallet_event_t *ev, uint32_t *out)
+{
+    if (ev->thread < s->nserials && s->index_of[ev->thread]) {
+        *out = s->index_of[ev->thread] - 1;
+        return 0;
+    }
+    return thread_new(s, ev, out);
+}
+
+static __attribute__((noinline)) int pool_grow(state_t *s, thr_t *th)
+{
+    size_t cap = th->capfree ? 2 * (size_t)th->capfree : 64;
+    if (cap > UINT32_MAX) cap = UINT32_MAX; /* a pool never holds more: there are fewer slots */
+    uint32_t *f = realloc(th->free, cap * sizeof *f);
+    if (!f) return fail(s, -ENOMEM);
+    th->free = f;
+    th->capfree = (uint32_t)cap;
+    return 0;
+}
+
+static inline int slot_give(state_t *s, uint32_t t, uint32_t slot)
+{
+    thr_t *th = &s->thr[t];
+    if (th->nfree == th->capfree && pool_grow(s, th)) return -1;
+    th->free[th->nfree++] = slot;
+    return 0;
+}
 
 /* New slots go to a thread a cache line at a time (8 pointers in the worker's slot table), so
  * that two threads writing their own slots never write the same line (false sharing made frees
  * wait on the other core's cache: a third of the harness's time per op). */
 #define SLOT_LINE 8u
 
-static int slot_take(state_t *s, uint32_t t, uint32_t *slot)
+static __attribute__((noinline)) int slot_line(state_t *s, uint32_t t, uint32_t *slot)
 {
-    thr_t *th = &s->thr[t];
-    if (th->nfree) {
-        *slot = th->free[--th->nfree];
-        return 0;
-    }
     if (s->p->nslots >= MALLET_NO_SLOT - SLOT_LINE) return fail(s, -E2BIG);
     uint32_t first = s->p->nslots;
     s->p->nslots += SLOT_LINE;
@@ -218,18 +243,21 @@ static int slot_take(state_t *s, uint32_t t, uint32_t *slot)
     return 0;
 }
 
-static int slot_give(state_t *s, uint32_t t, uint32_t slot)
+static inline int slot_take(state_t *s, uint32_t t, uint32_t *slot)
 {
     thr_t *th = &s->thr[t];
-    if (th->nfree == th->capfree) {
-        size_t cap = th->capfree ? 2 * th->capfree : 64;
-        uint32_t *f = realloc(th->free, cap * sizeof *f);
-        if (!f) return fail(s, -ENOMEM);
-        th->free = f;
-        th->capfree = cap;
-    }
-    th->free[th->nfree++] = slot;
+    if (!th->nfree) return slot_line(s, t, slot);
+    *slot = th->free[--th->nfree];
     return 0;
+}
+
+/* Thread t's bound for emit's fast path: its buffer's room and its stream's (the replay counts a
+ * thread's ops in 32 bits); 0, so that every emit checks the bound on all buffers, once all
+ * buffers together could hold more than it. */
+static void set_lim(state_t *s, thr_t *th)
+{
+    uint64_t left = UINT32_MAX - th->base;
+    th->lim = s->caps > s->buffer_ops ? 0 : th->cap < left ? th->cap : (uint32_t)left;
 }
 
 static int flush(state_t *s, uint32_t t)
@@ -241,6 +269,7 @@ static int flush(state_t *s, uint32_t t)
     th->base += th->n;
     s->buffered -= th->n;
     th->n = 0;
+    set_lim(s, th);
     return 0;
 }
 
@@ -253,7 +282,9 @@ static int flush_all(state_t *s)
         free(s->thr[t].buf);
         s->thr[t].buf = NULL;
         s->thr[t].cap = 0;
+        s->thr[t].lim = 0;
     }
+    s->caps = 0;
     return 0;
 }
 
@@ -273,27 +304,24 @@ static __attribute__((noinline)) int emit_room(state_t *s, uint32_t t)
             mallet_rop_t *b = realloc(th->buf, cap * sizeof *b);
             if (!b) return fail(s, -ENOMEM);
             th->buf = b;
+            s->caps += cap - th->cap;
             th->cap = cap;
+            if (s->caps > s->buffer_ops) /* from now on every emit checks the bound */
+                for (uint32_t k = 0; k < s->p->nthreads; k++) s->thr[k].lim = 0;
         }
     }
+    set_lim(s, th);
     return 0;
 }
 
-/* A new op at the end of thread t's stream; valid until the next emit. Inline, with the rare
- * cases out of line: it runs once an op. */
-static inline mallet_rop_t *emit(state_t *s, uint32_t t, uint8_t kind)
+/* A new op at the end of thread t's stream, to be filled in; valid until the next emit. Inline,
+ * with every check but one out of line: it runs once an op. */
+static inline mallet_rop_t *emit(state_t *s, uint32_t t)
 {
     thr_t *th = &s->thr[t];
-    if ((th->n == th->cap || s->buffered >= s->buffer_ops ||
-         th->base + th->n == UINT32_MAX) && emit_room(s, t))
-        return NULL;
-    th = &s->thr[t];
-    mallet_rop_t *op = &th->buf[th->n++];
+    if (th->n >= th->lim && emit_room(s, t)) return NULL;
     s->buffered++;
-    memset(op, 0, sizeof *op);
-    op->kind = kind;
-    op->slot = MALLET_NO_SLOT;
-    return op;
+    return &th->buf[th->n++];
 }
 
 static uint64_t stream_len(const state_t *s, uint32_t t)
@@ -304,10 +332,10 @@ static uint64_t stream_len(const state_t *s, uint32_t t)
 /* Thread t waits until thread dep has done its op `op`. */
 static int emit_wait(state_t *s, uint32_t t, uint32_t dep, uint64_t op)
 {
-    mallet_rop_t *o = emit(s, t, MALLET_ROP_WAIT);
+    mallet_rop_t *o = emit(s, t);
     if (!o) return -1;
-    o->aux = dep;
-    o->slot = (uint32_t)op; /* below 2^32 - 1: emit keeps every stream shorter */
+    /* slot: below 2^32 - 1, as emit keeps every stream shorter */
+    *o = (mallet_rop_t){.kind = MALLET_ROP_WAIT, .slot = (uint32_t)op, .aux = dep};
     s->p->waits++;
     return 0;
 }
@@ -328,8 +356,8 @@ static int mark_awaited(state_t *s, uint32_t t, uint64_t op)
 /* The block at ptr dies in thread t: returns its slot (MALLET_NO_SLOT if it was not live) and,
  * when another thread made it, that thread and the op that made it (else *dep_thread is
  * MALLET_NO_SLOT). */
-static uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t *dep_thread,
-                           uint64_t *dep_op)
+static inline uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t *dep_thread,
+                                  uint64_t *dep_op)
 {
     live_t *e = live_find(s, ptr);
     *dep_thread = MALLET_NO_SLOT;
@@ -437,7 +465,8 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
     mallet_rop_t *op;
     if (ev->op == MALLET_OP_FREE) {
         if (!ev->ptr) { /* free(NULL) is a call */
-            if (!emit(s, t, MALLET_OP_FREE)) return -1;
+            if (!(op = emit(s, t))) return -1;
+            *op = (mallet_rop_t){.kind = MALLET_OP_FREE, .slot = MALLET_NO_SLOT};
             s->p->ops++;
             return 0;
         }
@@ -451,8 +480,8 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
         if (dep_thread != MALLET_NO_SLOT &&
             (mark_awaited(s, dep_thread, dep_op) || emit_wait(s, t, dep_thread, dep_op)))
             return -1;
-        if (!(op = emit(s, t, MALLET_OP_FREE))) return -1;
-        op->slot = slot;
+        if (!(op = emit(s, t))) return -1;
+        *op = (mallet_rop_t){.kind = MALLET_OP_FREE, .slot = slot};
         s->p->ops++;
         return slot_give(s, t, slot);
     }
@@ -477,10 +506,12 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
         return old_slot != MALLET_NO_SLOT ? slot_give(s, t, old_slot) : 0;
     }
     if (dep_thread != MALLET_NO_SLOT && emit_wait(s, t, dep_thread, dep_op)) return -1;
-    if (!(op = emit(s, t, kind))) return -1;
-    op->size_hi = args.size_hi;
-    op->size_lo = args.size_lo;
-    op->aux = mallet_rop_resizes(kind) ? old_slot : args.aux;
+    if (!(op = emit(s, t))) return -1;
+    *op = (mallet_rop_t){.kind = kind,
+                         .size_hi = args.size_hi,
+                         .size_lo = args.size_lo,
+                         .slot = MALLET_NO_SLOT,
+                         .aux = mallet_rop_resizes(kind) ? old_slot : args.aux};
     s->p->ops++;
     if (ev->ptr && block_born(s, t, ev->ptr, op, bytes)) return -1;
     if (old_slot != MALLET_NO_SLOT && slot_give(s, t, old_slot)) return -1;
