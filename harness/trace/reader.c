@@ -81,77 +81,79 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Bounds-checked prefix varint (format.h). */
 /* The decoders run for every field of every event: always inlined (as calls they took a fifth
- * of the reader's time). */
+ * of the reader's time). Each takes `checked`, a constant where it is inlined: 0 where the caller
+ * knows that MALLET_EVENT_MAX_SIZE bytes remain (most events of a chunk), so the bounds are not
+ * checked field by field; what makes a field malformed is checked either way. */
 #define HOT static inline __attribute__((always_inline))
 
-HOT int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+/* Prefix varint (format.h). */
+HOT int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out, int checked)
 {
     const uint8_t *p = *pp;
-    if (p >= end) return -1;
+    if (checked && p >= end) return -1;
     unsigned len = (unsigned)__builtin_ctz(~(unsigned)p[0]) + 1; /* 1..9 */
     if (len == 9) {
-        if (end - p < 9) return -1;
-        uint64_t v = 0;
-        for (int i = 0; i < 8; i++) v |= (uint64_t)p[1 + i] << (8 * i);
+        if (checked && end - p < 9) return -1;
+        uint64_t v = mallet_get_u64(p + 1);
         if (v >> 56 == 0) return -1; /* not the shortest form: a corrupt byte */
         *out = v;
         *pp = p + 9;
         return 0;
     }
-    if ((size_t)(end - p) < len) return -1;
+    if (checked && (size_t)(end - p) < len) return -1;
     uint64_t w;
-    if (end - p >= 8) { /* one load, the bytes past the varint masked off */
-        w = mallet_get_u64(p);
-        if (len < 8) w &= (1ull << (8 * len)) - 1;
+    if (!checked || end - p >= 8) { /* one load, the bytes past the varint shifted out */
+        w = mallet_get_u64(p) << (64 - 8 * len) >> (64 - 7 * len);
     } else {
         w = 0;
         for (unsigned i = 0; i < len; i++) w |= (uint64_t)p[i] << (8 * i);
+        w >>= len;
     }
-    *out = w >> len;
+    *out = w;
     *pp = p + len;
     return 0;
 }
 
-/* Bounds-checked short varint (format.h). */
-HOT int get_short(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+/* Short varint (format.h). */
+HOT int get_short(const uint8_t **pp, const uint8_t *end, uint64_t *out, int checked)
 {
     const uint8_t *p = *pp;
     size_t avail = (size_t)(end - p);
-    if (avail < 2) return -1;
+    if (checked && avail < 2) return -1;
     if (!(p[0] & 1)) {
         *out = (uint64_t)(p[0] >> 1) | (uint64_t)p[1] << 7;
         *pp = p + 2;
         return 0;
     }
     if (!(p[0] & 2)) {
-        if (avail < 4) return -1;
+        if (checked && avail < 4) return -1;
         *out = mallet_get_u32(p) >> 2;
         *pp = p + 4;
         return 0;
     }
-    if (p[0] != 3 || avail < 9) return -1;
+    if (p[0] != 3 || (checked && avail < 9)) return -1;
     *out = mallet_get_u64(p + 1);
     *pp = p + 9;
     return 0;
 }
 
-HOT int get_ptr(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st, uint64_t *out)
+HOT int get_ptr(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st, uint64_t *out,
+                int checked)
 {
     uint64_t v;
-    if (get_varint(pp, end, &v)) return -1;
+    if (get_varint(pp, end, &v, checked)) return -1;
     *out = st->ptr + (uint64_t)mallet_unzigzag(v);
     st->ptr = *out;
     return 0;
 }
 
 HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st,
-                     mallet_event_t *ev)
+                     mallet_event_t *ev, int checked)
 {
     const uint8_t *p = *pp;
     uint64_t v, tmp = 0;
-    if (p >= end) return -1;
+    if (checked && p >= end) return -1;
     uint8_t b = *p++;
     /* Field by field: gcc makes a memset of the 96-byte event a `rep stos`, whose start-up
      * cost was half of the decoder's time. */
@@ -164,7 +166,7 @@ HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t 
     if (b & MALLET_EV_SAME_TIME) {
         ev->cycles = st->cycles;
     } else {
-        if (get_short(&p, end, &v)) return -1;
+        if (get_short(&p, end, &v, checked)) return -1;
         ev->cycles = st->cycles + (uint64_t)mallet_unzigzag(v);
     }
     int r = 0;
@@ -172,46 +174,46 @@ HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t 
     case MALLET_OP_MALLOC:
     case MALLET_OP_VALLOC:
     case MALLET_OP_PVALLOC:
-        r |= get_short(&p, end, &ev->size);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
+        r |= get_short(&p, end, &ev->size, checked);
+        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
         break;
     case MALLET_OP_CALLOC:
-        r |= get_short(&p, end, &ev->nmemb);
-        r |= r ? 0 : get_short(&p, end, &ev->size);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
+        r |= get_short(&p, end, &ev->nmemb, checked);
+        r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
         break;
     case MALLET_OP_REALLOC:
-        r |= get_ptr(&p, end, st, &ev->old_ptr);
-        r |= r ? 0 : get_short(&p, end, &ev->size);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
-        r |= r ? 0 : get_short(&p, end, &tmp);
+        r |= get_ptr(&p, end, st, &ev->old_ptr, checked);
+        r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
+        r |= r ? 0 : get_short(&p, end, &tmp, checked);
         ev->free_cycles = ev->cycles - tmp;
         break;
     case MALLET_OP_REALLOCARRAY:
-        r |= get_ptr(&p, end, st, &ev->old_ptr);
-        r |= r ? 0 : get_short(&p, end, &ev->nmemb);
-        r |= r ? 0 : get_short(&p, end, &ev->size);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
-        r |= r ? 0 : get_short(&p, end, &tmp);
+        r |= get_ptr(&p, end, st, &ev->old_ptr, checked);
+        r |= r ? 0 : get_short(&p, end, &ev->nmemb, checked);
+        r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
+        r |= r ? 0 : get_short(&p, end, &tmp, checked);
         ev->free_cycles = ev->cycles - tmp;
         break;
     case MALLET_OP_FREE:
-        r |= get_ptr(&p, end, st, &ev->ptr);
+        r |= get_ptr(&p, end, st, &ev->ptr, checked);
         break;
     case MALLET_OP_POSIX_MEMALIGN:
     case MALLET_OP_ALIGNED_ALLOC:
     case MALLET_OP_MEMALIGN:
-        r |= get_short(&p, end, &ev->align);
-        r |= r ? 0 : get_short(&p, end, &ev->size);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
+        r |= get_short(&p, end, &ev->align, checked);
+        r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
         if (!r && ev->op == MALLET_OP_POSIX_MEMALIGN && ev->failed) {
-            r |= get_short(&p, end, &tmp);
+            r |= get_short(&p, end, &tmp, checked);
             if (!r && tmp > INT32_MAX) r = -1;
             ev->ret = (int32_t)tmp;
         }
         break;
     case MALLET_OP_RSS:
-        r |= get_short(&p, end, &ev->size);
+        r |= get_short(&p, end, &ev->size, checked);
         break;
     default:
         return -1;
@@ -220,7 +222,7 @@ HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t 
     if (b & MALLET_EV_SAME_SITE) {
         ev->callsite = st->callsite[ev->op];
     } else {
-        if (get_short(&p, end, &v)) return -1;
+        if (get_short(&p, end, &v, checked)) return -1;
         ev->callsite = st->callsite[ev->op] + (uint64_t)mallet_unzigzag(v);
         st->callsite[ev->op] = ev->callsite;
     }
@@ -229,10 +231,18 @@ HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t 
     return 0;
 }
 
+/* An event takes at most MALLET_EVENT_MAX_SIZE bytes: the checked decoder only near the end. */
+HOT int decode_next(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st,
+                    mallet_event_t *ev)
+{
+    return end - *pp >= MALLET_EVENT_MAX_SIZE ? decode_event(pp, end, st, ev, 0)
+                                              : decode_event(pp, end, st, ev, 1);
+}
+
 int mallet_decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st,
                         mallet_event_t *ev)
 {
-    return decode_event(pp, end, st, ev);
+    return decode_next(pp, end, st, ev);
 }
 
 /* ---- META ---------------------------------------------------------------------------------- */
@@ -257,13 +267,13 @@ static int parse_meta(mallet_trace_info_t *info, const uint8_t *p, const uint8_t
     while (p < end) {
         uint8_t key = *p++;
         uint64_t len;
-        if (get_varint(&p, end, &len) || len > (uint64_t)(end - p)) return -1;
+        if (get_varint(&p, end, &len, 1) || len > (uint64_t)(end - p)) return -1;
         const uint8_t *val = p, *vend = p + len;
         uint64_t num = 0;
         int is_num = key != MALLET_META_CMDLINE && key != MALLET_META_EXE;
         if (is_num && key >= MALLET_META_PID && key <= MALLET_META_CYCLES_PER_SEC) {
             const uint8_t *q = val;
-            if (get_varint(&q, vend, &num) || q != vend) return -1;
+            if (get_varint(&q, vend, &num, 1) || q != vend) return -1;
         }
         switch (key) {
         case MALLET_META_PID: info->pid = (int64_t)num; break;
@@ -597,7 +607,7 @@ static void cursor_fill(const mallet_reader_t *r, cursor_t *c)
     for (; i < n; i++) {
         mallet_rec_t *rec = &c->batch[i];
         mallet_event_t *ev = &rec->ev;
-        if (decode_event(&c->pos, c->end, &c->st, ev)) {
+        if (decode_next(&c->pos, c->end, &c->st, ev)) {
             c->bad = 1;
             break;
         }
@@ -847,28 +857,61 @@ static uint64_t run_end(const mallet_reader_t *r)
     return end;
 }
 
+/* With two cursors (a two-thread process), the held cursor c's event has just ended its run: the
+ * other cursor o comes next, unless a chunk not brought in yet might come first or o's event is a
+ * repeat (merge_top deals with those). Swaps the two without the sift's general walk, and yields
+ * o's event. 1 if it did, 0 if merge_top has to (the heap is in order either way). */
+HOT int next_of_two(mallet_reader_t *r, cursor_t *c, const mallet_rec_t **out)
+{
+    /* c's key is at or past run_end, the earlier of o's key (ties settled) and the next chunk's */
+    heap_ent_t o = r->heap[1];
+    uint64_t first = r->next_chunk < r->nchunks ? r->chunks[r->next_chunk].first : UINT64_MAX;
+    if (first <= o.key) {
+        heap_sift_top(r);
+        return 0;
+    }
+    r->heap[0] = o;
+    r->heap[1] = (heap_ent_t){c->key, c->chunk->seq, c};
+    cursor_t *n = o.c;
+    uint64_t *next = &r->next_seq[n->chunk->tindex];
+    if (n->rec->part == MALLET_PART_ALLOC ? !n->release_fresh : n->rec->ev.seq < *next) return 0;
+    *next = n->rec->ev.seq + 1;
+    uint64_t end = c->key + (o.seq < c->chunk->seq);
+    r->run_end = end < first ? end : first;
+    r->held = n;
+    *out = n->rec;
+    return 1;
+}
+
 int mallet_reader_next_ref(mallet_reader_t *r, const mallet_rec_t **out)
 {
     if (r->held) {
         cursor_t *c = r->held;
-        /* A run: the held cursor's next event (decoded, a whole call) comes before every other
-         * cursor's and every chunk still out, as one thread's events often do (a one-thread file,
-         * a program under a global lock): yielded without a sift. Its sequence number follows
-         * the last one's, which was fresh; the heap's copy of its key is refreshed at the sift
-         * that ends the run. */
-        if (c->next < c->nbatch && c->rec->part != MALLET_PART_RELEASE) {
-            mallet_rec_t *rec = &c->batch[c->next];
-            if (rec->part == MALLET_PART_WHOLE && rec->ev.cycles < r->run_end) {
-                c->rec = rec;
-                c->next++;
-                c->key = rec->ev.cycles;
+        r->held = NULL;
+        /* The held cursor's next event, decoded and a whole call: the step merge_pop would make,
+         * inline. It comes next if it is before every other cursor's and every chunk still out,
+         * as one thread's events often are (a one-thread file, a program under a global lock):
+         * a run, yielded without a sift. Its sequence number follows the last one's, which was
+         * fresh; the heap's copy of its key is refreshed at the sift that ends the run. */
+        if (c->next < c->nbatch && c->rec->part != MALLET_PART_RELEASE &&
+            c->batch[c->next].part == MALLET_PART_WHOLE) {
+            mallet_rec_t *rec = &c->batch[c->next++];
+            c->rec = rec;
+            c->key = rec->ev.cycles;
+            if (rec->ev.cycles < r->run_end) {
                 r->next_seq[c->chunk->tindex] = rec->ev.seq + 1;
+                r->held = c;
                 *out = rec;
                 return 1;
             }
+            if (r->heap_len == 2) {
+                if (next_of_two(r, c, out)) return 1;
+            } else {
+                heap_sift_top(r);
+            }
+        } else if (merge_pop(r, c, 1) < 0) {
+            return -1;
         }
-        r->held = NULL;
-        if (merge_pop(r, c, 1) < 0) return -1;
     }
     int k = merge_top(r, &r->held);
     if (k <= 0) return k;
