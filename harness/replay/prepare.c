@@ -36,7 +36,7 @@ typedef struct thr {
 _Static_assert(sizeof(thr_t) == 64, "thr_t is indexed on every event: a shift, not a multiply");
 
 typedef struct state {
-    mallet_prepared_t *p;
+    mallet_prepared_t p; /* the counts, copied out at the end (a field: no pointer to follow) */
     mallet_rfile_writer_t *w;
     live_t *live;
     size_t cap, used;
@@ -159,7 +159,7 @@ static void live_remove(state_t *s, live_t *e)
 /* A new thread index for the traced thread tid. */
 static int add_thread(state_t *s, uint32_t tid)
 {
-    uint32_t nt = s->p->nthreads;
+    uint32_t nt = s->p.nthreads;
     if (nt == MALLET_NO_SLOT - 1) return fail(s, -E2BIG);
     thr_t *t = realloc(s->thr, (nt + 1) * sizeof *t);
     if (t) s->thr = t;
@@ -169,7 +169,7 @@ static int add_thread(state_t *s, uint32_t tid)
     memset(&s->thr[nt], 0, sizeof *t);
     s->thr[nt].pending_old = MALLET_NO_SLOT;
     s->tids[nt] = tid;
-    s->p->nthreads++;
+    s->p.nthreads++;
     return 0;
 }
 
@@ -192,7 +192,7 @@ static __attribute__((noinline)) int thread_new(state_t *s, const mallet_event_t
     }
     if (!s->index_of[ev->thread]) {
         if (add_thread(s, ev->tid)) return -1;
-        s->index_of[ev->thread] = s->p->nthreads;
+        s->index_of[ev->thread] = s->p.nthreads;
     }
     *out = s->index_of[ev->thread] - 1;
     return 0;
@@ -234,9 +234,9 @@ static inline int slot_give(state_t *s, uint32_t t, uint32_t slot)
 
 static __attribute__((noinline)) int slot_line(state_t *s, uint32_t t, uint32_t *slot)
 {
-    if (s->p->nslots >= MALLET_NO_SLOT - SLOT_LINE) return fail(s, -E2BIG);
-    uint32_t first = s->p->nslots;
-    s->p->nslots += SLOT_LINE;
+    if (s->p.nslots >= MALLET_NO_SLOT - SLOT_LINE) return fail(s, -E2BIG);
+    uint32_t first = s->p.nslots;
+    s->p.nslots += SLOT_LINE;
     for (uint32_t k = SLOT_LINE - 1; k > 0; k--)
         if (slot_give(s, t, first + k)) return -1;
     *slot = first;
@@ -277,7 +277,7 @@ static int flush(state_t *s, uint32_t t)
  * thread that has gone quiet should not keep a full chunk's buffer). */
 static int flush_all(state_t *s)
 {
-    for (uint32_t t = 0; t < s->p->nthreads; t++) {
+    for (uint32_t t = 0; t < s->p.nthreads; t++) {
         if (flush(s, t)) return -1;
         free(s->thr[t].buf);
         s->thr[t].buf = NULL;
@@ -307,7 +307,7 @@ static __attribute__((noinline)) int emit_room(state_t *s, uint32_t t)
             s->caps += cap - th->cap;
             th->cap = cap;
             if (s->caps > s->buffer_ops) /* from now on every emit checks the bound */
-                for (uint32_t k = 0; k < s->p->nthreads; k++) s->thr[k].lim = 0;
+                for (uint32_t k = 0; k < s->p.nthreads; k++) s->thr[k].lim = 0;
         }
     }
     set_lim(s, th);
@@ -336,7 +336,7 @@ static int emit_wait(state_t *s, uint32_t t, uint32_t dep, uint64_t op)
     if (!o) return -1;
     /* slot: below 2^32 - 1, as emit keeps every stream shorter */
     *o = (mallet_rop_t){.kind = MALLET_ROP_WAIT, .slot = (uint32_t)op, .aux = dep};
-    s->p->waits++;
+    s->p.waits++;
     return 0;
 }
 
@@ -373,8 +373,10 @@ static inline uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t
     return slot;
 }
 
-/* A block of `bytes` is born at ptr by the op just emitted in thread t. */
-static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op, uint64_t bytes)
+/* A block of `bytes` is born at ptr by op `op` of thread t (about to be emitted): *slot is the
+ * slot it takes. */
+static int block_born(state_t *s, uint32_t t, uint64_t ptr, uint64_t bytes, uint64_t op,
+                      uint32_t *slot)
 {
     int was_live;
     live_t *e = live_put(s, ptr, &was_live); /* one probe: a find and a put walked it twice */
@@ -383,14 +385,14 @@ static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op, ui
         s->live_bytes -= e->bytes;
         s->live_blocks--;
     }
-    if (slot_take(s, t, &op->slot)) return -1;
-    e->slot = op->slot;
+    if (slot_take(s, t, slot)) return -1;
+    e->slot = *slot;
     e->thread = t;
-    e->op = (uint32_t)(stream_len(s, t) - 1);
+    e->op = (uint32_t)op;
     e->bytes = bytes;
     s->live_bytes += bytes;
-    if (s->live_bytes > s->p->peak_live_bytes) s->p->peak_live_bytes = s->live_bytes;
-    if (++s->live_blocks > s->p->peak_live_blocks) s->p->peak_live_blocks = s->live_blocks;
+    if (s->live_bytes > s->p.peak_live_bytes) s->p.peak_live_bytes = s->live_bytes;
+    if (++s->live_blocks > s->p.peak_live_blocks) s->p.peak_live_blocks = s->live_blocks;
     return 0;
 }
 
@@ -459,7 +461,7 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
         return 0;
     }
     if (ev->failed && ev->op != MALLET_OP_FREE) {
-        s->p->failed_allocs++;
+        s->p.failed_allocs++;
         return 0;
     }
     mallet_rop_t *op;
@@ -467,23 +469,23 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
         if (!ev->ptr) { /* free(NULL) is a call */
             if (!(op = emit(s, t))) return -1;
             *op = (mallet_rop_t){.kind = MALLET_OP_FREE, .slot = MALLET_NO_SLOT};
-            s->p->ops++;
+            s->p.ops++;
             return 0;
         }
         uint32_t dep_thread;
         uint64_t dep_op = 0;
         uint32_t slot = block_dies(s, t, ev->ptr, &dep_thread, &dep_op);
         if (slot == MALLET_NO_SLOT) {
-            s->p->skipped++; /* double free, or a pointer the trace never allocated */
+            s->p.skipped++; /* double free, or a pointer the trace never allocated */
             return 0;
         }
         if (dep_thread != MALLET_NO_SLOT &&
             (mark_awaited(s, dep_thread, dep_op) || emit_wait(s, t, dep_thread, dep_op)))
             return -1;
-        if (!(op = emit(s, t))) return -1;
+        if (slot_give(s, t, slot) || !(op = emit(s, t))) return -1;
         *op = (mallet_rop_t){.kind = MALLET_OP_FREE, .slot = slot};
-        s->p->ops++;
-        return slot_give(s, t, slot);
+        s->p.ops++;
+        return 0;
     }
     uint8_t kind = ev->op;
     uint32_t old_slot = MALLET_NO_SLOT, dep_thread = MALLET_NO_SLOT;
@@ -495,26 +497,30 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
         dep_op = me->pending_dep_op;
         me->pending_old = MALLET_NO_SLOT;
         if (old_slot == MALLET_NO_SLOT) { /* resizing a block that is not live: allocate anew */
-            s->p->skipped++;
+            s->p.skipped++;
             kind = kind == MALLET_OP_REALLOC ? MALLET_OP_MALLOC : MALLET_OP_CALLOC;
         }
     }
     mallet_rop_t args = {0};
     uint64_t bytes;
     if (encode_args(ev, kind, &args, &bytes)) { /* no successful call has these numbers */
-        s->p->failed_allocs++;
+        s->p.failed_allocs++;
         return old_slot != MALLET_NO_SLOT ? slot_give(s, t, old_slot) : 0;
     }
     if (dep_thread != MALLET_NO_SLOT && emit_wait(s, t, dep_thread, dep_op)) return -1;
+    uint32_t slot = MALLET_NO_SLOT;
+    if (ev->ptr && block_born(s, t, ev->ptr, bytes, stream_len(s, t), &slot)) return -1;
+    /* the new block takes its slot before the old one is given back: they differ */
+    if (old_slot != MALLET_NO_SLOT && slot_give(s, t, old_slot)) return -1;
+    /* The op is written last: its stores may alias everything (its kind is a byte), and every
+     * field of s read after them was read again. */
     if (!(op = emit(s, t))) return -1;
     *op = (mallet_rop_t){.kind = kind,
                          .size_hi = args.size_hi,
                          .size_lo = args.size_lo,
-                         .slot = MALLET_NO_SLOT,
+                         .slot = slot,
                          .aux = mallet_rop_resizes(kind) ? old_slot : args.aux};
-    s->p->ops++;
-    if (ev->ptr && block_born(s, t, ev->ptr, op, bytes)) return -1;
-    if (old_slot != MALLET_NO_SLOT && slot_give(s, t, old_slot)) return -1;
+    s->p.ops++;
     return 0;
 }
 
@@ -529,7 +535,6 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     }
     state_t s;
     memset(&s, 0, sizeof s);
-    s.p = out;
     s.w = w;
     s.chunk_ops = opts && opts->chunk_ops ? opts->chunk_ops : MALLET_PREPARE_CHUNK_OPS;
     if (s.chunk_ops > MALLET_RFILE_CHUNK_MAX) s.chunk_ops = MALLET_RFILE_CHUNK_MAX;
@@ -551,6 +556,7 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
             }
             if (prepare_event(&s, rec)) break;
         }
+    *out = s.p;
     if (s.err == -EFBIG)
         rc = mallet_errorf(err, errlen, "%s: a thread has more ops than a replay holds (2^32 - 1)",
                            path);

@@ -103,8 +103,10 @@ HOT int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out, int ch
     }
     if (checked && (size_t)(end - p) < len) return -1;
     uint64_t w;
-    if (!checked || end - p >= 8) { /* one load, the bytes past the varint shifted out */
-        w = mallet_get_u64(p) << (64 - 8 * len) >> (64 - 7 * len);
+    if (!checked || end - p >= 8) { /* one load, the bytes past the varint masked off */
+        static const uint64_t keep[9] = {0, 0xff, 0xffff, 0xffffff, 0xffffffff, 0xffffffffffull,
+                                         0xffffffffffffull, 0xffffffffffffffull, ~0ull};
+        w = (mallet_get_u64(p) & keep[len]) >> len;
     } else {
         w = 0;
         for (unsigned i = 0; i < len; i++) w |= (uint64_t)p[i] << (8 * i);
@@ -122,7 +124,7 @@ HOT int get_short(const uint8_t **pp, const uint8_t *end, uint64_t *out, int che
     size_t avail = (size_t)(end - p);
     if (checked && avail < 2) return -1;
     if (!(p[0] & 1)) {
-        *out = (uint64_t)(p[0] >> 1) | (uint64_t)p[1] << 7;
+        *out = mallet_get_u16(p) >> 1;
         *pp = p + 2;
         return 0;
     }
@@ -893,9 +895,10 @@ int mallet_reader_next_ref(mallet_reader_t *r, const mallet_rec_t **out)
          * as one thread's events often are (a one-thread file, a program under a global lock):
          * a run, yielded without a sift. Its sequence number follows the last one's, which was
          * fresh; the heap's copy of its key is refreshed at the sift that ends the run. */
+        mallet_rec_t *rec = c->rec + 1; /* batch[next]: rec is batch[next - 1] */
         if (c->next < c->nbatch && c->rec->part != MALLET_PART_RELEASE &&
-            c->batch[c->next].part == MALLET_PART_WHOLE) {
-            mallet_rec_t *rec = &c->batch[c->next++];
+            rec->part == MALLET_PART_WHOLE) {
+            c->next++;
             c->rec = rec;
             c->key = rec->ev.cycles;
             if (rec->ev.cycles < r->run_end) {
