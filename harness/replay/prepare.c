@@ -40,6 +40,7 @@ typedef struct state {
     mallet_rfile_writer_t *w;
     live_t *live;
     size_t cap, used;
+    size_t room; /* entries the table holds before it grows (a quarter or half of cap) */
     unsigned shift; /* 64 - log2(cap) */
     thr_t *thr;         /* per thread index */
     uint32_t *tids;     /* per thread index */
@@ -97,6 +98,12 @@ static void live_ahead(void *arg, const mallet_rec_t *recs, unsigned n)
     }
 }
 
+/* The table is kept at most a quarter full while it is small (32 MiB), half full beyond: linear
+ * probing at a quarter walks fewer entries per lookup and moves fewer back per removal, whose
+ * loop exits mispredict (9% faster on recorded malloc_bench than at a half); past the bound,
+ * memory matters more (64-128 bytes per live block instead of 128-256). */
+#define LIVE_SPARSE_MAX (1u << 20)
+
 static int live_grow(state_t *s)
 {
     size_t cap = s->cap ? s->cap * 2 : 1024;
@@ -105,6 +112,7 @@ static int live_grow(state_t *s)
     size_t ocap = s->cap;
     s->live = n;
     s->cap = cap;
+    s->room = cap < LIVE_SPARSE_MAX ? cap / 4 : cap / 2;
     s->shift = 64u - (unsigned)__builtin_ctzll(cap);
     for (size_t i = 0; i < ocap; i++) {
         if (!old[i].ptr) continue;
@@ -116,17 +124,11 @@ static int live_grow(state_t *s)
     return 0;
 }
 
-/* The table is kept at most a quarter full while it is small (32 MiB), half full beyond: linear
- * probing at a quarter walks fewer entries per lookup and moves fewer back per removal, whose
- * loop exits mispredict (9% faster on recorded malloc_bench than at a half); past the bound,
- * memory matters more (64-128 bytes per live block instead of 128-256). */
-#define LIVE_SPARSE_MAX (1u << 20)
 
 /* ptr's entry, made if there was none (*was_live 0: its other fields are stale). */
 static live_t *live_put(state_t *s, uint64_t ptr, int *was_live)
 {
-    size_t need = (s->used + 1) * (s->cap < LIVE_SPARSE_MAX ? 4 : 2);
-    if (need > s->cap && live_grow(s)) return NULL;
+    if (s->used >= s->room && live_grow(s)) return NULL;
     size_t i = home(s, ptr);
     while (s->live[i].ptr && s->live[i].ptr != ptr) i = (i + 1) & (s->cap - 1);
     *was_live = s->live[i].ptr != 0;
@@ -135,12 +137,11 @@ static live_t *live_put(state_t *s, uint64_t ptr, int *was_live)
     return &s->live[i];
 }
 
-/* Removes e, shifting the entries after it back so that lookups stay correct. */
-static void live_remove(state_t *s, live_t *e)
+/* Shifts the entries after the hole at i (an entry just emptied) back so that lookups stay
+ * correct. */
+static void live_shift(state_t *s, size_t i)
 {
-    size_t i = (size_t)(e - s->live), j = i;
-    s->live[i].ptr = 0;
-    s->used--;
+    size_t j = i;
     for (;;) {
         j = (j + 1) & (s->cap - 1);
         if (!s->live[j].ptr) return;
@@ -152,6 +153,14 @@ static void live_remove(state_t *s, live_t *e)
             i = j;
         }
     }
+}
+
+/* Removes e. */
+static void live_remove(state_t *s, live_t *e)
+{
+    e->ptr = 0;
+    s->used--;
+    live_shift(s, (size_t)(e - s->live));
 }
 
 /* ---- threads, slots, ops ------------------------------------------------------------------- */
@@ -439,7 +448,68 @@ static int encode_args(const mallet_event_t *ev, uint8_t kind, mallet_rop_t *op,
     return 0;
 }
 
-static int prepare_event(state_t *s, const mallet_rec_t *rec)
+/* A malloc, or a free of a block its own thread made, as most events are: done with masks where
+ * the two differ, for which of them comes next is a coin toss to the branch predictor (in
+ * recorded malloc_bench, the branch between them mispredicted on half of the events; so did the
+ * probe's exit, which looks here at the home entry and the next with a mask: at a quarter full, the
+ * entry sought, or the empty one a malloc takes, is one of them but for a few percent). Returns 1
+ * if it did the event, 0 if prepare_event must (nothing changed): anything else, or a case of
+ * these that needs more (a table to grow, a pool to fill, a buffer to write out, a longer probe,
+ * an address born again while live). */
+static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
+{
+    const mallet_event_t *ev = &rec->ev;
+    uint64_t ptr = ev->ptr;
+    uint8_t kind = ev->op;
+    /* malloc (1) or free (5), tested at once: a test of either alone would mispredict */
+    if (rec->part != MALLET_PART_WHOLE || (((unsigned)kind - 1) & ~4u) || ev->failed || !ptr ||
+        ev->thread >= s->nserials || !s->cap)
+        return 0;
+    uint32_t t = s->index_of[ev->thread] - 1;
+    if (t == UINT32_MAX) return 0; /* a thread not seen yet */
+    thr_t *th = &s->thr[t];
+    uint64_t is_free = kind == MALLET_OP_FREE, f = -is_free;
+    uint64_t want = ptr & f; /* the entry a free finds; a malloc takes an empty one */
+    size_t mask = s->cap - 1, h = home(s, ptr);
+    uint64_t at = s->live[h].ptr;
+    size_t i = (h + !((at == ptr) | (at == want))) & mask;
+    live_t *e = &s->live[i];
+    /* a free gives its slot back to the pool, a malloc takes the last one given: the same room */
+    uint32_t top = th->nfree - 1 + (uint32_t)is_free;
+    if ((e->ptr != want) | (top >= th->capfree) | (((e->thread ^ t) & (uint32_t)f) != 0) |
+        (s->used >= s->room) | (ev->size > MALLET_ROP_SIZE_MAX) | (th->n >= th->lim))
+        return 0;
+    uint32_t slot = (uint32_t)((e->slot & f) | (th->free[top] & ~f));
+    uint64_t bytes = (e->bytes & f) | (ev->size & ~f);
+    th->free[top] = slot;
+    th->nfree = top + (uint32_t)is_free;
+    s->live_bytes += (bytes ^ f) - f; /* minus bytes for a free */
+    s->live_blocks += 1 - 2 * is_free;
+    s->used += 1 - 2 * is_free;
+    s->p.peak_live_bytes =
+        s->live_bytes > s->p.peak_live_bytes ? s->live_bytes : s->p.peak_live_bytes;
+    s->p.peak_live_blocks =
+        s->live_blocks > s->p.peak_live_blocks ? s->live_blocks : s->p.peak_live_blocks;
+    /* a malloc's entry; a free's is emptied (its other fields are then stale) */
+    e->ptr = ptr & ~f;
+    e->slot = slot;
+    e->thread = t;
+    e->op = (uint32_t)(th->base + th->n);
+    e->bytes = bytes;
+    /* a free's hole, when the next entry is taken, is filled by shifting back (one test: one on
+     * the kind would mispredict) */
+    if (s->live[(i + 1) & mask].ptr & f) live_shift(s, i);
+    s->buffered++;
+    s->p.ops++;
+    /* a free's size is 0 (the reader's) */
+    th->buf[th->n++] = (mallet_rop_t){.kind = kind,
+                                      .size_hi = (uint16_t)(ev->size >> 32),
+                                      .size_lo = (uint32_t)ev->size,
+                                      .slot = slot};
+    return 1;
+}
+
+static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_t *rec)
 {
     const mallet_event_t *ev = &rec->ev;
     uint32_t t;
@@ -554,7 +624,7 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
                 mallet_rfile_add_rss(w, t > s.t0_ns ? t - s.t0_ns : 0, rec->ev.size);
                 continue;
             }
-            if (prepare_event(&s, rec)) break;
+            if (!prepare_common(&s, rec) && prepare_event(&s, rec)) break;
         }
     *out = s.p;
     if (s.err == -EFBIG)
