@@ -41,6 +41,7 @@ typedef struct state {
     live_t *live;
     size_t cap, used;
     size_t room; /* entries the table holds before it grows (a quarter or half of cap) */
+    live_t spare;  /* live_shift's target for an entry that stays */
     unsigned shift; /* 64 - log2(cap) */
     thr_t *thr;         /* per thread index */
     uint32_t *tids;     /* per thread index */
@@ -138,20 +139,19 @@ static live_t *live_put(state_t *s, uint64_t ptr, int *was_live)
 }
 
 /* Shifts the entries after the hole at i (an entry just emptied) back so that lookups stay
- * correct. */
+ * correct. Whether an entry moves is a coin toss to a branch predictor: it is moved with masks
+ * (into a spare entry when it stays). */
 static void live_shift(state_t *s, size_t i)
 {
-    size_t j = i;
-    for (;;) {
-        j = (j + 1) & (s->cap - 1);
-        if (!s->live[j].ptr) return;
+    size_t mask = s->cap - 1;
+    for (size_t j = (i + 1) & mask; s->live[j].ptr; j = (j + 1) & mask) {
+        /* entry j moves to the hole unless its home is cyclically in (i, j] */
         size_t h = home(s, s->live[j].ptr);
-        /* can entry j move to the hole at i? (h not cyclically in (i, j]) */
-        if ((i <= j) ? (h <= i || h > j) : (h <= i && h > j)) {
-            s->live[i] = s->live[j];
-            s->live[j].ptr = 0;
-            i = j;
-        }
+        size_t moves = ((j - h) & mask) >= ((j - i) & mask), m = -moves;
+        live_t *to = (live_t *)(((uintptr_t)&s->live[i] & m) | ((uintptr_t)&s->spare & ~m));
+        *to = s->live[j];
+        s->live[j].ptr &= ~(uint64_t)m;
+        i = (j & m) | (i & ~m);
     }
 }
 

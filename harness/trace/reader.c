@@ -62,6 +62,7 @@ struct mallet_reader {
     size_t nchunks, next_chunk;
     heap_ent_t *heap;
     size_t heap_len;
+    size_t top2; /* with two cursors, next_ref's top is heap[top2] (heap_order puts it first) */
     cursor_t *held; /* mallet_reader_next_ref's last yield: the merge moves past it next call */
     uint64_t run_end; /* held's events with keys below this come before any other's (run_end) */
     uint64_t *next_seq; /* per tindex: the next event sequence number not yet yielded */
@@ -876,29 +877,52 @@ static uint64_t run_end(const mallet_reader_t *r)
     return end;
 }
 
-/* With two cursors (a two-thread process), the held cursor c's event has just ended its run: the
- * other cursor o comes next, unless a chunk not brought in yet might come first or o's event is a
- * repeat (merge_top deals with those). Swaps the two without the sift's general walk, and yields
- * o's event. 1 if it did, 0 if merge_top has to (the heap is in order either way). */
+/* Puts next_ref's top of two cursors back at heap[0], where the rest of the merge has it. */
+static void heap_order(mallet_reader_t *r)
+{
+    if (!r->top2) return;
+    heap_ent_t e = r->heap[0];
+    r->heap[0] = r->heap[1];
+    r->heap[1] = e;
+    r->top2 = 0;
+}
+
+/* The next event with two cursors (a two-thread process), the held cursor c (the top) just
+ * stepped to its next event: c's while it comes before run_end (its run goes on), else the other
+ * cursor o's, which becomes the top. Which of them comes next is a coin toss when the threads run
+ * at once: the top is an index (top2) flipped with a mask, not a branch the CPU would mispredict
+ * every other event, nor a swap of the entries. Returns 1 with the event, or 0 (merge_top takes
+ * over, the heap in order) when a chunk not brought in yet might come before o, or o's event is
+ * a repeat. */
 HOT int next_of_two(mallet_reader_t *r, cursor_t *c, const mallet_rec_t **out)
 {
-    /* c's key is at or past run_end, the earlier of o's key (ties settled) and the next chunk's */
-    heap_ent_t o = r->heap[1];
+    size_t top = r->top2;
+    heap_ent_t o = r->heap[top ^ 1];
     uint64_t first = r->next_chunk < r->nchunks ? r->chunks[r->next_chunk].first : UINT64_MAX;
-    if (first <= o.key) {
+    uint64_t swap = c->key >= r->run_end; /* run_end: o's key (ties settled) or first */
+    r->heap[top].key = c->key;
+    if (swap & (first <= o.key)) {
+        heap_order(r);
         heap_sift_top(r);
         return 0;
     }
-    r->heap[0] = o;
-    r->heap[1] = (heap_ent_t){c->key, c->chunk->seq, c};
-    cursor_t *n = o.c;
+    uint64_t m = -swap;
+    top ^= swap;
+    r->top2 = top;
+    cursor_t *n = r->heap[top].c;
+    /* c's event follows its last one, fresh; o's may repeat an earlier chunk's */
+    const mallet_rec_t *rec = n->rec;
     uint64_t *next = &r->next_seq[n->chunk->tindex];
-    if (n->rec->part == MALLET_PART_ALLOC ? !n->release_fresh : n->rec->ev.seq < *next) return 0;
-    *next = n->rec->ev.seq + 1;
+    if (rec->part == MALLET_PART_ALLOC ? !n->release_fresh : rec->ev.seq < *next) {
+        heap_order(r);
+        return 0;
+    }
+    *next = rec->ev.seq + 1;
     uint64_t end = c->key + (o.seq < c->chunk->seq);
-    r->run_end = end < first ? end : first;
+    end = end < first ? end : first;
+    r->run_end = (end & m) | (r->run_end & ~m);
     r->held = n;
-    *out = n->rec;
+    *out = rec;
     return 1;
 }
 
@@ -918,19 +942,19 @@ int mallet_reader_next_ref(mallet_reader_t *r, const mallet_rec_t **out)
             c->next++;
             c->rec = rec;
             c->key = rec->ev.cycles;
-            if (rec->ev.cycles < r->run_end) {
+            if (r->heap_len == 2) {
+                if (next_of_two(r, c, out)) return 1;
+            } else if (rec->ev.cycles < r->run_end) {
                 r->next_seq[c->chunk->tindex] = rec->ev.seq + 1;
                 r->held = c;
                 *out = rec;
                 return 1;
-            }
-            if (r->heap_len == 2) {
-                if (next_of_two(r, c, out)) return 1;
             } else {
                 heap_sift_top(r);
             }
-        } else if (merge_pop(r, c, 1) < 0) {
-            return -1;
+        } else {
+            heap_order(r);
+            if (merge_pop(r, c, 1) < 0) return -1;
         }
     }
     int k = merge_top(r, &r->held);
