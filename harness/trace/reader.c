@@ -37,6 +37,7 @@ typedef struct cursor {
     uint64_t last; /* time of the previous event of this chunk's thread (monotonic clamp) */
     uint64_t key;  /* merge key: the time of the part about to be yielded */
     int release_fresh; /* the RELEASE half was yielded (not a repeat), so the ALLOC half is too */
+    uint64_t *next_seq; /* the reader's next_seq of its chunk's thread (one load less a step) */
     mallet_rec_t *rec; /* the part about to be yielded (time_ns is set only when it is) */
     /* Events are decoded a batch at a time, in a tight loop (one call per event took a third of
      * the reader's time); an error is reported when the merge reaches the event that failed. */
@@ -689,6 +690,7 @@ static int activate(mallet_reader_t *r, const chunk_ref_t *k)
     c->left = k->count;
     c->last = k->first;
     c->seq = k->first_seq;
+    c->next_seq = &r->next_seq[k->tindex];
     c->spread = r->info[k->file].threads == 1;
     int s = cursor_step(r, c);
     if (s <= 0) {
@@ -831,7 +833,7 @@ HOT int merge_top(mallet_reader_t *r, cursor_t **out)
         cursor_t *c = r->heap[0].c;
         /* A chunk may repeat events of an earlier one (see first_seq in format.h): keep each
          * (thread, seq) once. Repeats come out of the heap next to their twin. */
-        uint64_t *next = &r->next_seq[c->chunk->tindex];
+        uint64_t *next = c->next_seq;
         int fresh = c->rec->part == MALLET_PART_ALLOC ? c->release_fresh : c->rec->ev.seq >= *next;
         if (fresh) {
             *next = c->rec->ev.seq + 1;
@@ -912,7 +914,7 @@ HOT int next_of_two(mallet_reader_t *r, cursor_t *c, const mallet_rec_t **out)
     cursor_t *n = r->heap[top].c;
     /* c's event follows its last one, fresh; o's may repeat an earlier chunk's */
     const mallet_rec_t *rec = n->rec;
-    uint64_t *next = &r->next_seq[n->chunk->tindex];
+    uint64_t *next = n->next_seq;
     if (rec->part == MALLET_PART_ALLOC ? !n->release_fresh : rec->ev.seq < *next) {
         heap_order(r);
         return 0;
@@ -945,7 +947,7 @@ int mallet_reader_next_ref(mallet_reader_t *r, const mallet_rec_t **out)
             if (r->heap_len == 2) {
                 if (next_of_two(r, c, out)) return 1;
             } else if (rec->ev.cycles < r->run_end) {
-                r->next_seq[c->chunk->tindex] = rec->ev.seq + 1;
+                *c->next_seq = rec->ev.seq + 1;
                 r->held = c;
                 *out = rec;
                 return 1;
