@@ -61,6 +61,7 @@ struct mallet_reader {
     int *fds;
     chunk_ref_t *chunks;
     size_t nchunks, next_chunk;
+    uint64_t next_first; /* chunks[next_chunk].first, or UINT64_MAX past the last chunk */
     heap_ent_t *heap;
     size_t heap_len;
     size_t top2; /* with two cursors, next_ref's top is heap[top2] (heap_order puts it first) */
@@ -767,6 +768,7 @@ mallet_reader_t *mallet_reader_open(const char *const *paths, unsigned npaths, c
     }
     r->next_seq = calloc(r->nthreads ? r->nthreads : 1, sizeof *r->next_seq);
     if (r->nchunks) qsort(r->chunks, r->nchunks, sizeof *r->chunks, cmp_time_order);
+    r->next_first = r->nchunks ? r->chunks[0].first : UINT64_MAX;
     r->heap = malloc((r->nchunks ? r->nchunks : 1) * sizeof *r->heap);
     if (!r->heap || !r->next_seq) {
         set_err(err, errlen, "out of memory");
@@ -825,7 +827,10 @@ HOT int merge_top(mallet_reader_t *r, cursor_t **out)
         /* Bring in every chunk that may hold an event at or before the earliest pending one. */
         while (r->next_chunk < r->nchunks &&
                (r->heap_len == 0 || r->chunks[r->next_chunk].first <= r->heap[0].key)) {
-            if (activate(r, &r->chunks[r->next_chunk++]) < 0) return -1;
+            int a = activate(r, &r->chunks[r->next_chunk++]);
+            r->next_first =
+                r->next_chunk < r->nchunks ? r->chunks[r->next_chunk].first : UINT64_MAX;
+            if (a < 0) return -1;
         }
         if (r->heap_len == 0) return 0;
         /* The top stays in place while it is used and then sifts down once: a pop and a push
@@ -870,7 +875,7 @@ uint64_t mallet_reader_time_ns(const mallet_reader_t *r, uint64_t cycles)
  * a chunk not brought in yet. The runner-up is one of the top's two children. */
 static uint64_t run_end(const mallet_reader_t *r)
 {
-    uint64_t end = r->next_chunk < r->nchunks ? r->chunks[r->next_chunk].first : UINT64_MAX;
+    uint64_t end = r->next_first;
     uint64_t seq = r->heap[0].seq;
     for (size_t i = 1; i < 3 && i < r->heap_len; i++) {
         uint64_t e = r->heap[i].key + (seq < r->heap[i].seq);
@@ -900,7 +905,7 @@ HOT int next_of_two(mallet_reader_t *r, cursor_t *c, const mallet_rec_t **out)
 {
     size_t top = r->top2;
     heap_ent_t o = r->heap[top ^ 1];
-    uint64_t first = r->next_chunk < r->nchunks ? r->chunks[r->next_chunk].first : UINT64_MAX;
+    uint64_t first = r->next_first;
     uint64_t swap = c->key >= r->run_end; /* run_end: o's key (ties settled) or first */
     r->heap[top].key = c->key;
     if (swap & (first <= o.key)) {
