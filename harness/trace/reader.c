@@ -192,53 +192,55 @@ HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t 
         ev->size = size & -is_malloc;
         p += len_of[form] & -is_malloc;
         r |= get_ptr(&p, end, st, &ev->ptr, checked);
-    } else switch (ev->op) {
-    case MALLET_OP_MALLOC:
-    case MALLET_OP_VALLOC:
-    case MALLET_OP_PVALLOC:
-        r |= get_short(&p, end, &ev->size, checked);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
-        break;
-    case MALLET_OP_CALLOC:
-        r |= get_short(&p, end, &ev->nmemb, checked);
-        r |= r ? 0 : get_short(&p, end, &ev->size, checked);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
-        break;
-    case MALLET_OP_REALLOC:
-        r |= get_ptr(&p, end, st, &ev->old_ptr, checked);
-        r |= r ? 0 : get_short(&p, end, &ev->size, checked);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
-        r |= r ? 0 : get_short(&p, end, &tmp, checked);
-        ev->free_cycles = ev->cycles - tmp;
-        break;
-    case MALLET_OP_REALLOCARRAY:
-        r |= get_ptr(&p, end, st, &ev->old_ptr, checked);
-        r |= r ? 0 : get_short(&p, end, &ev->nmemb, checked);
-        r |= r ? 0 : get_short(&p, end, &ev->size, checked);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
-        r |= r ? 0 : get_short(&p, end, &tmp, checked);
-        ev->free_cycles = ev->cycles - tmp;
-        break;
-    case MALLET_OP_FREE:
-        r |= get_ptr(&p, end, st, &ev->ptr, checked);
-        break;
-    case MALLET_OP_POSIX_MEMALIGN:
-    case MALLET_OP_ALIGNED_ALLOC:
-    case MALLET_OP_MEMALIGN:
-        r |= get_short(&p, end, &ev->align, checked);
-        r |= r ? 0 : get_short(&p, end, &ev->size, checked);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
-        if (!r && ev->op == MALLET_OP_POSIX_MEMALIGN && ev->failed) {
-            r |= get_short(&p, end, &tmp, checked);
-            if (!r && tmp > INT32_MAX) r = -1;
-            ev->ret = (int32_t)tmp;
+    } else {
+        switch (ev->op) {
+        case MALLET_OP_MALLOC:
+        case MALLET_OP_VALLOC:
+        case MALLET_OP_PVALLOC:
+            r |= get_short(&p, end, &ev->size, checked);
+            r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
+            break;
+        case MALLET_OP_CALLOC:
+            r |= get_short(&p, end, &ev->nmemb, checked);
+            r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+            r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
+            break;
+        case MALLET_OP_REALLOC:
+            r |= get_ptr(&p, end, st, &ev->old_ptr, checked);
+            r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+            r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
+            r |= r ? 0 : get_short(&p, end, &tmp, checked);
+            ev->free_cycles = ev->cycles - tmp;
+            break;
+        case MALLET_OP_REALLOCARRAY:
+            r |= get_ptr(&p, end, st, &ev->old_ptr, checked);
+            r |= r ? 0 : get_short(&p, end, &ev->nmemb, checked);
+            r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+            r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
+            r |= r ? 0 : get_short(&p, end, &tmp, checked);
+            ev->free_cycles = ev->cycles - tmp;
+            break;
+        case MALLET_OP_FREE:
+            r |= get_ptr(&p, end, st, &ev->ptr, checked);
+            break;
+        case MALLET_OP_POSIX_MEMALIGN:
+        case MALLET_OP_ALIGNED_ALLOC:
+        case MALLET_OP_MEMALIGN:
+            r |= get_short(&p, end, &ev->align, checked);
+            r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+            r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
+            if (!r && ev->op == MALLET_OP_POSIX_MEMALIGN && ev->failed) {
+                r |= get_short(&p, end, &tmp, checked);
+                if (!r && tmp > INT32_MAX) r = -1;
+                ev->ret = (int32_t)tmp;
+            }
+            break;
+        case MALLET_OP_RSS:
+            r |= get_short(&p, end, &ev->size, checked);
+            break;
+        default:
+            return -1;
         }
-        break;
-    case MALLET_OP_RSS:
-        r |= get_short(&p, end, &ev->size, checked);
-        break;
-    default:
-        return -1;
     }
     if (r) return -1;
     if (b & MALLET_EV_SAME_SITE) {
