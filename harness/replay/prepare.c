@@ -582,9 +582,7 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
     if (ev->ptr && block_born(s, t, ev->ptr, bytes, stream_len(s, t), &slot)) return -1;
     /* the new block takes its slot before the old one is given back: they differ */
     if (old_slot != MALLET_NO_SLOT && slot_give(s, t, old_slot)) return -1;
-    /* The op is written last: its stores may alias everything (its kind is a byte), and every
-     * field of s read after them was read again. */
-    if (!(op = emit(s, t))) return -1;
+    if (!(op = emit(s, t))) return -1; /* the op stream_len gave its block (emit keeps it) */
     *op = (mallet_rop_t){.kind = kind,
                          .size_hi = args.size_hi,
                          .size_lo = args.size_lo,
