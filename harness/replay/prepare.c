@@ -25,19 +25,23 @@ typedef struct live {
 typedef struct thr {
     mallet_rop_t *buf; /* buf[i] is op base + i of the thread's stream */
     uint32_t n, cap;
+    uint32_t lim; /* emit takes the slow path (emit_room) once n reaches it (set_lim) */
     uint64_t base;
     uint32_t *free;
-    size_t nfree, capfree;
+    uint32_t nfree, capfree; /* below 2^32: slots are */
     uint32_t pending_old; /* the old block's slot, given back at the ALLOC half */
     uint32_t pending_dep_thread;
     uint64_t pending_dep_op;
 } thr_t;
+_Static_assert(sizeof(thr_t) == 64, "thr_t is indexed on every event: a shift, not a multiply");
 
 typedef struct state {
-    mallet_prepared_t *p;
+    mallet_prepared_t p; /* the counts, copied out at the end (a field: no pointer to follow) */
     mallet_rfile_writer_t *w;
     live_t *live;
     size_t cap, used;
+    size_t room; /* entries the table holds before it grows (a quarter or half of cap) */
+    live_t spare;  /* live_shift's target for an entry that stays */
     unsigned shift; /* 64 - log2(cap) */
     thr_t *thr;         /* per thread index */
     uint32_t *tids;     /* per thread index */
@@ -49,6 +53,7 @@ typedef struct state {
     int main_taken; /* thread index 0 is the main thread's, once it shows up */
     uint32_t chunk_ops;
     uint64_t buffer_ops, buffered; /* ops in all buffers: kept at most buffer_ops */
+    uint64_t caps;                 /* all buffers' room: buffered <= caps */
     int err;                       /* -errno of what failed */
 } state_t;
 
@@ -94,6 +99,12 @@ static void live_ahead(void *arg, const mallet_rec_t *recs, unsigned n)
     }
 }
 
+/* The table is kept at most a quarter full while it is small (32 MiB), half full beyond: linear
+ * probing at a quarter walks fewer entries per lookup and moves fewer back per removal, whose
+ * loop exits mispredict (9% faster on recorded malloc_bench than at a half); past the bound,
+ * memory matters more (64-128 bytes per live block instead of 128-256). */
+#define LIVE_SPARSE_MAX (1u << 20)
+
 static int live_grow(state_t *s)
 {
     size_t cap = s->cap ? s->cap * 2 : 1024;
@@ -102,6 +113,7 @@ static int live_grow(state_t *s)
     size_t ocap = s->cap;
     s->live = n;
     s->cap = cap;
+    s->room = cap < LIVE_SPARSE_MAX ? cap / 4 : cap / 2;
     s->shift = 64u - (unsigned)__builtin_ctzll(cap);
     for (size_t i = 0; i < ocap; i++) {
         if (!old[i].ptr) continue;
@@ -113,17 +125,11 @@ static int live_grow(state_t *s)
     return 0;
 }
 
-/* The table is kept at most a quarter full while it is small (32 MiB), half full beyond: linear
- * probing at a quarter walks fewer entries per lookup and moves fewer back per removal, whose
- * loop exits mispredict (9% faster on recorded malloc_bench than at a half); past the bound,
- * memory matters more (64-128 bytes per live block instead of 128-256). */
-#define LIVE_SPARSE_MAX (1u << 20)
 
 /* ptr's entry, made if there was none (*was_live 0: its other fields are stale). */
 static live_t *live_put(state_t *s, uint64_t ptr, int *was_live)
 {
-    size_t need = (s->used + 1) * (s->cap < LIVE_SPARSE_MAX ? 4 : 2);
-    if (need > s->cap && live_grow(s)) return NULL;
+    if (s->used >= s->room && live_grow(s)) return NULL;
     size_t i = home(s, ptr);
     while (s->live[i].ptr && s->live[i].ptr != ptr) i = (i + 1) & (s->cap - 1);
     *was_live = s->live[i].ptr != 0;
@@ -132,23 +138,29 @@ static live_t *live_put(state_t *s, uint64_t ptr, int *was_live)
     return &s->live[i];
 }
 
-/* Removes e, shifting the entries after it back so that lookups stay correct. */
+/* Shifts the entries after the hole at i (an entry just emptied) back so that lookups stay
+ * correct. Whether an entry moves is a coin toss to a branch predictor: it is moved with masks
+ * (into a spare entry when it stays). */
+static void live_shift(state_t *s, size_t i)
+{
+    size_t mask = s->cap - 1;
+    for (size_t j = (i + 1) & mask; s->live[j].ptr; j = (j + 1) & mask) {
+        /* entry j moves to the hole unless its home is cyclically in (i, j] */
+        size_t h = home(s, s->live[j].ptr);
+        size_t moves = ((j - h) & mask) >= ((j - i) & mask), m = -moves;
+        live_t *to = (live_t *)(((uintptr_t)&s->live[i] & m) | ((uintptr_t)&s->spare & ~m));
+        *to = s->live[j];
+        s->live[j].ptr &= ~(uint64_t)m;
+        i = (j & m) | (i & ~m);
+    }
+}
+
+/* Removes e. */
 static void live_remove(state_t *s, live_t *e)
 {
-    size_t i = (size_t)(e - s->live), j = i;
-    s->live[i].ptr = 0;
+    e->ptr = 0;
     s->used--;
-    for (;;) {
-        j = (j + 1) & (s->cap - 1);
-        if (!s->live[j].ptr) return;
-        size_t h = home(s, s->live[j].ptr);
-        /* can entry j move to the hole at i? (h not cyclically in (i, j]) */
-        if ((i <= j) ? (h <= i || h > j) : (h <= i && h > j)) {
-            s->live[i] = s->live[j];
-            s->live[j].ptr = 0;
-            i = j;
-        }
-    }
+    live_shift(s, (size_t)(e - s->live));
 }
 
 /* ---- threads, slots, ops ------------------------------------------------------------------- */
@@ -156,7 +168,7 @@ static void live_remove(state_t *s, live_t *e)
 /* A new thread index for the traced thread tid. */
 static int add_thread(state_t *s, uint32_t tid)
 {
-    uint32_t nt = s->p->nthreads;
+    uint32_t nt = s->p.nthreads;
     if (nt == MALLET_NO_SLOT - 1) return fail(s, -E2BIG);
     thr_t *t = realloc(s->thr, (nt + 1) * sizeof *t);
     if (t) s->thr = t;
@@ -166,14 +178,14 @@ static int add_thread(state_t *s, uint32_t tid)
     memset(&s->thr[nt], 0, sizeof *t);
     s->thr[nt].pending_old = MALLET_NO_SLOT;
     s->tids[nt] = tid;
-    s->p->nthreads++;
+    s->p.nthreads++;
     return 0;
 }
 
-/* The thread index of ev's thread. Index 0 is the process's main thread (the worker replays it on
- * its own main thread: allocators treat the main thread apart, glibc's main arena grows with brk
- * where other threads' arenas use mmap). */
-static int thread_index(state_t *s, const mallet_event_t *ev, uint32_t *out)
+/* thread_index for a thread serial not seen yet. Index 0 is the process's main thread (the worker
+ * replays it on its own main thread: allocators treat the main thread apart, glibc's main arena
+ * grows with brk where other threads' arenas use mmap). */
+static __attribute__((noinline)) int thread_new(state_t *s, const mallet_event_t *ev, uint32_t *out)
 {
     if (ev->thread >= s->nserials) {
         size_t n = ev->thread + 64;
@@ -189,47 +201,72 @@ static int thread_index(state_t *s, const mallet_event_t *ev, uint32_t *out)
     }
     if (!s->index_of[ev->thread]) {
         if (add_thread(s, ev->tid)) return -1;
-        s->index_of[ev->thread] = s->p->nthreads;
+        s->index_of[ev->thread] = s->p.nthreads;
     }
     *out = s->index_of[ev->thread] - 1;
     return 0;
 }
 
-static int slot_give(state_t *s, uint32_t t, uint32_t slot);
+/* The thread index of ev's thread. */
+static inline int thread_index(state_t *s, const mallet_event_t *ev, uint32_t *out)
+{
+    if (ev->thread < s->nserials && s->index_of[ev->thread]) {
+        *out = s->index_of[ev->thread] - 1;
+        return 0;
+    }
+    return thread_new(s, ev, out);
+}
+
+static __attribute__((noinline)) int pool_grow(state_t *s, thr_t *th)
+{
+    size_t cap = th->capfree ? 2 * (size_t)th->capfree : 64;
+    if (cap > UINT32_MAX) cap = UINT32_MAX; /* a pool never holds more: there are fewer slots */
+    uint32_t *f = realloc(th->free, cap * sizeof *f);
+    if (!f) return fail(s, -ENOMEM);
+    th->free = f;
+    th->capfree = (uint32_t)cap;
+    return 0;
+}
+
+static inline int slot_give(state_t *s, uint32_t t, uint32_t slot)
+{
+    thr_t *th = &s->thr[t];
+    if (th->nfree == th->capfree && pool_grow(s, th)) return -1;
+    th->free[th->nfree++] = slot;
+    return 0;
+}
 
 /* New slots go to a thread a cache line at a time (8 pointers in the worker's slot table), so
  * that two threads writing their own slots never write the same line (false sharing made frees
  * wait on the other core's cache: a third of the harness's time per op). */
 #define SLOT_LINE 8u
 
-static int slot_take(state_t *s, uint32_t t, uint32_t *slot)
+static __attribute__((noinline)) int slot_line(state_t *s, uint32_t t, uint32_t *slot)
 {
-    thr_t *th = &s->thr[t];
-    if (th->nfree) {
-        *slot = th->free[--th->nfree];
-        return 0;
-    }
-    if (s->p->nslots >= MALLET_NO_SLOT - SLOT_LINE) return fail(s, -E2BIG);
-    uint32_t first = s->p->nslots;
-    s->p->nslots += SLOT_LINE;
+    if (s->p.nslots >= MALLET_NO_SLOT - SLOT_LINE) return fail(s, -E2BIG);
+    uint32_t first = s->p.nslots;
+    s->p.nslots += SLOT_LINE;
     for (uint32_t k = SLOT_LINE - 1; k > 0; k--)
         if (slot_give(s, t, first + k)) return -1;
     *slot = first;
     return 0;
 }
 
-static int slot_give(state_t *s, uint32_t t, uint32_t slot)
+static inline int slot_take(state_t *s, uint32_t t, uint32_t *slot)
 {
     thr_t *th = &s->thr[t];
-    if (th->nfree == th->capfree) {
-        size_t cap = th->capfree ? 2 * th->capfree : 64;
-        uint32_t *f = realloc(th->free, cap * sizeof *f);
-        if (!f) return fail(s, -ENOMEM);
-        th->free = f;
-        th->capfree = cap;
-    }
-    th->free[th->nfree++] = slot;
+    if (!th->nfree) return slot_line(s, t, slot);
+    *slot = th->free[--th->nfree];
     return 0;
+}
+
+/* Thread t's bound for emit's fast path: its buffer's room and its stream's (the replay counts a
+ * thread's ops in 32 bits); 0, so that every emit checks the bound on all buffers, once all
+ * buffers together could hold more than it. */
+static void set_lim(state_t *s, thr_t *th)
+{
+    uint64_t left = UINT32_MAX - th->base;
+    th->lim = s->caps > s->buffer_ops ? 0 : th->cap < left ? th->cap : (uint32_t)left;
 }
 
 static int flush(state_t *s, uint32_t t)
@@ -241,6 +278,7 @@ static int flush(state_t *s, uint32_t t)
     th->base += th->n;
     s->buffered -= th->n;
     th->n = 0;
+    set_lim(s, th);
     return 0;
 }
 
@@ -248,12 +286,14 @@ static int flush(state_t *s, uint32_t t)
  * thread that has gone quiet should not keep a full chunk's buffer). */
 static int flush_all(state_t *s)
 {
-    for (uint32_t t = 0; t < s->p->nthreads; t++) {
+    for (uint32_t t = 0; t < s->p.nthreads; t++) {
         if (flush(s, t)) return -1;
         free(s->thr[t].buf);
         s->thr[t].buf = NULL;
         s->thr[t].cap = 0;
+        s->thr[t].lim = 0;
     }
+    s->caps = 0;
     return 0;
 }
 
@@ -273,27 +313,24 @@ static __attribute__((noinline)) int emit_room(state_t *s, uint32_t t)
             mallet_rop_t *b = realloc(th->buf, cap * sizeof *b);
             if (!b) return fail(s, -ENOMEM);
             th->buf = b;
+            s->caps += cap - th->cap;
             th->cap = cap;
+            if (s->caps > s->buffer_ops) /* from now on every emit checks the bound */
+                for (uint32_t k = 0; k < s->p.nthreads; k++) s->thr[k].lim = 0;
         }
     }
+    set_lim(s, th);
     return 0;
 }
 
-/* A new op at the end of thread t's stream; valid until the next emit. Inline, with the rare
- * cases out of line: it runs once an op. */
-static inline mallet_rop_t *emit(state_t *s, uint32_t t, uint8_t kind)
+/* A new op at the end of thread t's stream, to be filled in; valid until the next emit. Inline,
+ * with every check but one out of line: it runs once an op. */
+static inline mallet_rop_t *emit(state_t *s, uint32_t t)
 {
     thr_t *th = &s->thr[t];
-    if ((th->n == th->cap || s->buffered >= s->buffer_ops ||
-         th->base + th->n == UINT32_MAX) && emit_room(s, t))
-        return NULL;
-    th = &s->thr[t];
-    mallet_rop_t *op = &th->buf[th->n++];
+    if (th->n >= th->lim && emit_room(s, t)) return NULL;
     s->buffered++;
-    memset(op, 0, sizeof *op);
-    op->kind = kind;
-    op->slot = MALLET_NO_SLOT;
-    return op;
+    return &th->buf[th->n++];
 }
 
 static uint64_t stream_len(const state_t *s, uint32_t t)
@@ -304,11 +341,11 @@ static uint64_t stream_len(const state_t *s, uint32_t t)
 /* Thread t waits until thread dep has done its op `op`. */
 static int emit_wait(state_t *s, uint32_t t, uint32_t dep, uint64_t op)
 {
-    mallet_rop_t *o = emit(s, t, MALLET_ROP_WAIT);
+    mallet_rop_t *o = emit(s, t);
     if (!o) return -1;
-    o->aux = dep;
-    o->slot = (uint32_t)op; /* below 2^32 - 1: emit keeps every stream shorter */
-    s->p->waits++;
+    /* slot: below 2^32 - 1, as emit keeps every stream shorter */
+    *o = (mallet_rop_t){.kind = MALLET_ROP_WAIT, .slot = (uint32_t)op, .aux = dep};
+    s->p.waits++;
     return 0;
 }
 
@@ -328,8 +365,8 @@ static int mark_awaited(state_t *s, uint32_t t, uint64_t op)
 /* The block at ptr dies in thread t: returns its slot (MALLET_NO_SLOT if it was not live) and,
  * when another thread made it, that thread and the op that made it (else *dep_thread is
  * MALLET_NO_SLOT). */
-static uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t *dep_thread,
-                           uint64_t *dep_op)
+static inline uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t *dep_thread,
+                                  uint64_t *dep_op)
 {
     live_t *e = live_find(s, ptr);
     *dep_thread = MALLET_NO_SLOT;
@@ -345,8 +382,10 @@ static uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t *dep_t
     return slot;
 }
 
-/* A block of `bytes` is born at ptr by the op just emitted in thread t. */
-static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op, uint64_t bytes)
+/* A block of `bytes` is born at ptr by op `op` of thread t (about to be emitted): *slot is the
+ * slot it takes. */
+static int block_born(state_t *s, uint32_t t, uint64_t ptr, uint64_t bytes, uint64_t op,
+                      uint32_t *slot)
 {
     int was_live;
     live_t *e = live_put(s, ptr, &was_live); /* one probe: a find and a put walked it twice */
@@ -355,14 +394,14 @@ static int block_born(state_t *s, uint32_t t, uint64_t ptr, mallet_rop_t *op, ui
         s->live_bytes -= e->bytes;
         s->live_blocks--;
     }
-    if (slot_take(s, t, &op->slot)) return -1;
-    e->slot = op->slot;
+    if (slot_take(s, t, slot)) return -1;
+    e->slot = *slot;
     e->thread = t;
-    e->op = (uint32_t)(stream_len(s, t) - 1);
+    e->op = (uint32_t)op;
     e->bytes = bytes;
     s->live_bytes += bytes;
-    if (s->live_bytes > s->p->peak_live_bytes) s->p->peak_live_bytes = s->live_bytes;
-    if (++s->live_blocks > s->p->peak_live_blocks) s->p->peak_live_blocks = s->live_blocks;
+    if (s->live_bytes > s->p.peak_live_bytes) s->p.peak_live_bytes = s->live_bytes;
+    if (++s->live_blocks > s->p.peak_live_blocks) s->p.peak_live_blocks = s->live_blocks;
     return 0;
 }
 
@@ -409,7 +448,68 @@ static int encode_args(const mallet_event_t *ev, uint8_t kind, mallet_rop_t *op,
     return 0;
 }
 
-static int prepare_event(state_t *s, const mallet_rec_t *rec)
+/* A malloc, or a free of a block its own thread made, as most events are: done with masks where
+ * the two differ, for which of them comes next is a coin toss to the branch predictor (in
+ * recorded malloc_bench, the branch between them mispredicted on half of the events; so did the
+ * probe's exit, which looks here at the home entry and the next with a mask: at a quarter full, the
+ * entry sought, or the empty one a malloc takes, is one of them but for a few percent). Returns 1
+ * if it did the event, 0 if prepare_event must (nothing changed): anything else, or a case of
+ * these that needs more (a table to grow, a pool to fill, a buffer to write out, a longer probe,
+ * an address born again while live). */
+static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
+{
+    const mallet_event_t *ev = &rec->ev;
+    uint64_t ptr = ev->ptr;
+    uint8_t kind = ev->op;
+    /* malloc (1) or free (5), tested at once: a test of either alone would mispredict */
+    if (rec->part != MALLET_PART_WHOLE || (((unsigned)kind - 1) & ~4u) || ev->failed || !ptr ||
+        ev->thread >= s->nserials || !s->cap)
+        return 0;
+    uint32_t t = s->index_of[ev->thread] - 1;
+    if (t == UINT32_MAX) return 0; /* a thread not seen yet */
+    thr_t *th = &s->thr[t];
+    uint64_t is_free = kind == MALLET_OP_FREE, f = -is_free;
+    uint64_t want = ptr & f; /* the entry a free finds; a malloc takes an empty one */
+    size_t mask = s->cap - 1, h = home(s, ptr);
+    uint64_t at = s->live[h].ptr;
+    size_t i = (h + !((at == ptr) | (at == want))) & mask;
+    live_t *e = &s->live[i];
+    /* a free gives its slot back to the pool, a malloc takes the last one given: the same room */
+    uint32_t top = th->nfree - 1 + (uint32_t)is_free;
+    if ((e->ptr != want) | (top >= th->capfree) | (((e->thread ^ t) & (uint32_t)f) != 0) |
+        (s->used >= s->room) | (ev->size > MALLET_ROP_SIZE_MAX) | (th->n >= th->lim))
+        return 0;
+    uint32_t slot = (uint32_t)((e->slot & f) | (th->free[top] & ~f));
+    uint64_t bytes = (e->bytes & f) | (ev->size & ~f);
+    th->free[top] = slot;
+    th->nfree = top + (uint32_t)is_free;
+    s->live_bytes += (bytes ^ f) - f; /* minus bytes for a free */
+    s->live_blocks += 1 - 2 * is_free;
+    s->used += 1 - 2 * is_free;
+    s->p.peak_live_bytes =
+        s->live_bytes > s->p.peak_live_bytes ? s->live_bytes : s->p.peak_live_bytes;
+    s->p.peak_live_blocks =
+        s->live_blocks > s->p.peak_live_blocks ? s->live_blocks : s->p.peak_live_blocks;
+    /* a malloc's entry; a free's is emptied (its other fields are then stale) */
+    e->ptr = ptr & ~f;
+    e->slot = slot;
+    e->thread = t;
+    e->op = (uint32_t)(th->base + th->n);
+    e->bytes = bytes;
+    /* a free's hole, when the next entry is taken, is filled by shifting back (one test: one on
+     * the kind would mispredict) */
+    if (s->live[(i + 1) & mask].ptr & f) live_shift(s, i);
+    s->buffered++;
+    s->p.ops++;
+    /* a free's size is 0 (the reader's) */
+    th->buf[th->n++] = (mallet_rop_t){.kind = kind,
+                                      .size_hi = (uint16_t)(ev->size >> 32),
+                                      .size_lo = (uint32_t)ev->size,
+                                      .slot = slot};
+    return 1;
+}
+
+static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_t *rec)
 {
     const mallet_event_t *ev = &rec->ev;
     uint32_t t;
@@ -431,30 +531,31 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
         return 0;
     }
     if (ev->failed && ev->op != MALLET_OP_FREE) {
-        s->p->failed_allocs++;
+        s->p.failed_allocs++;
         return 0;
     }
     mallet_rop_t *op;
     if (ev->op == MALLET_OP_FREE) {
         if (!ev->ptr) { /* free(NULL) is a call */
-            if (!emit(s, t, MALLET_OP_FREE)) return -1;
-            s->p->ops++;
+            if (!(op = emit(s, t))) return -1;
+            *op = (mallet_rop_t){.kind = MALLET_OP_FREE, .slot = MALLET_NO_SLOT};
+            s->p.ops++;
             return 0;
         }
         uint32_t dep_thread;
         uint64_t dep_op = 0;
         uint32_t slot = block_dies(s, t, ev->ptr, &dep_thread, &dep_op);
         if (slot == MALLET_NO_SLOT) {
-            s->p->skipped++; /* double free, or a pointer the trace never allocated */
+            s->p.skipped++; /* double free, or a pointer the trace never allocated */
             return 0;
         }
         if (dep_thread != MALLET_NO_SLOT &&
             (mark_awaited(s, dep_thread, dep_op) || emit_wait(s, t, dep_thread, dep_op)))
             return -1;
-        if (!(op = emit(s, t, MALLET_OP_FREE))) return -1;
-        op->slot = slot;
-        s->p->ops++;
-        return slot_give(s, t, slot);
+        if (slot_give(s, t, slot) || !(op = emit(s, t))) return -1;
+        *op = (mallet_rop_t){.kind = MALLET_OP_FREE, .slot = slot};
+        s->p.ops++;
+        return 0;
     }
     uint8_t kind = ev->op;
     uint32_t old_slot = MALLET_NO_SLOT, dep_thread = MALLET_NO_SLOT;
@@ -466,24 +567,28 @@ static int prepare_event(state_t *s, const mallet_rec_t *rec)
         dep_op = me->pending_dep_op;
         me->pending_old = MALLET_NO_SLOT;
         if (old_slot == MALLET_NO_SLOT) { /* resizing a block that is not live: allocate anew */
-            s->p->skipped++;
+            s->p.skipped++;
             kind = kind == MALLET_OP_REALLOC ? MALLET_OP_MALLOC : MALLET_OP_CALLOC;
         }
     }
     mallet_rop_t args = {0};
     uint64_t bytes;
     if (encode_args(ev, kind, &args, &bytes)) { /* no successful call has these numbers */
-        s->p->failed_allocs++;
+        s->p.failed_allocs++;
         return old_slot != MALLET_NO_SLOT ? slot_give(s, t, old_slot) : 0;
     }
     if (dep_thread != MALLET_NO_SLOT && emit_wait(s, t, dep_thread, dep_op)) return -1;
-    if (!(op = emit(s, t, kind))) return -1;
-    op->size_hi = args.size_hi;
-    op->size_lo = args.size_lo;
-    op->aux = mallet_rop_resizes(kind) ? old_slot : args.aux;
-    s->p->ops++;
-    if (ev->ptr && block_born(s, t, ev->ptr, op, bytes)) return -1;
+    uint32_t slot = MALLET_NO_SLOT;
+    if (ev->ptr && block_born(s, t, ev->ptr, bytes, stream_len(s, t), &slot)) return -1;
+    /* the new block takes its slot before the old one is given back: they differ */
     if (old_slot != MALLET_NO_SLOT && slot_give(s, t, old_slot)) return -1;
+    if (!(op = emit(s, t))) return -1; /* the op stream_len gave its block (emit keeps it) */
+    *op = (mallet_rop_t){.kind = kind,
+                         .size_hi = args.size_hi,
+                         .size_lo = args.size_lo,
+                         .slot = slot,
+                         .aux = mallet_rop_resizes(kind) ? old_slot : args.aux};
+    s->p.ops++;
     return 0;
 }
 
@@ -498,7 +603,6 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     }
     state_t s;
     memset(&s, 0, sizeof s);
-    s.p = out;
     s.w = w;
     s.chunk_ops = opts && opts->chunk_ops ? opts->chunk_ops : MALLET_PREPARE_CHUNK_OPS;
     if (s.chunk_ops > MALLET_RFILE_CHUNK_MAX) s.chunk_ops = MALLET_RFILE_CHUNK_MAX;
@@ -518,8 +622,9 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
                 mallet_rfile_add_rss(w, t > s.t0_ns ? t - s.t0_ns : 0, rec->ev.size);
                 continue;
             }
-            if (prepare_event(&s, rec)) break;
+            if (!prepare_common(&s, rec) && prepare_event(&s, rec)) break;
         }
+    *out = s.p;
     if (s.err == -EFBIG)
         rc = mallet_errorf(err, errlen, "%s: a thread has more ops than a replay holds (2^32 - 1)",
                            path);

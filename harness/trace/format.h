@@ -232,6 +232,11 @@ static inline int64_t mallet_unzigzag(uint64_t v)
     return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
+static inline uint16_t mallet_get_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
 static inline uint32_t mallet_get_u32(const uint8_t *p)
 {
     uint32_t v = 0;

@@ -37,6 +37,7 @@ typedef struct cursor {
     uint64_t last; /* time of the previous event of this chunk's thread (monotonic clamp) */
     uint64_t key;  /* merge key: the time of the part about to be yielded */
     int release_fresh; /* the RELEASE half was yielded (not a repeat), so the ALLOC half is too */
+    uint64_t *next_seq; /* the reader's next_seq of its chunk's thread (one load less a step) */
     mallet_rec_t *rec; /* the part about to be yielded (time_ns is set only when it is) */
     /* Events are decoded a batch at a time, in a tight loop (one call per event took a third of
      * the reader's time); an error is reported when the merge reaches the event that failed. */
@@ -60,8 +61,10 @@ struct mallet_reader {
     int *fds;
     chunk_ref_t *chunks;
     size_t nchunks, next_chunk;
+    uint64_t next_first; /* chunks[next_chunk].first, or UINT64_MAX past the last chunk */
     heap_ent_t *heap;
     size_t heap_len;
+    size_t top2; /* with two cursors, next_ref's top is heap[top2] (heap_order puts it first) */
     cursor_t *held; /* mallet_reader_next_ref's last yield: the merge moves past it next call */
     uint64_t run_end; /* held's events with keys below this come before any other's (run_end) */
     uint64_t *next_seq; /* per tindex: the next event sequence number not yet yielded */
@@ -81,77 +84,81 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Bounds-checked prefix varint (format.h). */
 /* The decoders run for every field of every event: always inlined (as calls they took a fifth
- * of the reader's time). */
+ * of the reader's time). Each takes `checked`, a constant where it is inlined: 0 where the caller
+ * knows that MALLET_EVENT_MAX_SIZE bytes remain (most events of a chunk), so the bounds are not
+ * checked field by field; what makes a field malformed is checked either way. */
 #define HOT static inline __attribute__((always_inline))
 
-HOT int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+/* Prefix varint (format.h). */
+HOT int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out, int checked)
 {
     const uint8_t *p = *pp;
-    if (p >= end) return -1;
+    if (checked && p >= end) return -1;
     unsigned len = (unsigned)__builtin_ctz(~(unsigned)p[0]) + 1; /* 1..9 */
     if (len == 9) {
-        if (end - p < 9) return -1;
-        uint64_t v = 0;
-        for (int i = 0; i < 8; i++) v |= (uint64_t)p[1 + i] << (8 * i);
+        if (checked && end - p < 9) return -1;
+        uint64_t v = mallet_get_u64(p + 1);
         if (v >> 56 == 0) return -1; /* not the shortest form: a corrupt byte */
         *out = v;
         *pp = p + 9;
         return 0;
     }
-    if ((size_t)(end - p) < len) return -1;
+    if (checked && (size_t)(end - p) < len) return -1;
     uint64_t w;
-    if (end - p >= 8) { /* one load, the bytes past the varint masked off */
-        w = mallet_get_u64(p);
-        if (len < 8) w &= (1ull << (8 * len)) - 1;
+    if (!checked || end - p >= 8) { /* one load, the bytes past the varint masked off */
+        static const uint64_t keep[9] = {0, 0xff, 0xffff, 0xffffff, 0xffffffff, 0xffffffffffull,
+                                         0xffffffffffffull, 0xffffffffffffffull, ~0ull};
+        w = (mallet_get_u64(p) & keep[len]) >> len;
     } else {
         w = 0;
         for (unsigned i = 0; i < len; i++) w |= (uint64_t)p[i] << (8 * i);
+        w >>= len;
     }
-    *out = w >> len;
+    *out = w;
     *pp = p + len;
     return 0;
 }
 
-/* Bounds-checked short varint (format.h). */
-HOT int get_short(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+/* Short varint (format.h). */
+HOT int get_short(const uint8_t **pp, const uint8_t *end, uint64_t *out, int checked)
 {
     const uint8_t *p = *pp;
     size_t avail = (size_t)(end - p);
-    if (avail < 2) return -1;
+    if (checked && avail < 2) return -1;
     if (!(p[0] & 1)) {
-        *out = (uint64_t)(p[0] >> 1) | (uint64_t)p[1] << 7;
+        *out = mallet_get_u16(p) >> 1;
         *pp = p + 2;
         return 0;
     }
     if (!(p[0] & 2)) {
-        if (avail < 4) return -1;
+        if (checked && avail < 4) return -1;
         *out = mallet_get_u32(p) >> 2;
         *pp = p + 4;
         return 0;
     }
-    if (p[0] != 3 || avail < 9) return -1;
+    if (p[0] != 3 || (checked && avail < 9)) return -1;
     *out = mallet_get_u64(p + 1);
     *pp = p + 9;
     return 0;
 }
 
-HOT int get_ptr(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st, uint64_t *out)
+HOT int get_ptr(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st, uint64_t *out,
+                int checked)
 {
     uint64_t v;
-    if (get_varint(pp, end, &v)) return -1;
+    if (get_varint(pp, end, &v, checked)) return -1;
     *out = st->ptr + (uint64_t)mallet_unzigzag(v);
     st->ptr = *out;
     return 0;
 }
 
 HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st,
-                     mallet_event_t *ev)
+                     mallet_event_t *ev, int checked)
 {
     const uint8_t *p = *pp;
     uint64_t v, tmp = 0;
-    if (p >= end) return -1;
+    if (checked && p >= end) return -1;
     uint8_t b = *p++;
     /* Field by field: gcc makes a memset of the 96-byte event a `rep stos`, whose start-up
      * cost was half of the decoder's time. */
@@ -164,63 +171,82 @@ HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t 
     if (b & MALLET_EV_SAME_TIME) {
         ev->cycles = st->cycles;
     } else {
-        if (get_short(&p, end, &v)) return -1;
+        if (get_short(&p, end, &v, checked)) return -1;
         ev->cycles = st->cycles + (uint64_t)mallet_unzigzag(v);
     }
     int r = 0;
-    switch (ev->op) {
-    case MALLET_OP_MALLOC:
-    case MALLET_OP_VALLOC:
-    case MALLET_OP_PVALLOC:
-        r |= get_short(&p, end, &ev->size);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
-        break;
-    case MALLET_OP_CALLOC:
-        r |= get_short(&p, end, &ev->nmemb);
-        r |= r ? 0 : get_short(&p, end, &ev->size);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
-        break;
-    case MALLET_OP_REALLOC:
-        r |= get_ptr(&p, end, st, &ev->old_ptr);
-        r |= r ? 0 : get_short(&p, end, &ev->size);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
-        r |= r ? 0 : get_short(&p, end, &tmp);
-        ev->free_cycles = ev->cycles - tmp;
-        break;
-    case MALLET_OP_REALLOCARRAY:
-        r |= get_ptr(&p, end, st, &ev->old_ptr);
-        r |= r ? 0 : get_short(&p, end, &ev->nmemb);
-        r |= r ? 0 : get_short(&p, end, &ev->size);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
-        r |= r ? 0 : get_short(&p, end, &tmp);
-        ev->free_cycles = ev->cycles - tmp;
-        break;
-    case MALLET_OP_FREE:
-        r |= get_ptr(&p, end, st, &ev->ptr);
-        break;
-    case MALLET_OP_POSIX_MEMALIGN:
-    case MALLET_OP_ALIGNED_ALLOC:
-    case MALLET_OP_MEMALIGN:
-        r |= get_short(&p, end, &ev->align);
-        r |= r ? 0 : get_short(&p, end, &ev->size);
-        r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr);
-        if (!r && ev->op == MALLET_OP_POSIX_MEMALIGN && ev->failed) {
-            r |= get_short(&p, end, &tmp);
-            if (!r && tmp > INT32_MAX) r = -1;
-            ev->ret = (int32_t)tmp;
+    if (!checked && (ev->op == MALLET_OP_MALLOC || ev->op == MALLET_OP_FREE)) {
+        /* The two most common events, one after the other in no order a branch predicts (a
+         * switch mispredicted on half of them): decoded by the same instructions, malloc's size
+         * read as a short varint whatever the bytes, then kept (and passed over) or not. */
+        uint64_t is_malloc = ev->op == MALLET_OP_MALLOC;
+        /* by the low two bits (format.h): the length, what to keep of the first 8 bytes and the
+         * shift; the 9-byte form's value is the 8 bytes after the first (masks: no branch) */
+        static const uint8_t len_of[4] = {2, 4, 2, 9}, shift_of[4] = {1, 2, 1, 0};
+        static const uint64_t keep[4] = {0xffff, 0xffffffff, 0xffff, 0};
+        unsigned form = p[0] & 3u;
+        uint64_t nine = -(uint64_t)(form == 3);
+        uint64_t size = (mallet_get_u64(p) & keep[form]) >> shift_of[form];
+        size |= mallet_get_u64(p + 1) & nine;
+        if (is_malloc & nine & (p[0] != 3)) return -1;
+        ev->size = size & -is_malloc;
+        p += len_of[form] & -is_malloc;
+        r |= get_ptr(&p, end, st, &ev->ptr, checked);
+    } else {
+        switch (ev->op) {
+        case MALLET_OP_MALLOC:
+        case MALLET_OP_VALLOC:
+        case MALLET_OP_PVALLOC:
+            r |= get_short(&p, end, &ev->size, checked);
+            r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
+            break;
+        case MALLET_OP_CALLOC:
+            r |= get_short(&p, end, &ev->nmemb, checked);
+            r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+            r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
+            break;
+        case MALLET_OP_REALLOC:
+            r |= get_ptr(&p, end, st, &ev->old_ptr, checked);
+            r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+            r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
+            r |= r ? 0 : get_short(&p, end, &tmp, checked);
+            ev->free_cycles = ev->cycles - tmp;
+            break;
+        case MALLET_OP_REALLOCARRAY:
+            r |= get_ptr(&p, end, st, &ev->old_ptr, checked);
+            r |= r ? 0 : get_short(&p, end, &ev->nmemb, checked);
+            r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+            r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
+            r |= r ? 0 : get_short(&p, end, &tmp, checked);
+            ev->free_cycles = ev->cycles - tmp;
+            break;
+        case MALLET_OP_FREE:
+            r |= get_ptr(&p, end, st, &ev->ptr, checked);
+            break;
+        case MALLET_OP_POSIX_MEMALIGN:
+        case MALLET_OP_ALIGNED_ALLOC:
+        case MALLET_OP_MEMALIGN:
+            r |= get_short(&p, end, &ev->align, checked);
+            r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+            r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
+            if (!r && ev->op == MALLET_OP_POSIX_MEMALIGN && ev->failed) {
+                r |= get_short(&p, end, &tmp, checked);
+                if (!r && tmp > INT32_MAX) r = -1;
+                ev->ret = (int32_t)tmp;
+            }
+            break;
+        case MALLET_OP_RSS:
+            r |= get_short(&p, end, &ev->size, checked);
+            break;
+        default:
+            return -1;
         }
-        break;
-    case MALLET_OP_RSS:
-        r |= get_short(&p, end, &ev->size);
-        break;
-    default:
-        return -1;
     }
     if (r) return -1;
     if (b & MALLET_EV_SAME_SITE) {
         ev->callsite = st->callsite[ev->op];
     } else {
-        if (get_short(&p, end, &v)) return -1;
+        if (get_short(&p, end, &v, checked)) return -1;
         ev->callsite = st->callsite[ev->op] + (uint64_t)mallet_unzigzag(v);
         st->callsite[ev->op] = ev->callsite;
     }
@@ -229,10 +255,18 @@ HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t 
     return 0;
 }
 
+/* An event takes at most MALLET_EVENT_MAX_SIZE bytes: the checked decoder only near the end. */
+HOT int decode_next(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st,
+                    mallet_event_t *ev)
+{
+    return end - *pp >= MALLET_EVENT_MAX_SIZE ? decode_event(pp, end, st, ev, 0)
+                                              : decode_event(pp, end, st, ev, 1);
+}
+
 int mallet_decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st,
                         mallet_event_t *ev)
 {
-    return decode_event(pp, end, st, ev);
+    return decode_next(pp, end, st, ev);
 }
 
 /* ---- META ---------------------------------------------------------------------------------- */
@@ -257,13 +291,13 @@ static int parse_meta(mallet_trace_info_t *info, const uint8_t *p, const uint8_t
     while (p < end) {
         uint8_t key = *p++;
         uint64_t len;
-        if (get_varint(&p, end, &len) || len > (uint64_t)(end - p)) return -1;
+        if (get_varint(&p, end, &len, 1) || len > (uint64_t)(end - p)) return -1;
         const uint8_t *val = p, *vend = p + len;
         uint64_t num = 0;
         int is_num = key != MALLET_META_CMDLINE && key != MALLET_META_EXE;
         if (is_num && key >= MALLET_META_PID && key <= MALLET_META_CYCLES_PER_SEC) {
             const uint8_t *q = val;
-            if (get_varint(&q, vend, &num) || q != vend) return -1;
+            if (get_varint(&q, vend, &num, 1) || q != vend) return -1;
         }
         switch (key) {
         case MALLET_META_PID: info->pid = (int64_t)num; break;
@@ -597,7 +631,7 @@ static void cursor_fill(const mallet_reader_t *r, cursor_t *c)
     for (; i < n; i++) {
         mallet_rec_t *rec = &c->batch[i];
         mallet_event_t *ev = &rec->ev;
-        if (decode_event(&c->pos, c->end, &c->st, ev)) {
+        if (decode_next(&c->pos, c->end, &c->st, ev)) {
             c->bad = 1;
             break;
         }
@@ -659,6 +693,7 @@ static int activate(mallet_reader_t *r, const chunk_ref_t *k)
     c->left = k->count;
     c->last = k->first;
     c->seq = k->first_seq;
+    c->next_seq = &r->next_seq[k->tindex];
     c->spread = r->info[k->file].threads == 1;
     int s = cursor_step(r, c);
     if (s <= 0) {
@@ -735,6 +770,7 @@ mallet_reader_t *mallet_reader_open(const char *const *paths, unsigned npaths, c
     }
     r->next_seq = calloc(r->nthreads ? r->nthreads : 1, sizeof *r->next_seq);
     if (r->nchunks) qsort(r->chunks, r->nchunks, sizeof *r->chunks, cmp_time_order);
+    r->next_first = r->nchunks ? r->chunks[0].first : UINT64_MAX;
     r->heap = malloc((r->nchunks ? r->nchunks : 1) * sizeof *r->heap);
     if (!r->heap || !r->next_seq) {
         set_err(err, errlen, "out of memory");
@@ -793,7 +829,10 @@ HOT int merge_top(mallet_reader_t *r, cursor_t **out)
         /* Bring in every chunk that may hold an event at or before the earliest pending one. */
         while (r->next_chunk < r->nchunks &&
                (r->heap_len == 0 || r->chunks[r->next_chunk].first <= r->heap[0].key)) {
-            if (activate(r, &r->chunks[r->next_chunk++]) < 0) return -1;
+            int a = activate(r, &r->chunks[r->next_chunk++]);
+            r->next_first =
+                r->next_chunk < r->nchunks ? r->chunks[r->next_chunk].first : UINT64_MAX;
+            if (a < 0) return -1;
         }
         if (r->heap_len == 0) return 0;
         /* The top stays in place while it is used and then sifts down once: a pop and a push
@@ -801,7 +840,7 @@ HOT int merge_top(mallet_reader_t *r, cursor_t **out)
         cursor_t *c = r->heap[0].c;
         /* A chunk may repeat events of an earlier one (see first_seq in format.h): keep each
          * (thread, seq) once. Repeats come out of the heap next to their twin. */
-        uint64_t *next = &r->next_seq[c->chunk->tindex];
+        uint64_t *next = c->next_seq;
         int fresh = c->rec->part == MALLET_PART_ALLOC ? c->release_fresh : c->rec->ev.seq >= *next;
         if (fresh) {
             *next = c->rec->ev.seq + 1;
@@ -838,7 +877,7 @@ uint64_t mallet_reader_time_ns(const mallet_reader_t *r, uint64_t cycles)
  * a chunk not brought in yet. The runner-up is one of the top's two children. */
 static uint64_t run_end(const mallet_reader_t *r)
 {
-    uint64_t end = r->next_chunk < r->nchunks ? r->chunks[r->next_chunk].first : UINT64_MAX;
+    uint64_t end = r->next_first;
     uint64_t seq = r->heap[0].seq;
     for (size_t i = 1; i < 3 && i < r->heap_len; i++) {
         uint64_t e = r->heap[i].key + (seq < r->heap[i].seq);
@@ -847,28 +886,85 @@ static uint64_t run_end(const mallet_reader_t *r)
     return end;
 }
 
+/* Puts next_ref's top of two cursors back at heap[0], where the rest of the merge has it. */
+static void heap_order(mallet_reader_t *r)
+{
+    if (!r->top2) return;
+    heap_ent_t e = r->heap[0];
+    r->heap[0] = r->heap[1];
+    r->heap[1] = e;
+    r->top2 = 0;
+}
+
+/* The next event with two cursors (a two-thread process), the held cursor c (the top) just
+ * stepped to its next event: c's while it comes before run_end (its run goes on), else the other
+ * cursor o's, which becomes the top. Which of them comes next is a coin toss when the threads run
+ * at once: the top is an index (top2) flipped with a mask, not a branch the CPU would mispredict
+ * every other event, nor a swap of the entries. Returns 1 with the event, or 0 (merge_top takes
+ * over, the heap in order) when a chunk not brought in yet might come before o, or o's event is
+ * a repeat. */
+HOT int next_of_two(mallet_reader_t *r, cursor_t *c, const mallet_rec_t **out)
+{
+    size_t top = r->top2;
+    heap_ent_t o = r->heap[top ^ 1];
+    uint64_t first = r->next_first;
+    uint64_t swap = c->key >= r->run_end; /* run_end: o's key (ties settled) or first */
+    r->heap[top].key = c->key;
+    if (swap & (first <= o.key)) {
+        heap_order(r);
+        heap_sift_top(r);
+        return 0;
+    }
+    uint64_t m = -swap;
+    top ^= swap;
+    r->top2 = top;
+    cursor_t *n = r->heap[top].c;
+    /* c's event follows its last one, fresh; o's may repeat an earlier chunk's */
+    const mallet_rec_t *rec = n->rec;
+    uint64_t *next = n->next_seq;
+    if (rec->part == MALLET_PART_ALLOC ? !n->release_fresh : rec->ev.seq < *next) {
+        heap_order(r);
+        return 0;
+    }
+    *next = rec->ev.seq + 1;
+    uint64_t end = c->key + (o.seq < c->chunk->seq);
+    end = end < first ? end : first;
+    r->run_end = (end & m) | (r->run_end & ~m);
+    r->held = n;
+    *out = rec;
+    return 1;
+}
+
 int mallet_reader_next_ref(mallet_reader_t *r, const mallet_rec_t **out)
 {
     if (r->held) {
         cursor_t *c = r->held;
-        /* A run: the held cursor's next event (decoded, a whole call) comes before every other
-         * cursor's and every chunk still out, as one thread's events often do (a one-thread file,
-         * a program under a global lock): yielded without a sift. Its sequence number follows
-         * the last one's, which was fresh; the heap's copy of its key is refreshed at the sift
-         * that ends the run. */
-        if (c->next < c->nbatch && c->rec->part != MALLET_PART_RELEASE) {
-            mallet_rec_t *rec = &c->batch[c->next];
-            if (rec->part == MALLET_PART_WHOLE && rec->ev.cycles < r->run_end) {
-                c->rec = rec;
-                c->next++;
-                c->key = rec->ev.cycles;
-                r->next_seq[c->chunk->tindex] = rec->ev.seq + 1;
+        r->held = NULL;
+        /* The held cursor's next event, decoded and a whole call: the step merge_pop would make,
+         * inline. It comes next if it is before every other cursor's and every chunk still out,
+         * as one thread's events often are (a one-thread file, a program under a global lock):
+         * a run, yielded without a sift. Its sequence number follows the last one's, which was
+         * fresh; the heap's copy of its key is refreshed at the sift that ends the run. */
+        mallet_rec_t *rec = c->rec + 1; /* batch[next]: rec is batch[next - 1] */
+        if (c->next < c->nbatch && c->rec->part != MALLET_PART_RELEASE &&
+            rec->part == MALLET_PART_WHOLE) {
+            c->next++;
+            c->rec = rec;
+            c->key = rec->ev.cycles;
+            if (r->heap_len == 2) {
+                if (next_of_two(r, c, out)) return 1;
+            } else if (rec->ev.cycles < r->run_end) {
+                *c->next_seq = rec->ev.seq + 1;
+                r->held = c;
                 *out = rec;
                 return 1;
+            } else {
+                heap_sift_top(r);
             }
+        } else {
+            heap_order(r);
+            if (merge_pop(r, c, 1) < 0) return -1;
         }
-        r->held = NULL;
-        if (merge_pop(r, c, 1) < 0) return -1;
     }
     int k = merge_top(r, &r->held);
     if (k <= 0) return k;

@@ -807,6 +807,38 @@ static void test_roundtrip(int level)
     free(files);
 }
 
+/* Two threads taking turns at random, often at the same time stamp, in many chunks: next_ref
+ * chooses between two cursors with masks (reader.c, next_of_two), and must give the same order
+ * as next, chunk boundaries and ties included. */
+static void test_two_threads(void)
+{
+    enum { N = 50000 };
+    const char *path = tmp_path("two.mtrace");
+    mallet_meta_t meta = test_meta(4343, 0);
+    char err[512] = "";
+    mallet_writer_t *w = mallet_writer_open(path, &meta, 0, err, sizeof err);
+    CHECKF(w, "writer_open: %s", err);
+    mallet_event_t *evs = malloc(N * sizeof *evs);
+    unsigned *files = calloc(N, sizeof *files);
+    CHECK(evs && files);
+    gen_t g = {0};
+    uint64_t t = mallet_cycles();
+    for (size_t i = 0; i < N; i++) {
+        t += rnd_below(2) ? rnd_below(10) : 0;
+        evs[i] = random_event(&g, 4343 + (uint32_t)rnd_below(2), t);
+        CHECK(mallet_writer_event(w, &evs[i]) == 0);
+        if (i % 7919 == 0) CHECK(mallet_writer_flush(w) == 0); /* chunk boundaries */
+    }
+    CHECK(mallet_writer_close(w, 1) == 0);
+    const char *paths[] = {path};
+    mallet_reader_t *r = read_and_compare(paths, 1, evs, files, N);
+    check_info(mallet_reader_info(r, 0), path, 0, 4343, N, 2);
+    mallet_reader_close(r);
+    check_next_ref(paths, 1);
+    free(evs);
+    free(files);
+}
+
 /* Two processes recorded at the same time: their events interleave, and both use tid 1. */
 static void test_merge(void)
 {
@@ -1152,6 +1184,7 @@ int main(int argc, char **argv)
     test_chunk_header();
     test_roundtrip(0);
     test_roundtrip(3);
+    test_two_threads();
     test_merge();
     test_defaults_and_unknowns();
     test_repeats();
