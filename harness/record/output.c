@@ -83,7 +83,7 @@ static int create_file(void)
     int dir_mode = out[olen - 1] == '/' || (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode));
     if (dir_mode && out[olen - 1] == '/') (void)mkdir(out, 0700);
     char comm[64] = "prog";
-    ssize_t cn = mallet_read_small_file("/proc/self/comm", comm, sizeof comm);
+    ssize_t cn = dir_mode ? mallet_read_small_file("/proc/self/comm", comm, sizeof comm) : 0;
     for (ssize_t i = 0; i < cn; i++)
         if (comm[i] == '\n' || comm[i] == '/' || comm[i] == ' ') comm[i] = comm[i] == '\n' ? 0 : '_';
     if (!comm[0]) strcpy(comm, "prog");

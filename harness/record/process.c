@@ -83,14 +83,15 @@ static void start_clock(int calibrate)
         atomic_store(&mallet_proc.next_rss, mallet_proc.opts.rss_ms ? 0 : UINT64_MAX);
         return;
     }
-    /* The cycle rate converts the flush age and the RSS period to cycles; 50 us of spinning
-     * measures it to about 0.1% (the clock reads in ~30 ns), plenty for those two, and keeps
-     * the start of every traced process cheap. */
+    /* The cycle rate converts the flush age, the RSS period and the 1 us of a fast event to
+     * cycles; 10 us of spinning measures it to about 0.3% (the clock reads in ~30 ns), plenty
+     * for those, and a tenth of what the process's start cost the recorder (readers fit the
+     * rate to the chunks' clock pairs, and use this one only for traces under 1 ms). */
     uint64_t n0 = mallet_proc.start_ns, c0 = mallet_proc.start_cycles, n1, c1;
     do {
         n1 = mallet_now_ns();
         c1 = mallet_cycles();
-    } while (n1 - n0 < 50000);
+    } while (n1 - n0 < 10000);
     double per_ms = (double)(c1 - c0) / ((double)(n1 - n0) / 1e6);
     if (per_ms < 1) per_ms = 1;
     mallet_proc.cycles_per_sec = (uint64_t)(per_ms * 1000.0);
