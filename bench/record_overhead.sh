@@ -70,7 +70,35 @@ measure() { # NAME CMD...
     fi
 }
 
+# What a process start and end cost the recorder: an empty program (true), alone and with the
+# recorder preloaded (this build's, and the base build's if given), in turns, each a subshell
+# that execs it; the median difference in microseconds, the recorder's loading included.
+start_cost() {
+    local d=() e=() t0 t1 t2 t3
+    for r in $(seq 1 $((rounds * 20))); do
+        rm -rf run.mtrace*
+        t0=$(now)
+        (exec true)
+        t1=$(now)
+        (export MALLET_OUTPUT=run.mtrace LD_PRELOAD="$build/libmallet_record.so"; exec true)
+        t2=$(now)
+        d+=($(((t2 - t1) - (t1 - t0))))
+        [ -n "$base" ] || continue
+        rm -rf run.mtrace*
+        t2=$(now)
+        (export MALLET_OUTPUT=run.mtrace LD_PRELOAD="$base/libmallet_record.so"; exec true)
+        t3=$(now)
+        e+=($(((t3 - t2) - (t1 - t0))))
+    done
+    printf '%-16s a process start and end: median %.0f us more recorded (%d rounds)\n' \
+        true "$(printf '%s\n' "${d[@]}" | median)" "${#d[@]}"
+    [ -n "$base" ] && printf '%-16s the same with the base build: median %.0f us\n' true \
+        "$(printf '%s\n' "${e[@]}" | median)"
+    return 0
+}
+
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+start_cost
 measure malloc_bench "$build/bench/malloc_bench"
 measure malloc_bench_st "$build/bench/malloc_bench" 5000000 0 # one thread: sparse stamps
 measure sqlite3 sqlite3 db.sqlite
