@@ -51,17 +51,13 @@ static inline uint64_t mallet_cycles_after_loads(void)
  * than the swap (the recorder's owner claims rely on both). Costs ~27 ns here. */
 static inline uint64_t mallet_cycles_ordered(void)
 {
+    uint64_t v = mallet_cycles_after_loads();
 #if defined(__x86_64__) || defined(__i386__)
-    uint32_t lo, hi;
-    __asm__ __volatile__("lfence\n\trdtsc\n\tlfence" : "=a"(lo), "=d"(hi) : : "memory");
-    return ((uint64_t)hi << 32) | lo;
+    __asm__ __volatile__("lfence" : : "r"(v) : "memory"); /* after rdtsc has produced v */
 #elif defined(__aarch64__)
-    uint64_t v;
-    __asm__ __volatile__("isb\n\tmrs %0, cntvct_el0\n\tisb" : "=r"(v) : : "memory");
-    return v;
-#else
-    return mallet_cycles();
+    __asm__ __volatile__("isb" : : "r"(v) : "memory");
 #endif
+    return v;
 }
 
 /* Asymmetric fences (membarrier(2)): after mallet_membarrier_register(), cheap while the process
