@@ -93,7 +93,9 @@ static inline void leave(mallet_tstate_t *t)
     t->in_hook = 0;
 }
 
-/* Before the real allocator is known (inside dlsym) every request comes from the pool. */
+/* Before the real allocator is known (inside dlsym) every request comes from the pool. The hooks
+ * of malloc, calloc, realloc and free ask only for a call enter() turned down (a recording
+ * recorder knows them all); the others ask first, their functions may be missing from the libc. */
 static inline int early(void *fn)
 {
     if (MALLET_LIKELY(fn != NULL)) return 0;
@@ -103,9 +105,11 @@ static inline int early(void *fn)
 
 EXPORT void *malloc(size_t n)
 {
-    if (early((void *)mallet_real.malloc) && !mallet_real.malloc) return boot_alloc(n, 16);
     mallet_tstate_t *t = enter();
-    if (!t) return mallet_real.malloc(n);
+    if (MALLET_UNLIKELY(!t)) {
+        if (early((void *)mallet_real.malloc) && !mallet_real.malloc) return boot_alloc(n, 16);
+        return mallet_real.malloc(n);
+    }
     void *p = mallet_real.malloc(n);
     EVENT(MALLET_OP_MALLOC, !p);
     ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);
@@ -118,12 +122,14 @@ EXPORT void *malloc(size_t n)
 
 EXPORT void *calloc(size_t nmemb, size_t size)
 {
-    if (early((void *)mallet_real.calloc) && !mallet_real.calloc) {
-        if (size && nmemb > SIZE_MAX / size) return NULL;
-        return boot_alloc(nmemb * size, 16);
-    }
     mallet_tstate_t *t = enter();
-    if (!t) return mallet_real.calloc(nmemb, size);
+    if (MALLET_UNLIKELY(!t)) {
+        if (early((void *)mallet_real.calloc) && !mallet_real.calloc) {
+            if (size && nmemb > SIZE_MAX / size) return NULL;
+            return boot_alloc(nmemb * size, 16);
+        }
+        return mallet_real.calloc(nmemb, size);
+    }
     void *p = mallet_real.calloc(nmemb, size);
     EVENT(MALLET_OP_CALLOC, !p);
     ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);
@@ -138,9 +144,9 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 EXPORT void free(void *p)
 {
     if (MALLET_UNLIKELY(boot_owns(p))) return; /* pool memory is never reused */
-    if (early((void *)mallet_real.free) && !mallet_real.free) return;
     mallet_tstate_t *t = enter();
-    if (!t) {
+    if (MALLET_UNLIKELY(!t)) {
+        if (early((void *)mallet_real.free) && !mallet_real.free) return;
         mallet_real.free(p);
         return;
     }
@@ -163,9 +169,11 @@ static void *boot_realloc(void *old, size_t n)
 EXPORT void *realloc(void *old, size_t n)
 {
     if (MALLET_UNLIKELY(boot_owns(old))) return boot_realloc(old, n);
-    if (early((void *)mallet_real.realloc) && !mallet_real.realloc) return boot_alloc(n, 16);
     mallet_tstate_t *t = enter();
-    if (!t) return mallet_real.realloc(old, n);
+    if (MALLET_UNLIKELY(!t)) {
+        if (early((void *)mallet_real.realloc) && !mallet_real.realloc) return boot_alloc(n, 16);
+        return mallet_real.realloc(old, n);
+    }
     uint64_t before = mallet_stamp(t, (uintptr_t)old, 1);
     void *p = mallet_real.realloc(old, n);
     EVENT(MALLET_OP_REALLOC, !p && n);
