@@ -23,9 +23,11 @@ typedef struct live {
 /* Per traced thread: its ops not yet written, its slot pool, and the realloc it has in flight
  * (between the RELEASE and the ALLOC halves, other threads' events come in between). */
 typedef struct thr {
-    mallet_rop_t *buf; /* buf[i] is op base + i of the thread's stream */
+    mallet_rop_t *buf; /* buf[i] is op base + i of the thread's stream; then room for cap
+                        * extensions (exts()), nx of them used: an op has at most one */
     uint32_t n, cap;
     uint32_t lim; /* emit takes the slow path (emit_room) once n reaches it (set_lim) */
+    uint32_t nx;
     uint64_t base;
     uint32_t *free;
     uint32_t nfree, capfree; /* below 2^32: slots are */
@@ -34,6 +36,11 @@ typedef struct thr {
     uint64_t pending_dep_op;
 } thr_t;
 _Static_assert(sizeof(thr_t) == 64, "thr_t is indexed on every event: a shift, not a multiply");
+
+static mallet_rop_ext_t *exts(const thr_t *th)
+{
+    return (mallet_rop_ext_t *)(th->buf + th->cap);
+}
 
 typedef struct state {
     mallet_prepared_t p; /* the counts, copied out at the end (a field: no pointer to follow) */
@@ -273,11 +280,12 @@ static int flush(state_t *s, uint32_t t)
 {
     thr_t *th = &s->thr[t];
     if (!th->n) return 0;
-    int rc = mallet_rfile_append(s->w, t, th->buf, th->n);
+    int rc = mallet_rfile_append(s->w, t, th->buf, th->n, exts(th), th->nx);
     if (rc) return fail(s, rc);
     th->base += th->n;
     s->buffered -= th->n;
     th->n = 0;
+    th->nx = 0;
     set_lim(s, th);
     return 0;
 }
@@ -310,8 +318,10 @@ static __attribute__((noinline)) int emit_room(state_t *s, uint32_t t)
         } else {
             uint32_t cap = th->cap ? 2 * th->cap : 256;
             if (cap > s->chunk_ops) cap = s->chunk_ops;
-            mallet_rop_t *b = realloc(th->buf, cap * sizeof *b);
+            mallet_rop_t *b = realloc(th->buf, cap * (sizeof *b + sizeof(mallet_rop_ext_t)));
             if (!b) return fail(s, -ENOMEM);
+            /* the extensions move up behind the ops' new room */
+            memmove(b + cap, b + th->cap, th->nx * sizeof(mallet_rop_ext_t));
             th->buf = b;
             s->caps += cap - th->cap;
             th->cap = cap;
@@ -333,6 +343,14 @@ static inline mallet_rop_t *emit(state_t *s, uint32_t t)
     return &th->buf[th->n++];
 }
 
+/* The same for an op with EXT: *x is its extension. */
+static inline mallet_rop_t *emit_ext(state_t *s, uint32_t t, mallet_rop_ext_t **x)
+{
+    mallet_rop_t *o = emit(s, t);
+    if (o) *x = &exts(&s->thr[t])[s->thr[t].nx++]; /* after emit: it may write the buffer out */
+    return o;
+}
+
 static uint64_t stream_len(const state_t *s, uint32_t t)
 {
     return s->thr[t].base + s->thr[t].n;
@@ -341,10 +359,12 @@ static uint64_t stream_len(const state_t *s, uint32_t t)
 /* Thread t waits until thread dep has done its op `op`. */
 static int emit_wait(state_t *s, uint32_t t, uint32_t dep, uint64_t op)
 {
-    mallet_rop_t *o = emit(s, t);
+    mallet_rop_ext_t *x;
+    mallet_rop_t *o = emit_ext(s, t, &x);
     if (!o) return -1;
     /* slot: below 2^32 - 1, as emit keeps every stream shorter */
-    *o = (mallet_rop_t){.kind = MALLET_ROP_WAIT, .slot = (uint32_t)op, .aux = dep};
+    *o = (mallet_rop_t){.kind = MALLET_ROP_WAIT | MALLET_ROP_EXT, .slot = (uint32_t)op};
+    *x = (mallet_rop_ext_t){.aux = dep};
     s->p.waits++;
     return 0;
 }
@@ -410,10 +430,12 @@ static int is_realloc(uint8_t op)
     return op == MALLET_OP_REALLOC || op == MALLET_OP_REALLOCARRAY;
 }
 
-/* Sets op's size and aux for the call's numbers (rfile.h); -1 if they cannot be those of a
- * successful call (more than 2^47 - 1 bytes, count x size past 64 bits, an alignment past
- * 2^63). *bytes: what the block holds. A realloc's aux (the old block) is set by the caller. */
-static int encode_args(const mallet_event_t *ev, uint8_t kind, mallet_rop_t *op, uint64_t *bytes)
+/* Sets op's kind (with EXT unless it is a malloc of few bytes) and size, and its extension's
+ * size and aux, for the call's numbers (rfile.h); -1 if they cannot be those of a successful call
+ * (more than 2^47 - 1 bytes, count x size past 64 bits, an alignment past 2^63). *bytes: what
+ * the block holds. A realloc's aux (the old block) is set by the caller. */
+static int encode_args(const mallet_event_t *ev, uint8_t kind, mallet_rop_t *op,
+                       mallet_rop_ext_t *x, uint64_t *bytes)
 {
     uint64_t size = ev->size;
     int alt = 0;
@@ -425,9 +447,9 @@ static int encode_args(const mallet_event_t *ev, uint8_t kind, mallet_rop_t *op,
         if (kind == MALLET_OP_REALLOCARRAY) { /* replayed as realloc of the product */
             size = *bytes;
         } else if (n <= UINT32_MAX && size <= MALLET_ROP_SIZE_MAX) {
-            op->aux = (uint32_t)n;
+            x->aux = (uint32_t)n;
         } else if (size <= UINT32_MAX && n <= MALLET_ROP_SIZE_MAX) {
-            op->aux = (uint32_t)size;
+            x->aux = (uint32_t)size;
             size = n;
             alt = 1;
         } else {
@@ -435,16 +457,22 @@ static int encode_args(const mallet_event_t *ev, uint8_t kind, mallet_rop_t *op,
         }
     } else if (mallet_rop_aligns(kind)) {
         if (ev->align <= UINT32_MAX) {
-            op->aux = (uint32_t)ev->align;
+            x->aux = (uint32_t)ev->align;
         } else { /* a power of two, or memalign rounds it up to one */
             unsigned lg = 64u - (unsigned)__builtin_clzll(ev->align - 1);
             if (lg > 63) return -1;
-            op->aux = lg;
+            x->aux = lg;
             alt = 1;
         }
     }
     if (size > MALLET_ROP_SIZE_MAX) return -1;
-    mallet_rop_set_size(op, size, alt);
+    if (kind == MALLET_OP_MALLOC && size <= MALLET_ROP_SHORT_MAX) {
+        op->kind = kind;
+        op->size = (uint16_t)size;
+    } else {
+        op->kind = kind | MALLET_ROP_EXT;
+        mallet_rop_set_size(op, x, size, alt);
+    }
     return 0;
 }
 
@@ -477,7 +505,7 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
     /* a free gives its slot back to the pool, a malloc takes the last one given: the same room */
     uint32_t top = th->nfree - 1 + (uint32_t)is_free;
     if ((e->ptr != want) | (top >= th->capfree) | (((e->thread ^ t) & (uint32_t)f) != 0) |
-        (s->used >= s->room) | (ev->size > MALLET_ROP_SIZE_MAX) | (th->n >= th->lim))
+        (s->used >= s->room) | (ev->size > MALLET_ROP_SHORT_MAX) | (th->n >= th->lim))
         return 0;
     uint32_t slot = (uint32_t)((e->slot & f) | (th->free[top] & ~f));
     uint64_t bytes = (e->bytes & f) | (ev->size & ~f);
@@ -501,11 +529,8 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
     if (s->live[(i + 1) & mask].ptr & f) live_shift(s, i);
     s->buffered++;
     s->p.ops++;
-    /* a free's size is 0 (the reader's) */
-    th->buf[th->n++] = (mallet_rop_t){.kind = kind,
-                                      .size_hi = (uint16_t)(ev->size >> 32),
-                                      .size_lo = (uint32_t)ev->size,
-                                      .slot = slot};
+    /* one op, no extension (a free's size is 0, the reader's) */
+    th->buf[th->n++] = (mallet_rop_t){.kind = kind, .size = (uint16_t)ev->size, .slot = slot};
     return 1;
 }
 
@@ -572,8 +597,9 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
         }
     }
     mallet_rop_t args = {0};
+    mallet_rop_ext_t xargs = {0}, *x = NULL;
     uint64_t bytes;
-    if (encode_args(ev, kind, &args, &bytes)) { /* no successful call has these numbers */
+    if (encode_args(ev, kind, &args, &xargs, &bytes)) { /* no successful call has these numbers */
         s->p.failed_allocs++;
         return old_slot != MALLET_NO_SLOT ? slot_give(s, t, old_slot) : 0;
     }
@@ -582,12 +608,12 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
     if (ev->ptr && block_born(s, t, ev->ptr, bytes, stream_len(s, t), &slot)) return -1;
     /* the new block takes its slot before the old one is given back: they differ */
     if (old_slot != MALLET_NO_SLOT && slot_give(s, t, old_slot)) return -1;
-    if (!(op = emit(s, t))) return -1; /* the op stream_len gave its block (emit keeps it) */
-    *op = (mallet_rop_t){.kind = kind,
-                         .size_hi = args.size_hi,
-                         .size_lo = args.size_lo,
-                         .slot = slot,
-                         .aux = mallet_rop_resizes(kind) ? old_slot : args.aux};
+    /* the op stream_len gave its block (emit keeps it) */
+    if (!(op = args.kind & MALLET_ROP_EXT ? emit_ext(s, t, &x) : emit(s, t))) return -1;
+    args.slot = slot;
+    *op = args;
+    if (mallet_rop_resizes(kind)) xargs.aux = old_slot;
+    if (x) *x = xargs;
     s->p.ops++;
     return 0;
 }
