@@ -46,7 +46,7 @@ typedef struct state {
     mallet_prepared_t p; /* the counts, copied out at the end (a field: no pointer to follow) */
     mallet_rfile_writer_t *w;
     live_t *live;
-    size_t cap, used;
+    size_t cap;
     size_t room; /* entries the table holds before it grows (a quarter or half of cap) */
     live_t spare;  /* live_shift's target for an entry that stays */
     unsigned shift; /* 64 - log2(cap) */
@@ -54,7 +54,7 @@ typedef struct state {
     uint32_t *tids;     /* per thread index */
     uint32_t *index_of; /* thread serial -> index + 1 (0: not seen) */
     size_t nserials;
-    uint64_t live_blocks, live_bytes;
+    uint64_t live_blocks, live_bytes; /* live_blocks: also the table's entries */
     int64_t pid;    /* the process's: its main thread's tid */
     uint64_t t0_ns; /* the process's first event (| 1: 0 means not yet seen) */
     int main_taken; /* thread index 0 is the main thread's, once it shows up */
@@ -136,11 +136,10 @@ static int live_grow(state_t *s)
 /* ptr's entry, made if there was none (*was_live 0: its other fields are stale). */
 static live_t *live_put(state_t *s, uint64_t ptr, int *was_live)
 {
-    if (s->used >= s->room && live_grow(s)) return NULL;
+    if (s->live_blocks >= s->room && live_grow(s)) return NULL;
     size_t i = home(s, ptr);
     while (s->live[i].ptr && s->live[i].ptr != ptr) i = (i + 1) & (s->cap - 1);
     *was_live = s->live[i].ptr != 0;
-    if (!*was_live) s->used++;
     s->live[i].ptr = ptr;
     return &s->live[i];
 }
@@ -166,7 +165,6 @@ static void live_shift(state_t *s, size_t i)
 static void live_remove(state_t *s, live_t *e)
 {
     e->ptr = 0;
-    s->used--;
     live_shift(s, (size_t)(e - s->live));
 }
 
@@ -412,7 +410,7 @@ static int block_born(state_t *s, uint32_t t, uint64_t ptr, uint64_t bytes, uint
     if (!e) return -1;
     if (was_live) { /* its free was not recorded: forget the old block (its slot stays taken) */
         s->live_bytes -= e->bytes;
-        s->live_blocks--;
+        s->live_blocks--; /* its entry is the new block's */
     }
     if (slot_take(s, t, slot)) return -1;
     e->slot = *slot;
@@ -489,9 +487,11 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
     const mallet_event_t *ev = &rec->ev;
     uint64_t ptr = ev->ptr;
     uint8_t kind = ev->op;
-    /* malloc (1) or free (5), tested at once: a test of either alone would mispredict */
-    if (rec->part != MALLET_PART_WHOLE || (((unsigned)kind - 1) & ~4u) || ev->failed || !ptr ||
-        ev->thread >= s->nserials || !s->cap)
+    /* malloc (1) or free (5), tested at once: a test of either alone would mispredict; and
+     * every test one branch (each was one, taken or not as predicted, but they were 5 branches
+     * of the 39 an event) */
+    if ((rec->part != MALLET_PART_WHOLE) | ((((unsigned)kind - 1) & ~4u) != 0) | ev->failed |
+        !ptr | (ev->thread >= s->nserials) | !s->cap)
         return 0;
     uint32_t t = s->index_of[ev->thread] - 1;
     if (t == UINT32_MAX) return 0; /* a thread not seen yet */
@@ -505,7 +505,7 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
     /* a free gives its slot back to the pool, a malloc takes the last one given: the same room */
     uint32_t top = th->nfree - 1 + (uint32_t)is_free;
     if ((e->ptr != want) | (top >= th->capfree) | (((e->thread ^ t) & (uint32_t)f) != 0) |
-        (s->used >= s->room) | (ev->size > MALLET_ROP_SHORT_MAX) | (th->n >= th->lim))
+        (s->live_blocks >= s->room) | (ev->size > MALLET_ROP_SHORT_MAX) | (th->n >= th->lim))
         return 0;
     uint32_t slot = (uint32_t)((e->slot & f) | (th->free[top] & ~f));
     uint64_t bytes = (e->bytes & f) | (ev->size & ~f);
@@ -513,7 +513,6 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
     th->nfree = top + (uint32_t)is_free;
     s->live_bytes += (bytes ^ f) - f; /* minus bytes for a free */
     s->live_blocks += 1 - 2 * is_free;
-    s->used += 1 - 2 * is_free;
     s->p.peak_live_bytes =
         s->live_bytes > s->p.peak_live_bytes ? s->live_bytes : s->p.peak_live_bytes;
     s->p.peak_live_blocks =
@@ -528,7 +527,6 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
      * the kind would mispredict) */
     if (s->live[(i + 1) & mask].ptr & f) live_shift(s, i);
     s->buffered++;
-    s->p.ops++;
     /* one op, no extension (a free's size is 0, the reader's) */
     th->buf[th->n++] = (mallet_rop_t){.kind = kind, .size = (uint16_t)ev->size, .slot = slot};
     return 1;
@@ -564,7 +562,6 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
         if (!ev->ptr) { /* free(NULL) is a call */
             if (!(op = emit(s, t))) return -1;
             *op = (mallet_rop_t){.kind = MALLET_OP_FREE, .slot = MALLET_NO_SLOT};
-            s->p.ops++;
             return 0;
         }
         uint32_t dep_thread;
@@ -579,7 +576,6 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
             return -1;
         if (slot_give(s, t, slot) || !(op = emit(s, t))) return -1;
         *op = (mallet_rop_t){.kind = MALLET_OP_FREE, .slot = slot};
-        s->p.ops++;
         return 0;
     }
     uint8_t kind = ev->op;
@@ -614,7 +610,6 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
     *op = args;
     if (mallet_rop_resizes(kind)) xargs.aux = old_slot;
     if (x) *x = xargs;
-    s->p.ops++;
     return 0;
 }
 
@@ -650,6 +645,9 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
             }
             if (!prepare_common(&s, rec) && prepare_event(&s, rec)) break;
         }
+    /* the calls: every op of the streams but the waits (counted once here, not on every event) */
+    for (uint32_t t = 0; t < s.p.nthreads; t++) s.p.ops += stream_len(&s, t);
+    s.p.ops -= s.p.waits;
     *out = s.p;
     if (s.err == -EFBIG)
         rc = mallet_errorf(err, errlen, "%s: a thread has more ops than a replay holds (2^32 - 1)",
