@@ -542,9 +542,10 @@ int64_t mallet_rfile_read_chunk(const mallet_rfile_t *rf, uint32_t t, uint64_t k
         const mallet_rop_t *o = &ops[i];
         uint8_t kind = mallet_rop_kind(o);
         int ok, ext = (o->kind & MALLET_ROP_EXT) != 0;
-        /* only malloc has both forms; free has no extension, every other op one */
-        if (ext ? kind == MALLET_OP_FREE || nx == c->nexts : kind != MALLET_OP_MALLOC &&
-                                                                  kind != MALLET_OP_FREE) {
+        /* only malloc has both forms; free has no extension, every other op one of its own */
+        int form = ext ? kind != MALLET_OP_FREE && nx < c->nexts
+                       : kind == MALLET_OP_MALLOC || kind == MALLET_OP_FREE;
+        if (!form) {
             ok = 0;
         } else if (kind == MALLET_ROP_WAIT) {
             const mallet_rop_ext_t *x = &exts[nx];
