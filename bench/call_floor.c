@@ -25,6 +25,7 @@
 
 typedef struct stream {
     mallet_rop_t *ops;
+    mallet_rop_ext_t *exts; /* behind the ops, in the same mapping */
     uint64_t n;
     _Alignas(64) _Atomic uint64_t done;
 } stream_t;
@@ -43,28 +44,34 @@ static uint64_t now_ns(void)
 static void *run(void *arg)
 {
     stream_t *st = arg;
+    const mallet_rop_ext_t *x = st->exts;
     while (!atomic_load_explicit(&go, memory_order_acquire)) {
     }
     for (uint64_t i = 0; i < st->n; i++) {
         const mallet_rop_t *o = &st->ops[i];
         uint64_t size, aux;
         switch (o->kind) {
-        case MALLET_OP_MALLOC: slots[o->slot] = malloc(mallet_rop_size(o)); break;
+        case MALLET_OP_MALLOC: slots[o->slot] = malloc(o->size); break;
         case MALLET_OP_FREE: free(o->slot != MALLET_NO_SLOT ? slots[o->slot] : NULL); break;
-        case MALLET_ROP_WAIT:
-            while (atomic_load_explicit(&streams[o->aux].done, memory_order_acquire) <= o->slot) {
+        case MALLET_ROP_WAIT | MALLET_ROP_EXT:
+            while (atomic_load_explicit(&streams[x->aux].done, memory_order_acquire) <= o->slot) {
             }
+            x++;
             break;
-        default:
-            mallet_rop_args(o, &size, &aux);
-            void *old = mallet_rop_resizes(o->kind) && o->aux != MALLET_NO_SLOT ? slots[o->aux] : NULL;
+        default: { /* an op with EXT */
+            uint8_t kind = mallet_rop_kind(o);
+            mallet_rop_args(o, x, &size, &aux);
+            uint32_t old_slot = mallet_rop_old_slot(o, x++);
+            void *old = old_slot != MALLET_NO_SLOT ? slots[old_slot] : NULL;
             void *p = NULL;
-            if (o->kind == MALLET_OP_CALLOC) p = calloc(aux, size);
-            else if (mallet_rop_resizes(o->kind)) p = realloc(old, size * aux);
-            else if (mallet_rop_aligns(o->kind) && posix_memalign(&p, aux, size)) p = NULL;
-            else if (o->kind == MALLET_OP_VALLOC || o->kind == MALLET_OP_PVALLOC) p = valloc(size);
+            if (kind == MALLET_OP_MALLOC) p = malloc(size);
+            else if (kind == MALLET_OP_CALLOC) p = calloc(aux, size);
+            else if (mallet_rop_resizes(kind)) p = realloc(old, size * aux);
+            else if (mallet_rop_aligns(kind) && posix_memalign(&p, aux, size)) p = NULL;
+            else if (kind == MALLET_OP_VALLOC || kind == MALLET_OP_PVALLOC) p = valloc(size);
             if (o->slot != MALLET_NO_SLOT) slots[o->slot] = p;
             break;
+        }
         }
         atomic_store_explicit(&st->done, i + 1, memory_order_release);
     }
@@ -97,9 +104,13 @@ int main(int argc, char **argv)
     for (uint32_t t = 0; t < rf.nthreads; t++) {
         const mallet_rfile_thread_t *th = &rf.threads[t];
         streams[t].n = th->nops;
-        if (!(streams[t].ops = map(th->nops * sizeof(mallet_rop_t)))) return 1;
+        if (!(streams[t].ops = map(th->nops * sizeof(mallet_rop_t) +
+                                   th->nexts * sizeof(mallet_rop_ext_t))))
+            return 1;
+        streams[t].exts = (mallet_rop_ext_t *)(streams[t].ops + th->nops);
         for (uint64_t k = 0; k < th->nchunks; k++)
-            if (mallet_rfile_read_chunk(&rf, t, k, streams[t].ops + th->chunks[k].first, err,
+            if (mallet_rfile_read_chunk(&rf, t, k, streams[t].ops + th->chunks[k].first,
+                                        streams[t].exts + th->chunks[k].xfirst, err,
                                         sizeof err) < 0) {
                 fprintf(stderr, "call_floor: %s\n", err);
                 return 1;

@@ -17,8 +17,10 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 best() { sort -g | tail -1; }
 have_perf=0
 perf stat -x, -e task-clock true 2>/dev/null && have_perf=1
-one() { # BUILD -> "wall_rate cpu_rate"
-    local args=("$work/out.replay")
+one() { # BUILD TAG -> "wall_rate cpu_rate"
+    # each build replaces its own replay file: unlinking the old one (its page cache freed) is
+    # part of the time, and the other build's file may be another size
+    local args=("$work/out.$2.replay")
     [ "$mode" = --read ] && args=()
     local cmd=("$1/bench/prepare_bench" ${mode:+"$mode"} "$trace" "${args[@]}")
     local out ms n wall
@@ -39,8 +41,8 @@ one() { # BUILD -> "wall_rate cpu_rate"
     echo "$wall $(awk -v n="$n" -v ms="$ms" 'BEGIN {printf "%.2f", (ms > 0 ? n / ms / 1e3 : 0)}')"
 }
 for _ in $(seq "$rounds"); do
-    one "$a" >>"$work/a"
-    one "$b" >>"$work/b"
+    one "$a" a >>"$work/a"
+    one "$b" b >>"$work/b"
 done
 for x in a b; do
     dir=$a

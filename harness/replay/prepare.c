@@ -23,9 +23,11 @@ typedef struct live {
 /* Per traced thread: its ops not yet written, its slot pool, and the realloc it has in flight
  * (between the RELEASE and the ALLOC halves, other threads' events come in between). */
 typedef struct thr {
-    mallet_rop_t *buf; /* buf[i] is op base + i of the thread's stream */
+    mallet_rop_t *buf; /* buf[i] is op base + i of the thread's stream; then room for cap
+                        * extensions (exts()), nx of them used: an op has at most one */
     uint32_t n, cap;
     uint32_t lim; /* emit takes the slow path (emit_room) once n reaches it (set_lim) */
+    uint32_t nx;
     uint64_t base;
     uint32_t *free;
     uint32_t nfree, capfree; /* below 2^32: slots are */
@@ -35,11 +37,16 @@ typedef struct thr {
 } thr_t;
 _Static_assert(sizeof(thr_t) == 64, "thr_t is indexed on every event: a shift, not a multiply");
 
+static mallet_rop_ext_t *exts(const thr_t *th)
+{
+    return (mallet_rop_ext_t *)(th->buf + th->cap);
+}
+
 typedef struct state {
     mallet_prepared_t p; /* the counts, copied out at the end (a field: no pointer to follow) */
     mallet_rfile_writer_t *w;
     live_t *live;
-    size_t cap, used;
+    size_t cap;
     size_t room; /* entries the table holds before it grows (a quarter or half of cap) */
     live_t spare;  /* live_shift's target for an entry that stays */
     unsigned shift; /* 64 - log2(cap) */
@@ -47,7 +54,7 @@ typedef struct state {
     uint32_t *tids;     /* per thread index */
     uint32_t *index_of; /* thread serial -> index + 1 (0: not seen) */
     size_t nserials;
-    uint64_t live_blocks, live_bytes;
+    uint64_t live_blocks, live_bytes; /* live_blocks: also the table's entries */
     int64_t pid;    /* the process's: its main thread's tid */
     uint64_t t0_ns; /* the process's first event (| 1: 0 means not yet seen) */
     int main_taken; /* thread index 0 is the main thread's, once it shows up */
@@ -129,11 +136,10 @@ static int live_grow(state_t *s)
 /* ptr's entry, made if there was none (*was_live 0: its other fields are stale). */
 static live_t *live_put(state_t *s, uint64_t ptr, int *was_live)
 {
-    if (s->used >= s->room && live_grow(s)) return NULL;
+    if (s->live_blocks >= s->room && live_grow(s)) return NULL;
     size_t i = home(s, ptr);
     while (s->live[i].ptr && s->live[i].ptr != ptr) i = (i + 1) & (s->cap - 1);
     *was_live = s->live[i].ptr != 0;
-    if (!*was_live) s->used++;
     s->live[i].ptr = ptr;
     return &s->live[i];
 }
@@ -159,7 +165,6 @@ static void live_shift(state_t *s, size_t i)
 static void live_remove(state_t *s, live_t *e)
 {
     e->ptr = 0;
-    s->used--;
     live_shift(s, (size_t)(e - s->live));
 }
 
@@ -273,11 +278,12 @@ static int flush(state_t *s, uint32_t t)
 {
     thr_t *th = &s->thr[t];
     if (!th->n) return 0;
-    int rc = mallet_rfile_append(s->w, t, th->buf, th->n);
+    int rc = mallet_rfile_append(s->w, t, th->buf, th->n, exts(th), th->nx);
     if (rc) return fail(s, rc);
     th->base += th->n;
     s->buffered -= th->n;
     th->n = 0;
+    th->nx = 0;
     set_lim(s, th);
     return 0;
 }
@@ -310,8 +316,10 @@ static __attribute__((noinline)) int emit_room(state_t *s, uint32_t t)
         } else {
             uint32_t cap = th->cap ? 2 * th->cap : 256;
             if (cap > s->chunk_ops) cap = s->chunk_ops;
-            mallet_rop_t *b = realloc(th->buf, cap * sizeof *b);
+            mallet_rop_t *b = realloc(th->buf, cap * (sizeof *b + sizeof(mallet_rop_ext_t)));
             if (!b) return fail(s, -ENOMEM);
+            /* the extensions move up behind the ops' new room */
+            memmove(b + cap, b + th->cap, th->nx * sizeof(mallet_rop_ext_t));
             th->buf = b;
             s->caps += cap - th->cap;
             th->cap = cap;
@@ -333,6 +341,14 @@ static inline mallet_rop_t *emit(state_t *s, uint32_t t)
     return &th->buf[th->n++];
 }
 
+/* The same for an op with EXT: *x is its extension. */
+static inline mallet_rop_t *emit_ext(state_t *s, uint32_t t, mallet_rop_ext_t **x)
+{
+    mallet_rop_t *o = emit(s, t);
+    if (o) *x = &exts(&s->thr[t])[s->thr[t].nx++]; /* after emit: it may write the buffer out */
+    return o;
+}
+
 static uint64_t stream_len(const state_t *s, uint32_t t)
 {
     return s->thr[t].base + s->thr[t].n;
@@ -341,10 +357,12 @@ static uint64_t stream_len(const state_t *s, uint32_t t)
 /* Thread t waits until thread dep has done its op `op`. */
 static int emit_wait(state_t *s, uint32_t t, uint32_t dep, uint64_t op)
 {
-    mallet_rop_t *o = emit(s, t);
+    mallet_rop_ext_t *x;
+    mallet_rop_t *o = emit_ext(s, t, &x);
     if (!o) return -1;
     /* slot: below 2^32 - 1, as emit keeps every stream shorter */
-    *o = (mallet_rop_t){.kind = MALLET_ROP_WAIT, .slot = (uint32_t)op, .aux = dep};
+    *o = (mallet_rop_t){.kind = MALLET_ROP_WAIT | MALLET_ROP_EXT, .slot = (uint32_t)op};
+    *x = (mallet_rop_ext_t){.aux = dep};
     s->p.waits++;
     return 0;
 }
@@ -392,7 +410,7 @@ static int block_born(state_t *s, uint32_t t, uint64_t ptr, uint64_t bytes, uint
     if (!e) return -1;
     if (was_live) { /* its free was not recorded: forget the old block (its slot stays taken) */
         s->live_bytes -= e->bytes;
-        s->live_blocks--;
+        s->live_blocks--; /* its entry is the new block's */
     }
     if (slot_take(s, t, slot)) return -1;
     e->slot = *slot;
@@ -410,10 +428,12 @@ static int is_realloc(uint8_t op)
     return op == MALLET_OP_REALLOC || op == MALLET_OP_REALLOCARRAY;
 }
 
-/* Sets op's size and aux for the call's numbers (rfile.h); -1 if they cannot be those of a
- * successful call (more than 2^47 - 1 bytes, count x size past 64 bits, an alignment past
- * 2^63). *bytes: what the block holds. A realloc's aux (the old block) is set by the caller. */
-static int encode_args(const mallet_event_t *ev, uint8_t kind, mallet_rop_t *op, uint64_t *bytes)
+/* Sets op's kind (with EXT unless it is a malloc of few bytes) and size, and its extension's
+ * size and aux, for the call's numbers (rfile.h); -1 if they cannot be those of a successful call
+ * (more than 2^47 - 1 bytes, count x size past 64 bits, an alignment past 2^63). *bytes: what
+ * the block holds. A realloc's aux (the old block) is set by the caller. */
+static int encode_args(const mallet_event_t *ev, uint8_t kind, mallet_rop_t *op,
+                       mallet_rop_ext_t *x, uint64_t *bytes)
 {
     uint64_t size = ev->size;
     int alt = 0;
@@ -425,9 +445,9 @@ static int encode_args(const mallet_event_t *ev, uint8_t kind, mallet_rop_t *op,
         if (kind == MALLET_OP_REALLOCARRAY) { /* replayed as realloc of the product */
             size = *bytes;
         } else if (n <= UINT32_MAX && size <= MALLET_ROP_SIZE_MAX) {
-            op->aux = (uint32_t)n;
+            x->aux = (uint32_t)n;
         } else if (size <= UINT32_MAX && n <= MALLET_ROP_SIZE_MAX) {
-            op->aux = (uint32_t)size;
+            x->aux = (uint32_t)size;
             size = n;
             alt = 1;
         } else {
@@ -435,16 +455,22 @@ static int encode_args(const mallet_event_t *ev, uint8_t kind, mallet_rop_t *op,
         }
     } else if (mallet_rop_aligns(kind)) {
         if (ev->align <= UINT32_MAX) {
-            op->aux = (uint32_t)ev->align;
+            x->aux = (uint32_t)ev->align;
         } else { /* a power of two, or memalign rounds it up to one */
             unsigned lg = 64u - (unsigned)__builtin_clzll(ev->align - 1);
             if (lg > 63) return -1;
-            op->aux = lg;
+            x->aux = lg;
             alt = 1;
         }
     }
     if (size > MALLET_ROP_SIZE_MAX) return -1;
-    mallet_rop_set_size(op, size, alt);
+    if (kind == MALLET_OP_MALLOC && size <= MALLET_ROP_SHORT_MAX) {
+        op->kind = kind;
+        op->size = (uint16_t)size;
+    } else {
+        op->kind = kind | MALLET_ROP_EXT;
+        mallet_rop_set_size(op, x, size, alt);
+    }
     return 0;
 }
 
@@ -461,9 +487,11 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
     const mallet_event_t *ev = &rec->ev;
     uint64_t ptr = ev->ptr;
     uint8_t kind = ev->op;
-    /* malloc (1) or free (5), tested at once: a test of either alone would mispredict */
-    if (rec->part != MALLET_PART_WHOLE || (((unsigned)kind - 1) & ~4u) || ev->failed || !ptr ||
-        ev->thread >= s->nserials || !s->cap)
+    /* malloc (1) or free (5), tested at once: a test of either alone would mispredict; and
+     * every test one branch (each was one, taken or not as predicted, but they were 5 branches
+     * of the 39 an event) */
+    if ((rec->part != MALLET_PART_WHOLE) | ((((unsigned)kind - 1) & ~4u) != 0) | ev->failed |
+        !ptr | (ev->thread >= s->nserials) | !s->cap)
         return 0;
     uint32_t t = s->index_of[ev->thread] - 1;
     if (t == UINT32_MAX) return 0; /* a thread not seen yet */
@@ -477,7 +505,7 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
     /* a free gives its slot back to the pool, a malloc takes the last one given: the same room */
     uint32_t top = th->nfree - 1 + (uint32_t)is_free;
     if ((e->ptr != want) | (top >= th->capfree) | (((e->thread ^ t) & (uint32_t)f) != 0) |
-        (s->used >= s->room) | (ev->size > MALLET_ROP_SIZE_MAX) | (th->n >= th->lim))
+        (s->live_blocks >= s->room) | (ev->size > MALLET_ROP_SHORT_MAX) | (th->n >= th->lim))
         return 0;
     uint32_t slot = (uint32_t)((e->slot & f) | (th->free[top] & ~f));
     uint64_t bytes = (e->bytes & f) | (ev->size & ~f);
@@ -485,7 +513,6 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
     th->nfree = top + (uint32_t)is_free;
     s->live_bytes += (bytes ^ f) - f; /* minus bytes for a free */
     s->live_blocks += 1 - 2 * is_free;
-    s->used += 1 - 2 * is_free;
     s->p.peak_live_bytes =
         s->live_bytes > s->p.peak_live_bytes ? s->live_bytes : s->p.peak_live_bytes;
     s->p.peak_live_blocks =
@@ -500,12 +527,8 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
      * the kind would mispredict) */
     if (s->live[(i + 1) & mask].ptr & f) live_shift(s, i);
     s->buffered++;
-    s->p.ops++;
-    /* a free's size is 0 (the reader's) */
-    th->buf[th->n++] = (mallet_rop_t){.kind = kind,
-                                      .size_hi = (uint16_t)(ev->size >> 32),
-                                      .size_lo = (uint32_t)ev->size,
-                                      .slot = slot};
+    /* one op, no extension (a free's size is 0, the reader's) */
+    th->buf[th->n++] = (mallet_rop_t){.kind = kind, .size = (uint16_t)ev->size, .slot = slot};
     return 1;
 }
 
@@ -539,7 +562,6 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
         if (!ev->ptr) { /* free(NULL) is a call */
             if (!(op = emit(s, t))) return -1;
             *op = (mallet_rop_t){.kind = MALLET_OP_FREE, .slot = MALLET_NO_SLOT};
-            s->p.ops++;
             return 0;
         }
         uint32_t dep_thread;
@@ -554,7 +576,6 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
             return -1;
         if (slot_give(s, t, slot) || !(op = emit(s, t))) return -1;
         *op = (mallet_rop_t){.kind = MALLET_OP_FREE, .slot = slot};
-        s->p.ops++;
         return 0;
     }
     uint8_t kind = ev->op;
@@ -572,8 +593,9 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
         }
     }
     mallet_rop_t args = {0};
+    mallet_rop_ext_t xargs = {0}, *x = NULL;
     uint64_t bytes;
-    if (encode_args(ev, kind, &args, &bytes)) { /* no successful call has these numbers */
+    if (encode_args(ev, kind, &args, &xargs, &bytes)) { /* no successful call has these numbers */
         s->p.failed_allocs++;
         return old_slot != MALLET_NO_SLOT ? slot_give(s, t, old_slot) : 0;
     }
@@ -582,13 +604,12 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
     if (ev->ptr && block_born(s, t, ev->ptr, bytes, stream_len(s, t), &slot)) return -1;
     /* the new block takes its slot before the old one is given back: they differ */
     if (old_slot != MALLET_NO_SLOT && slot_give(s, t, old_slot)) return -1;
-    if (!(op = emit(s, t))) return -1; /* the op stream_len gave its block (emit keeps it) */
-    *op = (mallet_rop_t){.kind = kind,
-                         .size_hi = args.size_hi,
-                         .size_lo = args.size_lo,
-                         .slot = slot,
-                         .aux = mallet_rop_resizes(kind) ? old_slot : args.aux};
-    s->p.ops++;
+    /* the op stream_len gave its block (emit keeps it) */
+    if (!(op = args.kind & MALLET_ROP_EXT ? emit_ext(s, t, &x) : emit(s, t))) return -1;
+    args.slot = slot;
+    *op = args;
+    if (mallet_rop_resizes(kind)) xargs.aux = old_slot;
+    if (x) *x = xargs;
     return 0;
 }
 
@@ -624,6 +645,9 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
             }
             if (!prepare_common(&s, rec) && prepare_event(&s, rec)) break;
         }
+    /* the calls: every op of the streams but the waits (counted once here, not on every event) */
+    for (uint32_t t = 0; t < s.p.nthreads; t++) s.p.ops += stream_len(&s, t);
+    s.p.ops -= s.p.waits;
     *out = s.p;
     if (s.err == -EFBIG)
         rc = mallet_errorf(err, errlen, "%s: a thread has more ops than a replay holds (2^32 - 1)",

@@ -29,8 +29,8 @@ typedef struct mallet_prepare_opts {
     size_t patch_cap;    /* see mallet_rfile_set_patch_cap */
 } mallet_prepare_opts_t;
 
-#define MALLET_PREPARE_CHUNK_OPS 16384u      /* 256 KiB */
-#define MALLET_PREPARE_BUFFER_OPS (4u << 20) /* 64 MiB */
+#define MALLET_PREPARE_CHUNK_OPS 16384u      /* 128 KiB, 256 with extensions */
+#define MALLET_PREPARE_BUFFER_OPS (4u << 20) /* 32 MiB, 64 with extensions */
 
 /* Prepares the events of trace file `file` of r (other files' events are passed over) into w,
  * and commits w (or discards it on failure: w is always consumed). The reader must be fresh

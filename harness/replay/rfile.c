@@ -18,11 +18,12 @@
 #include <unistd.h>
 
 #define SAVE_MAGIC "MALLETRP"
-#define SAVE_VERSION 7u
+#define SAVE_VERSION 8u
 
 typedef struct save_header {
     char magic[8];
-    uint32_t version, op_size; /* op_size: sizeof(mallet_rop_t) of the writer */
+    uint32_t version, op_size; /* op_size: sizeof(mallet_rop_t) of the writer (and of an
+                                * extension) */
     uint32_t nthreads, nslots;
     uint64_t ops, waits, skipped, failed_allocs;
     uint64_t trace_size, trace_mtime_ns;
@@ -39,10 +40,12 @@ typedef struct save_thread {
 
 typedef struct save_chunk {
     uint64_t offset;
-    uint32_t nops, pad;
+    uint32_t nops, nexts;
 } save_chunk_t;
 
-_Static_assert(sizeof(mallet_rop_t) == 16, "mallet_rop_t is 16 bytes on disk");
+_Static_assert(sizeof(mallet_rop_t) == 8, "mallet_rop_t is 8 bytes on disk");
+_Static_assert(sizeof(mallet_rop_ext_t) == sizeof(mallet_rop_t),
+               "an extension is as long as an op: a chunk is a whole number of ops' lengths");
 _Static_assert(sizeof(save_header_t) == 120, "save_header_t has no padding");
 _Static_assert(sizeof(mallet_rss_sample_t) == 16, "an RSS sample is 16 bytes on disk");
 
@@ -135,7 +138,7 @@ int mallet_prepared_peek(const char *path, mallet_prepared_info_t *info)
 
 typedef struct wchunk {
     uint64_t offset, first;
-    uint32_t nops;
+    uint32_t nops, nexts;
 } wchunk_t;
 
 typedef struct wthread {
@@ -218,9 +221,9 @@ static int errno_or_eio(void)
 }
 
 int mallet_rfile_append(mallet_rfile_writer_t *w, uint32_t thread, const mallet_rop_t *ops,
-                        uint32_t n)
+                        uint32_t n, const mallet_rop_ext_t *exts, uint32_t nx)
 {
-    if (!n || n > MALLET_RFILE_CHUNK_MAX) return -EINVAL;
+    if (!n || n > MALLET_RFILE_CHUNK_MAX || nx > n) return -EINVAL;
     if (thread >= w->nthreads) {
         uint32_t nt = thread + 16;
         wthread_t *t = realloc(w->threads, nt * sizeof *t);
@@ -237,11 +240,13 @@ int mallet_rfile_append(mallet_rfile_writer_t *w, uint32_t thread, const mallet_
         t->chunks = c;
         t->cap = cap;
     }
-    size_t len = (size_t)n * sizeof *ops;
-    if (write_at(w->fd, ops, len, w->off)) return errno_or_eio();
-    t->chunks[t->n++] = (wchunk_t){w->off, t->nops, n};
+    size_t len = (size_t)n * sizeof *ops, xlen = (size_t)nx * sizeof *exts;
+    /* two writes only for chunks with extensions: malloc and free alone need none */
+    if (write_at(w->fd, ops, len, w->off) || (nx && write_at(w->fd, exts, xlen, w->off + len)))
+        return errno_or_eio();
+    t->chunks[t->n++] = (wchunk_t){w->off, t->nops, n, nx};
     t->nops += n;
-    w->off += len;
+    w->off += len + xlen;
     w->nchunks++;
     return 0;
 }
@@ -393,7 +398,8 @@ int mallet_rfile_commit(mallet_rfile_writer_t *w, const mallet_prepared_info_t *
         for (size_t k = 0; !rc && k < t->n;) {
             size_t n = 0;
             for (; n < 4096 && k < t->n; n++, k++)
-                buf.c[n] = (save_chunk_t){t->chunks[k].offset, t->chunks[k].nops, 0};
+                buf.c[n] = (save_chunk_t){t->chunks[k].offset, t->chunks[k].nops,
+                                          t->chunks[k].nexts};
             if (write_at(w->fd, buf.c, n * sizeof buf.c[0], w->off)) rc = errno_or_eio();
             w->off += n * sizeof buf.c[0];
         }
@@ -467,6 +473,7 @@ int mallet_rfile_open(const char *path, mallet_rfile_t *rf, char *err, size_t er
         mallet_rfile_thread_t *t = &rf->threads[i];
         t->tid = st.tid;
         t->nops = st.nops;
+        t->nexts = 0;
         t->chunks = chunks + k;
         t->nchunks = st.nchunks;
         if (st.nops > UINT32_MAX) { /* the replay's progress counters are 32-bit */
@@ -480,14 +487,15 @@ int mallet_rfile_open(const char *path, mallet_rfile_t *rf, char *err, size_t er
         uint64_t first = 0;
         for (uint64_t c = 0; c < st.nchunks; c++, k++) {
             save_chunk_t s = sc[k];
-            if (!s.nops || s.nops > MALLET_RFILE_CHUNK_MAX || s.offset < sizeof h ||
-                s.offset > h.index_offset ||
-                s.nops > (h.index_offset - s.offset) / sizeof(mallet_rop_t)) {
+            if (!s.nops || s.nops > MALLET_RFILE_CHUNK_MAX || s.nexts > s.nops ||
+                s.offset < sizeof h || s.offset > h.index_offset ||
+                (uint64_t)s.nops + s.nexts > (h.index_offset - s.offset) / sizeof(mallet_rop_t)) {
                 why = "a chunk lies outside the ops";
                 goto bad;
             }
-            chunks[k] = (mallet_rfile_chunk_t){s.offset, first, s.nops, 0};
+            chunks[k] = (mallet_rfile_chunk_t){s.offset, first, t->nexts, s.nops, s.nexts};
             first += s.nops;
+            t->nexts += s.nexts;
             if (s.nops > rf->max_chunk_ops) rf->max_chunk_ops = s.nops;
         }
         if (first != st.nops) {
@@ -495,10 +503,11 @@ int mallet_rfile_open(const char *path, mallet_rfile_t *rf, char *err, size_t er
             goto bad;
         }
     }
-    /* chunks never overlap in a file prepare wrote: all ops together fit between header and
-     * index (so a small damaged file cannot make a reader load far more than its size) */
+    /* chunks never overlap in a file prepare wrote: all ops and extensions together fit between
+     * header and index (so a small damaged file cannot make a reader load far more than its
+     * size) */
     uint64_t all = 0;
-    for (uint32_t i = 0; i < h.nthreads; i++) all += rf->threads[i].nops;
+    for (uint32_t i = 0; i < h.nthreads; i++) all += rf->threads[i].nops + rf->threads[i].nexts;
     if (all > (h.index_offset - sizeof h) / sizeof(mallet_rop_t)) {
         why = "its chunks overlap";
         goto bad;
@@ -516,29 +525,39 @@ bad:
     return mallet_errorf(err, errlen, "%s: corrupt replay file: %s", path, why);
 }
 
-int64_t mallet_rfile_read_chunk(const mallet_rfile_t *rf, uint32_t t, uint64_t k, mallet_rop_t *dst,
-                                char *err, size_t errlen)
+int64_t mallet_rfile_read_chunk(const mallet_rfile_t *rf, uint32_t t, uint64_t k, mallet_rop_t *ops,
+                                mallet_rop_ext_t *exts, char *err, size_t errlen)
 {
     if (t >= rf->nthreads || k >= rf->threads[t].nchunks)
         return mallet_errorf(err, errlen, "%s: no chunk %" PRIu64 " in thread %u", rf->path, k, t);
     const mallet_rfile_chunk_t *c = &rf->threads[t].chunks[k];
-    if (read_at(rf->fd, dst, (size_t)c->nops * sizeof *dst, c->offset))
+    size_t len = (size_t)c->nops * sizeof *ops;
+    if (read_at(rf->fd, ops, len, c->offset) ||
+        (c->nexts && read_at(rf->fd, exts, (size_t)c->nexts * sizeof *exts, c->offset + len)))
         return mallet_errorf(err, errlen, "%s: read error at offset %" PRIu64, rf->path, c->offset);
     int64_t calls = 0;
     const uint32_t nslots = rf->nslots;
+    uint32_t nx = 0;
     for (uint32_t i = 0; i < c->nops; i++) {
-        const mallet_rop_t *o = &dst[i];
-        int ok;
-        if (o->kind == MALLET_ROP_WAIT) {
-            ok = o->aux < rf->nthreads && o->slot < rf->threads[o->aux].nops &&
-                 (o->aux != t || o->slot < c->first + i) && !o->flags;
+        const mallet_rop_t *o = &ops[i];
+        uint8_t kind = mallet_rop_kind(o);
+        int ok, ext = (o->kind & MALLET_ROP_EXT) != 0;
+        /* only malloc has both forms; free has no extension, every other op one of its own */
+        int form = ext ? kind != MALLET_OP_FREE && nx < c->nexts
+                       : kind == MALLET_OP_MALLOC || kind == MALLET_OP_FREE;
+        if (!form) {
+            ok = 0;
+        } else if (kind == MALLET_ROP_WAIT) {
+            const mallet_rop_ext_t *x = &exts[nx];
+            ok = x->aux < rf->nthreads && o->slot < rf->threads[x->aux].nops &&
+                 (x->aux != t || o->slot < c->first + i) && !o->flags;
         } else {
-            int alt = (o->size_hi & MALLET_ROP_ALT) != 0;
-            ok = o->kind && o->kind < MALLET_OP_RSS && !(o->flags & ~MALLET_ROP_AWAITED) &&
+            const mallet_rop_ext_t *x = ext ? &exts[nx] : NULL;
+            int alt = ext && (o->size & MALLET_ROP_ALT);
+            ok = kind && kind < MALLET_OP_RSS && !(o->flags & ~MALLET_ROP_AWAITED) &&
                  (o->slot == MALLET_NO_SLOT || o->slot < nslots) &&
-                 (!mallet_rop_resizes(o->kind) || o->aux == MALLET_NO_SLOT || o->aux < nslots) &&
-                 (!alt || o->kind == MALLET_OP_CALLOC ||
-                  (mallet_rop_aligns(o->kind) && o->aux < 64));
+                 (!mallet_rop_resizes(kind) || x->aux == MALLET_NO_SLOT || x->aux < nslots) &&
+                 (!alt || kind == MALLET_OP_CALLOC || (mallet_rop_aligns(kind) && x->aux < 64));
             calls++;
         }
         if (!ok)
@@ -546,23 +565,33 @@ int64_t mallet_rfile_read_chunk(const mallet_rfile_t *rf, uint32_t t, uint64_t k
                                  "%s: corrupt replay file: thread %u op %" PRIu64
                                  " names a slot or op that does not exist",
                                  rf->path, t, c->first + i);
+        nx += (uint32_t)ext;
     }
+    if (nx != c->nexts)
+        return mallet_errorf(err, errlen,
+                             "%s: corrupt replay file: thread %u: a chunk has %u extensions for %u"
+                             " ops with one",
+                             rf->path, t, c->nexts, nx);
     return calls;
 }
 
-int mallet_rfile_check_waits(const mallet_rfile_t *rf, const mallet_rop_t *const *ops, char *err,
-                             size_t errlen)
+int mallet_rfile_check_waits(const mallet_rfile_t *rf, const mallet_rop_t *const *ops,
+                             const mallet_rop_ext_t *const *exts, char *err, size_t errlen)
 {
-    for (uint32_t t = 0; t < rf->nthreads; t++)
+    for (uint32_t t = 0; t < rf->nthreads; t++) {
+        const mallet_rop_ext_t *x = exts[t];
         for (uint64_t i = 0; i < rf->threads[t].nops; i++) {
             const mallet_rop_t *o = &ops[t][i];
+            if (!(o->kind & MALLET_ROP_EXT)) continue;
             /* read_chunk checked the thread and the op exist */
-            if (o->kind == MALLET_ROP_WAIT &&
-                !(ops[o->aux][o->slot].flags & MALLET_ROP_AWAITED))
+            if (mallet_rop_kind(o) == MALLET_ROP_WAIT &&
+                !(ops[x->aux][o->slot].flags & MALLET_ROP_AWAITED))
                 return mallet_errorf(err, errlen,
                                      "%s: corrupt replay file: thread %u op %" PRIu64
                                      " waits for an op that is never published",
                                      rf->path, t, i);
+            x++;
         }
+    }
     return 0;
 }

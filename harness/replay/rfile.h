@@ -3,9 +3,10 @@
  * prepared, so neither the writer nor the reader ever holds all ops in memory; read back chunk by
  * chunk, every op checked before anyone uses it.
  *
- * Layout: a fixed header, then the chunks (each an array of mallet_rop_t of one thread, the
- * threads' chunks interleaved in the order they were written), then the index: a thread table
- * and, thread by thread in op order, where each chunk is. The header names the index. */
+ * Layout: a fixed header, then the chunks (each an array of mallet_rop_t of one thread followed
+ * by the extensions of its EXT ops, the threads' chunks interleaved in the order they were
+ * written), then the index: a thread table and, thread by thread in op order, where each chunk
+ * is. The header names the index. */
 #ifndef MALLET_REPLAY_RFILE_H
 #define MALLET_REPLAY_RFILE_H
 
@@ -14,10 +15,18 @@
 #define MALLET_NO_SLOT UINT32_MAX
 
 /* One op of a thread's stream: an allocation-API call to make, or a wait for another thread.
- * 16 bytes; a 1e9-event trace is then about 16 GB of ops, read sequentially. */
+ * 8 bytes: malloc (of fewer than 2^16 bytes) and free, most of any trace, are one op each; every
+ * other op has the EXT bit and takes an extension (mallet_rop_ext_t), the next one in its chunk's
+ * extensions (docs/REPLAY_FILE.md). Ops and extensions are kept apart so that op i of a thread is
+ * at a computable place: waits name it, progress counts it, and prepare patches its flags byte in
+ * the file. A 1e9-event trace of mallocs and frees is then about 8 GB of ops, read sequentially. */
 #define MALLET_ROP_WAIT 0x20u /* kind of a wait: not a call, the thread waits for another one */
+#define MALLET_ROP_EXT 0x80u  /* kind: the op has an extension (all but short mallocs and frees) */
 
 #define MALLET_ROP_AWAITED 0x1u /* flags: another thread waits for this op: publish its completion */
+
+/* A malloc of up to this many bytes is one op without extension. */
+#define MALLET_ROP_SHORT_MAX UINT16_MAX
 
 /* Sizes are 47 bits: no successful call gets more (a user address space is at most 2^47 bytes on
  * x86-64 and 2^48 on arm64). The 48th bit is ALT, an alternative reading of aux and size. */
@@ -25,18 +34,29 @@
 #define MALLET_ROP_ALT 0x8000u
 
 typedef struct mallet_rop {
-    uint8_t kind;  /* MALLET_OP_* (never RSS), or MALLET_ROP_WAIT */
+    uint8_t kind;  /* MALLET_OP_* (never RSS) or MALLET_ROP_WAIT, | MALLET_ROP_EXT */
     uint8_t flags; /* MALLET_ROP_AWAITED and nothing else: prepare sets it in the file by
                     * writing this one byte (see rfile.c) */
-    uint16_t size_hi; /* size bits 32..46; MALLET_ROP_ALT */
-    uint32_t size_lo; /* bytes (calloc: element size; reallocarray: count x size) */
-    uint32_t slot;    /* the block it makes (allocations, realloc's new block) or frees;
-                       * WAIT: the index of the op waited for, in that thread's stream */
+    uint16_t size; /* malloc without EXT: bytes; with EXT: size bits 32..46, MALLET_ROP_ALT */
+    uint32_t slot; /* the block it makes (allocations, realloc's new block) or frees;
+                    * WAIT: the index of the op waited for, in that thread's stream */
+} mallet_rop_t;
+
+/* The rest of an op with MALLET_ROP_EXT. */
+typedef struct mallet_rop_ext {
+    uint32_t size_lo; /* size bits 0..31: bytes (calloc: element size; reallocarray: count x
+                       * size) */
     uint32_t aux;     /* realloc, reallocarray: the block it resizes (or MALLET_NO_SLOT);
                        * calloc: element count (ALT: aux is the element size, size the count);
                        * memalign family: alignment (ALT: its log2, above 2^32 - 1);
                        * WAIT: the thread waited for */
-} mallet_rop_t;
+} mallet_rop_ext_t;
+
+/* The op's kind without the EXT bit: MALLET_OP_* or MALLET_ROP_WAIT. */
+static inline uint8_t mallet_rop_kind(const mallet_rop_t *o)
+{
+    return (uint8_t)(o->kind & ~MALLET_ROP_EXT);
+}
 
 static inline int mallet_rop_resizes(uint8_t kind)
 {
@@ -49,36 +69,42 @@ static inline int mallet_rop_aligns(uint8_t kind)
            kind == MALLET_OP_MEMALIGN;
 }
 
-static inline uint64_t mallet_rop_size(const mallet_rop_t *o)
+/* x: the op's extension; not read when the op has none. */
+static inline uint64_t mallet_rop_size(const mallet_rop_t *o, const mallet_rop_ext_t *x)
 {
-    return (uint64_t)(o->size_hi & ~MALLET_ROP_ALT) << 32 | o->size_lo;
+    if (!(o->kind & MALLET_ROP_EXT)) return o->size;
+    return (uint64_t)(o->size & ~MALLET_ROP_ALT) << 32 | x->size_lo;
 }
 
-/* size must be at most MALLET_ROP_SIZE_MAX. */
-static inline void mallet_rop_set_size(mallet_rop_t *o, uint64_t size, int alt)
+/* Sets the size of an op with EXT; size must be at most MALLET_ROP_SIZE_MAX. */
+static inline void mallet_rop_set_size(mallet_rop_t *o, mallet_rop_ext_t *x, uint64_t size, int alt)
 {
-    o->size_lo = (uint32_t)size;
-    o->size_hi = (uint16_t)((size >> 32) | (alt ? MALLET_ROP_ALT : 0));
+    x->size_lo = (uint32_t)size;
+    o->size = (uint16_t)((size >> 32) | (alt ? MALLET_ROP_ALT : 0));
 }
 
 /* The block a realloc resizes, else MALLET_NO_SLOT. */
-static inline uint32_t mallet_rop_old_slot(const mallet_rop_t *o)
+static inline uint32_t mallet_rop_old_slot(const mallet_rop_t *o, const mallet_rop_ext_t *x)
 {
-    return mallet_rop_resizes(o->kind) ? o->aux : MALLET_NO_SLOT;
+    return mallet_rop_resizes(mallet_rop_kind(o)) ? x->aux : MALLET_NO_SLOT;
 }
 
-/* The call's numbers as the trace had them: bytes (element size) and the element count (calloc;
- * 1 for reallocarray, whose size is the product) or the alignment (memalign family). */
-static inline void mallet_rop_args(const mallet_rop_t *o, uint64_t *size, uint64_t *aux)
+/* The call's numbers as the trace had them: bytes (element size) and the element count (calloc)
+ * or the alignment (memalign family), else 1 (reallocarray's size is the product). */
+static inline void mallet_rop_args(const mallet_rop_t *o, const mallet_rop_ext_t *x,
+                                   uint64_t *size, uint64_t *aux)
 {
-    *size = mallet_rop_size(o);
-    *aux = mallet_rop_resizes(o->kind) ? 1 : o->aux;
-    if (o->size_hi & MALLET_ROP_ALT) {
-        if (o->kind == MALLET_OP_CALLOC) {
+    uint8_t kind = mallet_rop_kind(o);
+    *size = mallet_rop_size(o, x);
+    *aux = 1;
+    if (kind != MALLET_OP_CALLOC && !mallet_rop_aligns(kind)) return; /* these have EXT */
+    *aux = x->aux;
+    if (o->size & MALLET_ROP_ALT) {
+        if (kind == MALLET_OP_CALLOC) {
             *aux = *size;
-            *size = o->aux;
+            *size = x->aux;
         } else {
-            *aux = 1ull << (o->aux & 63);
+            *aux = 1ull << (x->aux & 63);
         }
     }
 }
@@ -117,10 +143,11 @@ typedef struct mallet_rfile_writer mallet_rfile_writer_t;
  * never sees half a file and two replays never mix. Returns 0 or -errno. */
 int mallet_rfile_create(const char *path, uint64_t trace_size, uint64_t trace_mtime_ns,
                         mallet_rfile_writer_t **out);
-/* Appends n ops (1 <= n <= MALLET_RFILE_CHUNK_MAX) to thread's stream, as one chunk. */
+/* Appends n ops (1 <= n <= MALLET_RFILE_CHUNK_MAX) to thread's stream, as one chunk, with the
+ * extensions of those that have EXT (nx of them, in op order). */
 #define MALLET_RFILE_CHUNK_MAX (1u << 20)
 int mallet_rfile_append(mallet_rfile_writer_t *w, uint32_t thread, const mallet_rop_t *ops,
-                        uint32_t n);
+                        uint32_t n, const mallet_rop_ext_t *exts, uint32_t nx);
 /* Flags op (an index into thread's stream, already appended) MALLET_ROP_AWAITED. */
 int mallet_rfile_mark_awaited(mallet_rfile_writer_t *w, uint32_t thread, uint64_t op);
 /* Writes the index and header (counts from info; trace size and mtime as given to create),
@@ -141,14 +168,16 @@ uint64_t mallet_rfile_patches(const mallet_rfile_writer_t *w);
 /* ---- reading (the worker, tests, the fuzzer) ----------------------------------------------- */
 
 typedef struct mallet_rfile_chunk {
-    uint64_t offset; /* of its ops from the file start */
+    uint64_t offset; /* of its ops from the file start; its extensions follow them */
     uint64_t first;  /* index of its first op in the thread's stream */
-    uint32_t nops, pad;
+    uint64_t xfirst; /* index of its first extension in the thread's extensions */
+    uint32_t nops, nexts;
 } mallet_rfile_chunk_t;
 
 typedef struct mallet_rfile_thread {
     uint32_t tid;
-    uint64_t nops; /* ops in the stream, waits included; at most UINT32_MAX */
+    uint64_t nops;  /* ops in the stream, waits included; at most UINT32_MAX */
+    uint64_t nexts; /* extensions: the ops with EXT */
     const mallet_rfile_chunk_t *chunks;
     uint64_t nchunks;
 } mallet_rfile_thread_t;
@@ -162,7 +191,7 @@ typedef struct mallet_rfile {
     mallet_prepared_info_t info;
     uint32_t nthreads, nslots;
     mallet_rfile_thread_t *threads;
-    uint32_t max_chunk_ops; /* the largest chunk: a buffer of this many ops holds any chunk */
+    uint32_t max_chunk_ops; /* the largest chunk: this many ops and extensions hold any chunk */
     void *map;
     size_t map_len;
 } mallet_rfile_t;
@@ -171,15 +200,16 @@ typedef struct mallet_rfile {
  * err. */
 int mallet_rfile_open(const char *path, mallet_rfile_t *rf, char *err, size_t errlen);
 void mallet_rfile_close(mallet_rfile_t *rf);
-/* Reads chunk k of thread t into dst (room for its nops) and checks every op in it: slots below
- * nslots, known kinds and forms, waits on an existing op of another thread (or an earlier one of
- * its own). Returns the number of allocation-API calls in it, or -1 with err set. Allocates
- * nothing. */
-int64_t mallet_rfile_read_chunk(const mallet_rfile_t *rf, uint32_t t, uint64_t k, mallet_rop_t *dst,
-                                char *err, size_t errlen);
-/* With every thread's stream in memory (ops[t]): checks that every wait names an op flagged
- * AWAITED (a wait on an op that is never published would never end). Returns 0 or -1. */
-int mallet_rfile_check_waits(const mallet_rfile_t *rf, const mallet_rop_t *const *ops, char *err,
-                             size_t errlen);
+/* Reads chunk k of thread t into ops (room for its nops) and exts (room for its nexts) and checks
+ * every op in it: slots below nslots, known kinds and forms, an extension for each op with EXT,
+ * waits on an existing op of another thread (or an earlier one of its own). Returns the number
+ * of allocation-API calls in it, or -1 with err set. Allocates nothing. */
+int64_t mallet_rfile_read_chunk(const mallet_rfile_t *rf, uint32_t t, uint64_t k, mallet_rop_t *ops,
+                                mallet_rop_ext_t *exts, char *err, size_t errlen);
+/* With every thread's stream in memory (ops[t], its extensions exts[t]): checks that every wait
+ * names an op flagged AWAITED (a wait on an op that is never published would never end). Returns
+ * 0 or -1. */
+int mallet_rfile_check_waits(const mallet_rfile_t *rf, const mallet_rop_t *const *ops,
+                             const mallet_rop_ext_t *const *exts, char *err, size_t errlen);
 
 #endif

@@ -33,14 +33,18 @@ typedef struct progress {
 } progress_t;
 
 /* A thread's ops as it runs. Whole (its ops fit the budget, OPS_MEM_DEFAULT): read before the
- * timed part; end is nops and refill never runs. Streamed: a buffer of one chunk, refilled with
- * pread() as the thread runs. That costs a syscall and a copy from the page cache per chunk of up
- * to 16 Ki ops (256 KiB), some 20-70 us, so 2-6 ns an op (more if the file is not in the page
- * cache and comes from disk), counted in the replay's time and system time; the buffer's memory
- * stays the same and no mapping changes. */
+ * timed part, the extensions behind the ops; end is nops and refill never runs. Streamed: a
+ * buffer of one chunk (its ops, then its extensions), refilled with pread() as the thread runs.
+ * That costs a syscall and a copy from the page cache per chunk of up to 16 Ki ops (128-256
+ * KiB), some 10-70 us, so 1-6 ns an op (more if the file is not in the page cache and comes from
+ * disk), counted in the replay's time and system time; the buffer's memory stays the same and no
+ * mapping changes. */
 typedef struct stream {
     const mallet_rop_t *ops; /* ops[i - base] for base <= i < end */
     uint64_t base, end, nops;
+    /* the next op with EXT's extension: kept here, not in a register of the replay loop, for
+     * only the rare ops read it (malloc and free have none) */
+    const mallet_rop_ext_t *x;
     mallet_rop_t *buf;
     size_t buf_len;
     uint64_t next_chunk;
@@ -134,7 +138,9 @@ static __attribute__((noinline, cold)) const mallet_rop_t *refill(stream_t *st, 
     const mallet_rfile_thread_t *t = &st->rf->threads[st->thread];
     char err[4352], line[4400];
     if (st->next_chunk >= t->nchunks || t->chunks[st->next_chunk].first != i ||
-        mallet_rfile_read_chunk(st->rf, st->thread, st->next_chunk, st->buf, err, sizeof err) < 0) {
+        mallet_rfile_read_chunk(st->rf, st->thread, st->next_chunk, st->buf,
+                                (mallet_rop_ext_t *)(st->buf + t->chunks[st->next_chunk].nops), err,
+                                sizeof err) < 0) {
         int n = snprintf(line, sizeof line, "mallet-worker: %s: changed during the replay\n",
                          st->rf->path);
         if (write(2, line, (size_t)n) < 0) _exit(1);
@@ -142,21 +148,26 @@ static __attribute__((noinline, cold)) const mallet_rop_t *refill(stream_t *st, 
     }
     const mallet_rfile_chunk_t *c = &t->chunks[st->next_chunk++];
     st->ops = st->buf;
+    st->x = (const mallet_rop_ext_t *)(st->buf + c->nops);
     st->base = c->first;
     st->end = c->first + c->nops;
     return st->ops;
 }
 
-/* Every call but malloc and free. *size: the bytes the new block holds (for touching it). */
-static __attribute__((noinline)) void *other_call(const run_t *r, const mallet_rop_t *o,
-                                                  size_t *size_out)
+/* Every call but malloc's short form and free: an op with EXT, whose extension is the stream's
+ * next. *size: the bytes the new block holds (for touching it). */
+static __attribute__((noinline)) void *other_call(const run_t *r, stream_t *st,
+                                                  const mallet_rop_t *o, size_t *size_out)
 {
+    const mallet_rop_ext_t *x = st->x++;
     void *p = NULL, *old = NULL;
     uint64_t size64, aux64;
-    mallet_rop_args(o, &size64, &aux64);
+    mallet_rop_args(o, x, &size64, &aux64);
     size_t size = (size_t)size64, aux = (size_t)aux64; /* element count or alignment */
-    if (mallet_rop_resizes(o->kind) && o->aux != MALLET_NO_SLOT) old = r->slots[o->aux];
-    switch (o->kind) {
+    uint32_t old_slot = mallet_rop_old_slot(o, x);
+    if (old_slot != MALLET_NO_SLOT) old = r->slots[old_slot];
+    switch (mallet_rop_kind(o)) {
+    case MALLET_OP_MALLOC: p = malloc(size); break; /* of more bytes than the short form holds */
     case MALLET_OP_CALLOC: p = calloc(aux, size); size *= aux; break;
     case MALLET_OP_REALLOC: p = realloc(old, size); break;
     case MALLET_OP_REALLOCARRAY:
@@ -216,8 +227,8 @@ static void replay_thread(const worker_arg_t *a)
             wbase = ops->base, wend = ops->end;
         }
         const mallet_rop_t *o = &win[i - wbase];
-        if (o->kind == MALLET_ROP_WAIT) {
-            wait_for(&r->progress[o->aux], o->slot);
+        if (o->kind == (MALLET_ROP_WAIT | MALLET_ROP_EXT)) {
+            wait_for(&r->progress[ops->x++->aux], o->slot);
             continue;
         }
         const int timed = calls++ == next_timed;
@@ -226,15 +237,16 @@ static void replay_thread(const worker_arg_t *a)
         size_t size = 0;
         /* malloc and free inline, in few registers: they are most of any trace */
         if (o->kind == MALLET_OP_MALLOC)
-            p = malloc(size = (size_t)mallet_rop_size(o));
+            p = malloc(size = o->size);
         else if (o->kind == MALLET_OP_FREE)
             free(o->slot != MALLET_NO_SLOT ? slots[o->slot] : NULL);
         else
-            p = other_call(r, o, &size);
-        if (timed && o->kind < MALLET_OP_COUNT_) {
+            p = other_call(r, ops, o, &size);
+        if (timed) {
             uint64_t d = mallet_cycles() - c0;
-            hist[o->kind][lat_bucket(d)]++;
-            if (d > hmax[o->kind]) hmax[o->kind] = d;
+            uint8_t kind = mallet_rop_kind(o); /* a call's: below MALLET_OP_COUNT_ (read_chunk) */
+            hist[kind][lat_bucket(d)]++;
+            if (d > hmax[kind]) hmax[kind] = d;
             rnd ^= rnd << 13, rnd ^= rnd >> 17, rnd ^= rnd << 5;
             next_timed = calls + rnd % gaps;
         }
@@ -323,24 +335,32 @@ static int load_streams(const mallet_rfile_t *rf, stream_t *st, uint64_t *calls,
     *calls = 0;
     for (uint32_t t = 0; t < rf->nthreads; t++) {
         const mallet_rfile_thread_t *th = &rf->threads[t];
-        uint64_t bytes = th->nops * sizeof(mallet_rop_t);
+        uint64_t bytes = th->nops * sizeof(mallet_rop_t) + th->nexts * sizeof(mallet_rop_ext_t);
         int whole = bytes <= budget;
         stream_t *s = &st[t];
         s->rf = rf;
         s->thread = t;
         s->nops = th->nops;
-        s->buf_len = whole ? (size_t)bytes : (size_t)rf->max_chunk_ops * sizeof(mallet_rop_t);
+        size_t chunk = (size_t)rf->max_chunk_ops * (sizeof(mallet_rop_t) + sizeof(mallet_rop_ext_t));
+        s->buf_len = whole ? (size_t)bytes : chunk;
         if (!(s->buf = mallet_map(s->buf_len)))
             return mallet_errorf(err, errlen, "out of memory for the replay's ops");
         if (whole) budget -= bytes;
         all_whole &= whole;
+        /* whole, the extensions follow all ops; streamed, the chunk's */
+        mallet_rop_ext_t *xs = whole ? (mallet_rop_ext_t *)(s->buf + th->nops) : NULL;
         for (uint64_t k = 0; k < th->nchunks; k++) {
-            int64_t c = mallet_rfile_read_chunk(rf, t, k, whole ? s->buf + th->chunks[k].first : s->buf,
-                                                err, errlen);
-            if (c < 0) return -1;
-            *calls += (uint64_t)c;
+            const mallet_rfile_chunk_t *c = &th->chunks[k];
+            int64_t n = whole ? mallet_rfile_read_chunk(rf, t, k, s->buf + c->first, xs + c->xfirst,
+                                                        err, errlen)
+                              : mallet_rfile_read_chunk(rf, t, k, s->buf,
+                                                        (mallet_rop_ext_t *)(s->buf + c->nops), err,
+                                                        errlen);
+            if (n < 0) return -1;
+            *calls += (uint64_t)n;
         }
         s->ops = s->buf;
+        s->x = xs; /* streamed: set by refill */
         s->next_chunk = whole ? th->nchunks : 0;
         s->end = whole ? th->nops : 0;
         if (!whole && th->nchunks) refill(s, 0);
@@ -352,11 +372,13 @@ static int load_streams(const mallet_rfile_t *rf, stream_t *st, uint64_t *calls,
      * that would take a read per wait, and a missed flag only delays the waiter to the end of
      * the other thread's stream (worker()), it never hangs it. */
     if (all_whole && rf->nthreads) {
-        const mallet_rop_t **ops = mallet_map(rf->nthreads * sizeof *ops);
+        size_t len = rf->nthreads * (sizeof(mallet_rop_t *) + sizeof(mallet_rop_ext_t *));
+        const mallet_rop_t **ops = mallet_map(len);
         if (!ops) return mallet_errorf(err, errlen, "out of memory for the replay's ops");
-        for (uint32_t t = 0; t < rf->nthreads; t++) ops[t] = st[t].buf;
-        int rc = mallet_rfile_check_waits(rf, ops, err, errlen);
-        mallet_unmap(ops, rf->nthreads * sizeof *ops);
+        const mallet_rop_ext_t **exts = (const mallet_rop_ext_t **)(ops + rf->nthreads);
+        for (uint32_t t = 0; t < rf->nthreads; t++) ops[t] = st[t].buf, exts[t] = st[t].x;
+        int rc = mallet_rfile_check_waits(rf, ops, exts, err, errlen);
+        mallet_unmap(ops, len);
         if (rc) return -1;
     }
     return 0;

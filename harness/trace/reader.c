@@ -642,7 +642,7 @@ static void cursor_fill(const mallet_reader_t *r, cursor_t *c)
         if (ev->cycles > k->limit) ev->cycles = k->limit; /* ... even across its chunks */
         rec->part = MALLET_PART_WHOLE;
         rec->file = k->file;
-        if ((ev->op == MALLET_OP_REALLOC || ev->op == MALLET_OP_REALLOCARRAY) && ev->old_ptr) {
+        if (ev->old_ptr) { /* a realloc's (or reallocarray's): no other event has one */
             if (ev->free_cycles > ev->cycles) ev->free_cycles = ev->cycles;
             if (ev->free_cycles < c->last) ev->free_cycles = c->last;
             rec->part = MALLET_PART_RELEASE;

@@ -48,54 +48,73 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     stat_opened++;
     uint64_t total = 0;
-    for (uint32_t t = 0; t < rf.nthreads; t++) total += rf.threads[t].nops;
-    FUZZ_ASSERT(total * sizeof(mallet_rop_t) <= size, "%" PRIu64 " ops in %zu bytes", total, size);
-    mallet_rop_t *buf = malloc(((size_t)rf.max_chunk_ops + 1) * sizeof *buf);
+    for (uint32_t t = 0; t < rf.nthreads; t++) total += rf.threads[t].nops + rf.threads[t].nexts;
+    FUZZ_ASSERT(total * sizeof(mallet_rop_t) <= size, "%" PRIu64 " ops and extensions in %zu bytes",
+                total, size);
+    /* a chunk's ops, then its extensions (at most one an op) */
+    mallet_rop_t *buf = malloc(((size_t)rf.max_chunk_ops + 1) * 2 * sizeof *buf);
     mallet_rop_t **whole = calloc(rf.nthreads + 1, sizeof *whole);
-    FUZZ_ASSERT(buf && whole, "out of memory");
+    mallet_rop_ext_t **wexts = calloc(rf.nthreads + 1, sizeof *wexts);
+    FUZZ_ASSERT(buf && whole && wexts, "out of memory");
     uint64_t calls = 0;
     int ok = 1;
     for (uint32_t t = 0; ok && t < rf.nthreads; t++) {
         const mallet_rfile_thread_t *th = &rf.threads[t];
         whole[t] = malloc((th->nops + 1) * sizeof(mallet_rop_t));
-        FUZZ_ASSERT(whole[t], "out of memory");
-        uint64_t next = 0;
+        wexts[t] = malloc((th->nexts + 1) * sizeof(mallet_rop_ext_t));
+        FUZZ_ASSERT(whole[t] && wexts[t], "out of memory");
+        uint64_t next = 0, xnext = 0;
         for (uint64_t k = 0; ok && k < th->nchunks; k++) {
             const mallet_rfile_chunk_t *c = &th->chunks[k];
-            FUZZ_ASSERT(c->first == next && c->nops <= rf.max_chunk_ops &&
-                            c->offset + (uint64_t)c->nops * sizeof(mallet_rop_t) <= size,
+            FUZZ_ASSERT(c->first == next && c->xfirst == xnext && c->nops <= rf.max_chunk_ops &&
+                            c->nexts <= c->nops &&
+                            c->offset + ((uint64_t)c->nops + c->nexts) * sizeof *buf <= size,
                         "chunk %" PRIu64 " of thread %u", k, t);
             next += c->nops;
-            int64_t n = mallet_rfile_read_chunk(&rf, t, k, buf, err, sizeof err);
+            xnext += c->nexts;
+            mallet_rop_ext_t *bx = (mallet_rop_ext_t *)(buf + c->nops);
+            int64_t n = mallet_rfile_read_chunk(&rf, t, k, buf, bx, err, sizeof err);
             if (n < 0) {
                 check_error(err);
                 ok = 0;
                 break;
             }
             FUZZ_ASSERT((uint64_t)n <= c->nops, "more calls than ops");
+            uint32_t nx = 0;
             for (uint32_t i = 0; i < c->nops; i++) { /* what the worker relies on */
                 const mallet_rop_t *o = &buf[i];
-                if (o->kind == MALLET_ROP_WAIT)
-                    FUZZ_ASSERT(o->aux < rf.nthreads && o->slot < rf.threads[o->aux].nops,
+                const mallet_rop_ext_t *x = o->kind & MALLET_ROP_EXT ? &bx[nx++] : NULL;
+                FUZZ_ASSERT(nx <= c->nexts, "more ops with EXT than extensions");
+                FUZZ_ASSERT(x || o->kind == MALLET_OP_MALLOC || o->kind == MALLET_OP_FREE,
+                            "kind %u without an extension", o->kind);
+                if (mallet_rop_kind(o) == MALLET_ROP_WAIT)
+                    FUZZ_ASSERT(x->aux < rf.nthreads && o->slot < rf.threads[x->aux].nops,
                                 "a wait past its thread");
                 else
                     FUZZ_ASSERT((o->slot == MALLET_NO_SLOT || o->slot < rf.nslots) &&
-                                    (mallet_rop_old_slot(o) == MALLET_NO_SLOT ||
-                                     mallet_rop_old_slot(o) < rf.nslots),
+                                    (!x || mallet_rop_old_slot(o, x) == MALLET_NO_SLOT ||
+                                     mallet_rop_old_slot(o, x) < rf.nslots),
                                 "a slot past nslots");
             }
+            FUZZ_ASSERT(nx == c->nexts, "extensions without an op");
             memcpy(whole[t] + c->first, buf, c->nops * sizeof *buf);
+            memcpy(wexts[t] + c->xfirst, bx, c->nexts * sizeof *bx);
             calls += (uint64_t)n;
         }
-        if (ok) FUZZ_ASSERT(next == th->nops, "chunks do not add up");
+        if (ok) FUZZ_ASSERT(next == th->nops && xnext == th->nexts, "chunks do not add up");
     }
     if (ok) {
         stat_read_all++;
-        if (mallet_rfile_check_waits(&rf, (const mallet_rop_t *const *)whole, err, sizeof err))
+        if (mallet_rfile_check_waits(&rf, (const mallet_rop_t *const *)whole,
+                                     (const mallet_rop_ext_t *const *)wexts, err, sizeof err))
             check_error(err);
     }
-    for (uint32_t t = 0; t < rf.nthreads; t++) free(whole[t]);
+    for (uint32_t t = 0; t < rf.nthreads; t++) {
+        free(whole[t]);
+        free(wexts[t]);
+    }
     free(whole);
+    free(wexts);
     free(buf);
     mallet_rfile_close(&rf);
     (void)calls;
@@ -131,7 +150,9 @@ static void make_seed(blob_t *out, int kind)
     if (!w) exit(2);
     uint64_t clock = 1000, live[64] = {0};
     for (int i = 0; i < 400; i++) {
-        mallet_event_t e = {.tid = 1 + (uint32_t)below(kind ? 6 : 2), .size = 1 + below(100)};
+        /* sizes of both malloc forms (MALLET_ROP_SHORT_MAX) */
+        mallet_event_t e = {.tid = 1 + (uint32_t)below(kind ? 6 : 2),
+                            .size = below(8) ? 1 + below(100) : 65500 + below(100)};
         size_t j = below(64);
         clock += 100;
         e.cycles = clock, e.free_cycles = clock - 10;

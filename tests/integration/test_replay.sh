@@ -60,6 +60,13 @@ touch -d '+1 minute' ee.mtrace
 "$MALLET" replay --allocator glibc --json again.json ee.mtrace > /dev/null; expect_eq "changed trace: status" 0 $?
 if [ "$before" != "$(stat -c %y ee.mtrace.replay)" ]; then pass; else fail "cache not remade for a changed trace"; fi
 expect_eq "remade cache: same ops" "$events" "$(json again.json runs.0.ops)"
+# a cache of another version (an older mallet's) is made again, never read
+version=$(od -An -tu4 -j8 -N4 ee.mtrace.replay | tr -d ' ')
+printf '\007\000\000\000' | dd of=ee.mtrace.replay bs=1 seek=8 conv=notrunc status=none
+"$MALLET" replay --allocator glibc --json old.json ee.mtrace > /dev/null
+expect_eq "old cache: status" 0 $?
+expect_eq "old cache: made again" "$version" "$(od -An -tu4 -j8 -N4 ee.mtrace.replay | tr -d ' ')"
+expect_eq "old cache: same ops" "$events" "$(json old.json runs.0.ops)"
 
 # 200 threads passing blocks around: the waits on other threads' ops never deadlock
 "$MALLET" record -q -o churn.mtrace -- "$PROGS/churn" > /dev/null

@@ -46,21 +46,46 @@ static void begin(void)
     clock_ = 1000;
 }
 
-/* A replay file read back whole, as the worker does when it fits. */
+/* An op with its extension (zero when it has none), as the tests look at it. */
+typedef struct full {
+    mallet_rop_t o;
+    mallet_rop_ext_t x;
+} full_t;
+
+/* A replay file read back whole, as the worker does when it fits; and each op with its
+ * extension. */
 typedef struct loaded {
     mallet_prepared_t p;
     uint32_t nthreads;
     mallet_rop_t **ops;
+    mallet_rop_ext_t **exts;
+    full_t **full;
     uint64_t *nops;
     uint64_t calls;
 } loaded_t;
 
 static void unload(loaded_t *l)
 {
-    for (uint32_t t = 0; l->ops && t < l->nthreads; t++) free(l->ops[t]);
+    for (uint32_t t = 0; l->ops && t < l->nthreads; t++) {
+        free(l->ops[t]);
+        free(l->exts[t]);
+        free(l->full[t]);
+    }
     free(l->ops);
+    free(l->exts);
+    free(l->full);
     free(l->nops);
     memset(l, 0, sizeof *l);
+}
+
+static uint64_t size_of(const full_t *f)
+{
+    return mallet_rop_size(&f->o, &f->x);
+}
+
+static uint32_t old_slot(const full_t *f)
+{
+    return mallet_rop_old_slot(&f->o, &f->x);
 }
 
 /* Loads rpath; returns 0, or -1 with the loader's message in err. */
@@ -72,19 +97,30 @@ static int load(loaded_t *l, char *err, size_t errlen)
     l->p = rf.info;
     l->nthreads = rf.nthreads;
     l->ops = calloc(rf.nthreads + 1, sizeof *l->ops);
+    l->exts = calloc(rf.nthreads + 1, sizeof *l->exts);
+    l->full = calloc(rf.nthreads + 1, sizeof *l->full);
     l->nops = calloc(rf.nthreads + 1, sizeof *l->nops);
     int rc = 0;
     for (uint32_t t = 0; !rc && t < rf.nthreads; t++) {
-        l->nops[t] = rf.threads[t].nops;
-        l->ops[t] = calloc(rf.threads[t].nops + 1, sizeof(mallet_rop_t));
-        for (uint64_t k = 0; !rc && k < rf.threads[t].nchunks; k++) {
-            int64_t c = mallet_rfile_read_chunk(&rf, t, k, l->ops[t] + rf.threads[t].chunks[k].first,
-                                                err, errlen);
+        const mallet_rfile_thread_t *th = &rf.threads[t];
+        l->nops[t] = th->nops;
+        l->ops[t] = calloc(th->nops + 1, sizeof(mallet_rop_t));
+        l->exts[t] = calloc(th->nexts + 1, sizeof(mallet_rop_ext_t));
+        l->full[t] = calloc(th->nops + 1, sizeof(full_t));
+        for (uint64_t k = 0; !rc && k < th->nchunks; k++) {
+            int64_t c = mallet_rfile_read_chunk(&rf, t, k, l->ops[t] + th->chunks[k].first,
+                                                l->exts[t] + th->chunks[k].xfirst, err, errlen);
             if (c < 0) rc = -1;
             else l->calls += (uint64_t)c;
         }
+        for (uint64_t i = 0, x = 0; !rc && i < th->nops; i++) {
+            l->full[t][i].o = l->ops[t][i];
+            if (l->ops[t][i].kind & MALLET_ROP_EXT) l->full[t][i].x = l->exts[t][x++];
+        }
     }
-    if (!rc) rc = mallet_rfile_check_waits(&rf, (const mallet_rop_t *const *)l->ops, err, errlen);
+    if (!rc)
+        rc = mallet_rfile_check_waits(&rf, (const mallet_rop_t *const *)l->ops,
+                                      (const mallet_rop_ext_t *const *)l->exts, err, errlen);
     mallet_rfile_close(&rf);
     if (rc) unload(l);
     return rc;
@@ -150,13 +186,17 @@ static void test_one_thread(void)
     CHECK_EQ(l.p.peak_live_blocks, 2);
     CHECK_EQ(l.p.nslots, 8); /* new slots come a cache line (8) at a time */
     const mallet_rop_t *o = l.ops[0];
-    CHECK(o[0].kind == MALLET_OP_MALLOC && mallet_rop_size(&o[0]) == 10);
+    CHECK(o[0].kind == MALLET_OP_MALLOC && o[0].size == 10);
     CHECK(o[2].kind == MALLET_OP_FREE && o[2].slot == o[0].slot);
     CHECK(o[3].slot == o[0].slot);   /* the slot freed just before is reused */
     CHECK(o[4].slot == o[1].slot);
     CHECK(o[6].kind == MALLET_OP_FREE && o[6].slot == MALLET_NO_SLOT);
-    for (int i = 0; i < 7; i++) CHECK(o[i].kind != MALLET_ROP_WAIT && !o[i].flags);
+    /* malloc and free: an op each, no extension */
+    for (int i = 0; i < 7; i++) CHECK(!(o[i].kind & MALLET_ROP_EXT) && !o[i].flags);
+    CHECK_EQ(l.p.chunks, 1);
     unload(&l);
+    struct stat sb; /* header, 7 ops, the index (a thread, a chunk): nothing else */
+    CHECK(stat(rpath, &sb) == 0 && sb.st_size == 120 + 7 * 8 + 24 + 16);
 }
 
 static void test_cross_thread(void)
@@ -175,21 +215,22 @@ static void test_cross_thread(void)
     CHECK_EQ(l.p.skipped, 0);
     CHECK_EQ(l.nops[0], 4);
     CHECK_EQ(l.nops[1], 4);
-    const mallet_rop_t *t1 = l.ops[0], *t2 = l.ops[1];
-    /* a wait names the thread (aux) and the op (slot) */
-    CHECK(t2[0].kind == MALLET_ROP_WAIT && t2[0].aux == 0 && t2[0].slot == 0);
-    CHECK(t2[1].kind == MALLET_OP_FREE && t2[1].slot == t1[0].slot);
-    CHECK(t2[2].kind == MALLET_ROP_WAIT && t2[2].aux == 0 && t2[2].slot == 1);
-    CHECK(t2[3].kind == MALLET_OP_REALLOC && mallet_rop_old_slot(&t2[3]) == t1[1].slot &&
-          mallet_rop_size(&t2[3]) == 64);
-    CHECK(t1[2].kind == MALLET_ROP_WAIT && t1[2].aux == 1 && t1[2].slot == 3);
-    CHECK(t1[3].kind == MALLET_OP_FREE && t1[3].slot == t2[3].slot);
+    const full_t *t1 = l.full[0], *t2 = l.full[1];
+    /* a wait names the op (slot) and, in its extension, the thread (aux) */
+    const uint8_t wait = MALLET_ROP_WAIT | MALLET_ROP_EXT;
+    CHECK(t2[0].o.kind == wait && t2[0].x.aux == 0 && t2[0].o.slot == 0);
+    CHECK(t2[1].o.kind == MALLET_OP_FREE && t2[1].o.slot == t1[0].o.slot);
+    CHECK(t2[2].o.kind == wait && t2[2].x.aux == 0 && t2[2].o.slot == 1);
+    CHECK(t2[3].o.kind == (MALLET_OP_REALLOC | MALLET_ROP_EXT) &&
+          old_slot(&t2[3]) == t1[1].o.slot && size_of(&t2[3]) == 64);
+    CHECK(t1[2].o.kind == wait && t1[2].x.aux == 1 && t1[2].o.slot == 3);
+    CHECK(t1[3].o.kind == MALLET_OP_FREE && t1[3].o.slot == t2[3].o.slot);
     /* only the ops another thread waits for publish their completion */
-    CHECK(t1[0].flags == MALLET_ROP_AWAITED && t1[1].flags == MALLET_ROP_AWAITED);
-    CHECK(t2[3].flags == MALLET_ROP_AWAITED && !t2[1].flags && !t1[3].flags);
+    CHECK(t1[0].o.flags == MALLET_ROP_AWAITED && t1[1].o.flags == MALLET_ROP_AWAITED);
+    CHECK(t2[3].o.flags == MALLET_ROP_AWAITED && !t2[1].o.flags && !t1[3].o.flags);
     /* a slot freed by T2 goes to T2's pool, so T2 reuses it: safe, T2 waited for the op that
      * filled it */
-    CHECK(t2[3].slot == t1[0].slot);
+    CHECK(t2[3].o.slot == t1[0].o.slot);
     unload(&l);
 }
 
@@ -206,8 +247,8 @@ static void test_main_thread_first(void)
     CHECK_EQ(l.nthreads, 2);
     CHECK_EQ(l.nops[0], 2);
     CHECK_EQ(l.nops[1], 1);
-    CHECK(l.ops[0][0].kind == MALLET_OP_MALLOC && mallet_rop_size(&l.ops[0][0]) == 24);
-    CHECK(l.ops[1][0].kind == MALLET_OP_MALLOC && mallet_rop_size(&l.ops[1][0]) == 8);
+    CHECK(l.ops[0][0].kind == MALLET_OP_MALLOC && l.ops[0][0].size == 24);
+    CHECK(l.ops[1][0].kind == MALLET_OP_MALLOC && l.ops[1][0].size == 8);
     unload(&l);
 }
 
@@ -249,21 +290,22 @@ static void test_realloc_cases(void)
     CHECK_EQ(l.p.ops, 8);
     CHECK_EQ(l.p.failed_allocs, 1);
     CHECK_EQ(l.p.skipped, 1);
-    const mallet_rop_t *o = l.ops[0];
-    CHECK(o[1].kind == MALLET_OP_REALLOC && mallet_rop_old_slot(&o[1]) == o[0].slot &&
-          o[1].slot != o[0].slot);
-    CHECK(mallet_rop_old_slot(&o[2]) == o[1].slot);
-    CHECK(o[3].kind == MALLET_OP_REALLOC && mallet_rop_old_slot(&o[3]) == o[2].slot &&
-          o[3].slot == MALLET_NO_SLOT);
-    CHECK(o[4].kind == MALLET_OP_REALLOC && mallet_rop_old_slot(&o[4]) == MALLET_NO_SLOT);
-    CHECK(o[5].kind == MALLET_OP_MALLOC && mallet_rop_size(&o[5]) == 24);
-    CHECK(o[6].slot == o[4].slot && o[7].slot == o[5].slot);
+    const full_t *o = l.full[0];
+    const uint8_t realloc_ = MALLET_OP_REALLOC | MALLET_ROP_EXT;
+    CHECK(o[1].o.kind == realloc_ && old_slot(&o[1]) == o[0].o.slot && o[1].o.slot != o[0].o.slot);
+    CHECK(old_slot(&o[2]) == o[1].o.slot);
+    CHECK(o[3].o.kind == realloc_ && old_slot(&o[3]) == o[2].o.slot &&
+          o[3].o.slot == MALLET_NO_SLOT);
+    CHECK(o[4].o.kind == realloc_ && old_slot(&o[4]) == MALLET_NO_SLOT);
+    CHECK(o[5].o.kind == MALLET_OP_MALLOC && o[5].o.size == 24);
+    CHECK(o[6].o.slot == o[4].o.slot && o[7].o.slot == o[5].o.slot);
     CHECK(l.p.nslots == 8);
     unload(&l);
 }
 
 /* calloc and reallocarray keep count and size whichever of them is large; alignments past 32 bits
- * keep their power of two; numbers no successful call can have are not replayed. */
+ * keep their power of two; a malloc of more bytes than the short form holds takes an extension;
+ * numbers no successful call can have are not replayed. */
 static void test_call_numbers(void)
 {
     begin();
@@ -282,25 +324,35 @@ static void test_call_numbers(void)
     ev_full(&bad);
     mallet_event_t huge = {.op = MALLET_OP_MALLOC, .tid = 1, .ptr = 0x70, .size = 1ull << 50};
     ev_full(&huge); /* more than an address space: recorded as a success, not replayable */
+    ev(1, MALLET_OP_MALLOC, 0x80, 0, MALLET_ROP_SHORT_MAX, 0);
+    ev(1, MALLET_OP_MALLOC, 0x90, 0, MALLET_ROP_SHORT_MAX + 1, 0);
+    ev(1, MALLET_OP_MALLOC, 0xa0, 0, 5ull << 40, 0);
     loaded_t l;
     if (prepare(&l)) return;
-    CHECK_EQ(l.p.ops, 5);
+    CHECK_EQ(l.p.ops, 8);
     CHECK_EQ(l.p.failed_allocs, 2);
     uint64_t size, aux;
-    const mallet_rop_t *o = l.ops[0];
-    mallet_rop_args(&o[0], &size, &aux);
-    CHECK(size == 1ull << 40 && aux == 3 && !(o[0].size_hi & MALLET_ROP_ALT));
-    mallet_rop_args(&o[1], &size, &aux);
-    CHECK(size == 3 && aux == 1ull << 40 && (o[1].size_hi & MALLET_ROP_ALT));
-    mallet_rop_args(&o[2], &size, &aux);
+    const full_t *o = l.full[0];
+    mallet_rop_args(&o[0].o, &o[0].x, &size, &aux);
+    CHECK(size == 1ull << 40 && aux == 3 && !(o[0].o.size & MALLET_ROP_ALT));
+    mallet_rop_args(&o[1].o, &o[1].x, &size, &aux);
+    CHECK(size == 3 && aux == 1ull << 40 && (o[1].o.size & MALLET_ROP_ALT));
+    mallet_rop_args(&o[2].o, &o[2].x, &size, &aux);
     /* reallocarray is replayed as realloc of the product */
-    CHECK(o[2].kind == MALLET_OP_REALLOCARRAY && size == 10ull << 33 && aux == 1 &&
-          mallet_rop_old_slot(&o[2]) == o[1].slot);
-    mallet_rop_args(&o[3], &size, &aux);
+    CHECK(o[2].o.kind == (MALLET_OP_REALLOCARRAY | MALLET_ROP_EXT) && size == 10ull << 33 &&
+          aux == 1 && old_slot(&o[2]) == o[1].o.slot);
+    mallet_rop_args(&o[3].o, &o[3].x, &size, &aux);
     CHECK(size == 7 && aux == 64);
-    mallet_rop_args(&o[4], &size, &aux);
-    CHECK(size == 9 && aux == 1ull << 40 && (o[4].size_hi & MALLET_ROP_ALT));
-    CHECK_EQ(l.p.peak_live_bytes, 6ull << 40); /* both callocs live */
+    mallet_rop_args(&o[4].o, &o[4].x, &size, &aux);
+    CHECK(size == 9 && aux == 1ull << 40 && (o[4].o.size & MALLET_ROP_ALT));
+    CHECK(o[5].o.kind == MALLET_OP_MALLOC && o[5].o.size == MALLET_ROP_SHORT_MAX);
+    CHECK(o[6].o.kind == (MALLET_OP_MALLOC | MALLET_ROP_EXT) &&
+          size_of(&o[6]) == MALLET_ROP_SHORT_MAX + 1);
+    mallet_rop_args(&o[7].o, &o[7].x, &size, &aux);
+    CHECK(o[7].o.kind == (MALLET_OP_MALLOC | MALLET_ROP_EXT) && size == 5ull << 40 && aux == 1);
+    /* at the end: a calloc, reallocarray's product, the aligned blocks and the mallocs */
+    CHECK_EQ(l.p.peak_live_bytes,
+             (3ull << 40) + (10ull << 33) + 7 + 9 + 2 * MALLET_ROP_SHORT_MAX + 1 + (5ull << 40));
     unload(&l);
 }
 
@@ -442,11 +494,11 @@ static void test_streaming_many_threads(void)
     CHECK(tiny.p.chunks > calls / 5);
     CHECK_EQ(tiny.nthreads, whole.nthreads);
     CHECK_EQ(tiny.p.nslots, whole.p.nslots);
-    /* the same streams, flags included */
+    /* the same streams, flags and extensions included (whole, they moved as buffers grew) */
     for (uint32_t t = 0; t < whole.nthreads && t < tiny.nthreads; t++) {
         CHECK_EQ(tiny.nops[t], whole.nops[t]);
         if (tiny.nops[t] == whole.nops[t])
-            CHECK(!memcmp(tiny.ops[t], whole.ops[t], whole.nops[t] * sizeof(mallet_rop_t)));
+            CHECK(!memcmp(tiny.full[t], whole.full[t], whole.nops[t] * sizeof(full_t)));
     }
     /* replayed for real (this process's malloc), whole and streamed: exactly the trace's calls */
     char e2[512];
@@ -488,16 +540,17 @@ static void test_corrupt_files(void)
     CHECK(stat(rpath, &sb) == 0);
     char err[512];
     mallet_replay_result_t res;
-    /* the ops start right after the 120-byte header: T1's malloc, then T2's wait and free */
+    /* the ops start right after the 120-byte header: T1's malloc, then T2's wait and free and
+     * the wait's extension */
     const uint64_t hdr = 120;
-    const uint64_t op0 = hdr, op1 = hdr + 16, op2 = hdr + 32;
+    const uint64_t op0 = hdr, op1 = hdr + 8, op2 = hdr + 16, x1 = hdr + 24;
     uint32_t big = 1000;
-    poke(op0 + 8, &big, 4); /* T1's slot: past nslots */
+    poke(op0 + 4, &big, 4); /* T1's slot: past nslots */
     CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
     CHECK(strstr(err, rpath) && strstr(err, "names a slot or op that does not exist") &&
           !strchr(err, '\n'));
     uint32_t zero = 0;
-    poke(op0 + 8, &zero, 4);
+    poke(op0 + 4, &zero, 4);
     CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == 0);
     CHECK_EQ(res.ops, 2);
     uint8_t noflag = 0;
@@ -507,23 +560,49 @@ static void test_corrupt_files(void)
     uint8_t flag = MALLET_ROP_AWAITED;
     poke(op0 + 1, &flag, 1);
     uint32_t far = 5;
-    poke(op1 + 8, &far, 4); /* T2 waits for an op T1 does not have */
+    poke(op1 + 4, &far, 4); /* T2 waits for an op T1 does not have */
     CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
     CHECK(strstr(err, "does not exist") != NULL);
     far = 0;
-    poke(op1 + 8, &far, 4);
+    poke(op1 + 4, &far, 4);
+    uint32_t self = 1;
+    poke(x1 + 4, &self, 4); /* T2 waits for itself: for an op not before the wait */
+    CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
+    CHECK(strstr(err, "does not exist") != NULL);
+    poke(x1 + 4, &zero, 4);
     uint8_t kind = 99;
     poke(op2, &kind, 1);
     CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
+    /* EXT where it cannot be, or missing: a free never has an extension, a wait always has one,
+     * and every op with EXT has its own */
+    const uint8_t wait = MALLET_ROP_WAIT | MALLET_ROP_EXT, ext = MALLET_ROP_EXT;
+    const uint8_t bad_kinds[][2] = {{wait, MALLET_OP_FREE | ext},
+                                    {wait, MALLET_OP_MALLOC | ext},
+                                    {MALLET_ROP_WAIT, MALLET_OP_FREE},
+                                    {MALLET_OP_MALLOC | ext, MALLET_OP_FREE}};
+    for (int i = 0; i < 4; i++) {
+        poke(op1, &bad_kinds[i][0], 1);
+        poke(op2, &bad_kinds[i][1], 1);
+        CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
+        CHECK(strstr(err, rpath) && strstr(err, "corrupt replay file") && !strchr(err, '\n'));
+    }
+    poke(op1, &wait, 1);
     kind = MALLET_OP_FREE;
     poke(op2, &kind, 1);
     CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == 0);
+    /* a replay file of another version is not this mallet's (the CLI makes it again) */
+    mallet_prepared_info_t info;
+    CHECK(mallet_prepared_peek(rpath, &info) == 0);
+    uint32_t version = 7;
+    poke(8, &version, 4);
+    CHECK(mallet_prepared_peek(rpath, &info) == -1);
+    CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
+    CHECK(strstr(err, "not a prepared replay of this mallet") != NULL);
     /* cut anywhere: never accepted (the index is at the end) */
     for (off_t cut = 0; cut < sb.st_size; cut += 7) {
         CHECK(truncate(rpath, cut) == 0);
         CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
         CHECK(strstr(err, rpath) != NULL);
-        mallet_prepared_info_t info;
         if (cut < (off_t)hdr) CHECK(mallet_prepared_peek(rpath, &info) == -1);
     }
     unlink(rpath);
