@@ -3,7 +3,9 @@
 # each round times the command alone, then under `mallet record`, and the ratio of the two;
 # the result is the median of the ratios. Each round also times the command under
 # bench/exec_floor (a static launcher that only execs: what the extra exec of any launcher costs,
-# the floor under `mallet record`), and, given a second build, that build's `mallet record` too,
+# the floor under `mallet record`), the command with the recorder preloaded but recording off
+# (MALLET_DISABLE=1: what interposing alone costs), and, given a second build, that build's
+# `mallet record` too,
 # so that two versions are compared in the same rounds. Also reports the trace size, and
 # heaptrack's for the same command when heaptrack is installed.
 # usage: bench/record_overhead.sh [BUILD_DIR] [ROUNDS] [BASE_BUILD_DIR]
@@ -40,11 +42,13 @@ timed() {
 measure() { # NAME CMD...
     name=$1
     shift
-    local rec=() floor=() old=() alone t
+    local rec=() floor=() off=() old=() alone t
     for r in $(seq 1 "$rounds"); do
         alone=$(timed "$@")
         t=$(timed "$build/bench/exec_floor" "$@")
         floor+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
+        t=$(MALLET_DISABLE=1 LD_PRELOAD="$build/libmallet_record.so" timed "$@")
+        off+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
         if [ -n "$base" ]; then
             t=$(timed "$base/mallet" record -q -o run.mtrace -- "$@")
             old+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
@@ -58,6 +62,8 @@ measure() { # NAME CMD...
     printf '%-16s slowdown median %.2fx (rounds: %s)\n' "$name" \
         "$(printf '%s\n' "${rec[@]}" | median)" "${rec[*]}"
     printf '%-16s exec_floor alone: median %.3fx\n' "$name" "$(printf '%s\n' "${floor[@]}" | median)"
+    printf '%-16s preloaded, recording off: median %.3fx\n' "$name" \
+        "$(printf '%s\n' "${off[@]}" | median)"
     [ -n "$base" ] && printf '%-16s base build %s: median %.2fx (rounds: %s)\n' "$name" "$base" \
         "$(printf '%s\n' "${old[@]}" | median)" "${old[*]}"
     printf '%-16s trace %d bytes for %d events (%.2f bytes/event)\n' "$name" "$size" "$events" \
@@ -74,7 +80,7 @@ measure() { # NAME CMD...
 # recorder preloaded (this build's, and the base build's if given), in turns, each a subshell
 # that execs it; the median difference in microseconds, the recorder's loading included.
 start_cost() {
-    local d=() e=() t0 t1 t2 t3
+    local d=() o=() e=() t0 t1 t2 t3
     for r in $(seq 1 $((rounds * 20))); do
         rm -rf run.mtrace*
         t0=$(now)
@@ -83,6 +89,9 @@ start_cost() {
         (export MALLET_OUTPUT=run.mtrace LD_PRELOAD="$build/libmallet_record.so"; exec true)
         t2=$(now)
         d+=($(((t2 - t1) - (t1 - t0))))
+        (export MALLET_DISABLE=1 LD_PRELOAD="$build/libmallet_record.so"; exec true)
+        t3=$(now)
+        o+=($(((t3 - t2) - (t1 - t0))))
         [ -n "$base" ] || continue
         rm -rf run.mtrace*
         t2=$(now)
@@ -92,6 +101,8 @@ start_cost() {
     done
     printf '%-16s a process start and end: median %.0f us more recorded (%d rounds)\n' \
         true "$(printf '%s\n' "${d[@]}" | median)" "${#d[@]}"
+    printf '%-16s the same preloaded with recording off: median %.0f us more\n' true \
+        "$(printf '%s\n' "${o[@]}" | median)"
     [ -n "$base" ] && printf '%-16s the same with the base build: median %.0f us\n' true \
         "$(printf '%s\n' "${e[@]}" | median)"
     return 0

@@ -30,7 +30,8 @@ static inline uint64_t mallet_cycles(void)
 
 /* A reading of the same counter taken after every earlier load has completed: a plain `rdtsc`
  * may run ahead of them, speculatively, and read a time before the value it depends on arrived
- * (the recorder's free of a pointer another thread just handed over). Costs ~14 ns here. */
+ * (the recorder's free of a pointer another thread just handed over). Costs 14-26 ns on the VMs
+ * this was measured on, against 12-13 for `rdtsc` alone (bench/clock_cost). */
 static inline uint64_t mallet_cycles_after_loads(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -48,7 +49,7 @@ static inline uint64_t mallet_cycles_after_loads(void)
 
 /* A reading that no earlier instruction comes after and no later one comes before: also, a load
  * after it sees memory no older than the reading, and a reading after a compare-and-swap is later
- * than the swap (the recorder's owner claims rely on both). Costs ~27 ns here. */
+ * than the swap (the recorder's owner claims rely on both). Costs 27-33 ns (bench/clock_cost). */
 static inline uint64_t mallet_cycles_ordered(void)
 {
     uint64_t v = mallet_cycles_after_loads();

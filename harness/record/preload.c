@@ -69,8 +69,12 @@ void mallet_resolve_real(void)
  * hook), or NULL if it passes straight through. */
 static inline mallet_tstate_t *enter(void)
 {
-    if (MALLET_UNLIKELY(atomic_load_explicit(&mallet_ready, memory_order_relaxed) != 1)) {
-        mallet_init();
+    int ready = atomic_load_explicit(&mallet_ready, memory_order_relaxed);
+    if (MALLET_UNLIKELY(ready != 1)) {
+        /* 2 (off, failed, or another thread starting the recorder) passes through without the
+         * call: mallet_init would return at once, and pass-through is all a disabled recorder
+         * costs, on every call */
+        if (ready == 0) mallet_init();
         if (atomic_load_explicit(&mallet_ready, memory_order_acquire) != 1) return NULL;
     }
     mallet_tstate_t *t = &mallet_tls;

@@ -34,6 +34,16 @@ cmp -s plain.out pre.out && pass || fail "sort stdout differs under LD_PRELOAD"
 n=$(ls pre/*.mtrace 2>/dev/null | wc -l)
 expect_eq "LD_PRELOAD trace files" 1 "$n"
 
+# MALLET_DISABLE=1: every call passes through, no trace, nothing on stderr, same output
+mkdir off
+LD_PRELOAD="$MALLET_RECORD_LIB" MALLET_DISABLE=1 MALLET_OUTPUT="$WORK/off/" sort in.txt > off.out 2> off.err
+expect_eq "status with recording off" 0 $?
+cmp -s plain.out off.out && pass || fail "sort stdout differs with recording off"
+expect_eq "no trace with recording off" 0 "$(ls off | wc -l)"
+expect_eq "nothing on stderr with recording off" 0 "$(wc -c < off.err)"
+LD_PRELOAD="$MALLET_RECORD_LIB" MALLET_DISABLE=1 "$PROGS/ender" exit 10 > /dev/null
+expect_eq "exit status with recording off" 5 $?
+
 # unwritable output: one message on stderr, the program's own output and status unchanged
 LD_PRELOAD="$MALLET_RECORD_LIB" MALLET_OUTPUT=/nonexistent/dir/x.mtrace sort in.txt > bad.out 2> bad.err
 expect_eq "status with unwritable output" 0 $?
