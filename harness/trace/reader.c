@@ -582,18 +582,30 @@ static void cursor_free(cursor_t *c)
     if (c) free(c->raw), free(c);
 }
 
-/* Events from...until-1 carried the time of batch[from] (a clock reading); batch[until] is the
- * next reading: spread them evenly in between. */
+/* Events from...until-1 carried the time of batch[from] (a clock reading); batch[until] holds
+ * the next reading: spread them evenly in between. A realloc's release comes before its
+ * allocation, so where batch[until] is one, the run ends at its release: a release that carried
+ * the run's time is the run's last member (spread like the others, up to the allocation's
+ * reading), one with a reading of its own is where the run's times stop. */
 static void spread_run(mallet_rec_t *b, unsigned from, unsigned until)
 {
     uint64_t t0 = b[from].ev.cycles;
-    double step = (double)(b[until].ev.cycles - t0) / (double)(until - from);
+    mallet_event_t *next = &b[until].ev;
+    uint64_t t1 = next->cycles;
+    unsigned steps = until - from;
+    int release_in_run = next->old_ptr && next->free_cycles == t0;
+    if (release_in_run)
+        steps++;
+    else if (next->old_ptr)
+        t1 = next->free_cycles;
+    double step = (double)(t1 - t0) / (double)steps;
     for (unsigned i = from + 1; i < until; i++) {
         mallet_event_t *ev = &b[i].ev;
         uint64_t t = t0 + (uint64_t)(step * (double)(i - from));
         if (ev->free_cycles == ev->cycles) ev->free_cycles = t; /* a realloc: both carried */
         ev->cycles = t;
     }
+    if (release_in_run) next->free_cycles = t0 + (uint64_t)(step * (double)(until - from));
 }
 
 /* A single-threaded process reads the clock on one event in 16 while it allocates fast, and

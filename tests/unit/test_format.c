@@ -1174,6 +1174,58 @@ static void test_spread(void)
                                    " where %" PRIu64 " was recorded", i, got[i], t[i]);
 }
 
+/* A run of carried times ended by a realloc: its release comes before its allocation, so the
+ * run is spread up to the release (found by the fuzzer: the spread times went past a release
+ * that had carried the run's time, and the records went back in time). Each case: a reading at
+ * 1000, two carried events, the realloc (release at `rel`, allocation read at 1400), a malloc
+ * at 1500; want: the spread times, the release's time. */
+static void test_spread_realloc(void)
+{
+    static const struct {
+        uint64_t rel, want1, want2, want_rel;
+    } cases[] = {
+        {1000, 1100, 1200, 1300}, /* the release carried too: the run's last member */
+        {1300, 1100, 1200, 1300}, /* the release read the clock: the run stops there */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const char *path = tmp_path("spread-realloc.mtrace");
+        char err[512] = "";
+        mallet_writer_t *w = mallet_writer_open(path, NULL, 0, err, sizeof err);
+        CHECKF(w, "%s", err);
+        static const uint64_t t[] = {1000, 1000, 1000, 1400, 1500};
+        for (size_t i = 0; i < 5; i++) {
+            mallet_event_t e = make_event(MALLET_OP_MALLOC, 0, t[i], 0x1000 + 16 * i, 0, 8, 0,
+                                          0x400000, 0);
+            if (i == 3) {
+                e = make_event(MALLET_OP_REALLOC, 0, t[i], 0x2000, 0x1000, 32, 0, 0x400000, 0);
+                e.free_cycles = cases[c].rel;
+            }
+            e.tid = 1;
+            CHECK(mallet_writer_event(w, &e) == 0);
+        }
+        CHECK(mallet_writer_close(w, 1) == 0);
+        const char *paths[] = {path};
+        mallet_reader_t *r = mallet_reader_open(paths, 1, err, sizeof err);
+        CHECKF(r, "%s", err);
+        static const uint8_t parts[] = {MALLET_PART_WHOLE, MALLET_PART_WHOLE, MALLET_PART_WHOLE,
+                                        MALLET_PART_RELEASE, MALLET_PART_ALLOC, MALLET_PART_WHOLE};
+        const uint64_t want[] = {1000, cases[c].want1, cases[c].want2, cases[c].want_rel, 1400, 1500};
+        mallet_rec_t rec;
+        size_t n = 0;
+        int rc;
+        while ((rc = mallet_reader_next(r, &rec)) == 1) {
+            uint64_t key = rec.part == MALLET_PART_RELEASE ? rec.ev.free_cycles : rec.ev.cycles;
+            CHECKF(n < 6 && rec.part == parts[n] && key == want[n],
+                   "case %zu, record %zu: part %u at %" PRIu64 " where %" PRIu64 " was due", c, n,
+                   rec.part, key, n < 6 ? want[n] : 0);
+            n++;
+        }
+        CHECKF(rc == 0 && n == 6, "case %zu: %zu records, rc %d", c, n, rc);
+        mallet_reader_close(r);
+        check_next_ref(paths, 1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) seed = strtoull(argv[1], NULL, 0);
@@ -1190,6 +1242,7 @@ int main(int argc, char **argv)
     test_repeats();
     test_backwards_clock();
     test_spread();
+    test_spread_realloc();
     printf("test_format: ok\n");
     return 0;
 }
