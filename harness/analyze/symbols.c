@@ -28,6 +28,7 @@ typedef struct load_seg {
 
 typedef struct module {
     char *path;       /* as the maps text names it */
+    size_t path_len;
     const char *base; /* basename, inside path */
     int parsed;       /* the file was looked at (successfully or not) */
     void *map;
@@ -51,6 +52,10 @@ typedef struct space {
 struct mallet_symbols {
     module_t **mods;
     size_t nmods;
+    /* mods by path (open addressing, a power of two at least twice nmods): a trace's maps text
+     * is untrusted, and a search of mods per line grew with the square of its distinct paths */
+    module_t **index;
+    size_t index_cap;
     space_t *spaces;
     unsigned nspaces;
 };
@@ -278,11 +283,35 @@ static const char *skip_token(const char *p, const char *end)
     return p;
 }
 
+static size_t path_hash(const char *path, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)path[i]) * 0x100000001b3ull;
+    return (size_t)(h ^ h >> 32);
+}
+
+/* The slot of path in the index: its module's, or the empty one where it goes. */
+static module_t **index_slot(const mallet_symbols_t *s, const char *path, size_t len)
+{
+    size_t mask = s->index_cap - 1, i = path_hash(path, len) & mask;
+    while (s->index[i] && (s->index[i]->path_len != len || memcmp(s->index[i]->path, path, len)))
+        i = (i + 1) & mask;
+    return &s->index[i];
+}
+
 static module_t *module_get(mallet_symbols_t *s, const char *path, size_t len)
 {
-    for (size_t i = s->nmods; i-- > 0;) /* newest first: a space's lines come grouped by file */
-        if (strlen(s->mods[i]->path) == len && !memcmp(s->mods[i]->path, path, len))
-            return s->mods[i];
+    if (2 * (s->nmods + 1) > s->index_cap) {
+        size_t cap = s->index_cap ? 2 * s->index_cap : 64;
+        module_t **old = s->index;
+        if (!(s->index = calloc(cap, sizeof *s->index))) return s->index = old, NULL;
+        s->index_cap = cap;
+        for (size_t i = 0; i < s->nmods; i++)
+            *index_slot(s, s->mods[i]->path, s->mods[i]->path_len) = s->mods[i];
+        free(old);
+    }
+    module_t **slot = index_slot(s, path, len);
+    if (*slot) return *slot;
     module_t **nm = realloc(s->mods, (s->nmods + 1) * sizeof *nm);
     if (!nm) return NULL;
     s->mods = nm;
@@ -290,9 +319,11 @@ static module_t *module_get(mallet_symbols_t *s, const char *path, size_t len)
     if (!m || !(m->path = malloc(len + 1))) return free(m), NULL;
     memcpy(m->path, path, len);
     m->path[len] = 0;
+    m->path_len = len;
     const char *slash = strrchr(m->path, '/');
     m->base = slash && slash[1] ? slash + 1 : m->path;
     s->mods[s->nmods++] = m;
+    *slot = m;
     return m;
 }
 
@@ -364,6 +395,7 @@ void mallet_symbols_free(mallet_symbols_t *s)
         free(m);
     }
     free(s->mods);
+    free(s->index);
     for (unsigned i = 0; s->spaces && i < s->nspaces; i++)
         free(s->spaces[i].maps);
     free(s->spaces);

@@ -41,4 +41,81 @@ static inline void fuzz_load(const uint8_t *data, size_t size)
     }
 }
 
+#ifdef MALLET_FUZZ_STANDALONE
+/* ---- what the standalone runners share -------------------------------------------------- */
+#include <string.h>
+#include <time.h>
+
+/* True, on every 64th iteration, once SECONDS (if > 0) have passed since t0 (CLOCK_MONOTONIC). */
+static inline int fuzz_time_up(unsigned long it, const struct timespec *t0, double seconds)
+{
+    if (seconds <= 0 || it % 64 != 63) return 0;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec) > seconds;
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull; /* -s SEED sets it (| 1: never 0) */
+static inline uint64_t rnd(void)
+{
+    rng ^= rng >> 12, rng ^= rng << 25, rng ^= rng >> 27;
+    return rng * 0x2545f4914f6cdd1dull;
+}
+static inline size_t below(size_t n)
+{
+    return n ? (size_t)(rnd() >> 11) % n : 0;
+}
+
+typedef struct blob {
+    uint8_t *b;
+    size_t len;
+} blob_t;
+
+/* Mutates b[0, len) in place, up to cap bytes, and returns the new length: one to three of bit
+ * flips, byte values, truncation, 32- and 64-bit fields (aligned as binary formats align them)
+ * set to edge values, and a range copied over another (an offset pointing elsewhere). */
+static inline size_t fuzz_mutate(uint8_t *b, size_t len, size_t cap)
+{
+    static const uint64_t interesting[] = {0, 1, 2, 3, 5, 16, 120, 0xff, 0xffff, 0x7fffffff,
+                                           0xffffffff, 1ull << 20, (1ull << 20) + 1, UINT64_MAX};
+    const size_t ninteresting = sizeof interesting / sizeof *interesting;
+    unsigned k = 1 + (unsigned)below(3);
+    while (k--) {
+        switch (below(6)) {
+        case 0:
+            if (len) b[below(len)] ^= (uint8_t)(1u << below(8));
+            break;
+        case 1:
+            if (len) b[below(len)] = (uint8_t)rnd();
+            break;
+        case 2:
+            len = below(len + 1);
+            break;
+        case 3:
+            if (len >= 4) {
+                uint32_t v = (uint32_t)interesting[below(ninteresting)];
+                memcpy(b + (below(len - 3) & ~(size_t)3), &v, 4);
+            }
+            break;
+        case 4:
+            if (len >= 8) {
+                uint64_t v = interesting[below(ninteresting)];
+                memcpy(b + (below(len - 7) & ~(size_t)7), &v, 8);
+            }
+            break;
+        case 5: {
+            if (!len) break;
+            size_t from = below(len), n = 1 + below(len - from < 48 ? len - from : 48);
+            size_t at = below(len);
+            if (at + n > cap) break;
+            memmove(b + at, b + from, n);
+            if (at + n > len) len = at + n;
+            break;
+        }
+        }
+    }
+    return len;
+}
+#endif
+
 #endif

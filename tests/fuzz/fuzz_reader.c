@@ -179,26 +179,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #ifdef MALLET_FUZZ_STANDALONE
 /* ---- the standalone runner ------------------------------------------------------------------ */
 
-#include <time.h>
-
-static uint64_t rng = 1;
-static uint64_t rnd(void)
-{
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return rng * 0x2545f4914f6cdd1dull;
-}
-static size_t below(size_t n)
-{
-    return n ? (size_t)(rnd() % n) : 0;
-}
-
-typedef struct blob {
-    uint8_t *b;
-    size_t len;
-} blob_t;
-
 static blob_t seeds[8];
 static unsigned nseeds;
 
@@ -369,7 +349,6 @@ int main(int argc, char **argv)
     unsigned long iters = 2000;
     double seconds = 0;
     const char *crash = "fuzz_reader-crash.mtrace";
-    rng = 0x9e3779b97f4a7c15ull;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i += 2) {
         if (i + 1 >= argc) usage();
@@ -406,7 +385,7 @@ int main(int argc, char **argv)
     uint8_t *b = malloc(cap), *keep = malloc(cap);
     if (!b || !keep) return 2;
     size_t keep_len = 0;
-    struct timespec t0, t1;
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     unsigned long it;
     for (it = 0; it < iters; it++) {
@@ -429,12 +408,7 @@ int main(int argc, char **argv)
             fclose(f);
         }
         LLVMFuzzerTestOneInput(b, len);
-        if (seconds > 0 && it % 64 == 63) {
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            if ((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec) >
-                seconds)
-                break;
-        }
+        if (fuzz_time_up(it, &t0, seconds)) break;
     }
     unlink(crash);
     printf("fuzz_reader: %lu inputs, no failure (%lu opened, %lu read to the end, %lu records)\n",

@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 static unsigned long stat_opened, stat_read_all;
@@ -122,21 +121,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef MALLET_FUZZ_STANDALONE
-static uint64_t rng;
-static uint64_t rnd(void)
-{
-    rng ^= rng >> 12, rng ^= rng << 25, rng ^= rng >> 27;
-    return rng * 0x2545f4914f6cdd1dull;
-}
-static size_t below(size_t n)
-{
-    return n ? (size_t)(rnd() >> 11) % n : 0;
-}
-
-typedef struct blob {
-    uint8_t *b;
-    size_t len;
-} blob_t;
 static blob_t seeds[3];
 
 /* A trace made with the writer, prepared into a replay file, read back as bytes. */
@@ -199,54 +183,10 @@ static void make_seed(blob_t *out, int kind)
     rmdir(dir);
 }
 
-static const uint64_t interesting[] = {0, 1, 2, 3, 5, 16, 120, 0xff, 0xffff, 0x7fffffff,
-                                       0xffffffff, 1ull << 20, (1ull << 20) + 1, UINT64_MAX};
-
-static size_t mutate(uint8_t *b, size_t len, size_t cap)
-{
-    unsigned k = 1 + (unsigned)below(3);
-    while (k--) {
-        switch (below(6)) {
-        case 0:
-            if (len) b[below(len)] ^= (uint8_t)(1u << below(8));
-            break;
-        case 1:
-            if (len) b[below(len)] = (uint8_t)rnd();
-            break;
-        case 2:
-            len = below(len + 1);
-            break;
-        case 3: /* a 32-bit field, aligned as the file's fields are */
-            if (len >= 4) {
-                uint32_t v = (uint32_t)interesting[below(sizeof interesting / sizeof *interesting)];
-                memcpy(b + (below(len - 3) & ~(size_t)3), &v, 4);
-            }
-            break;
-        case 4: /* a 64-bit field */
-            if (len >= 8) {
-                uint64_t v = interesting[below(sizeof interesting / sizeof *interesting)];
-                memcpy(b + (below(len - 7) & ~(size_t)7), &v, 8);
-            }
-            break;
-        case 5: { /* a range copied over another (an index entry pointing elsewhere) */
-            if (!len) break;
-            size_t from = below(len), n = 1 + below(len - from < 48 ? len - from : 48);
-            size_t at = below(len);
-            if (at + n > cap) break;
-            memmove(b + at, b + from, n);
-            if (at + n > len) len = at + n;
-            break;
-        }
-        }
-    }
-    return len;
-}
-
 int main(int argc, char **argv)
 {
     unsigned long iters = 2000;
     double seconds = 0;
-    rng = 0x9e3779b97f4a7c15ull;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "-n")) iters = strtoul(argv[i + 1], NULL, 0);
         else if (!strcmp(argv[i], "-s")) rng = strtoull(argv[i + 1], NULL, 0) | 1;
@@ -264,20 +204,16 @@ int main(int argc, char **argv)
     size_t cap = 1 << 16;
     uint8_t *b = malloc(cap);
     if (!b) return 2;
-    struct timespec t0, t1;
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     unsigned long it;
     for (it = 0; it < iters; it++) {
         const blob_t *s = &seeds[below(3)];
         if (s->len > cap) return 2;
         memcpy(b, s->b, s->len);
-        size_t len = mutate(b, s->len, cap);
+        size_t len = fuzz_mutate(b, s->len, cap);
         LLVMFuzzerTestOneInput(b, len);
-        if (seconds > 0 && it % 64 == 63) {
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            if ((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec) > seconds)
-                break;
-        }
+        if (fuzz_time_up(it, &t0, seconds)) break;
     }
     printf("fuzz_rfile: %lu inputs, no failure (%lu opened, %lu read whole)\n",
            it < iters ? it + 1 : it, stat_opened, stat_read_all);

@@ -126,6 +126,41 @@ static void test_maps_text(void)
     mallet_symbols_free(NULL);
 }
 
+/* Many distinct paths (the module index grows and rehashes several times), each named by two
+ * lines in two address spaces: every address resolves to its own module, and both lines of a
+ * path share one (its path string is the same object). */
+static void test_many_modules(void)
+{
+    enum { N = 5000 };
+    char *text = malloc((size_t)N * 2 * 64);
+    CHECK(text != NULL);
+    if (!text) return;
+    char *p = text, *second = text;
+    for (unsigned pass = 0; pass < 2; pass++) {
+        if (pass == 1) second = p;
+        for (unsigned i = 0; i < N; i++)
+            p += sprintf(p, "%x-%x r-xp 00000000 00:00 0 /m/%u\n", 0x10000 * (2 * i + pass + 1),
+                         0x10000 * (2 * i + pass + 1) + 0x1000, i);
+    }
+    const char *spaces[2] = {text, second}; /* all, and the second pass */
+    mallet_symbols_t *s = mallet_symbols_new(spaces, 2);
+    CHECK(s != NULL);
+    if (!s) return free(text);
+    unsigned bad = 0;
+    for (unsigned i = 0; i < N; i++) {
+        mallet_sym_t a, b, c;
+        char want[32];
+        snprintf(want, sizeof want, "/m/%u", i);
+        int ok = mallet_symbols_lookup(s, 0, 0x10000 * (2 * i + 1) + 0x10, &a) == 1 &&
+                 mallet_symbols_lookup(s, 0, 0x10000 * (2 * i + 2) + 0x10, &b) == 1 &&
+                 mallet_symbols_lookup(s, 1, 0x10000 * (2 * i + 2) + 0x10, &c) == 1;
+        bad += !ok || strcmp(a.path, want) || a.path != b.path || b.path != c.path;
+    }
+    CHECK_EQ(bad, 0);
+    mallet_symbols_free(s);
+    free(text);
+}
+
 /* Damaged copies of this program: random bytes written over the ELF header, the program and
  * section headers and the symbol tables. Each is resolved by a fresh resolver (no cache), and all
  * that is asked is that nothing crashes and the answer stays inside the mapping. */
@@ -189,6 +224,7 @@ int main(void)
 {
     test_self();
     test_maps_text();
+    test_many_modules();
     test_damaged_elf();
     return CHECK_DONE();
 }
