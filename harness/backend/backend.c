@@ -46,6 +46,17 @@ static int valid_name(const char *s)
     return 1;
 }
 
+/* Text from the file (a key, jansson's message quoting it) as it may go into a one-line error:
+ * control characters shown as '?', at most 120 bytes. Returns buf. */
+static const char *printable(const char *s, char buf[128])
+{
+    size_t n = 0;
+    for (; s[n] && n < 120; n++) buf[n] = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? '?' : s[n];
+    if (s[n]) memcpy(buf + n, "...", 3), n += 3;
+    buf[n] = 0;
+    return buf;
+}
+
 static char *resolve(const char *cand, const char *mallet_dir, int *in_tree)
 {
     char buf[PATH_MAX];
@@ -66,9 +77,12 @@ int mallet_backend_load_file(const char *file, const char *mallet_dir, mallet_ba
     memset(b, 0, sizeof *b);
     json_error_t je;
     json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &je);
+    char shown[128];
     if (!root) {
-        if (je.line > 0) return mallet_errorf(err, errlen, "%s: line %d: %s", file, je.line, je.text);
-        return mallet_errorf(err, errlen, "%s: %s", file, je.text);
+        if (je.line > 0)
+            return mallet_errorf(err, errlen, "%s: line %d: %s", file, je.line,
+                                 printable(je.text, shown));
+        return mallet_errorf(err, errlen, "%s: %s", file, printable(je.text, shown));
     }
     int rc = -1;
     const char *key;
@@ -82,7 +96,7 @@ int mallet_backend_load_file(const char *file, const char *mallet_dir, mallet_ba
         if (strcmp(key, "name") && strcmp(key, "description") && strcmp(key, "library") &&
             strcmp(key, "env") && strcmp(key, "package")) {
             mallet_errorf(err, errlen, "%s: unknown key \"%s\" (known: name, description, library, env, package)",
-                 file, key);
+                 file, printable(key, shown));
             goto out;
         }
     }
@@ -128,7 +142,7 @@ int mallet_backend_load_file(const char *file, const char *mallet_dir, mallet_ba
     {
         if (!json_is_string(v) || !*key || strchr(key, '=')) {
             mallet_errorf(err, errlen, "%s: \"env\" entry \"%s\" must be a string, its name without '='",
-                 file, key);
+                 file, printable(key, shown));
             goto out;
         }
         if (asprintf(&b->env[b->nenv], "%s=%s", key, json_string_value(v)) < 0) {

@@ -116,6 +116,31 @@ static inline size_t fuzz_mutate(uint8_t *b, size_t len, size_t cap)
     }
     return len;
 }
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Runs up to iters mutations of the seeds, picked at random, through the target (for at most
+ * seconds, if > 0; an input grows by 64 bytes at most). Returns how many ran. */
+static inline unsigned long fuzz_loop(const blob_t *seeds, size_t nseeds, unsigned long iters,
+                                      double seconds)
+{
+    size_t cap = 64;
+    for (size_t i = 0; i < nseeds; i++)
+        if (seeds[i].len + 64 > cap) cap = seeds[i].len + 64;
+    uint8_t *b = malloc(cap);
+    FUZZ_ASSERT(b, "out of memory");
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned long it;
+    for (it = 0; it < iters; it++) {
+        const blob_t *s = &seeds[below(nseeds)];
+        memcpy(b, s->b, s->len);
+        LLVMFuzzerTestOneInput(b, fuzz_mutate(b, s->len, cap));
+        if (fuzz_time_up(it, &t0, seconds)) break;
+    }
+    free(b);
+    return it < iters ? it + 1 : it;
+}
 #endif
 
 #endif

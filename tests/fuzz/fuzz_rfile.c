@@ -201,23 +201,9 @@ int main(int argc, char **argv)
         LLVMFuzzerTestOneInput(seeds[s].b, seeds[s].len);
         FUZZ_ASSERT(stat_read_all == (unsigned long)s + 1, "seed %d is not read whole", s);
     }
-    size_t cap = 1 << 16;
-    uint8_t *b = malloc(cap);
-    if (!b) return 2;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    unsigned long it;
-    for (it = 0; it < iters; it++) {
-        const blob_t *s = &seeds[below(3)];
-        if (s->len > cap) return 2;
-        memcpy(b, s->b, s->len);
-        size_t len = fuzz_mutate(b, s->len, cap);
-        LLVMFuzzerTestOneInput(b, len);
-        if (fuzz_time_up(it, &t0, seconds)) break;
-    }
-    printf("fuzz_rfile: %lu inputs, no failure (%lu opened, %lu read whole)\n",
-           it < iters ? it + 1 : it, stat_opened, stat_read_all);
-    free(b);
+    unsigned long n = fuzz_loop(seeds, 3, iters, seconds);
+    printf("fuzz_rfile: %lu inputs, no failure (%lu opened, %lu read whole)\n", n, stat_opened,
+           stat_read_all);
     for (int s = 0; s < 3; s++) free(seeds[s].b);
     return 0;
 }

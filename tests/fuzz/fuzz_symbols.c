@@ -257,21 +257,8 @@ int main(int argc, char **argv)
     check_seed();
     LLVMFuzzerTestOneInput(seed.b, seed.len);
     FUZZ_ASSERT(stat_named > 0, "the seed names no function");
-    size_t cap = seed.len + 64;
-    uint8_t *b = malloc(cap);
-    if (!b) return 2;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    unsigned long it;
-    for (it = 0; it < iters; it++) {
-        memcpy(b, seed.b, seed.len);
-        size_t len = fuzz_mutate(b, seed.len, cap);
-        LLVMFuzzerTestOneInput(b, len);
-        if (fuzz_time_up(it, &t0, seconds)) break;
-    }
-    printf("fuzz_symbols: %lu inputs, no failure (%lu function names found)\n",
-           it < iters ? it + 1 : it, stat_named);
-    free(b);
+    unsigned long n = fuzz_loop(&seed, 1, iters, seconds);
+    printf("fuzz_symbols: %lu inputs, no failure (%lu function names found)\n", n, stat_named);
     free(seed.b);
     return 0;
 }
