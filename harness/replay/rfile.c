@@ -575,6 +575,63 @@ int64_t mallet_rfile_read_chunk(const mallet_rfile_t *rf, uint32_t t, uint64_t k
     return calls;
 }
 
+/* One thread of deadlocks()'s run of the waits: how far it got, its next extension, and the
+ * next thread in the list of those blocked on the same thread as it. */
+typedef struct sim {
+    uint64_t pos;
+    const mallet_rop_ext_t *x;
+    uint32_t next_waiter;
+} sim_t;
+#define NO_THREAD UINT32_MAX
+
+/* Runs the waits alone: each thread goes through its ops in order, a wait holding it until the
+ * op it names has gone. The streams deadlock when some thread cannot reach its end that way (a
+ * wait for an op that comes after a wait, in turn, for the first thread: only a damaged file
+ * has one, since prepare's waits all point back in the trace's time order). A thread blocked on
+ * another is queued on it and run again when that one moves. Returns the first thread that
+ * cannot finish, NO_THREAD if none, or another value with *oom set. Its memory comes from
+ * mmap: the worker runs this with the allocator under test loaded. */
+static uint32_t deadlocks(const mallet_rfile_t *rf, const mallet_rop_t *const *ops,
+                          const mallet_rop_ext_t *const *exts, uint64_t *stuck_op, int *oom)
+{
+    uint32_t n = rf->nthreads;
+    size_t len = n * (sizeof(sim_t) + 2 * sizeof(uint32_t));
+    sim_t *sim = mallet_map(len);
+    *oom = !sim;
+    if (!sim) return 0;
+    uint32_t *blocked_on_me = (uint32_t *)(sim + n), *runnable = blocked_on_me + n, nrun = 0;
+    for (uint32_t t = 0; t < n; t++) {
+        sim[t] = (sim_t){0, exts[t], NO_THREAD};
+        blocked_on_me[t] = NO_THREAD;
+        runnable[nrun++] = n - 1 - t; /* thread 0 first */
+    }
+    while (nrun) {
+        uint32_t t = runnable[--nrun];
+        sim_t *s = &sim[t];
+        uint64_t from = s->pos;
+        for (; s->pos < rf->threads[t].nops; s->pos++) {
+            const mallet_rop_t *o = &ops[t][s->pos];
+            if (!(o->kind & MALLET_ROP_EXT)) continue;
+            uint32_t u = s->x->aux; /* read_chunk checked the thread and the op exist */
+            if (mallet_rop_kind(o) == MALLET_ROP_WAIT && u != t && sim[u].pos <= o->slot) {
+                s->next_waiter = blocked_on_me[u];
+                blocked_on_me[u] = t;
+                break;
+            }
+            s->x++;
+        }
+        if (s->pos == from) continue;
+        for (uint32_t w = blocked_on_me[t]; w != NO_THREAD; w = sim[w].next_waiter)
+            runnable[nrun++] = w;
+        blocked_on_me[t] = NO_THREAD;
+    }
+    uint32_t stuck = NO_THREAD;
+    for (uint32_t t = 0; t < n && stuck == NO_THREAD; t++)
+        if (sim[t].pos < rf->threads[t].nops) stuck = t, *stuck_op = sim[t].pos;
+    mallet_unmap(sim, len);
+    return stuck;
+}
+
 int mallet_rfile_check_waits(const mallet_rfile_t *rf, const mallet_rop_t *const *ops,
                              const mallet_rop_ext_t *const *exts, char *err, size_t errlen)
 {
@@ -593,5 +650,14 @@ int mallet_rfile_check_waits(const mallet_rfile_t *rf, const mallet_rop_t *const
             x++;
         }
     }
+    uint64_t op = 0;
+    int oom;
+    uint32_t t = deadlocks(rf, ops, exts, &op, &oom);
+    if (oom) return mallet_errorf(err, errlen, "out of memory for the replay's waits");
+    if (t != NO_THREAD)
+        return mallet_errorf(err, errlen,
+                             "%s: corrupt replay file: threads wait for each other (a "
+                             "deadlock): thread %u stops at op %" PRIu64,
+                             rf->path, t, op);
     return 0;
 }

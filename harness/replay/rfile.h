@@ -207,8 +207,9 @@ void mallet_rfile_close(mallet_rfile_t *rf);
 int64_t mallet_rfile_read_chunk(const mallet_rfile_t *rf, uint32_t t, uint64_t k, mallet_rop_t *ops,
                                 mallet_rop_ext_t *exts, char *err, size_t errlen);
 /* With every thread's stream in memory (ops[t], its extensions exts[t]): checks that every wait
- * names an op flagged AWAITED (a wait on an op that is never published would never end). Returns
- * 0 or -1. */
+ * names an op flagged AWAITED (a wait on an op that is never published would never end), and
+ * that the waits let every thread reach its end (no two threads wait for each other). Returns 0
+ * or -1. Its memory comes from mmap. */
 int mallet_rfile_check_waits(const mallet_rfile_t *rf, const mallet_rop_t *const *ops,
                              const mallet_rop_ext_t *const *exts, char *err, size_t errlen);
 

@@ -609,6 +609,49 @@ static void test_corrupt_files(void)
     CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
 }
 
+/* check_waits on streams made by hand, three threads of a malloc, a wait and a free each (all
+ * published): waits for ops before the other thread's wait can all be met; two threads each
+ * waiting for the op after the other's wait deadlock, and a third waiting behind them stops too. */
+static void test_wait_cycles(void)
+{
+    static const struct {
+        uint32_t waits_for[3], op[3]; /* each thread's wait: the thread and the op it names */
+        int deadlock;
+        uint32_t stuck;
+    } cases[] = {
+        {{1, 0, 0}, {0, 0, 0}, 0, 0}, /* crossing, each for the other's malloc */
+        {{1, 0, 0}, {2, 0, 2}, 0, 0}, /* T0 for T1's free, T1 for T0's malloc, T2 for T0's free */
+        {{1, 0, 0}, {2, 2, 0}, 1, 0}, /* T0 and T1 each for the other's free */
+        {{1, 2, 1}, {2, 2, 2}, 1, 0}, /* T1 and T2 each for the other's free, T0 behind them */
+        {{1, 2, 0}, {2, 2, 2}, 1, 0}, /* a cycle through all three */
+        {{1, 2, 1}, {0, 2, 2}, 1, 1}, /* T1 and T2 as above, T0 for T1's malloc: T0 ends */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        mallet_rfile_thread_t th[3] = {{.nops = 3}, {.nops = 3}, {.nops = 3}};
+        mallet_rfile_t rf = {.path = "hand.replay", .nthreads = 3, .threads = th};
+        mallet_rop_t ops[3][3];
+        mallet_rop_ext_t exts[3][1];
+        const mallet_rop_t *op_ptrs[3];
+        const mallet_rop_ext_t *ext_ptrs[3];
+        for (uint32_t t = 0; t < 3; t++) {
+            ops[t][0] = (mallet_rop_t){MALLET_OP_MALLOC, MALLET_ROP_AWAITED, 8, t};
+            ops[t][1] = (mallet_rop_t){MALLET_ROP_WAIT | MALLET_ROP_EXT, 0, 0, cases[c].op[t]};
+            ops[t][2] = (mallet_rop_t){MALLET_OP_FREE, MALLET_ROP_AWAITED, 0, t};
+            exts[t][0] = (mallet_rop_ext_t){0, cases[c].waits_for[t]};
+            op_ptrs[t] = ops[t];
+            ext_ptrs[t] = exts[t];
+        }
+        char err[512] = "";
+        int rc = mallet_rfile_check_waits(&rf, op_ptrs, ext_ptrs, err, sizeof err);
+        CHECK_EQ(rc, -cases[c].deadlock);
+        if (!cases[c].deadlock) continue;
+        char want[128];
+        snprintf(want, sizeof want, "hand.replay: corrupt replay file: threads wait for each other "
+                 "(a deadlock): thread %u stops at op 1", cases[c].stuck);
+        CHECK_STREQ(err, want);
+    }
+}
+
 int main(void)
 {
     test_one_thread();
@@ -622,5 +665,6 @@ int main(void)
     test_slot_lines();
     test_streaming_many_threads();
     test_corrupt_files();
+    test_wait_cycles();
     return CHECK_DONE();
 }
