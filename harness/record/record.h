@@ -76,7 +76,12 @@ MALLET_HIDDEN void mallet_tbuf_flush_all(mallet_tstate_t *self, int emergency);
 MALLET_HIDDEN void mallet_tbuf_release(mallet_tstate_t *t);
 MALLET_HIDDEN void mallet_tbuf_after_fork_child(mallet_tstate_t *self);
 /* Writes one event as its own chunk (threads that have exited, the process after exit()). */
-MALLET_HIDDEN void mallet_write_single(mallet_tstate_t *t, mallet_event_t ev); /* by value: ev must not escape the hot path, or the encoder cannot be specialised per op */
+/* A thread's event when it has no buffer (its first, or one after its buffer was given up): the
+ * event's fields one by one (tbuf.c). */
+MALLET_HIDDEN void mallet_rec_first(mallet_tstate_t *t, uint8_t op, uint8_t failed, uint64_t callsite,
+                                    uint64_t cycles, uint64_t size, uint64_t ptr, uint64_t old_ptr,
+                                    uint64_t nmemb, uint64_t align, uint64_t free_cycles,
+                                    int32_t ret);
 MALLET_HIDDEN void mallet_maybe_sample_rss(mallet_tstate_t *t, uint64_t now);
 /* The hot path's slow branch: the buffer is full, or its deadline passed. */
 MALLET_HIDDEN void mallet_tbuf_due(mallet_tstate_t *t, mallet_tbuf_t *b, uint64_t now);
@@ -226,12 +231,10 @@ __attribute__((always_inline)) static inline void mallet_rec_event(mallet_tstate
 {
     mallet_tbuf_t *b = t->buf;
     if (MALLET_UNLIKELY(!b)) {
-        if (t->exited || atomic_load_explicit(&mallet_proc.write_through, memory_order_relaxed)) {
-            mallet_write_single(t, *ev);
-            return;
-        }
-        if (!(b = mallet_tbuf_attach(t))) return;
-        b->first_cycles = mallet_event_start(ev); /* the stamp was taken before the attach */
+        /* field by field: passed whole, the event would have to live in memory on every call */
+        mallet_rec_first(t, ev->op, ev->failed, ev->callsite, ev->cycles, ev->size, ev->ptr,
+                         ev->old_ptr, ev->nmemb, ev->align, ev->free_cycles, ev->ret);
+        return;
     }
     uint64_t pos = atomic_load_explicit(&b->pos, memory_order_relaxed);
     uint32_t len = (uint32_t)pos, count = (uint32_t)(pos >> 32);

@@ -154,7 +154,7 @@ void mallet_tbuf_after_fork_child(mallet_tstate_t *self)
     self->seq = 0;
 }
 
-void mallet_write_single(mallet_tstate_t *t, mallet_event_t ev)
+static void write_single(mallet_tstate_t *t, mallet_event_t ev)
 {
     if (atomic_load_explicit(&mallet_ready, memory_order_relaxed) != 1) return;
     uint8_t buf[MALLET_EVENT_MAX_SIZE + 8];
@@ -173,6 +173,23 @@ void mallet_write_single(mallet_tstate_t *t, mallet_event_t ev)
     int r = mallet_zslot_write(NULL, &h, buf, len);
     if (r && r != -EBADF) mallet_output_failed(-r);
     errno = saved_errno;
+}
+
+void mallet_rec_first(mallet_tstate_t *t, uint8_t op, uint8_t failed, uint64_t callsite,
+                      uint64_t cycles, uint64_t size, uint64_t ptr, uint64_t old_ptr, uint64_t nmemb,
+                      uint64_t align, uint64_t free_cycles, int32_t ret)
+{
+    mallet_event_t ev = {.op = op, .failed = failed, .callsite = callsite, .cycles = cycles,
+                         .size = size, .ptr = ptr, .old_ptr = old_ptr, .nmemb = nmemb,
+                         .align = align, .free_cycles = free_cycles, .ret = ret};
+    if (t->exited || atomic_load_explicit(&mallet_proc.write_through, memory_order_relaxed)) {
+        write_single(t, ev);
+        return;
+    }
+    mallet_tbuf_t *b = mallet_tbuf_attach(t);
+    if (!b) return;
+    b->first_cycles = mallet_event_start(&ev); /* the stamp was taken before the attach */
+    mallet_rec_event(t, &ev);
 }
 
 void mallet_tbuf_due(mallet_tstate_t *t, mallet_tbuf_t *b, uint64_t now)
