@@ -117,6 +117,51 @@ static inline size_t fuzz_mutate(uint8_t *b, size_t len, size_t cap)
     return len;
 }
 
+/* What a standalone runner is asked: -n ITERATIONS, -s SEED (sets rng), -t SECONDS, and, from
+ * a runner that can write its seeds as a libFuzzer corpus, --seeds DIR. */
+typedef struct fuzz_opts {
+    unsigned long iters; /* 2000 unless -n */
+    double seconds;      /* no limit unless -t */
+    const char *seeds;   /* the folder given with --seeds, or NULL */
+} fuzz_opts_t;
+
+/* Parses the arguments into o. Returns 0, or prints the usage of `name` and returns 2. */
+static inline int fuzz_args(int argc, char **argv, const char *name, int can_seed, fuzz_opts_t *o)
+{
+    *o = (fuzz_opts_t){2000, 0, NULL};
+    for (int i = 1; i < argc; i += 2) {
+        if (i + 1 < argc && !strcmp(argv[i], "-n"))
+            o->iters = strtoul(argv[i + 1], NULL, 0);
+        else if (i + 1 < argc && !strcmp(argv[i], "-s"))
+            rng = strtoull(argv[i + 1], NULL, 0) | 1;
+        else if (i + 1 < argc && !strcmp(argv[i], "-t"))
+            o->seconds = strtod(argv[i + 1], NULL);
+        else if (i + 1 < argc && can_seed && !strcmp(argv[i], "--seeds"))
+            o->seeds = argv[i + 1];
+        else {
+            fprintf(stderr, "usage: %s [-n ITERATIONS] [-s SEED] [-t SECONDS]%s\n", name,
+                    can_seed ? " | --seeds DIR" : "");
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* Writes the seeds into dir as seedN (a libFuzzer corpus to start from). Returns 0 or 2. */
+static inline int fuzz_write_seeds(const char *dir, const blob_t *seeds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/seed%zu", dir, i);
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(seeds[i].b, 1, seeds[i].len, f) != seeds[i].len || fclose(f)) {
+            perror(path);
+            return 2;
+        }
+    }
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Runs up to iters mutations of the seeds, picked at random, through the target (for at most

@@ -28,9 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     stat_accepted++;
-    FUZZ_ASSERT(b.name && b.name[0] && strspn(b.name, "abcdefghijklmnopqrstuvwxyz"
-                                                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
-                                           strlen(b.name),
+    FUZZ_ASSERT(b.name && b.name[0] &&
+                    strspn(b.name, "abcdefghijklmnopqrstuvwxyz"
+                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == strlen(b.name),
                 "name \"%s\"", b.name ? b.name : "(null)");
     FUZZ_ASSERT(b.description && b.source && !strcmp(b.source, fuzz_path), "description, source");
     for (size_t i = 0; i < b.nlibrary; i++)
@@ -39,8 +39,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *eq = b.env[i] ? strchr(b.env[i], '=') : NULL;
         FUZZ_ASSERT(eq && eq > b.env[i], "env entry %zu is not KEY=VALUE", i);
     }
-    FUZZ_ASSERT(b.available == (b.nlibrary == 0 || b.path != NULL), "available %d with %zu "
-                "candidates and path %s", b.available, b.nlibrary, b.path ? b.path : "(null)");
+    FUZZ_ASSERT(b.available == (b.nlibrary == 0 || b.path != NULL),
+                "available %d with %zu "
+                "candidates and path %s",
+                b.available, b.nlibrary, b.path ? b.path : "(null)");
     mallet_backend_clear(&b);
     return 0;
 }
@@ -54,44 +56,25 @@ static const char *const seed_texts[] = {
     "{\"name\": \"glibc-1arena\", \"description\": \"one arena\", \"library\": [],\n"
     " \"env\": {\"MALLOC_ARENA_MAX\": \"1\", \"GLIBC_TUNABLES\": \"glibc.malloc.tcache_count=0\"},"
     " \"package\": \"libc6\"}\n",
-    "{\"name\": \"pool\", \"library\": [\"@mallet/libmallet_pool.so\", \"/lib/x.so\", \"libc.so.6\"]}",
+    "{\"name\": \"pool\", \"library\": [\"@mallet/libmallet_pool.so\", \"/lib/x.so\", "
+    "\"libc.so.6\"]}",
     "{\"name\": \"a\\u00e9\\n\", \"library\": [\"\"], \"env\": {\"A\\nB\": 1}, \"extra\": null}",
 };
 enum { NSEEDS = sizeof seed_texts / sizeof seed_texts[0] };
 
 int main(int argc, char **argv)
 {
-    unsigned long iters = 2000;
-    double seconds = 0;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--seeds")) { /* a libFuzzer corpus to start from */
-            for (unsigned s = 0; s < NSEEDS; s++) {
-                char path[4096];
-                snprintf(path, sizeof path, "%s/seed%u.json", argv[i + 1], s);
-                FILE *f = fopen(path, "wb");
-                if (!f || fputs(seed_texts[s], f) < 0 || fclose(f)) return perror(path), 2;
-            }
-            return 0;
-        } else if (!strcmp(argv[i], "-n"))
-            iters = strtoul(argv[i + 1], NULL, 0);
-        else if (!strcmp(argv[i], "-s"))
-            rng = strtoull(argv[i + 1], NULL, 0) | 1;
-        else if (!strcmp(argv[i], "-t"))
-            seconds = strtod(argv[i + 1], NULL);
-        else {
-            fprintf(stderr, "usage: fuzz_backend [-n ITERATIONS] [-s SEED] [-t SECONDS]\n"
-                            "       fuzz_backend --seeds DIR\n");
-            return 2;
-        }
-    }
+    fuzz_opts_t o;
+    if (fuzz_args(argc, argv, "fuzz_backend", 1, &o)) return 2;
+    blob_t seeds[NSEEDS];
+    for (unsigned s = 0; s < NSEEDS; s++)
+        seeds[s] = (blob_t){(uint8_t *)(uintptr_t)seed_texts[s], strlen(seed_texts[s])};
+    if (o.seeds) return fuzz_write_seeds(o.seeds, seeds, NSEEDS);
     for (unsigned s = 0; s < NSEEDS; s++)
         LLVMFuzzerTestOneInput((const uint8_t *)seed_texts[s], strlen(seed_texts[s]));
     FUZZ_ASSERT(stat_accepted == NSEEDS - 1, "%lu of the %u good seeds accepted", stat_accepted,
                 NSEEDS - 1);
-    blob_t seeds[NSEEDS];
-    for (unsigned s = 0; s < NSEEDS; s++)
-        seeds[s] = (blob_t){(uint8_t *)(uintptr_t)seed_texts[s], strlen(seed_texts[s])};
-    unsigned long n = fuzz_loop(seeds, NSEEDS, iters, seconds);
+    unsigned long n = fuzz_loop(seeds, NSEEDS, o.iters, o.seconds);
     printf("fuzz_backend: %lu inputs, no failure (%lu accepted)\n", n, stat_accepted);
     return 0;
 }

@@ -185,23 +185,14 @@ static void make_seed(blob_t *out, int kind)
 
 int main(int argc, char **argv)
 {
-    unsigned long iters = 2000;
-    double seconds = 0;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "-n")) iters = strtoul(argv[i + 1], NULL, 0);
-        else if (!strcmp(argv[i], "-s")) rng = strtoull(argv[i + 1], NULL, 0) | 1;
-        else if (!strcmp(argv[i], "-t")) seconds = strtod(argv[i + 1], NULL);
-        else {
-            fprintf(stderr, "usage: fuzz_rfile [-n ITERATIONS] [-s SEED] [-t SECONDS]\n");
-            return 2;
-        }
-    }
+    fuzz_opts_t o;
+    if (fuzz_args(argc, argv, "fuzz_rfile", 0, &o)) return 2;
     for (int s = 0; s < 3; s++) make_seed(&seeds[s], s);
     for (int s = 0; s < 3; s++) {
         LLVMFuzzerTestOneInput(seeds[s].b, seeds[s].len);
         FUZZ_ASSERT(stat_read_all == (unsigned long)s + 1, "seed %d is not read whole", s);
     }
-    unsigned long n = fuzz_loop(seeds, 3, iters, seconds);
+    unsigned long n = fuzz_loop(seeds, 3, o.iters, o.seconds);
     printf("fuzz_rfile: %lu inputs, no failure (%lu opened, %lu read whole)\n", n, stat_opened,
            stat_read_all);
     for (int s = 0; s < 3; s++) free(seeds[s].b);

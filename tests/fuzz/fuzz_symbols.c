@@ -231,33 +231,14 @@ static void check_seed(void)
 
 int main(int argc, char **argv)
 {
-    unsigned long iters = 2000;
-    double seconds = 0;
+    fuzz_opts_t o;
+    if (fuzz_args(argc, argv, "fuzz_symbols", 1, &o)) return 2;
     make_seed();
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--seeds")) { /* a libFuzzer corpus to start from */
-            char path[4096];
-            snprintf(path, sizeof path, "%s/seed0", argv[i + 1]);
-            FILE *f = fopen(path, "wb");
-            if (!f || fwrite(seed.b, 1, seed.len, f) != seed.len || fclose(f))
-                return perror(path), 2;
-            return 0;
-        } else if (!strcmp(argv[i], "-n"))
-            iters = strtoul(argv[i + 1], NULL, 0);
-        else if (!strcmp(argv[i], "-s"))
-            rng = strtoull(argv[i + 1], NULL, 0) | 1;
-        else if (!strcmp(argv[i], "-t"))
-            seconds = strtod(argv[i + 1], NULL);
-        else {
-            fprintf(stderr, "usage: fuzz_symbols [-n ITERATIONS] [-s SEED] [-t SECONDS]\n"
-                            "       fuzz_symbols --seeds DIR\n");
-            return 2;
-        }
-    }
+    if (o.seeds) return fuzz_write_seeds(o.seeds, &seed, 1);
     check_seed();
     LLVMFuzzerTestOneInput(seed.b, seed.len);
     FUZZ_ASSERT(stat_named > 0, "the seed names no function");
-    unsigned long n = fuzz_loop(&seed, 1, iters, seconds);
+    unsigned long n = fuzz_loop(&seed, 1, o.iters, o.seconds);
     printf("fuzz_symbols: %lu inputs, no failure (%lu function names found)\n", n, stat_named);
     free(seed.b);
     return 0;
