@@ -30,6 +30,9 @@
 typedef struct progress {
     _Alignas(64) _Atomic uint32_t done; /* ops finished by this thread */
     _Atomic uint32_t waiters;
+    /* while this thread sleeps in wait_for: (the thread it waits for + 1) << 32 | the done count
+     * it needs; 0 otherwise (stuck_check) */
+    _Atomic uint64_t waiting;
 } progress_t;
 
 /* A thread's ops as it runs. Whole (its ops fit the budget, OPS_MEM_DEFAULT): read before the
@@ -69,6 +72,11 @@ typedef struct run {
     /* per thread, per op kind: sampled latencies in cycles, log-linear buckets; and the max */
     uint64_t (*hist)[MALLET_OP_COUNT_][MALLET_LAT_BUCKETS];
     uint64_t (*hmax)[MALLET_OP_COUNT_];
+    /* stuck_check's last picture of the threads (done << 32 ^ waiting, per thread), taken by
+     * whichever sleeping thread holds `checking` */
+    uint64_t *stuck_seen;
+    int stuck_seen_valid;
+    _Atomic int checking;
 } run_t;
 
 /* 8 buckets per power of two: values below 16 exactly, then within 12.5%. */
@@ -93,8 +101,49 @@ typedef struct worker_arg {
     uint32_t index;
 } worker_arg_t;
 
-static void wait_for(progress_t *pr, uint64_t op)
+/* Called by a thread whose sleep in wait_for has lasted a second: are all threads stuck? A
+ * damaged replay file whose threads wait for each other passes the loader's checks when it is
+ * streamed (mallet_rfile_check_waits needs every stream in memory), and would sleep for ever.
+ * Stuck means every thread has either run all its ops or sleeps on a done count its thread has
+ * not reached, and nothing changed since the last check a second before: a thread can only
+ * leave a wait once a done count moves, so no replay that can finish is ever called stuck, however
+ * slow the machine. Then one line, and the process ends (nothing to return to mid-run). */
+static __attribute__((noinline, cold)) void stuck_check(run_t *r)
 {
+    if (atomic_exchange(&r->checking, 1)) return;
+    int stuck = 1, same = r->stuck_seen_valid;
+    uint32_t who = 0;
+    for (uint32_t t = 0; t < r->nthreads; t++) {
+        uint32_t done = atomic_load(&r->progress[t].done);
+        uint64_t w = atomic_load(&r->progress[t].waiting);
+        uint64_t pic = (uint64_t)done << 32 ^ w;
+        same &= r->stuck_seen[t] == pic;
+        r->stuck_seen[t] = pic;
+        if (done >= r->streams[t].nops) continue;
+        uint32_t u = (uint32_t)(w >> 32);
+        if (!w || u - 1 >= r->nthreads ||
+            atomic_load(&r->progress[u - 1].done) >= (uint32_t)w)
+            stuck = 0;
+        else
+            who = t;
+    }
+    r->stuck_seen_valid = stuck;
+    if (stuck && same) {
+        uint64_t w = atomic_load(&r->progress[who].waiting);
+        char line[4400];
+        int n = snprintf(line, sizeof line,
+                         "mallet-worker: %s: corrupt replay file: threads wait for each other (a "
+                         "deadlock): thread %u waits for op %u of thread %u\n",
+                         r->streams[0].rf->path, who, (uint32_t)w - 1, (uint32_t)(w >> 32) - 1);
+        if (write(2, line, (size_t)n) < 0) _exit(1);
+        _exit(1);
+    }
+    atomic_store(&r->checking, 0);
+}
+
+static void wait_for(run_t *r, progress_t *me, uint32_t target, uint64_t op)
+{
+    progress_t *pr = &r->progress[target];
     uint32_t need = (uint32_t)(op + 1);
     for (int spin = 0; spin < 2000; spin++) {
         if (atomic_load_explicit(&pr->done, memory_order_acquire) >= need) return;
@@ -103,11 +152,16 @@ static void wait_for(progress_t *pr, uint64_t op)
 #endif
     }
     atomic_fetch_add(&pr->waiters, 1);
+    atomic_store(&me->waiting, (uint64_t)(target + 1) << 32 | need);
     for (;;) {
         uint32_t seen = atomic_load_explicit(&pr->done, memory_order_acquire);
         if (seen >= need) break;
-        syscall(SYS_futex, &pr->done, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+        struct timespec second = {1, 0};
+        if (syscall(SYS_futex, &pr->done, FUTEX_WAIT_PRIVATE, seen, &second, NULL, 0) != 0 &&
+            errno == ETIMEDOUT)
+            stuck_check(r);
     }
+    atomic_store(&me->waiting, 0);
     atomic_fetch_sub(&pr->waiters, 1);
 }
 
@@ -228,7 +282,7 @@ static void replay_thread(const worker_arg_t *a)
         }
         const mallet_rop_t *o = &win[i - wbase];
         if (o->kind == (MALLET_ROP_WAIT | MALLET_ROP_EXT)) {
-            wait_for(&r->progress[ops->x++->aux], o->slot);
+            wait_for(r, me, ops->x++->aux, o->slot);
             continue;
         }
         const int timed = calls++ == next_timed;
@@ -416,7 +470,8 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
         goto out;
     }
     if (load_streams(&rf, streams, &total, err, errlen)) goto out;
-    size_t rsize = sizeof(run_t) + h->nthreads * (sizeof(worker_arg_t) + sizeof(pthread_t));
+    size_t rsize =
+        sizeof(run_t) + h->nthreads * (sizeof(worker_arg_t) + sizeof(pthread_t) + sizeof(uint64_t));
     r = map_touched(rsize);
     void **slots = map_touched((size_t)h->nslots * sizeof(void *));
     progress_t *progress = map_touched(((size_t)h->nthreads ? h->nthreads : 1) * sizeof(progress_t));
@@ -429,6 +484,7 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
     }
     worker_arg_t *args = (worker_arg_t *)(r + 1);
     pthread_t *tids = (pthread_t *)(args + h->nthreads);
+    r->stuck_seen = (uint64_t *)(tids + h->nthreads);
     r->streams = streams;
     r->nthreads = h->nthreads;
     r->slots = slots;

@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char path[256], rpath[300];
@@ -652,6 +653,67 @@ static void test_wait_cycles(void)
     }
 }
 
+/* A replay file whose two threads wait for each other (each one's wait moved to the op after
+ * the other's wait): refused before the run when the streams are held whole; streamed, the
+ * worker finds its threads stuck and ends with one line instead of sleeping for ever (in a child
+ * process, as the worker ends its process; an alarm stops the child if it hangs). */
+static void test_deadlocked_file(void)
+{
+    begin();
+    ev(1, MALLET_OP_MALLOC, 0x100, 0, 8, 0);
+    ev(2, MALLET_OP_MALLOC, 0x200, 0, 8, 0);
+    ev(2, MALLET_OP_FREE, 0x100, 0, 0, 0); /* waits for T1's malloc */
+    ev(1, MALLET_OP_FREE, 0x200, 0, 0, 0); /* waits for T2's malloc */
+    loaded_t l;
+    if (prepare_opts(&l, NULL, 0)) return;
+    unload(&l);
+    /* each wait (kind WAIT | EXT) now names op 2, the free after the other thread's wait, which
+     * is published */
+    FILE *f = fopen(rpath, "r+b");
+    CHECK(f != NULL);
+    if (!f) return;
+    uint8_t op[16];
+    int waits = 0;
+    for (long off = 120; fseek(f, off, SEEK_SET) == 0 && fread(op, 1, 16, f) == 16; off += 8) {
+        if (op[0] != (MALLET_ROP_WAIT | MALLET_ROP_EXT)) continue;
+        uint32_t two = 2;
+        memcpy(op + 4, &two, 4);
+        op[9] = MALLET_ROP_AWAITED;
+        CHECK(fseek(f, off, SEEK_SET) == 0 && fwrite(op, 1, 16, f) == 16);
+        waits++;
+    }
+    fclose(f);
+    CHECK_EQ(waits, 2);
+    char err[512];
+    mallet_replay_result_t res;
+    CHECK(mallet_replay_run(rpath, MALLET_TOUCH_NONE, 0, &res, err, sizeof err) == -1);
+    CHECK(strstr(err, rpath) && strstr(err, "threads wait for each other (a deadlock)"));
+
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(30);
+        dup2(fds[1], 2);
+        setenv("MALLET_REPLAY_OPS_MEM", "8", 1); /* every thread streams */
+        _exit(mallet_replay_run(rpath, MALLET_TOUCH_NONE, 0, &res, err, sizeof err) ? 3 : 0);
+    }
+    close(fds[1]);
+    char out[1024] = "";
+    ssize_t n = 0, k;
+    while (n < (ssize_t)sizeof out - 1 && (k = read(fds[0], out + n, sizeof out - 1 - (size_t)n)) > 0)
+        n += k;
+    close(fds[0]);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    CHECK(strstr(out, "mallet-worker: ") == out && strstr(out, rpath) &&
+          strstr(out, "threads wait for each other (a deadlock)") &&
+          strchr(out, '\n') == out + strlen(out) - 1);
+    unlink(path);
+    unlink(rpath);
+}
+
 int main(void)
 {
     test_one_thread();
@@ -666,5 +728,6 @@ int main(void)
     test_streaming_many_threads();
     test_corrupt_files();
     test_wait_cycles();
+    test_deadlocked_file();
     return CHECK_DONE();
 }
