@@ -12,7 +12,6 @@
 #define _GNU_SOURCE
 #include "fuzz.h"
 #include "replay/prepare.h"
-#include "trace/writer.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -121,45 +120,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef MALLET_FUZZ_STANDALONE
+#include "fuzz_trace.h"
+
 static blob_t seeds[3];
 
-/* A trace made with the writer, prepared into a replay file, read back as bytes. */
+/* A trace made with the writer (fuzz_trace.h), prepared into a replay file, read back as bytes. */
 static void make_seed(blob_t *out, int kind)
 {
     char dir[] = "/tmp/mallet-fuzz-rfile.XXXXXX", trace[256], replay[300], err[512];
     if (!mkdtemp(dir)) exit(2);
     snprintf(trace, sizeof trace, "%s/t.mtrace", dir);
     snprintf(replay, sizeof replay, "%s/t.replay", dir);
-    mallet_writer_t *w = mallet_writer_open(trace, NULL, 0, err, sizeof err);
-    if (!w) exit(2);
-    uint64_t clock = 1000, live[64] = {0};
-    for (int i = 0; i < 400; i++) {
-        /* sizes of both malloc forms (MALLET_ROP_SHORT_MAX) */
-        mallet_event_t e = {.tid = 1 + (uint32_t)below(kind ? 6 : 2),
-                            .size = below(8) ? 1 + below(100) : 65500 + below(100)};
-        size_t j = below(64);
-        clock += 100;
-        e.cycles = clock, e.free_cycles = clock - 10;
-        if (live[j]) {
-            e.op = below(3) ? MALLET_OP_FREE : MALLET_OP_REALLOC;
-            e.old_ptr = e.op == MALLET_OP_REALLOC ? live[j] : 0;
-            e.ptr = e.op == MALLET_OP_FREE ? live[j] : 0x100000 + 64 * (uint64_t)i;
-            live[j] = e.op == MALLET_OP_FREE ? 0 : e.ptr;
-        } else {
-            static const uint8_t ops[] = {MALLET_OP_MALLOC, MALLET_OP_CALLOC,
-                                          MALLET_OP_POSIX_MEMALIGN, MALLET_OP_VALLOC};
-            e.op = kind == 2 ? ops[below(4)] : MALLET_OP_MALLOC;
-            e.nmemb = e.op == MALLET_OP_CALLOC ? (below(2) ? 3 : 5ull << 33) : 0;
-            e.align = e.op == MALLET_OP_POSIX_MEMALIGN ? (below(2) ? 64 : 1ull << 36) : 0;
-            e.ptr = live[j] = 0x100000 + 64 * (uint64_t)i;
-        }
-        if (mallet_writer_event(w, &e)) exit(2);
-        if (i % 50 == 0) { /* an RSS sample: the replay file keeps them after its index */
-            mallet_event_t rss = {.tid = 1, .op = MALLET_OP_RSS, .cycles = clock, .size = 4096u * i};
-            if (mallet_writer_event(w, &rss)) exit(2);
-        }
-    }
-    if (mallet_writer_close(w, 1)) exit(2);
+    fuzz_write_trace(trace, kind);
     const char *paths[] = {trace};
     mallet_reader_t *r = mallet_reader_open(paths, 1, err, sizeof err);
     mallet_rfile_writer_t *rw;
