@@ -147,6 +147,18 @@ static inline int fuzz_args(int argc, char **argv, const char *name, int can_see
     return 0;
 }
 
+/* Reads the file at path whole into *out (a seed made through a file); exits 2 if it cannot. */
+static inline void fuzz_read_file(const char *path, blob_t *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f || fseek(f, 0, SEEK_END)) exit(2);
+    out->len = (size_t)ftell(f);
+    out->b = malloc(out->len ? out->len : 1);
+    rewind(f);
+    if (!out->b || fread(out->b, 1, out->len, f) != out->len) exit(2);
+    fclose(f);
+}
+
 /* Writes the seeds into dir as seedN (a libFuzzer corpus to start from). Returns 0 or 2. */
 static inline int fuzz_write_seeds(const char *dir, const blob_t *seeds, size_t n)
 {

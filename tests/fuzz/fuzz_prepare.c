@@ -100,13 +100,7 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/t.mtrace", dir);
     for (int s = 0; s < 4; s++) { /* the trace's bytes */
         fuzz_write_trace(path, s);
-        FILE *f = fopen(path, "rb");
-        if (!f || fseek(f, 0, SEEK_END)) return 2;
-        seeds[s].len = (size_t)ftell(f);
-        seeds[s].b = malloc(seeds[s].len);
-        rewind(f);
-        if (!seeds[s].b || fread(seeds[s].b, 1, seeds[s].len, f) != seeds[s].len) return 2;
-        fclose(f);
+        fuzz_read_file(path, &seeds[s]);
     }
     unlink(path);
     rmdir(dir);

@@ -143,13 +143,7 @@ static void make_seed(blob_t *out, int kind)
         exit(2);
     }
     mallet_reader_close(r);
-    FILE *f = fopen(replay, "rb");
-    if (!f || fseek(f, 0, SEEK_END)) exit(2);
-    out->len = (size_t)ftell(f);
-    out->b = malloc(out->len);
-    rewind(f);
-    if (!out->b || fread(out->b, 1, out->len, f) != out->len) exit(2);
-    fclose(f);
+    fuzz_read_file(replay, out);
     unlink(replay);
     unlink(trace);
     rmdir(dir);
