@@ -9,11 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define LOOP(read)                                                                              \
-    do {                                                                                        \
-        uint64_t t0 = mallet_now_ns();                                                          \
-        for (long i = 0; i < n; i++) sum += read();                                             \
-        printf("%-28s %6.1f ns\n", #read, (double)(mallet_now_ns() - t0) / (double)n);          \
+#define LOOP(read)                                                                                 \
+    do {                                                                                           \
+        uint64_t t0 = mallet_now_ns();                                                             \
+        for (long i = 0; i < n; i++)                                                               \
+            sum += read();                                                                         \
+        printf("%-28s %6.1f ns\n", #read, (double)(mallet_now_ns() - t0) / (double)n);             \
     } while (0)
 
 int main(int argc, char **argv)

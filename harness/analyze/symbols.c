@@ -286,7 +286,8 @@ static const char *skip_token(const char *p, const char *end)
 static size_t path_hash(const char *path, size_t len)
 {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)path[i]) * 0x100000001b3ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)path[i]) * 0x100000001b3ull;
     return (size_t)(h ^ h >> 32);
 }
 

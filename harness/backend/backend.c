@@ -51,7 +51,8 @@ static int valid_name(const char *s)
 static const char *printable(const char *s, char buf[128])
 {
     size_t n = 0;
-    for (; s[n] && n < 120; n++) buf[n] = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? '?' : s[n];
+    for (; s[n] && n < 120; n++)
+        buf[n] = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? '?' : s[n];
     if (s[n]) memcpy(buf + n, "...", 3), n += 3;
     buf[n] = 0;
     return buf;
@@ -95,8 +96,10 @@ int mallet_backend_load_file(const char *file, const char *mallet_dir, mallet_ba
     {
         if (strcmp(key, "name") && strcmp(key, "description") && strcmp(key, "library") &&
             strcmp(key, "env") && strcmp(key, "package")) {
-            mallet_errorf(err, errlen, "%s: unknown key \"%s\" (known: name, description, library, env, package)",
-                 file, printable(key, shown));
+            mallet_errorf(
+                err, errlen,
+                "%s: unknown key \"%s\" (known: name, description, library, env, package)", file,
+                printable(key, shown));
             goto out;
         }
     }
@@ -141,8 +144,9 @@ int mallet_backend_load_file(const char *file, const char *mallet_dir, mallet_ba
     json_object_foreach(env, key, v)
     {
         if (!json_is_string(v) || !*key || strchr(key, '=')) {
-            mallet_errorf(err, errlen, "%s: \"env\" entry \"%s\" must be a string, its name without '='",
-                 file, printable(key, shown));
+            mallet_errorf(err, errlen,
+                          "%s: \"env\" entry \"%s\" must be a string, its name without '='", file,
+                          printable(key, shown));
             goto out;
         }
         if (asprintf(&b->env[b->nenv], "%s=%s", key, json_string_value(v)) < 0) {

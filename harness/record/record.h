@@ -75,13 +75,13 @@ MALLET_HIDDEN void mallet_tbuf_flush(mallet_tbuf_t *b, int emergency);
 MALLET_HIDDEN void mallet_tbuf_flush_all(mallet_tstate_t *self, int emergency);
 MALLET_HIDDEN void mallet_tbuf_release(mallet_tstate_t *t);
 MALLET_HIDDEN void mallet_tbuf_after_fork_child(mallet_tstate_t *self);
-/* Writes one event as its own chunk (threads that have exited, the process after exit()). */
-/* A thread's event when it has no buffer (its first, or one after its buffer was given up): the
- * event's fields one by one (tbuf.c). */
-MALLET_HIDDEN void mallet_rec_first(mallet_tstate_t *t, uint8_t op, uint8_t failed, uint64_t callsite,
-                                    uint64_t cycles, uint64_t size, uint64_t ptr, uint64_t old_ptr,
-                                    uint64_t nmemb, uint64_t align, uint64_t free_cycles,
-                                    int32_t ret);
+/* A thread's event when it has no buffer: its first (a buffer is attached), or one after its
+ * buffer was given up (a thread that has exited, the process after exit(): the event is written
+ * as its own chunk). The event's fields one by one (mallet_rec_event says why). */
+MALLET_HIDDEN void mallet_rec_first(mallet_tstate_t *t, uint8_t op, uint8_t failed,
+                                    uint64_t callsite, uint64_t cycles, uint64_t size, uint64_t ptr,
+                                    uint64_t old_ptr, uint64_t nmemb, uint64_t align,
+                                    uint64_t free_cycles, int32_t ret);
 MALLET_HIDDEN void mallet_maybe_sample_rss(mallet_tstate_t *t, uint64_t now);
 /* The hot path's slow branch: the buffer is full, or its deadline passed. */
 MALLET_HIDDEN void mallet_tbuf_due(mallet_tstate_t *t, mallet_tbuf_t *b, uint64_t now);

@@ -154,6 +154,7 @@ void mallet_tbuf_after_fork_child(mallet_tstate_t *self)
     self->seq = 0;
 }
 
+/* Writes one event as its own chunk. */
 static void write_single(mallet_tstate_t *t, mallet_event_t ev)
 {
     if (atomic_load_explicit(&mallet_ready, memory_order_relaxed) != 1) return;
@@ -176,12 +177,20 @@ static void write_single(mallet_tstate_t *t, mallet_event_t ev)
 }
 
 void mallet_rec_first(mallet_tstate_t *t, uint8_t op, uint8_t failed, uint64_t callsite,
-                      uint64_t cycles, uint64_t size, uint64_t ptr, uint64_t old_ptr, uint64_t nmemb,
-                      uint64_t align, uint64_t free_cycles, int32_t ret)
+                      uint64_t cycles, uint64_t size, uint64_t ptr, uint64_t old_ptr,
+                      uint64_t nmemb, uint64_t align, uint64_t free_cycles, int32_t ret)
 {
-    mallet_event_t ev = {.op = op, .failed = failed, .callsite = callsite, .cycles = cycles,
-                         .size = size, .ptr = ptr, .old_ptr = old_ptr, .nmemb = nmemb,
-                         .align = align, .free_cycles = free_cycles, .ret = ret};
+    mallet_event_t ev = {.op = op,
+                         .failed = failed,
+                         .callsite = callsite,
+                         .cycles = cycles,
+                         .size = size,
+                         .ptr = ptr,
+                         .old_ptr = old_ptr,
+                         .nmemb = nmemb,
+                         .align = align,
+                         .free_cycles = free_cycles,
+                         .ret = ret};
     if (t->exited || atomic_load_explicit(&mallet_proc.write_through, memory_order_relaxed)) {
         write_single(t, ev);
         return;

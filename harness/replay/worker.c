@@ -121,8 +121,7 @@ static __attribute__((noinline, cold)) void stuck_check(run_t *r)
         r->stuck_seen[t] = pic;
         if (done >= r->streams[t].nops) continue;
         uint32_t u = (uint32_t)(w >> 32);
-        if (!w || u - 1 >= r->nthreads ||
-            atomic_load(&r->progress[u - 1].done) >= (uint32_t)w)
+        if (!w || u - 1 >= r->nthreads || atomic_load(&r->progress[u - 1].done) >= (uint32_t)w)
             stuck = 0;
         else
             who = t;

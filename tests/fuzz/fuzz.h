@@ -76,8 +76,20 @@ typedef struct blob {
  * set to edge values, and a range copied over another (an offset pointing elsewhere). */
 static inline size_t fuzz_mutate(uint8_t *b, size_t len, size_t cap)
 {
-    static const uint64_t interesting[] = {0, 1, 2, 3, 5, 16, 120, 0xff, 0xffff, 0x7fffffff,
-                                           0xffffffff, 1ull << 20, (1ull << 20) + 1, UINT64_MAX};
+    static const uint64_t interesting[] = {0,
+                                           1,
+                                           2,
+                                           3,
+                                           5,
+                                           16,
+                                           120,
+                                           0xff,
+                                           0xffff,
+                                           0x7fffffff,
+                                           0xffffffff,
+                                           1ull << 20,
+                                           (1ull << 20) + 1,
+                                           UINT64_MAX};
     const size_t ninteresting = sizeof interesting / sizeof *interesting;
     unsigned k = 1 + (unsigned)below(3);
     while (k--) {

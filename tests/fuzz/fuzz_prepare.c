@@ -51,7 +51,8 @@ static void check_replay_file(uint64_t trace_ops)
                                          sizeof err) == 0,
                 "%s", err);
     stat_ops += calls;
-    for (uint32_t t = 0; t < rf.nthreads; t++) free(ops[t]), free(exts[t]);
+    for (uint32_t t = 0; t < rf.nthreads; t++)
+        free(ops[t]), free(exts[t]);
     free(ops);
     free(exts);
     mallet_rfile_close(&rf);
@@ -105,12 +106,14 @@ int main(int argc, char **argv)
     unlink(path);
     rmdir(dir);
     if (o.seeds) return fuzz_write_seeds(o.seeds, seeds, 4);
-    for (int s = 0; s < 4; s++) LLVMFuzzerTestOneInput(seeds[s].b, seeds[s].len);
+    for (int s = 0; s < 4; s++)
+        LLVMFuzzerTestOneInput(seeds[s].b, seeds[s].len);
     FUZZ_ASSERT(stat_prepared == 4, "%lu of the 4 seeds prepared", stat_prepared);
     unsigned long n = fuzz_loop(seeds, 4, o.iters, o.seconds);
     printf("fuzz_prepare: %lu inputs, no failure (%lu prepared, %lu calls)\n", n, stat_prepared,
            stat_ops);
-    for (int s = 0; s < 4; s++) free(seeds[s].b);
+    for (int s = 0; s < 4; s++)
+        free(seeds[s].b);
     return 0;
 }
 #endif

@@ -44,7 +44,8 @@ static inline void fuzz_write_trace(const char *path, int kind)
         }
         if (mallet_writer_event(w, &e)) exit(2);
         if (i % 50 == 0) { /* an RSS sample: the replay file keeps them after its index */
-            mallet_event_t rss = {.tid = 1, .op = MALLET_OP_RSS, .cycles = clock, .size = 4096u * i};
+            mallet_event_t rss = {
+                .tid = 1, .op = MALLET_OP_RSS, .cycles = clock, .size = 4096u * i};
             if (mallet_writer_event(w, &rss)) exit(2);
         }
     }

@@ -1194,8 +1194,8 @@ static void test_spread_realloc(void)
         CHECKF(w, "%s", err);
         static const uint64_t t[] = {1000, 1000, 1000, 1400, 1500};
         for (size_t i = 0; i < 5; i++) {
-            mallet_event_t e = make_event(MALLET_OP_MALLOC, 0, t[i], 0x1000 + 16 * i, 0, 8, 0,
-                                          0x400000, 0);
+            mallet_event_t e =
+                make_event(MALLET_OP_MALLOC, 0, t[i], 0x1000 + 16 * i, 0, 8, 0, 0x400000, 0);
             if (i == 3) {
                 e = make_event(MALLET_OP_REALLOC, 0, t[i], 0x2000, 0x1000, 32, 0, 0x400000, 0);
                 e.free_cycles = cases[c].rel;
@@ -1207,9 +1207,10 @@ static void test_spread_realloc(void)
         const char *paths[] = {path};
         mallet_reader_t *r = mallet_reader_open(paths, 1, err, sizeof err);
         CHECKF(r, "%s", err);
-        static const uint8_t parts[] = {MALLET_PART_WHOLE, MALLET_PART_WHOLE, MALLET_PART_WHOLE,
+        static const uint8_t parts[] = {MALLET_PART_WHOLE,   MALLET_PART_WHOLE, MALLET_PART_WHOLE,
                                         MALLET_PART_RELEASE, MALLET_PART_ALLOC, MALLET_PART_WHOLE};
-        const uint64_t want[] = {1000, cases[c].want1, cases[c].want2, cases[c].want_rel, 1400, 1500};
+        const uint64_t want[] = {1000, cases[c].want1, cases[c].want2, cases[c].want_rel, 1400,
+                                 1500};
         mallet_rec_t rec;
         size_t n = 0;
         int rc;

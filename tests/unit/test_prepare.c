@@ -647,8 +647,10 @@ static void test_wait_cycles(void)
         CHECK_EQ(rc, -cases[c].deadlock);
         if (!cases[c].deadlock) continue;
         char want[128];
-        snprintf(want, sizeof want, "hand.replay: corrupt replay file: threads wait for each other "
-                 "(a deadlock): thread %u stops at op 1", cases[c].stuck);
+        snprintf(want, sizeof want,
+                 "hand.replay: corrupt replay file: threads wait for each other "
+                 "(a deadlock): thread %u stops at op 1",
+                 cases[c].stuck);
         CHECK_STREQ(err, want);
     }
 }
@@ -701,7 +703,8 @@ static void test_deadlocked_file(void)
     close(fds[1]);
     char out[1024] = "";
     ssize_t n = 0, k;
-    while (n < (ssize_t)sizeof out - 1 && (k = read(fds[0], out + n, sizeof out - 1 - (size_t)n)) > 0)
+    while (n < (ssize_t)sizeof out - 1 &&
+           (k = read(fds[0], out + n, sizeof out - 1 - (size_t)n)) > 0)
         n += k;
     close(fds[0]);
     int status = 0;
