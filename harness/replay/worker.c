@@ -182,6 +182,12 @@ static inline void touch(int mode, size_t page, char *p, size_t n)
  * overrides it. Past it, threads stream. */
 #define OPS_MEM_DEFAULT (1ull << 30)
 
+/* Where a streamed thread's buffer holds chunk c's extensions: behind its ops. */
+static inline mallet_rop_ext_t *chunk_exts(mallet_rop_t *buf, const mallet_rfile_chunk_t *c)
+{
+    return (mallet_rop_ext_t *)(buf + c->nops);
+}
+
 /* The next chunk of a streamed thread, which was read and checked before the timed part. A
  * failure here means the file changed under the replay (or a read error). The thread cannot stop
  * alone (others wait for its ops, its slots are half made), and there is no caller to return to
@@ -192,7 +198,7 @@ static __attribute__((noinline, cold)) const mallet_rop_t *refill(stream_t *st, 
     char err[4352], line[4400];
     if (st->next_chunk >= t->nchunks || t->chunks[st->next_chunk].first != i ||
         mallet_rfile_read_chunk(st->rf, st->thread, st->next_chunk, st->buf,
-                                (mallet_rop_ext_t *)(st->buf + t->chunks[st->next_chunk].nops), err,
+                                chunk_exts(st->buf, &t->chunks[st->next_chunk]), err,
                                 sizeof err) < 0) {
         int n = snprintf(line, sizeof line, "mallet-worker: %s: changed during the replay\n",
                          st->rf->path);
@@ -201,7 +207,7 @@ static __attribute__((noinline, cold)) const mallet_rop_t *refill(stream_t *st, 
     }
     const mallet_rfile_chunk_t *c = &t->chunks[st->next_chunk++];
     st->ops = st->buf;
-    st->x = (const mallet_rop_ext_t *)(st->buf + c->nops);
+    st->x = chunk_exts(st->buf, c);
     st->base = c->first;
     st->end = c->first + c->nops;
     return st->ops;
@@ -407,7 +413,7 @@ static int load_streams(const mallet_rfile_t *rf, stream_t *st, uint64_t *calls,
             int64_t n = whole ? mallet_rfile_read_chunk(rf, t, k, s->buf + c->first, xs + c->xfirst,
                                                         err, errlen)
                               : mallet_rfile_read_chunk(rf, t, k, s->buf,
-                                                        (mallet_rop_ext_t *)(s->buf + c->nops), err,
+                                                        chunk_exts(s->buf, c), err,
                                                         errlen);
             if (n < 0) return -1;
             *calls += (uint64_t)n;
