@@ -325,7 +325,7 @@ int mallet_cmd_replay(int argc, char **argv)
     size_t nb = 0;
     int rc = MALLET_EXIT_FAIL;
     mallet_cli_run_t *runs = NULL, *counting = NULL;
-    mallet_recorded_rss_t *rss = calloc((size_t)ntraces, sizeof *rss);
+    mallet_replay_trace_t *tinfo = calloc((size_t)ntraces, sizeof *tinfo);
     size_t nruns = 0;
     char worker[PATH_MAX];
     if (mallet_cli_libdir(worker, sizeof worker) ||
@@ -337,13 +337,15 @@ int mallet_cmd_replay(int argc, char **argv)
     if (select_backends(names, nnames, &bs, &nb)) goto out;
     runs = calloc(nb * (size_t)ntraces * (size_t)repeat, sizeof *runs);
     counting = syscalls ? calloc(nb * (size_t)ntraces, sizeof *counting) : NULL;
-    if (!runs || (syscalls && !counting) || !rss) goto out;
+    if (!runs || (syscalls && !counting) || !tinfo) goto out;
     for (int t = 0; t < ntraces; t++) {
         char prepared[PATH_MAX];
         int temporary = 0;
         mallet_prepared_info_t info;
         if (prepare_cached(traces[t], prepared, sizeof prepared, &temporary, &info)) goto out;
-        if (mallet_rfile_recorded_rss(prepared, rss[t].s, &rss[t].n)) rss[t].n = 0;
+        if (mallet_rfile_recorded_rss(prepared, tinfo[t].s, &tinfo[t].n)) tinfo[t].n = 0;
+        tinfo[t].threads = info.nthreads;
+        tinfo[t].at_once = info.concurrency;
         for (size_t k = 0; k < nb; k++) {
             mallet_cli_run_t *first = &runs[nruns], *c = counting ? &counting[(size_t)t * nb + k] : NULL;
             for (int rep = 0; rep < repeat; rep++) {
@@ -365,7 +367,7 @@ int mallet_cmd_replay(int argc, char **argv)
     }
     int problems = mallet_replay_print_table(runs, nruns, repeat);
     if (json_path) {
-        json_t *doc = mallet_replay_results(runs, nruns, bs, nb, traces, ntraces, rss,
+        json_t *doc = mallet_replay_results(runs, nruns, bs, nb, traces, ntraces, tinfo,
                                             touch_names[touch], syscalls);
         if (!doc || json_dump_file(doc, json_path, JSON_INDENT(2))) {
             mallet_err("replay: %s: cannot write the results", json_path);
@@ -378,7 +380,7 @@ int mallet_cmd_replay(int argc, char **argv)
 out:
     free(runs);
     free(counting);
-    free(rss);
+    free(tinfo);
     mallet_backends_free(bs, nb);
     free(names);
     free(traces);

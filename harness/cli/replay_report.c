@@ -16,7 +16,7 @@
 /* Where the numbers come from: host, kernel, CPU, the backends' versions, and each trace's size
  * and checksum (the same trace gives the same checksum on any machine). */
 static json_t *context_json(const mallet_backend_t *bs, size_t nb, char **traces, int ntraces,
-                            const mallet_recorded_rss_t *rss)
+                            const mallet_replay_trace_t *tinfo)
 {
     struct utsname u;
     char host[256] = "", cpu[256] = "", line[512];
@@ -51,12 +51,14 @@ static json_t *context_json(const mallet_backend_t *bs, size_t nb, char **traces
         snprintf(hex, sizeof hex, "%016" PRIx64, digest);
         /* the traced process's own RSS, to set beside the replays' timelines */
         json_t *samples = json_array();
-        for (uint32_t i = 0; samples && i < rss[t].n; i++)
-            json_array_append_new(samples, json_pack("[I, I]", (json_int_t)rss[t].s[i].t_ns,
-                                                     (json_int_t)rss[t].s[i].bytes));
-        json_array_append_new(tr, json_pack("{s:s, s:I, s:s, s:{s:o}}", "path", traces[t], "bytes",
-                                            (json_int_t)bytes, "digest", hex, "recorded_rss",
-                                            "samples", samples ? samples : json_null()));
+        for (uint32_t i = 0; samples && i < tinfo[t].n; i++)
+            json_array_append_new(samples, json_pack("[I, I]", (json_int_t)tinfo[t].s[i].t_ns,
+                                                     (json_int_t)tinfo[t].s[i].bytes));
+        json_array_append_new(tr, json_pack("{s:s, s:I, s:s, s:i, s:i, s:{s:o}}", "path", traces[t],
+                                            "bytes", (json_int_t)bytes, "digest", hex, "threads",
+                                            (int)tinfo[t].threads, "threads_at_once",
+                                            (int)tinfo[t].at_once, "recorded_rss", "samples",
+                                            samples ? samples : json_null()));
     }
     return json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "host", host, "kernel", u.release,
                      "machine", u.machine, "cpu", cpu, "cores", (int)sysconf(_SC_NPROCESSORS_ONLN),
@@ -179,14 +181,14 @@ static json_t *run_json(const mallet_cli_run_t *run)
 
 json_t *mallet_replay_results(const mallet_cli_run_t *runs, size_t nruns,
                               const mallet_backend_t *bs, size_t nb, char **traces, int ntraces,
-                              const mallet_recorded_rss_t *rss, const char *touch, int syscalls)
+                              const mallet_replay_trace_t *tinfo, const char *touch, int syscalls)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < nruns; i++) {
         json_t *o = run_json(&runs[i]);
         if (!o || json_array_append_new(arr, o)) json_decref(arr), arr = NULL;
     }
-    json_t *ctx = context_json(bs, nb, traces, ntraces, rss);
+    json_t *ctx = context_json(bs, nb, traces, ntraces, tinfo);
     if (!arr || !ctx) {
         json_decref(arr);
         json_decref(ctx);

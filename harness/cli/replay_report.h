@@ -24,11 +24,13 @@ typedef struct mallet_cli_run {
         *counted; /* the counting run of its backend and trace, if it worked */
 } mallet_cli_run_t;
 
-/* The traced process's own RSS samples, from its replay file. */
-typedef struct mallet_recorded_rss {
+/* What a trace's replay file says of the traced process: its own RSS samples, and its threads
+ * (how many, and the most alive at once: the most the replay runs at once). */
+typedef struct mallet_replay_trace {
     uint32_t n;
     mallet_rss_sample_t s[MALLET_RFILE_RSS_MAX];
-} mallet_recorded_rss_t;
+    uint32_t threads, at_once;
+} mallet_replay_trace_t;
 
 /* Prints the table; returns how many runs failed. */
 int mallet_replay_print_table(const mallet_cli_run_t *runs, size_t nruns, int repeat);
@@ -36,6 +38,6 @@ int mallet_replay_print_table(const mallet_cli_run_t *runs, size_t nruns, int re
 /* The results document: every run, and where the numbers come from. NULL on failure. */
 json_t *mallet_replay_results(const mallet_cli_run_t *runs, size_t nruns,
                               const mallet_backend_t *bs, size_t nb, char **traces, int ntraces,
-                              const mallet_recorded_rss_t *rss, const char *touch, int syscalls);
+                              const mallet_replay_trace_t *tinfo, const char *touch, int syscalls);
 
 #endif

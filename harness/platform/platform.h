@@ -86,6 +86,10 @@ uint64_t mallet_rss_bytes(int statm_fd);
 void *mallet_map(size_t len);
 void mallet_unmap(void *p, size_t len);
 size_t mallet_page_size(void);
+/* n thread stacks of size bytes each (a multiple of the page size), each above a guard page that
+ * faults: stack i starts at base + i * (size + page) + page. Address space only until touched.
+ * NULL on failure; mallet_unmap(base, n * (size + page)) gives them back. */
+void *mallet_map_stacks(size_t n, size_t size);
 /* Looks a shared library up by soname in LD_LIBRARY_PATH and the system's library directories
  * (without loading it). Writes its path to out; returns 0, or -ENOENT. */
 int mallet_find_library(const char *soname, char *out, size_t cap);

@@ -154,6 +154,21 @@ void mallet_unmap(void *p, size_t len)
     if (p) munmap(p, len ? len : 1);
 }
 
+void *mallet_map_stacks(size_t n, size_t size)
+{
+    size_t page = mallet_page_size(), one = size + page;
+    if (!n || one > SIZE_MAX / n) return NULL;
+    char *p = mmap(NULL, n * one, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (mprotect(p + i * one, page, PROT_NONE)) {
+            munmap(p, n * one);
+            return NULL;
+        }
+    return p;
+}
+
 int mallet_find_library(const char *soname, char *out, size_t cap)
 {
     static const char *const system_dirs[] = {

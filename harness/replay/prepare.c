@@ -52,6 +52,10 @@ typedef struct state {
     unsigned shift; /* 64 - log2(cap) */
     thr_t *thr;         /* per thread index */
     uint32_t *tids;     /* per thread index */
+    /* per thread index: the positions of its first and last events in the merged order (the
+     * main thread's first is 0, before every event: it runs from the start), for concurrency() */
+    uint64_t (*span)[2];
+    uint64_t pos;       /* the current event's position: 1, 2, ... */
     uint32_t *index_of; /* thread serial -> index + 1 (0: not seen) */
     size_t nserials;
     uint64_t live_blocks, live_bytes; /* live_blocks: also the table's entries */
@@ -179,7 +183,10 @@ static int add_thread(state_t *s, uint32_t tid)
     if (t) s->thr = t;
     uint32_t *tids = realloc(s->tids, (nt + 1) * sizeof *tids);
     if (tids) s->tids = tids;
-    if (!t || !tids) return fail(s, -ENOMEM);
+    uint64_t(*span)[2] = realloc(s->span, (nt + 1) * sizeof *span);
+    if (span) s->span = span;
+    if (!t || !tids || !span) return fail(s, -ENOMEM);
+    s->span[nt][0] = s->span[nt][1] = s->pos;
     memset(&s->thr[nt], 0, sizeof *t);
     s->thr[nt].pending_old = MALLET_NO_SLOT;
     s->tids[nt] = tid;
@@ -495,6 +502,7 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
         return 0;
     uint32_t t = s->index_of[ev->thread] - 1;
     if (t == UINT32_MAX) return 0; /* a thread not seen yet */
+    s->span[t][1] = s->pos;
     thr_t *th = &s->thr[t];
     uint64_t is_free = kind == MALLET_OP_FREE, f = -is_free;
     uint64_t want = ptr & f; /* the entry a free finds; a malloc takes an empty one */
@@ -537,6 +545,7 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
     const mallet_event_t *ev = &rec->ev;
     uint32_t t;
     if (thread_index(s, ev, &t)) return -1;
+    s->span[t][1] = s->pos;
     /* A realloc that failed left its block alive, and cannot be replayed faithfully. */
     int failed_realloc = is_realloc(ev->op) && ev->failed;
     thr_t *me = &s->thr[t];
@@ -613,6 +622,46 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
     return 0;
 }
 
+/* The most threads alive at once, a thread alive from its first event to its last (spans). The
+ * worker runs at most this many, starting them in index order (the order of their first events)
+ * as others end, and that cannot deadlock: a wait points back in the merged order, so if every
+ * running thread waited for one not started yet, X, whose first op is the earliest op not run,
+ * each of them would have started before X and still have an op after X's first: with X, more
+ * threads alive at X's start than this count. A sweep in index order, with a min-heap of the
+ * ends of the threads still alive. 0 if memory runs out (the caller fails). */
+static uint32_t concurrency(state_t *s)
+{
+    uint32_t n = s->p.nthreads, len = 0, most = 0;
+    uint64_t *heap = malloc((n ? n : 1) * sizeof *heap);
+    if (!heap) {
+        fail(s, -ENOMEM);
+        return 0;
+    }
+    for (uint32_t t = 0; t < n; t++) {
+        const uint64_t start = s->span[t][0];
+        while (len && heap[0] < start) { /* ended before t started: out of the heap */
+            uint64_t last = heap[--len];
+            uint32_t i = 0;
+            for (;;) {
+                uint32_t c = 2 * i + 1;
+                if (c >= len) break;
+                if (c + 1 < len && heap[c + 1] < heap[c]) c++;
+                if (heap[c] >= last) break;
+                heap[i] = heap[c];
+                i = c;
+            }
+            if (len) heap[i] = last;
+        }
+        uint32_t i = len++;
+        for (; i && heap[(i - 1) / 2] > s->span[t][1]; i = (i - 1) / 2)
+            heap[i] = heap[(i - 1) / 2];
+        heap[i] = s->span[t][1];
+        if (len > most) most = len;
+    }
+    free(heap);
+    return most;
+}
+
 int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
                    const mallet_prepare_opts_t *opts, mallet_prepared_t *out, char *err,
                    size_t errlen)
@@ -643,8 +692,10 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
                 mallet_rfile_add_rss(w, t > s.t0_ns ? t - s.t0_ns : 0, rec->ev.size);
                 continue;
             }
+            s.pos++;
             if (!prepare_common(&s, rec) && prepare_event(&s, rec)) break;
         }
+    if (!s.err && n >= 0) s.p.concurrency = concurrency(&s);
     /* the calls: every op of the streams but the waits (counted once here, not on every event) */
     for (uint32_t t = 0; t < s.p.nthreads; t++) s.p.ops += stream_len(&s, t);
     s.p.ops -= s.p.waits;
@@ -674,6 +725,7 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     mallet_reader_set_ahead(r, NULL, NULL); /* s is about to go */
     free(s.thr);
     free(s.tids);
+    free(s.span);
     free(s.live);
     free(s.index_of);
     return rc;

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #define SAVE_MAGIC "MALLETRP"
-#define SAVE_VERSION 8u
+#define SAVE_VERSION 9u
 
 typedef struct save_header {
     char magic[8];
@@ -30,7 +30,8 @@ typedef struct save_header {
     uint64_t peak_live_bytes, peak_live_blocks;
     uint64_t nchunks, patches;
     uint64_t index_offset; /* the thread table, the chunk table, the RSS samples; to the end */
-    uint32_t rss_n, pad;   /* the traced process's RSS samples, at the end of the index */
+    uint32_t rss_n;        /* the traced process's RSS samples, at the end of the index */
+    uint32_t concurrency;  /* the most threads the worker runs at once (prepare.h) */
 } save_header_t;
 
 typedef struct save_thread {
@@ -105,6 +106,7 @@ static void header_info(const save_header_t *h, mallet_prepared_info_t *info)
     info->patches = h->patches;
     info->nthreads = h->nthreads;
     info->nslots = h->nslots;
+    info->concurrency = h->concurrency;
 }
 
 int mallet_rfile_recorded_rss(const char *path, mallet_rss_sample_t *out, uint32_t *n)
@@ -381,6 +383,7 @@ int mallet_rfile_commit(mallet_rfile_writer_t *w, const mallet_prepared_info_t *
     h.patches = w->patched;
     h.index_offset = w->off;
     h.rss_n = w->rss_n;
+    h.concurrency = info->concurrency;
     /* the index, in pieces of up to 4096 entries through one small buffer */
     union {
         save_thread_t t[4096];
@@ -516,6 +519,10 @@ int mallet_rfile_open(const char *path, mallet_rfile_t *rf, char *err, size_t er
         why = "a thread's chunks do not add up";
         goto bad;
     }
+    if (h.nthreads ? h.concurrency < 1 || h.concurrency > h.nthreads : h.concurrency != 0) {
+        why = "its thread concurrency is out of range";
+        goto bad;
+    }
     header_info(&h, &rf->info);
     rf->nthreads = h.nthreads;
     rf->nslots = h.nslots;
@@ -587,8 +594,10 @@ typedef struct sim {
 /* Runs the waits alone: each thread goes through its ops in order, a wait holding it until the
  * op it names has gone. The streams deadlock when some thread cannot reach its end that way (a
  * wait for an op that comes after a wait, in turn, for the first thread: only a damaged file
- * has one, since prepare's waits all point back in the trace's time order). A thread blocked on
- * another is queued on it and run again when that one moves. Returns the first thread that
+ * has one, since prepare's waits all point back in the trace's time order). As in the worker, at
+ * most the file's concurrency of threads run at once, started in index order, one more each time
+ * one reaches its end. A thread blocked on another is queued on it and run again when that one
+ * moves. Returns the first thread that
  * cannot finish, NO_THREAD if none, or another value with *oom set. Its memory comes from
  * mmap: the worker runs this with the allocator under test loaded. */
 static uint32_t deadlocks(const mallet_rfile_t *rf, const mallet_rop_t *const *ops,
@@ -600,11 +609,13 @@ static uint32_t deadlocks(const mallet_rfile_t *rf, const mallet_rop_t *const *o
     *oom = !sim;
     if (!sim) return 0;
     uint32_t *blocked_on_me = (uint32_t *)(sim + n), *runnable = blocked_on_me + n, nrun = 0;
+    uint32_t started = rf->info.concurrency < n ? rf->info.concurrency : n;
     for (uint32_t t = 0; t < n; t++) {
         sim[t] = (sim_t){0, exts[t], NO_THREAD};
         blocked_on_me[t] = NO_THREAD;
-        runnable[nrun++] = n - 1 - t; /* thread 0 first */
     }
+    for (uint32_t t = 0; t < started; t++)
+        runnable[nrun++] = started - 1 - t; /* thread 0 first */
     while (nrun) {
         uint32_t t = runnable[--nrun];
         sim_t *s = &sim[t];
@@ -620,6 +631,9 @@ static uint32_t deadlocks(const mallet_rfile_t *rf, const mallet_rop_t *const *o
             }
             s->x++;
         }
+        /* at its end (reached now: a thread ends once, and is queued nowhere after), its slot
+         * goes to the next thread */
+        if (s->pos == rf->threads[t].nops && started < n) runnable[nrun++] = started++;
         if (s->pos == from) continue;
         for (uint32_t w = blocked_on_me[t]; w != NO_THREAD; w = sim[w].next_waiter)
             runnable[nrun++] = w;

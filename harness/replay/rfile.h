@@ -23,7 +23,8 @@
 #define MALLET_ROP_WAIT 0x20u /* kind of a wait: not a call, the thread waits for another one */
 #define MALLET_ROP_EXT 0x80u  /* kind: the op has an extension (all but short mallocs and frees) */
 
-#define MALLET_ROP_AWAITED 0x1u /* flags: another thread waits for this op: publish its completion */
+#define MALLET_ROP_AWAITED                                                                         \
+    0x1u /* flags: another thread waits for this op: publish its completion */
 
 /* A malloc of up to this many bytes is one op without extension. */
 #define MALLET_ROP_SHORT_MAX UINT16_MAX
@@ -119,6 +120,10 @@ typedef struct mallet_prepared_info {
     uint64_t chunks;
     uint64_t patches; /* AWAITED flags set in ops already written (rfile.c) */
     uint32_t nthreads, nslots;
+    /* the most threads alive at once in the trace's time order (a thread alive from its first
+     * event to its last, the main thread from the start): the worker runs at most this many,
+     * starting threads in index order, which is the order of their first events */
+    uint32_t concurrency;
 } mallet_prepared_info_t;
 
 /* Reads a replay file's header. Returns 0, or -1 if path is missing or not a replay file of this

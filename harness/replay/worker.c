@@ -62,10 +62,27 @@ typedef struct run {
     progress_t *progress;
     int touch;
     _Atomic int go;
-    /* the end of the timed part: threads count themselves finished, then wait to be released so
-     * that their exit (glibc gives a dead thread's stack back with madvise) stays out of it */
-    _Atomic uint32_t finished, released;
-    _Atomic int abandon; /* a replay thread could not be started: the others replay nothing */
+    _Atomic uint32_t finished; /* threads that have run all their ops */
+    _Atomic int abandon;       /* a replay thread could not be started: the others replay nothing */
+    /* At most `pool` threads run at once (the file's concurrency: rfile.h), thread t on a slot
+     * with a stack of the harness's (so that neither a thread's start nor its end makes a
+     * syscall of the allocator's kinds: glibc gives its own stacks back with madvise). Threads
+     * 0 .. pool - 1 are started before the timed part (0 is this process's main thread); when
+     * there are more, the launcher starts each of the others in index order as a slot frees up:
+     * a thread that has run its ops puts its slot in the ring and waits until it is released
+     * (then it exits and the launcher reuses its stack). The last ones are released after the
+     * timed part. */
+    uint32_t pool;
+    _Atomic uint32_t started; /* threads 0 .. started - 1 have been started */
+    char *stacks;
+    size_t stack_len;
+    pthread_t *slot_tid;
+    uint8_t *joinable;         /* per slot: a thread of ours is there, not joined yet */
+    _Atomic uint32_t *release; /* per slot: its thread may exit */
+    _Atomic uint32_t *ring;    /* freed slots, slot + 1, in the order they freed (0: not yet) */
+    _Atomic uint32_t ring_tail;
+    _Atomic uint32_t launcher_ready; /* it has made its first allocation */
+    struct worker_arg *args;
     _Atomic uint64_t failed;
     size_t page;
     uint32_t latency_every;
@@ -75,6 +92,7 @@ typedef struct run {
     /* stuck_check's last picture of the threads (done << 32 ^ waiting, per thread), taken by
      * whichever sleeping thread holds `checking` */
     uint64_t *stuck_seen;
+    uint32_t stuck_started;
     int stuck_seen_valid;
     _Atomic int checking;
 } run_t;
@@ -98,7 +116,7 @@ static uint64_t lat_bucket_max(unsigned b)
 
 typedef struct worker_arg {
     run_t *run;
-    uint32_t index;
+    uint32_t index, slot;
 } worker_arg_t;
 
 /* Called by a thread whose sleep in wait_for has lasted a second: are all threads stuck? A
@@ -107,25 +125,31 @@ typedef struct worker_arg {
  * Stuck means every thread has either run all its ops or sleeps on a done count its thread has
  * not reached, and nothing changed since the last check a second before: a thread can only
  * leave a wait once a done count moves, so no replay that can finish is ever called stuck, however
- * slow the machine. Then one line, and the process ends (nothing to return to mid-run). */
+ * slow the machine. A thread not started yet counts as stuck when every slot is held by a thread
+ * with ops left (none can free). Then one line, and the process ends (nothing to return to
+ * mid-run). */
 static __attribute__((noinline, cold)) void stuck_check(run_t *r)
 {
     if (atomic_exchange(&r->checking, 1)) return;
     int stuck = 1, same = r->stuck_seen_valid;
-    uint32_t who = 0;
-    for (uint32_t t = 0; t < r->nthreads; t++) {
+    uint32_t who = 0, started = atomic_load(&r->started), running = 0;
+    same &= r->stuck_started == started;
+    r->stuck_started = started;
+    for (uint32_t t = 0; t < started; t++) {
         uint32_t done = atomic_load(&r->progress[t].done);
         uint64_t w = atomic_load(&r->progress[t].waiting);
         uint64_t pic = (uint64_t)done << 32 ^ w;
         same &= r->stuck_seen[t] == pic;
         r->stuck_seen[t] = pic;
         if (done >= r->streams[t].nops) continue;
+        running++;
         uint32_t u = (uint32_t)(w >> 32);
         if (!w || u - 1 >= r->nthreads || atomic_load(&r->progress[u - 1].done) >= (uint32_t)w)
             stuck = 0;
         else
             who = t;
     }
+    if (started < r->nthreads && running < r->pool) stuck = 0; /* a slot frees: one starts */
     r->stuck_seen_valid = stuck;
     if (stuck && same) {
         uint64_t w = atomic_load(&r->progress[who].waiting);
@@ -176,6 +200,20 @@ static inline void touch(int mode, size_t page, char *p, size_t n)
     case MALLET_TOUCH_ALL: memset(p, 1, n); break;
     default: break;
     }
+}
+
+/* A replay thread's stack (the harness's, rather than glibc's 8 MiB: see run_t), unless
+ * MALLET_REPLAY_STACK_KB says (an allocator that needs more), and the most of it written before
+ * the timed part. */
+#define STACK_LEN_DEFAULT (1u << 20)
+#define STACK_TOUCHED (16u << 10)
+
+static size_t stack_len(size_t page)
+{
+    const char *env = getenv("MALLET_REPLAY_STACK_KB");
+    uint64_t kb = env && *env ? strtoull(env, NULL, 0) : STACK_LEN_DEFAULT >> 10;
+    if (kb > (SIZE_MAX >> 11)) kb = SIZE_MAX >> 11;
+    return (((size_t)kb << 10) + page - 1) & ~(page - 1);
 }
 
 /* The budget of memory for ops held whole, all threads together; MALLET_REPLAY_OPS_MEM (bytes)
@@ -252,6 +290,20 @@ static __attribute__((noinline)) void *other_call(const run_t *r, stream_t *st,
     return p;
 }
 
+/* Until the timed part starts: a short spin, so that the threads start together, then a sleep,
+ * so that many threads waiting do not take the cores from the one starting them. */
+static void wait_go(run_t *r)
+{
+    for (int spin = 0; spin < 20000; spin++) {
+        if (atomic_load_explicit(&r->go, memory_order_acquire)) return;
+#if defined(__x86_64__) || defined(__i386__)
+        __asm__ __volatile__("pause");
+#endif
+    }
+    while (!atomic_load_explicit(&r->go, memory_order_acquire))
+        syscall(SYS_futex, &r->go, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+}
+
 /* Replays thread a->index's ops, then counts itself finished. */
 static void replay_thread(const worker_arg_t *a)
 {
@@ -262,11 +314,7 @@ static void replay_thread(const worker_arg_t *a)
     const mallet_rop_t *win = ops->ops;
     uint64_t wbase = ops->base, wend = ops->end;
     progress_t *me = &r->progress[a->index];
-    while (!atomic_load_explicit(&r->go, memory_order_acquire)) {
-#if defined(__x86_64__) || defined(__i386__)
-        __asm__ __volatile__("pause");
-#endif
-    }
+    wait_go(r);
     if (atomic_load(&r->abandon)) n = 0; /* their ops could wait for a thread that never runs */
     uint64_t failed = 0;
     /* in locals: the allocator calls would make the compiler reload anything behind r */
@@ -333,13 +381,101 @@ static void replay_thread(const worker_arg_t *a)
         syscall(SYS_futex, &r->finished, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+/* A thread that has run its ops gives its slot to the launcher, if there is one (the ring holds
+ * a slot at most once between two launches: no entry is overwritten before it is taken). */
+static void slot_free(run_t *r, uint32_t slot)
+{
+    if (r->pool == r->nthreads) return;
+    _Atomic uint32_t *cell = &r->ring[atomic_fetch_add(&r->ring_tail, 1) % r->pool];
+    atomic_store(cell, slot + 1);
+    syscall(SYS_futex, cell, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void slot_release(run_t *r, uint32_t slot)
+{
+    atomic_store(&r->release[slot], 1);
+    syscall(SYS_futex, &r->release[slot], FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 static void *worker(void *arg)
 {
     const worker_arg_t *a = arg;
     run_t *r = a->run;
     replay_thread(a);
-    while (!atomic_load(&r->released))
-        syscall(SYS_futex, &r->released, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    slot_free(r, a->slot);
+    while (!atomic_load(&r->release[a->slot]))
+        syscall(SYS_futex, &r->release[a->slot], FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    return NULL;
+}
+
+/* Starts thread a->index on slot's stack. 0 or an errno. */
+static int start_on(run_t *r, uint32_t slot, worker_arg_t *a)
+{
+    pthread_attr_t at;
+    if (pthread_attr_init(&at)) return EAGAIN;
+    a->slot = slot;
+    int e = pthread_attr_setstack(&at, r->stacks + slot * (r->stack_len + r->page) + r->page,
+                                  r->stack_len);
+    if (!e) e = pthread_create(&r->slot_tid[slot], &at, worker, a);
+    pthread_attr_destroy(&at);
+    if (!e) r->joinable[slot] = 1;
+    return e;
+}
+
+static void go(run_t *r)
+{
+    atomic_store_explicit(&r->go, 1, memory_order_release);
+    syscall(SYS_futex, &r->go, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* After the timed part (or a failed start): lets every thread still there exit, and joins it. */
+static void release_all(run_t *r)
+{
+    for (uint32_t slot = 0; slot < r->pool; slot++)
+        if (r->joinable[slot]) {
+            slot_release(r, slot);
+            pthread_join(r->slot_tid[slot], NULL);
+            r->joinable[slot] = 0;
+        }
+}
+
+/* Starts threads pool .. nthreads - 1 in index order, each on the next slot freed. A failure
+ * here leaves threads waiting for ops that will never run: one line, and the process ends. */
+static void *launcher(void *arg)
+{
+    run_t *r = arg;
+    /* Starting a thread allocates (glibc: its TLS vector, with the allocator under test), as
+     * the program's own thread starts did. One allocation first, before the timed part, so that
+     * the launcher's own first one (glibc gives a thread its arena then) is not counted. */
+    free(malloc(1));
+    atomic_store(&r->launcher_ready, 1);
+    syscall(SYS_futex, &r->launcher_ready, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    wait_go(r);
+    if (atomic_load(&r->abandon)) return NULL;
+    for (uint32_t next = r->pool, head = 0; next < r->nthreads; next++, head++) {
+        _Atomic uint32_t *cell = &r->ring[head % r->pool];
+        uint32_t v;
+        while (!(v = atomic_load(cell)))
+            syscall(SYS_futex, cell, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+        atomic_store(cell, 0);
+        uint32_t slot = v - 1;
+        if (r->joinable[slot]) { /* slot 0 was the main thread's: nothing to join */
+            slot_release(r, slot);
+            pthread_join(r->slot_tid[slot], NULL);
+            r->joinable[slot] = 0;
+            atomic_store(&r->release[slot], 0);
+        }
+        int e = start_on(r, slot, &r->args[next]);
+        if (e) {
+            char line[4400];
+            int n = snprintf(line, sizeof line,
+                             "mallet-worker: %s: cannot start replay thread %u: %s\n",
+                             r->streams[0].rf->path, next, strerror(e));
+            if (write(2, line, (size_t)n) < 0) _exit(1);
+            _exit(1);
+        }
+        atomic_store(&r->started, next + 1);
+    }
     return NULL;
 }
 
@@ -475,8 +611,9 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
         goto out;
     }
     if (load_streams(&rf, streams, &total, err, errlen)) goto out;
-    size_t rsize =
-        sizeof(run_t) + h->nthreads * (sizeof(worker_arg_t) + sizeof(pthread_t) + sizeof(uint64_t));
+    const uint32_t pool = h->info.concurrency;
+    size_t rsize = sizeof(run_t) + h->nthreads * (sizeof(worker_arg_t) + sizeof(uint64_t)) +
+                   pool * (sizeof(pthread_t) + 2 * sizeof(uint32_t) + 1);
     r = map_touched(rsize);
     void **slots = map_touched((size_t)h->nslots * sizeof(void *));
     progress_t *progress = map_touched(((size_t)h->nthreads ? h->nthreads : 1) * sizeof(progress_t));
@@ -488,8 +625,16 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
         goto out;
     }
     worker_arg_t *args = (worker_arg_t *)(r + 1);
-    pthread_t *tids = (pthread_t *)(args + h->nthreads);
-    r->stuck_seen = (uint64_t *)(tids + h->nthreads);
+    r->args = args;
+    r->stuck_seen = (uint64_t *)(args + h->nthreads);
+    r->slot_tid = (pthread_t *)(r->stuck_seen + h->nthreads);
+    r->release = (_Atomic uint32_t *)(r->slot_tid + pool);
+    r->ring = r->release + pool;
+    r->joinable = (uint8_t *)(r->ring + pool);
+    r->pool = pool;
+    r->page = mallet_page_size();
+    r->stack_len = stack_len(r->page);
+    r->stacks = mallet_map_stacks(pool ? pool : 1, r->stack_len);
     r->streams = streams;
     r->nthreads = h->nthreads;
     r->slots = slots;
@@ -502,7 +647,16 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
     r->hist = hist;
     r->hmax = hmax;
     double cpn = cycles_per_ns();
-    r->page = (size_t)sysconf(_SC_PAGESIZE);
+    if (!r->stacks) {
+        mallet_errorf(err, errlen, "out of address space for %u thread stacks of %zu KiB", pool,
+                      r->stack_len >> 10);
+        goto out;
+    }
+    /* the top of each stack, where a thread starts, is written before the timed part (the
+     * harness's memory, like its tables) */
+    size_t touched = r->stack_len < STACK_TOUCHED ? r->stack_len : STACK_TOUCHED;
+    for (uint32_t i = 0; i < pool; i++)
+        memset(r->stacks + (size_t)(i + 1) * (r->stack_len + r->page) - touched, 0, touched);
     for (uint32_t i = 0; i < h->nthreads; i++) {
         args[i].run = r;
         args[i].index = i;
@@ -525,16 +679,24 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
      * thread apart (glibc's main arena grows with brk, other threads' arenas with mmap), and
      * thread 0 is the program's main thread (prepare.c). */
     uint32_t started = 1;
-    for (; started < h->nthreads; started++)
-        if (pthread_create(&tids[started], NULL, worker, &args[started])) break;
-    if (started < h->nthreads) {
+    pthread_t launcher_tid;
+    int e = 0;
+    for (; !e && started < pool; started++)
+        e = start_on(r, started, &args[started]);
+    if (!e && pool < h->nthreads) e = pthread_create(&launcher_tid, NULL, launcher, r);
+    if (e) {
         atomic_store(&r->abandon, 1);
-        atomic_store(&r->released, 1);
-        atomic_store(&r->go, 1); /* the started ones end at once */
-        for (uint32_t i = 1; i < started; i++) pthread_join(tids[i], NULL);
-        mallet_errorf(err, errlen, "cannot start %u replay threads", h->nthreads);
+        go(r); /* the started ones end at once */
+        release_all(r);
+        mallet_errorf(err, errlen,
+                      "cannot start %u replay threads (%u at once, stacks of %zu KiB): %s",
+                      h->nthreads, pool, r->stack_len >> 10, strerror(e));
         goto out;
     }
+    atomic_store(&r->started, pool);
+    if (pool < h->nthreads)
+        while (!atomic_load(&r->launcher_ready))
+            syscall(SYS_futex, &r->launcher_ready, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
     struct rusage ru0, ru1;
     int peak_reset = mallet_rss_peak_reset() == 0;
     getrusage(RUSAGE_SELF, &ru0);
@@ -544,8 +706,11 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
     /* marks for `strace -f` (tests/integration/test_syscalls.sh): a write that fails at once */
     if (count_syscalls && write(-1, "mallet: counting starts", 23)) {
     }
-    atomic_store_explicit(&r->go, 1, memory_order_release);
-    if (h->nthreads) replay_thread(&args[0]);
+    go(r);
+    if (h->nthreads) {
+        replay_thread(&args[0]);
+        slot_free(r, 0);
+    }
     uint32_t fin;
     while ((fin = atomic_load(&r->finished)) != h->nthreads)
         syscall(SYS_futex, &r->finished, FUTEX_WAIT_PRIVATE, fin, NULL, NULL, 0);
@@ -557,9 +722,8 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
     uint64_t hwm = 0;
     if (!peak_reset || mallet_rss_peak(&hwm)) hwm = 0;
     const mallet_rss_timeline_t *tl = mallet_rss_sampler_end(sampler);
-    atomic_store(&r->released, 1);
-    syscall(SYS_futex, &r->released, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-    for (uint32_t i = 1; i < started; i++) pthread_join(tids[i], NULL);
+    if (pool < h->nthreads) pthread_join(launcher_tid, NULL);
+    release_all(r);
     /* the kernel's high-water mark catches peaks between samples; without it, the samples */
     for (uint32_t i = 0; i < tl->n; i++)
         if (tl->bytes[i] > hwm) hwm = tl->bytes[i];

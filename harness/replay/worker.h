@@ -1,6 +1,7 @@
 /* The replay worker: runs a prepared trace (prepare.h) against whatever allocator its process
  * has (the CLI starts one process per backend, with the backend preloaded), one thread per traced
- * thread, and reports what it measured. Its own memory comes from mmap, never from the allocator
+ * thread, no more at once than the trace had (rfile.h: concurrency), and reports what it
+ * measured. Its own memory comes from mmap, never from the allocator
  * under test.
  *
  * The prepared form travels in a replay file (rfile.h). Before the timed part each thread's ops are

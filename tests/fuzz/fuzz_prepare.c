@@ -1,10 +1,11 @@
 /* Fuzz target for the conversion (harness/replay/prepare.c): whatever trace the reader accepts,
  * prepare must either say what is wrong in one line naming the trace, or make a replay file that
  * passes every check the worker makes before it runs (rfile.c: slots, kinds, extensions, waits
- * on published ops, no two threads waiting for each other) and whose calls add up to its
- * header's. Each input is a trace (a memfd), prepared with tiny buffers so that chunks, flushes
- * and patches of ops already written happen in small inputs. Unlike fuzz_rfile (damaged replay
- * files must be refused), here a replay file that fails a check is a bug in prepare.
+ * on published ops, no two threads waiting for each other, even with no more threads at once than
+ * the file's concurrency) and whose calls add up to its header's. Each input is a trace (a memfd),
+ * prepared with tiny buffers so that chunks, flushes and patches of ops already written happen in
+ * small inputs. Unlike fuzz_rfile (damaged replay files must be refused), here a replay file that
+ * fails a check is a bug in prepare.
  *
  * Builds as fuzz_reader.c does (README.md): libFuzzer, or -DMALLET_FUZZ_STANDALONE for a main()
  * that mutates traces made with the writer (fuzz_trace.h) and runs as a short ctest. */
@@ -16,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static unsigned long stat_prepared, stat_ops;
+static unsigned long stat_prepared, stat_ops, stat_pooled;
 static char replay_path[64];
 
 /* Reads the replay file back as the worker does with every stream in memory; any failure is
@@ -51,6 +52,7 @@ static void check_replay_file(uint64_t trace_ops)
                                          sizeof err) == 0,
                 "%s", err);
     stat_ops += calls;
+    stat_pooled += rf.info.concurrency < rf.nthreads; /* the waits ran with fewer at once */
     for (uint32_t t = 0; t < rf.nthreads; t++)
         free(ops[t]), free(exts[t]);
     free(ops);
@@ -110,8 +112,9 @@ int main(int argc, char **argv)
         LLVMFuzzerTestOneInput(seeds[s].b, seeds[s].len);
     FUZZ_ASSERT(stat_prepared == 4, "%lu of the 4 seeds prepared", stat_prepared);
     unsigned long n = fuzz_loop(seeds, 4, o.iters, o.seconds);
-    printf("fuzz_prepare: %lu inputs, no failure (%lu prepared, %lu calls)\n", n, stat_prepared,
-           stat_ops);
+    printf("fuzz_prepare: %lu inputs, no failure (%lu prepared, %lu of them with fewer threads at "
+           "once than threads; %lu calls)\n",
+           n, stat_prepared, stat_pooled, stat_ops);
     for (int s = 0; s < 4; s++)
         free(seeds[s].b);
     return 0;

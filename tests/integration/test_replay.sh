@@ -76,19 +76,42 @@ expect_eq "churn: replay status" 0 $?
 expect_eq "churn: ops on each backend" "$(json churn.json events) $(json churn.json events) $(json churn.json events)" \
     "$(python3 -c 'import json,sys; print(" ".join(str(r["ops"]) for r in json.load(open(sys.argv[1]))["runs"]))' churn-runs.json)"
 
+# 2000 threads one after another, each freeing the block of the one before: replayed one or two
+# at a time, as the program ran them (before, all 2000 were started at once, spinning, and the
+# replay took minutes), on every backend, every call made; the timeout only catches a hang
+"$MALLET" record -q -o relay.mtrace -- "$PROGS/relay" 2000 > relay.out
+"$MALLET" stats --json relay.mtrace > relay.json
+expect_eq "relay: threads" 2001 "$(json relay.json threads)"
+timeout 300 "$MALLET" replay --no-syscalls --json relay-runs.json relay.mtrace > /dev/null
+expect_eq "relay: replay status" 0 $?
+expect_eq "relay: threads, and at once (the main thread and one task)" "2001 2" \
+    "$(json relay-runs.json context.traces.0.threads) $(json relay-runs.json context.traces.0.threads_at_once)"
+expect_eq "relay: ops on every backend" "$(json relay.json events)" \
+    "$(python3 -c 'import json,sys; print(" ".join(sorted(set(str(r["ops"]) for r in json.load(open(sys.argv[1]))["runs"]))))' relay-runs.json)"
+
 # bump never reuses memory: it takes far more page faults and memory than glibc on the same trace
 faults=$(python3 -c 'import json,sys
 r={x["allocator"]: x for x in json.load(open(sys.argv[1]))["runs"]}
 print(r["bump"]["page_faults"]["minor"] > 4 * r["glibc"]["page_faults"]["minor"], r["bump"]["peak_rss_bytes"] > r["glibc"]["peak_rss_bytes"])' churn-runs.json)
 expect_eq "churn: bump faults and grows more than glibc" "True True" "$faults"
 
-# threads that cannot all be started (address space for 201 stacks refused): one line, exit 1,
-# no hang (the started ones replay nothing: they could wait for a thread that never runs).
-# Sanitized builds of the CLI need terabytes of address space, so only plain builds check this.
+# threads that cannot be started (stacks smaller than pthreads accepts): one line, exit 1, no
+# hang (the started ones replay nothing: they could wait for a thread that never runs). churn has
+# 201 threads in waves of 8 (and the main thread): 9 or so at once.
+MALLET_REPLAY_STACK_KB=4 timeout 120 "$MALLET" replay --allocator glibc --no-syscalls churn.mtrace \
+    > nothreads.txt 2> nothreads.err
+expect_eq "threads not started: status" 1 $?
+expect_match "threads not started: said" \
+    '^mallet-worker: cannot start 201 replay threads \([0-9]+ at once, stacks of 4 KiB\): Invalid argument$' \
+    "$(cat nothreads.err)"
+# stacks the address space cannot hold. Sanitized builds of the CLI need terabytes of address
+# space, so only plain builds check this.
 if ! ldd "$MALLET" | grep -Eq 'lib(a|t)san'; then
-    (ulimit -v 600000; timeout 120 "$MALLET" replay --allocator glibc --no-syscalls churn.mtrace > nothreads.txt 2> nothreads.err)
-    expect_eq "threads not started: status" 1 $?
-    expect_match "threads not started: said" 'cannot start 201 replay threads' "$(cat nothreads.err)"
+    (ulimit -v 600000; MALLET_REPLAY_STACK_KB=100000 timeout 120 "$MALLET" replay --allocator glibc \
+        --no-syscalls churn.mtrace > nothreads.txt 2> nothreads.err)
+    expect_eq "stacks not mapped: status" 1 $?
+    expect_match "stacks not mapped: said" 'out of address space for [0-9]+ thread stacks of 100000 KiB$' \
+        "$(cat nothreads.err)"
 fi
 
 # a double free is skipped and counted, never executed

@@ -612,24 +612,35 @@ static void test_corrupt_files(void)
 
 /* check_waits on streams made by hand, three threads of a malloc, a wait and a free each (all
  * published): waits for ops before the other thread's wait can all be met; two threads each
- * waiting for the op after the other's wait deadlock, and a third waiting behind them stops too. */
+ * waiting for the op after the other's wait deadlock, and a third waiting behind them stops too.
+ * With fewer threads at once than three (the file's concurrency), a thread starts only when an
+ * earlier one has ended: waits for a thread that cannot start deadlock too. */
 static void test_wait_cycles(void)
 {
     static const struct {
         uint32_t waits_for[3], op[3]; /* each thread's wait: the thread and the op it names */
+        uint32_t pool;                /* threads at once */
         int deadlock;
         uint32_t stuck;
     } cases[] = {
-        {{1, 0, 0}, {0, 0, 0}, 0, 0}, /* crossing, each for the other's malloc */
-        {{1, 0, 0}, {2, 0, 2}, 0, 0}, /* T0 for T1's free, T1 for T0's malloc, T2 for T0's free */
-        {{1, 0, 0}, {2, 2, 0}, 1, 0}, /* T0 and T1 each for the other's free */
-        {{1, 2, 1}, {2, 2, 2}, 1, 0}, /* T1 and T2 each for the other's free, T0 behind them */
-        {{1, 2, 0}, {2, 2, 2}, 1, 0}, /* a cycle through all three */
-        {{1, 2, 1}, {0, 2, 2}, 1, 1}, /* T1 and T2 as above, T0 for T1's malloc: T0 ends */
+        {{1, 0, 0}, {0, 0, 0}, 3, 0, 0}, /* crossing, each for the other's malloc */
+        /* T0 for T1's free, T1 for T0's malloc, T2 for T0's free */
+        {{1, 0, 0}, {2, 0, 2}, 3, 0, 0},
+        {{1, 0, 0}, {2, 2, 0}, 3, 1, 0}, /* T0 and T1 each for the other's free */
+        {{1, 2, 1}, {2, 2, 2}, 3, 1, 0}, /* T1 and T2 each for the other's free, T0 behind them */
+        {{1, 2, 0}, {2, 2, 2}, 3, 1, 0}, /* a cycle through all three */
+        {{1, 2, 1}, {0, 2, 2}, 3, 1, 1}, /* T1 and T2 as above, T0 for T1's malloc: T0 ends */
+        {{1, 0, 0}, {0, 0, 0}, 1, 1, 0}, /* crossing, one at a time: T1 cannot start */
+        {{1, 0, 0}, {0, 0, 0}, 2, 0, 0}, /* crossing, two at a time */
+        {{2, 0, 0}, {0, 0, 0}, 2, 0, 0}, /* T0 for T2's malloc: T2 starts when T1 ends */
+        {{2, 2, 0}, {0, 0, 0}, 2, 1, 0}, /* T0 and T1 for T2's malloc: T2 cannot start */
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         mallet_rfile_thread_t th[3] = {{.nops = 3}, {.nops = 3}, {.nops = 3}};
-        mallet_rfile_t rf = {.path = "hand.replay", .nthreads = 3, .threads = th};
+        mallet_rfile_t rf = {.path = "hand.replay",
+                             .nthreads = 3,
+                             .threads = th,
+                             .info = {.nthreads = 3, .concurrency = cases[c].pool}};
         mallet_rop_t ops[3][3];
         mallet_rop_ext_t exts[3][1];
         const mallet_rop_t *op_ptrs[3];
@@ -655,46 +666,16 @@ static void test_wait_cycles(void)
     }
 }
 
-/* A replay file whose two threads wait for each other (each one's wait moved to the op after
- * the other's wait): refused before the run when the streams are held whole; streamed, the
- * worker finds its threads stuck and ends with one line instead of sleeping for ever (in a child
- * process, as the worker ends its process; an alarm stops the child if it hangs). */
-static void test_deadlocked_file(void)
+/* Replays rpath with every thread streamed (so the waits are not run alone first) in a child,
+ * which must end with one line saying the threads wait for each other, rather than hang. */
+static void check_streamed_deadlock(void)
 {
-    begin();
-    ev(1, MALLET_OP_MALLOC, 0x100, 0, 8, 0);
-    ev(2, MALLET_OP_MALLOC, 0x200, 0, 8, 0);
-    ev(2, MALLET_OP_FREE, 0x100, 0, 0, 0); /* waits for T1's malloc */
-    ev(1, MALLET_OP_FREE, 0x200, 0, 0, 0); /* waits for T2's malloc */
-    loaded_t l;
-    if (prepare_opts(&l, NULL, 0)) return;
-    unload(&l);
-    /* each wait (kind WAIT | EXT) now names op 2, the free after the other thread's wait, which
-     * is published */
-    FILE *f = fopen(rpath, "r+b");
-    CHECK(f != NULL);
-    if (!f) return;
-    uint8_t op[16];
-    int waits = 0;
-    for (long off = 120; fseek(f, off, SEEK_SET) == 0 && fread(op, 1, 16, f) == 16; off += 8) {
-        if (op[0] != (MALLET_ROP_WAIT | MALLET_ROP_EXT)) continue;
-        uint32_t two = 2;
-        memcpy(op + 4, &two, 4);
-        op[9] = MALLET_ROP_AWAITED;
-        CHECK(fseek(f, off, SEEK_SET) == 0 && fwrite(op, 1, 16, f) == 16);
-        waits++;
-    }
-    fclose(f);
-    CHECK_EQ(waits, 2);
-    char err[512];
-    mallet_replay_result_t res;
-    CHECK(mallet_replay_run(rpath, MALLET_TOUCH_NONE, 0, &res, err, sizeof err) == -1);
-    CHECK(strstr(err, rpath) && strstr(err, "threads wait for each other (a deadlock)"));
-
     int fds[2];
     CHECK(pipe(fds) == 0);
     pid_t pid = fork();
     if (pid == 0) {
+        char err[512];
+        mallet_replay_result_t res;
         alarm(30);
         dup2(fds[1], 2);
         setenv("MALLET_REPLAY_OPS_MEM", "8", 1); /* every thread streams */
@@ -713,8 +694,99 @@ static void test_deadlocked_file(void)
     CHECK(strstr(out, "mallet-worker: ") == out && strstr(out, rpath) &&
           strstr(out, "threads wait for each other (a deadlock)") &&
           strchr(out, '\n') == out + strlen(out) - 1);
-    unlink(path);
-    unlink(rpath);
+}
+
+/* A replay file whose two threads wait for each other: refused before the run when the streams
+ * are held whole; streamed, the worker finds its threads stuck and ends with one line instead of
+ * sleeping for ever. Two damages: each wait moved to the op after the other's wait; and the
+ * file's threads at once set to one, so that the main thread waits for a thread that cannot
+ * start before it ends. */
+static void test_deadlocked_file(void)
+{
+    for (int damage = 0; damage < 2; damage++) {
+        begin();
+        ev(1, MALLET_OP_MALLOC, 0x100, 0, 8, 0);
+        ev(2, MALLET_OP_MALLOC, 0x200, 0, 8, 0);
+        ev(2, MALLET_OP_FREE, 0x100, 0, 0, 0); /* waits for T1's malloc */
+        ev(1, MALLET_OP_FREE, 0x200, 0, 0, 0); /* waits for T2's malloc */
+        loaded_t l;
+        if (prepare_opts(&l, NULL, 0)) return;
+        CHECK_EQ(l.p.concurrency, 2);
+        unload(&l);
+        FILE *f = fopen(rpath, "r+b");
+        CHECK(f != NULL);
+        if (!f) return;
+        if (damage == 0) {
+            /* each wait (kind WAIT | EXT) now names op 2, the free after the other thread's
+             * wait, which is published */
+            uint8_t op[16];
+            int waits = 0;
+            for (long off = 120; fseek(f, off, SEEK_SET) == 0 && fread(op, 1, 16, f) == 16;
+                 off += 8) {
+                if (op[0] != (MALLET_ROP_WAIT | MALLET_ROP_EXT)) continue;
+                uint32_t two = 2;
+                memcpy(op + 4, &two, 4);
+                op[9] = MALLET_ROP_AWAITED;
+                CHECK(fseek(f, off, SEEK_SET) == 0 && fwrite(op, 1, 16, f) == 16);
+                waits++;
+            }
+            CHECK_EQ(waits, 2);
+        } else {
+            uint32_t one = 1; /* threads at once, at offset 116 of the header */
+            CHECK(fseek(f, 116, SEEK_SET) == 0 && fwrite(&one, 4, 1, f) == 1);
+        }
+        fclose(f);
+        char err[512];
+        mallet_replay_result_t res;
+        CHECK(mallet_replay_run(rpath, MALLET_TOUCH_NONE, 0, &res, err, sizeof err) == -1);
+        CHECK(strstr(err, rpath) && strstr(err, "threads wait for each other (a deadlock)"));
+        check_streamed_deadlock();
+        unlink(path);
+        unlink(rpath);
+    }
+}
+
+/* The threads alive at once in the merged order (the worker runs at most that many): the main
+ * thread from the start to its last event, every other from its first event to its last. Each
+ * case is a relay, every thread freeing the block of the one before, and replays in full. */
+static void test_concurrency(void)
+{
+    static const struct {
+        uint32_t tids[6]; /* the threads of a relay, in turn; 0: none */
+        int main_last;    /* the main thread frees the last block (else the last thread) */
+        uint32_t nthreads, concurrency;
+    } cases[] = {
+        {{1, 2, 3, 4}, 1, 4, 2},       /* main alive throughout, the others one after another */
+        {{1, 2, 3, 4}, 0, 4, 1},       /* main only at the start: one at a time */
+        {{7, 8, 9}, 0, 4, 1},          /* main never seen (thread 0 is kept for it) */
+        {{1, 2, 3, 2, 3, 4}, 0, 4, 2}, /* 2 and 3 take turns, then 4 */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        begin();
+        uint64_t prev = 0, calls = 0;
+        uint32_t last = 0;
+        for (int i = 0; i < 6 && cases[c].tids[i]; i++) {
+            uint64_t p = 0x1000 * (uint64_t)(i + 1);
+            last = cases[c].tids[i];
+            ev(last, MALLET_OP_MALLOC, p, 0, 16, 0);
+            calls++;
+            if (prev) ev(last, MALLET_OP_FREE, prev, 0, 0, 0), calls++;
+            prev = p;
+        }
+        /* the last block freed too: nothing left live in the replay (LeakSanitizer) */
+        ev(cases[c].main_last ? 1 : last, MALLET_OP_FREE, prev, 0, 0, 0), calls++;
+        loaded_t l;
+        if (prepare_opts(&l, NULL, 0)) return;
+        CHECK_EQ(l.nthreads, cases[c].nthreads);
+        CHECK_EQ(l.p.concurrency, cases[c].concurrency);
+        unload(&l);
+        mallet_replay_result_t res;
+        char err[512];
+        CHECK(mallet_replay_run(rpath, MALLET_TOUCH_FIRST, 0, &res, err, sizeof err) == 0);
+        CHECK_EQ(res.ops, calls);
+        CHECK_EQ(res.failed, 0);
+        unlink(rpath);
+    }
 }
 
 int main(void)
@@ -732,5 +804,6 @@ int main(void)
     test_corrupt_files();
     test_wait_cycles();
     test_deadlocked_file();
+    test_concurrency();
     return CHECK_DONE();
 }
