@@ -25,15 +25,15 @@ typedef struct live {
 typedef struct thr {
     mallet_rop_t *buf; /* buf[i] is op base + i of the thread's stream; then room for cap
                         * extensions (exts()), nx of them used: an op has at most one */
+    uint32_t *free;
+    uint64_t last; /* the time of its last event, as the merge orders it (concurrency()) */
     uint32_t n, cap;
     uint32_t lim; /* emit takes the slow path (emit_room) once n reaches it (set_lim) */
     uint32_t nx;
-    uint64_t base;
-    uint32_t *free;
+    uint32_t base;           /* ops of a thread are below 2^32 (emit) */
     uint32_t nfree, capfree; /* below 2^32: slots are */
     uint32_t pending_old; /* the old block's slot, given back at the ALLOC half */
-    uint32_t pending_dep_thread;
-    uint64_t pending_dep_op;
+    uint32_t pending_dep_thread, pending_dep_op;
 } thr_t;
 _Static_assert(sizeof(thr_t) == 64, "thr_t is indexed on every event: a shift, not a multiply");
 
@@ -52,10 +52,9 @@ typedef struct state {
     unsigned shift; /* 64 - log2(cap) */
     thr_t *thr;         /* per thread index */
     uint32_t *tids;     /* per thread index */
-    /* per thread index: the positions of its first and last events in the merged order (the
-     * main thread's first is 0, before every event: it runs from the start), for concurrency() */
-    uint64_t (*span)[2];
-    uint64_t pos;       /* the current event's position: 1, 2, ... */
+    /* per thread index: the time of its first event, as the merge orders it (the main thread's
+     * is 0, before every event: it runs from the start), for concurrency() */
+    uint64_t *first;
     uint32_t *index_of; /* thread serial -> index + 1 (0: not seen) */
     size_t nserials;
     uint64_t live_blocks, live_bytes; /* live_blocks: also the table's entries */
@@ -183,10 +182,10 @@ static int add_thread(state_t *s, uint32_t tid)
     if (t) s->thr = t;
     uint32_t *tids = realloc(s->tids, (nt + 1) * sizeof *tids);
     if (tids) s->tids = tids;
-    uint64_t(*span)[2] = realloc(s->span, (nt + 1) * sizeof *span);
-    if (span) s->span = span;
-    if (!t || !tids || !span) return fail(s, -ENOMEM);
-    s->span[nt][0] = s->span[nt][1] = s->pos;
+    uint64_t *first = realloc(s->first, (nt + 1) * sizeof *first);
+    if (first) s->first = first;
+    if (!t || !tids || !first) return fail(s, -ENOMEM);
+    s->first[nt] = 0;
     memset(&s->thr[nt], 0, sizeof *t);
     s->thr[nt].pending_old = MALLET_NO_SLOT;
     s->tids[nt] = tid;
@@ -313,8 +312,8 @@ static int flush_all(state_t *s)
 /* Makes room for thread t's next op: writes buffers out, or grows t's. 0, or -1 (s->err). */
 static __attribute__((noinline)) int emit_room(state_t *s, uint32_t t)
 {
-    if (s->thr[t].base + s->thr[t].n == UINT32_MAX) /* the replay counts a thread's ops in 32 bits */
-        return fail(s, -EFBIG);
+    /* the replay counts a thread's ops in 32 bits */
+    if ((uint64_t)s->thr[t].base + s->thr[t].n == UINT32_MAX) return fail(s, -EFBIG);
     if (s->buffered >= s->buffer_ops && flush_all(s)) return -1;
     thr_t *th = &s->thr[t];
     if (th->n == th->cap) {
@@ -358,7 +357,7 @@ static inline mallet_rop_t *emit_ext(state_t *s, uint32_t t, mallet_rop_ext_t **
 
 static uint64_t stream_len(const state_t *s, uint32_t t)
 {
-    return s->thr[t].base + s->thr[t].n;
+    return (uint64_t)s->thr[t].base + s->thr[t].n;
 }
 
 /* Thread t waits until thread dep has done its op `op`. */
@@ -391,7 +390,7 @@ static int mark_awaited(state_t *s, uint32_t t, uint64_t op)
  * when another thread made it, that thread and the op that made it (else *dep_thread is
  * MALLET_NO_SLOT). */
 static inline uint32_t block_dies(state_t *s, uint32_t t, uint64_t ptr, uint32_t *dep_thread,
-                                  uint64_t *dep_op)
+                                  uint32_t *dep_op)
 {
     live_t *e = live_find(s, ptr);
     *dep_thread = MALLET_NO_SLOT;
@@ -502,7 +501,6 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
         return 0;
     uint32_t t = s->index_of[ev->thread] - 1;
     if (t == UINT32_MAX) return 0; /* a thread not seen yet */
-    s->span[t][1] = s->pos;
     thr_t *th = &s->thr[t];
     uint64_t is_free = kind == MALLET_OP_FREE, f = -is_free;
     uint64_t want = ptr & f; /* the entry a free finds; a malloc takes an empty one */
@@ -537,15 +535,18 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
     s->buffered++;
     /* one op, no extension (a free's size is 0, the reader's) */
     th->buf[th->n++] = (mallet_rop_t){.kind = kind, .size = (uint16_t)ev->size, .slot = slot};
+    th->last = ev->cycles;
     return 1;
 }
 
 static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_t *rec)
 {
     const mallet_event_t *ev = &rec->ev;
-    uint32_t t;
+    uint32_t t, known = s->p.nthreads;
     if (thread_index(s, ev, &t)) return -1;
-    s->span[t][1] = s->pos;
+    if (s->p.nthreads != known) /* a new thread: its first event, at the merge's time for it */
+        s->first[t] = rec->part == MALLET_PART_RELEASE ? ev->free_cycles : ev->cycles;
+    s->thr[t].last = ev->cycles;
     /* A realloc that failed left its block alive, and cannot be replayed faithfully. */
     int failed_realloc = is_realloc(ev->op) && ev->failed;
     thr_t *me = &s->thr[t];
@@ -574,7 +575,7 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
             return 0;
         }
         uint32_t dep_thread;
-        uint64_t dep_op = 0;
+        uint32_t dep_op = 0;
         uint32_t slot = block_dies(s, t, ev->ptr, &dep_thread, &dep_op);
         if (slot == MALLET_NO_SLOT) {
             s->p.skipped++; /* double free, or a pointer the trace never allocated */
@@ -622,9 +623,10 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
     return 0;
 }
 
-/* The most threads alive at once, a thread alive from its first event to its last (spans). The
- * worker runs at most this many, starting them in index order (the order of their first events)
- * as others end, and that cannot deadlock: a wait points back in the merged order, so if every
+/* The most threads alive at once, a thread alive from the time of its first event to that of its
+ * last (spans; a thread that ends at the time another starts counts as alive then). The worker
+ * runs at most this many, starting them in index order (the order of their first events) as
+ * others end, and that cannot deadlock: a wait points back in the merged order, so if every
  * running thread waited for one not started yet, X, whose first op is the earliest op not run,
  * each of them would have started before X and still have an op after X's first: with X, more
  * threads alive at X's start than this count. A sweep in index order, with a min-heap of the
@@ -638,7 +640,7 @@ static uint32_t concurrency(state_t *s)
         return 0;
     }
     for (uint32_t t = 0; t < n; t++) {
-        const uint64_t start = s->span[t][0];
+        const uint64_t start = s->first[t], end = s->thr[t].last;
         while (len && heap[0] < start) { /* ended before t started: out of the heap */
             uint64_t last = heap[--len];
             uint32_t i = 0;
@@ -653,9 +655,9 @@ static uint32_t concurrency(state_t *s)
             if (len) heap[i] = last;
         }
         uint32_t i = len++;
-        for (; i && heap[(i - 1) / 2] > s->span[t][1]; i = (i - 1) / 2)
+        for (; i && heap[(i - 1) / 2] > end; i = (i - 1) / 2)
             heap[i] = heap[(i - 1) / 2];
-        heap[i] = s->span[t][1];
+        heap[i] = end;
         if (len > most) most = len;
     }
     free(heap);
@@ -692,7 +694,6 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
                 mallet_rfile_add_rss(w, t > s.t0_ns ? t - s.t0_ns : 0, rec->ev.size);
                 continue;
             }
-            s.pos++;
             if (!prepare_common(&s, rec) && prepare_event(&s, rec)) break;
         }
     if (!s.err && n >= 0) s.p.concurrency = concurrency(&s);
@@ -725,7 +726,7 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     mallet_reader_set_ahead(r, NULL, NULL); /* s is about to go */
     free(s.thr);
     free(s.tids);
-    free(s.span);
+    free(s.first);
     free(s.live);
     free(s.index_of);
     return rc;
