@@ -554,6 +554,21 @@ static void test_corrupt_files(void)
     poke(op0 + 4, &zero, 4);
     CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == 0);
     CHECK_EQ(res.ops, 2);
+    /* threads at once (header offset 116): 1 or 2 for its two threads, nothing else; with 1, T2
+     * starts when T1 has run its malloc, the op it waits for */
+    for (uint32_t at_once = 0; at_once < 4; at_once++) {
+        poke(116, &at_once, 4);
+        int ok = mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == 0;
+        CHECK_EQ(ok, at_once == 1 || at_once == 2);
+        if (ok) {
+            CHECK_EQ(res.ops, 2);
+        } else {
+            CHECK(strstr(err, rpath) && strstr(err, "thread concurrency is out of range") &&
+                  !strchr(err, '\n'));
+        }
+    }
+    uint32_t two = 2;
+    poke(116, &two, 4);
     uint8_t noflag = 0;
     poke(op0 + 1, &noflag, 1); /* the malloc T2 waits for is no longer published */
     CHECK(mallet_replay_run(rpath, 0, 0, &res, err, sizeof err) == -1);
