@@ -391,10 +391,15 @@ static void slot_free(run_t *r, uint32_t slot)
     syscall(SYS_futex, cell, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-static void slot_release(run_t *r, uint32_t slot)
+/* Lets the thread on slot (done with its ops, or about to be) exit, joins it, and leaves the
+ * slot empty for another. */
+static void slot_end(run_t *r, uint32_t slot)
 {
     atomic_store(&r->release[slot], 1);
     syscall(SYS_futex, &r->release[slot], FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    pthread_join(r->slot_tid[slot], NULL);
+    r->joinable[slot] = 0;
+    atomic_store(&r->release[slot], 0);
 }
 
 static void *worker(void *arg)
@@ -432,11 +437,7 @@ static void go(run_t *r)
 static void release_all(run_t *r)
 {
     for (uint32_t slot = 0; slot < r->pool; slot++)
-        if (r->joinable[slot]) {
-            slot_release(r, slot);
-            pthread_join(r->slot_tid[slot], NULL);
-            r->joinable[slot] = 0;
-        }
+        if (r->joinable[slot]) slot_end(r, slot);
 }
 
 /* Starts threads pool .. nthreads - 1 in index order, each on the next slot freed. A failure
@@ -459,12 +460,7 @@ static void *launcher(void *arg)
             syscall(SYS_futex, cell, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
         atomic_store(cell, 0);
         uint32_t slot = v - 1;
-        if (r->joinable[slot]) { /* slot 0 was the main thread's: nothing to join */
-            slot_release(r, slot);
-            pthread_join(r->slot_tid[slot], NULL);
-            r->joinable[slot] = 0;
-            atomic_store(&r->release[slot], 0);
-        }
+        if (r->joinable[slot]) slot_end(r, slot); /* slot 0 was the main thread's: none */
         int e = start_on(r, slot, &r->args[next]);
         if (e) {
             char line[4400];
