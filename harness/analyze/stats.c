@@ -469,6 +469,7 @@ int mallet_stats_compute(mallet_reader_t *r, mallet_stats_t *st, char *err, size
         mallet_proc_stats_t *pr = &st->procs[i];
         pr->pid = in->pid, pr->ppid = in->ppid, pr->forked = in->forked;
         pr->ended_cleanly = in->ended_cleanly, pr->end_reason = in->end_reason;
+        pr->thread_exits = in->thread_exits, pr->threads_exited = in->threads_exited;
         pr->cut = in->cut, pr->cut_bytes = in->cut_bytes;
         if (!(pr->cmdline = clean_text(in->cmdline ? in->cmdline : ""))) goto oom;
     }
@@ -723,9 +724,10 @@ static const char *end_name(const mallet_proc_stats_t *p)
 static json_t *proc_json(const mallet_proc_stats_t *p)
 {
     return json_pack(
-        "{s:I, s:I, s:s, s:b, s:o, s:o, s:b, s:s?, s:b, s:o, s:o, s:o, s:o, s:o, s:o}", "pid",
+        "{s:I, s:I, s:s, s:b, s:o, s:o, s:o, s:b, s:s?, s:b, s:o, s:o, s:o, s:o, s:o, s:o}", "pid",
         (json_int_t)p->pid, "ppid", (json_int_t)p->ppid, "cmdline", p->cmdline, "forked", p->forked,
-        "events", json_u64(p->events), "threads", json_u64(p->threads), "ended_cleanly",
+        "events", json_u64(p->events), "threads", json_u64(p->threads), "threads_exited",
+        p->thread_exits ? json_u64(p->threads_exited) : json_null(), "ended_cleanly",
         p->ended_cleanly, "end_reason", end_name(p), "cut", p->cut, "cut_bytes",
         json_u64(p->cut_bytes), "peak_live_bytes", json_u64(p->peak_live_bytes), "leaked_bytes",
         json_u64(p->leaked_bytes), "leaked_blocks", json_u64(p->leaked_blocks), "rss_samples",
@@ -905,6 +907,8 @@ int mallet_stats_write_text(const mallet_stats_t *st, FILE *out)
                 "    %" PRIu64 " events, %" PRIu64 " threads, peak live %" PRIu64 " bytes, %" PRIu64
                 " bytes in %" PRIu64 " blocks live at end\n",
                 p->events, p->threads, p->peak_live_bytes, p->leaked_bytes, p->leaked_blocks);
+        if (p->threads_exited)
+            fprintf(out, "    %" PRIu64 " threads ended before the process\n", p->threads_exited);
         if (p->rss_samples)
             fprintf(out, "    peak rss %" PRIu64 " bytes (%" PRIu64 " samples)\n",
                     p->peak_rss_bytes, p->rss_samples);

@@ -50,6 +50,8 @@ typedef struct mallet_proc_stats {
     int forked;         /* forked from a traced parent */
     uint64_t events;    /* allocation-API calls (RSS samples excluded) */
     uint64_t threads;   /* distinct threads making allocation-API calls */
+    int thread_exits;   /* the recorder marked threads' ends: threads_exited is known */
+    uint64_t threads_exited; /* threads that ended before the process */
     int ended_cleanly;  /* the trace has an END chunk */
     int end_reason;     /* its enum mallet_end_reason (exit, exec, _exit) */
     int cut;            /* the trace ends inside a chunk */

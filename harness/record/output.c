@@ -131,6 +131,7 @@ static int write_meta(int fd)
         .forked = mallet_proc.forked,
         .level = mallet_proc.opts.level,
         .cycles_per_sec = mallet_proc.cycles_per_sec,
+        .thread_exits = mallet_proc.thread_exits,
     };
     size_t n = mallet_meta_encode(meta, sizeof meta, &m);
     mallet_chunk_header_t h = {.type = MALLET_CHUNK_META};

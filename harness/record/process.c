@@ -30,7 +30,7 @@ static void on_thread_exit(void *arg)
 {
     mallet_tstate_t *t = arg;
     t->in_hook++;
-    mallet_tbuf_release(t);
+    mallet_tbuf_release(t, 1);
     t->exited = 1; /* later events of this thread (other TLS destructors) are written singly */
     t->in_hook--;
 }
@@ -160,6 +160,7 @@ void mallet_init(void)
         start_clock(1);
         mallet_proc.dso_changes = mallet_output_dso_changes();
         have_key = pthread_key_create(&thread_key, on_thread_exit) == 0;
+        mallet_proc.thread_exits = have_key;
         pthread_atfork(before_fork, NULL, after_fork_child);
         install_signal_handlers();
         atomic_store(&mallet_ready, 1);
@@ -183,7 +184,7 @@ void mallet_finish(int reason)
     t->in_hook++;
     if (reason != MALLET_END_EXEC) atomic_store(&mallet_proc.write_through, 1);
     mallet_tbuf_flush_all(t, 0);
-    if (reason != MALLET_END_EXEC) mallet_tbuf_release(t);
+    if (reason != MALLET_END_EXEC) mallet_tbuf_release(t, 0);
     if (mallet_output_is_open()) {
         /* Libraries loaded since the start; a program that loaded none (most) is spared a
          * second read of /proc/self/maps (~10% of a short process's recording cost). */

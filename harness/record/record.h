@@ -73,7 +73,9 @@ extern __thread mallet_tstate_t mallet_tls __attribute__((tls_model("initial-exe
 MALLET_HIDDEN mallet_tbuf_t *mallet_tbuf_attach(mallet_tstate_t *t);
 MALLET_HIDDEN void mallet_tbuf_flush(mallet_tbuf_t *b, int emergency);
 MALLET_HIDDEN void mallet_tbuf_flush_all(mallet_tstate_t *self, int emergency);
-MALLET_HIDDEN void mallet_tbuf_release(mallet_tstate_t *t);
+/* Flushes and gives up t's buffer; thread_exit: because the thread ends (its last chunk says
+ * so, with the time: docs/TRACE_FORMAT.md), not the process. */
+MALLET_HIDDEN void mallet_tbuf_release(mallet_tstate_t *t, int thread_exit);
 MALLET_HIDDEN void mallet_tbuf_after_fork_child(mallet_tstate_t *self);
 /* A thread's event when it has no buffer: its first (a buffer is attached), or one after its
  * buffer was given up (a thread that has exited, the process after exit(): the event is written
@@ -107,6 +109,7 @@ typedef struct mallet_proc {
                                 * set every event reads the clock (mallet_stamp) */
     _Atomic uint64_t single_last; /* the last reading of the process's one thread (stamp.c) */
     int membarrier_ok;         /* mallet_membarrier() works: threads may carry times */
+    int thread_exits;          /* a thread's end is seen (its key destructor): META says so */
     uint64_t dso_changes;      /* shared objects loaded + unloaded at start (0: unknown) */
 } mallet_proc_t;
 extern mallet_proc_t mallet_proc;

@@ -78,8 +78,9 @@ mallet_tbuf_t *mallet_tbuf_attach(mallet_tstate_t *t)
 /* Writes the buffer's events as one chunk. The owner (emergency == 0) then empties the buffer.
  * Another thread, or a signal handler (emergency != 0), only copies what is there: the owner may
  * still be appending, and a later chunk that repeats these events is de-duplicated by the reader
- * through first_seq. */
-void mallet_tbuf_flush(mallet_tbuf_t *b, int emergency)
+ * through first_seq. ended: the owner's thread ends at that time (else 0): the chunk says so
+ * (THREAD_EXIT, its last_cycles the end), even with no events in it. */
+static void tbuf_write(mallet_tbuf_t *b, int emergency, uint64_t ended)
 {
     int saved_errno = errno;
     if (emergency) {
@@ -92,15 +93,16 @@ void mallet_tbuf_flush(mallet_tbuf_t *b, int emergency)
     }
     uint64_t pos = atomic_load_explicit(&b->pos, memory_order_acquire);
     uint32_t len = (uint32_t)pos, count = (uint32_t)(pos >> 32);
-    if (count) {
+    if (count || ended) {
         mallet_chunk_header_t h = {0};
         h.type = MALLET_CHUNK_EVENTS;
         h.flags = emergency ? MALLET_CHUNK_F_EMERGENCY : 0;
+        if (ended) h.flags |= MALLET_CHUNK_F_THREAD_EXIT;
         h.tid = b->tid;
         h.thread = b->serial;
         h.count = count;
         h.first_cycles = b->first_cycles;
-        h.last_cycles = b->st.cycles;
+        h.last_cycles = ended ? ended : b->st.cycles;
         h.first_seq = b->seq_base;
         mallet_zslot_t *z = emergency ? NULL : mallet_zslot_get(1);
         int r = mallet_zslot_write(z, &h, b->data, len);
@@ -120,6 +122,11 @@ void mallet_tbuf_flush(mallet_tbuf_t *b, int emergency)
     errno = saved_errno;
 }
 
+void mallet_tbuf_flush(mallet_tbuf_t *b, int emergency)
+{
+    tbuf_write(b, emergency, 0);
+}
+
 void mallet_tbuf_flush_all(mallet_tstate_t *self, int emergency)
 {
     for (mallet_tbuf_t *b = atomic_load(&registry); b; b = b->next) {
@@ -128,11 +135,19 @@ void mallet_tbuf_flush_all(mallet_tstate_t *self, int emergency)
     }
 }
 
-void mallet_tbuf_release(mallet_tstate_t *t)
+void mallet_tbuf_release(mallet_tstate_t *t, int thread_exit)
 {
     mallet_tbuf_t *b = t->buf;
     if (!b) return;
-    mallet_tbuf_flush(b, 0);
+    uint64_t ended = 0;
+    if (thread_exit) { /* no earlier than the thread's events, carried times included */
+        ended = mallet_cycles();
+        if (ended < t->last_cycles) ended = t->last_cycles;
+        if (ended < b->st.cycles) ended = b->st.cycles;
+        if (ended < b->first_cycles) ended = b->first_cycles;
+        ended += !ended; /* 0 says "not ending" */
+    }
+    tbuf_write(b, 0, ended);
     t->seq = b->seq_base;
     t->buf = NULL;
     atomic_store(&b->state, TBUF_FREE);

@@ -623,14 +623,44 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
     return 0;
 }
 
+/* How each thread ended, from the trace's marks (TRACE_FORMAT.md, THREAD_EXIT) into flags (the
+ * replay file's thread table) and into its span for concurrency(): a thread that ended before
+ * its process is alive up to its end, idle or not after its last event; one that did not lives
+ * to the end of the process. A trace whose recorder did not mark thread ends says nothing: there
+ * a thread's span ends at its last event. NULL, or the flags by thread index (s->err if memory
+ * runs out). */
+static uint32_t *thread_ends(state_t *s, const mallet_reader_t *r, unsigned file)
+{
+    uint32_t n = s->p.nthreads;
+    uint32_t *flags = calloc(n ? n : 1, sizeof *flags);
+    if (!flags) {
+        fail(s, -ENOMEM);
+        return NULL;
+    }
+    if (!mallet_reader_info(r, file)->thread_exits) return flags;
+    for (size_t serial = 0; serial < s->nserials; serial++) {
+        uint64_t end;
+        if (!s->index_of[serial] || !mallet_reader_thread_end(r, file, (uint32_t)serial, &end))
+            continue;
+        uint32_t t = s->index_of[serial] - 1;
+        flags[t] = MALLET_RFILE_T_EXITS;
+        if (end > s->thr[t].last) s->thr[t].last = end;
+    }
+    for (uint32_t t = 0; t < n; t++)
+        if (!flags[t]) flags[t] = MALLET_RFILE_T_STAYS, s->thr[t].last = UINT64_MAX;
+    return flags;
+}
+
 /* The most threads alive at once, a thread alive from the time of its first event to that of its
- * last (spans; a thread that ends at the time another starts counts as alive then). The worker
- * runs at most this many, starting them in index order (the order of their first events) as
- * others end, and that cannot deadlock: a wait points back in the merged order, so if every
- * running thread waited for one not started yet, X, whose first op is the earliest op not run,
- * each of them would have started before X and still have an op after X's first: with X, more
- * threads alive at X's start than this count. A sweep in index order, with a min-heap of the
- * ends of the threads still alive. 0 if memory runs out (the caller fails). */
+ * end (thread_ends(); spans: a thread that ends at the time another starts counts as alive
+ * then). The worker runs at most this many, starting them in index order (the order of their
+ * first events) as others end (but not one that stays to the end), and that cannot deadlock: a
+ * wait points back in the merged order, so if every slot were held by a thread that stays or
+ * waits (through other waits) for one not started yet, X, whose first op is the earliest op not
+ * run, each of them would have started before X and be alive at X's first op (one that waits
+ * still has an op after it): with X, more threads alive at X's start than this count. A sweep in
+ * index order, with a min-heap of the ends of the threads still alive. 0 if memory runs out (the
+ * caller fails). */
 static uint32_t concurrency(state_t *s)
 {
     uint32_t n = s->p.nthreads, len = 0, most = 0;
@@ -696,7 +726,8 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
             }
             if (!prepare_common(&s, rec) && prepare_event(&s, rec)) break;
         }
-    if (!s.err && n >= 0) s.p.concurrency = concurrency(&s);
+    uint32_t *tflags = NULL;
+    if (!s.err && n >= 0 && (tflags = thread_ends(&s, r, file))) s.p.concurrency = concurrency(&s);
     /* the calls: every op of the streams but the waits (counted once here, not on every event) */
     for (uint32_t t = 0; t < s.p.nthreads; t++) s.p.ops += stream_len(&s, t);
     s.p.ops -= s.p.waits;
@@ -714,7 +745,7 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     if (!rc) {
         out->chunks = 0; /* the writer counts them */
         out->patches = mallet_rfile_patches(w);
-        int c = mallet_rfile_commit(w, out, s.tids);
+        int c = mallet_rfile_commit(w, out, s.tids, tflags);
         if (c) rc = mallet_errorf(err, errlen, "%s: writing the replay: %s", path, strerror(-c));
     } else {
         mallet_rfile_discard(w);
@@ -726,6 +757,7 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     mallet_reader_set_ahead(r, NULL, NULL); /* s is about to go */
     free(s.thr);
     free(s.tids);
+    free(tflags);
     free(s.first);
     free(s.live);
     free(s.index_of);

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #define SAVE_MAGIC "MALLETRP"
-#define SAVE_VERSION 9u
+#define SAVE_VERSION 10u
 
 typedef struct save_header {
     char magic[8];
@@ -35,7 +35,7 @@ typedef struct save_header {
 } save_header_t;
 
 typedef struct save_thread {
-    uint32_t tid, pad;
+    uint32_t tid, flags;
     uint64_t nops, nchunks; /* its chunks follow the previous thread's in the chunk table */
 } save_thread_t;
 
@@ -351,7 +351,7 @@ void mallet_rfile_discard(mallet_rfile_writer_t *w)
 }
 
 int mallet_rfile_commit(mallet_rfile_writer_t *w, const mallet_prepared_info_t *info,
-                        const uint32_t *tids)
+                        const uint32_t *tids, const uint32_t *tflags)
 {
     int rc = apply_patches(w);
     if (!rc && info->nthreads > w->nthreads) { /* threads with no op: still listed */
@@ -392,7 +392,8 @@ int mallet_rfile_commit(mallet_rfile_writer_t *w, const mallet_prepared_info_t *
     for (uint32_t i = 0; !rc && i < info->nthreads;) {
         uint32_t n = 0;
         for (; n < 4096 && i < info->nthreads; n++, i++)
-            buf.t[n] = (save_thread_t){tids[i], 0, w->threads[i].nops, w->threads[i].n};
+            buf.t[n] = (save_thread_t){tids[i], tflags ? tflags[i] : 0, w->threads[i].nops,
+                                       w->threads[i].n};
         if (write_at(w->fd, buf.t, n * sizeof buf.t[0], w->off)) rc = errno_or_eio();
         w->off += n * sizeof buf.t[0];
     }
@@ -475,10 +476,16 @@ int mallet_rfile_open(const char *path, mallet_rfile_t *rf, char *err, size_t er
         memcpy(&st, raw + i * sizeof st, sizeof st);
         mallet_rfile_thread_t *t = &rf->threads[i];
         t->tid = st.tid;
+        t->flags = st.flags;
         t->nops = st.nops;
         t->nexts = 0;
         t->chunks = chunks + k;
         t->nchunks = st.nchunks;
+        if (st.flags & ~(MALLET_RFILE_T_EXITS | MALLET_RFILE_T_STAYS) ||
+            st.flags == (MALLET_RFILE_T_EXITS | MALLET_RFILE_T_STAYS)) {
+            why = "a thread has unknown flags";
+            goto bad;
+        }
         if (st.nops > UINT32_MAX) { /* the replay's progress counters are 32-bit */
             why = "a thread has more than 2^32 - 1 ops";
             goto bad;
@@ -632,8 +639,10 @@ static uint32_t deadlocks(const mallet_rfile_t *rf, const mallet_rop_t *const *o
             s->x++;
         }
         /* at its end (reached now: a thread ends once, and is queued nowhere after), its slot
-         * goes to the next thread */
-        if (s->pos == rf->threads[t].nops && started < n) runnable[nrun++] = started++;
+         * goes to the next thread, unless it stays to the end of the replay */
+        if (s->pos == rf->threads[t].nops && !(rf->threads[t].flags & MALLET_RFILE_T_STAYS) &&
+            started < n)
+            runnable[nrun++] = started++;
         if (s->pos == from) continue;
         for (uint32_t w = blocked_on_me[t]; w != NO_THREAD; w = sim[w].next_waiter)
             runnable[nrun++] = w;

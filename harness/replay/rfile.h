@@ -121,8 +121,9 @@ typedef struct mallet_prepared_info {
     uint64_t patches; /* AWAITED flags set in ops already written (rfile.c) */
     uint32_t nthreads, nslots;
     /* the most threads alive at once in the trace's time order (a thread alive from its first
-     * event to its last, the main thread from the start): the worker runs at most this many,
-     * starting threads in index order, which is the order of their first events */
+     * event to its end, or to its last event where the trace does not mark ends; the main thread
+     * from the start): the worker runs at most this many, starting threads in index order, which
+     * is the order of their first events */
     uint32_t concurrency;
 } mallet_prepared_info_t;
 
@@ -155,11 +156,18 @@ int mallet_rfile_append(mallet_rfile_writer_t *w, uint32_t thread, const mallet_
                         uint32_t n, const mallet_rop_ext_t *exts, uint32_t nx);
 /* Flags op (an index into thread's stream, already appended) MALLET_ROP_AWAITED. */
 int mallet_rfile_mark_awaited(mallet_rfile_writer_t *w, uint32_t thread, uint64_t op);
+/* How a traced thread ended (flags in the thread table). EXITS: before its process; the replay's
+ * thread ends after its ops, inside the timed part. STAYS: it lived to its process's end; the
+ * replay's thread, and the allocator's state for it, stays to the end of the timed part.
+ * Neither: not known (the trace's recorder did not mark thread ends), and the replay ends the
+ * thread when its slot is needed or after the timed part. */
+#define MALLET_RFILE_T_EXITS 0x1u
+#define MALLET_RFILE_T_STAYS 0x2u
 /* Writes the index and header (counts from info; trace size and mtime as given to create),
- * renames the file into place and frees w. tids[t]: thread t's OS id. Returns 0 or -errno; on
- * failure the file is removed. */
+ * renames the file into place and frees w. tids[t]: thread t's OS id; tflags[t] its
+ * MALLET_RFILE_T_* (NULL: none known). Returns 0 or -errno; on failure the file is removed. */
 int mallet_rfile_commit(mallet_rfile_writer_t *w, const mallet_prepared_info_t *info,
-                        const uint32_t *tids);
+                        const uint32_t *tids, const uint32_t *tflags);
 /* Removes the unfinished file and frees w. */
 void mallet_rfile_discard(mallet_rfile_writer_t *w);
 /* Adds an RSS sample of the traced process (in time order); past MALLET_RFILE_RSS_MAX every
@@ -181,6 +189,7 @@ typedef struct mallet_rfile_chunk {
 
 typedef struct mallet_rfile_thread {
     uint32_t tid;
+    uint32_t flags; /* MALLET_RFILE_T_* */
     uint64_t nops;  /* ops in the stream, waits included; at most UINT32_MAX */
     uint64_t nexts; /* extensions: the ops with EXT */
     const mallet_rfile_chunk_t *chunks;

@@ -69,19 +69,22 @@ typedef struct run {
      * syscall of the allocator's kinds: glibc gives its own stacks back with madvise). Threads
      * 0 .. pool - 1 are started before the timed part (0 is this process's main thread); when
      * there are more, the launcher starts each of the others in index order as a slot frees up:
-     * a thread that has run its ops puts its slot in the ring and waits until it is released
-     * (then it exits and the launcher reuses its stack). The last ones are released after the
-     * timed part. */
+     * a thread that has run its ops puts its slot in the ring and exits if it ended before its
+     * process (MALLET_RFILE_T_EXITS), else waits until it is released (then it exits and the
+     * launcher reuses its stack); one that lived to its process's end (T_STAYS) keeps its slot.
+     * The last ones are released after the timed part. */
     uint32_t pool;
     _Atomic uint32_t started; /* threads 0 .. started - 1 have been started */
     char *stacks;
     size_t stack_len;
     pthread_t *slot_tid;
+    uint32_t *slot_thread;     /* per slot: the index of the thread there */
     uint8_t *joinable;         /* per slot: a thread of ours is there, not joined yet */
     _Atomic uint32_t *release; /* per slot: its thread may exit */
     _Atomic uint32_t *ring;    /* freed slots, slot + 1, in the order they freed (0: not yet) */
     _Atomic uint32_t ring_tail;
     _Atomic uint32_t launcher_ready; /* it has made its first allocation */
+    _Atomic uint32_t launcher_done;  /* it has started the last thread and joins no more */
     struct worker_arg *args;
     _Atomic uint64_t failed;
     size_t page;
@@ -126,13 +129,13 @@ typedef struct worker_arg {
  * not reached, and nothing changed since the last check a second before: a thread can only
  * leave a wait once a done count moves, so no replay that can finish is ever called stuck, however
  * slow the machine. A thread not started yet counts as stuck when every slot is held by a thread
- * with ops left (none can free). Then one line, and the process ends (nothing to return to
- * mid-run). */
+ * with ops left or one that stays to the end (none can free). Then one line, and the process ends
+ * (nothing to return to mid-run). */
 static __attribute__((noinline, cold)) void stuck_check(run_t *r)
 {
     if (atomic_exchange(&r->checking, 1)) return;
     int stuck = 1, same = r->stuck_seen_valid;
-    uint32_t who = 0, started = atomic_load(&r->started), running = 0;
+    uint32_t who = 0, started = atomic_load(&r->started), held = 0; /* slots held */
     same &= r->stuck_started == started;
     r->stuck_started = started;
     for (uint32_t t = 0; t < started; t++) {
@@ -141,15 +144,18 @@ static __attribute__((noinline, cold)) void stuck_check(run_t *r)
         uint64_t pic = (uint64_t)done << 32 ^ w;
         same &= r->stuck_seen[t] == pic;
         r->stuck_seen[t] = pic;
-        if (done >= r->streams[t].nops) continue;
-        running++;
+        if (done >= r->streams[t].nops) {
+            held += (r->streams[t].rf->threads[t].flags & MALLET_RFILE_T_STAYS) != 0;
+            continue;
+        }
+        held++;
         uint32_t u = (uint32_t)(w >> 32);
         if (!w || u - 1 >= r->nthreads || atomic_load(&r->progress[u - 1].done) >= (uint32_t)w)
             stuck = 0;
         else
             who = t;
     }
-    if (started < r->nthreads && running < r->pool) stuck = 0; /* a slot frees: one starts */
+    if (started < r->nthreads && held < r->pool) stuck = 0; /* a slot frees: one starts */
     r->stuck_seen_valid = stuck;
     if (stuck && same) {
         uint64_t w = atomic_load(&r->progress[who].waiting);
@@ -402,12 +408,20 @@ static void slot_end(run_t *r, uint32_t slot)
     atomic_store(&r->release[slot], 0);
 }
 
+/* What a thread that has run its ops does with its slot; 1: it ends now. */
+static int thread_done(run_t *r, const worker_arg_t *a)
+{
+    uint32_t flags = r->streams[a->index].rf->threads[a->index].flags;
+    if (!(flags & MALLET_RFILE_T_STAYS)) slot_free(r, a->slot);
+    return (flags & MALLET_RFILE_T_EXITS) != 0;
+}
+
 static void *worker(void *arg)
 {
     const worker_arg_t *a = arg;
     run_t *r = a->run;
     replay_thread(a);
-    slot_free(r, a->slot);
+    if (thread_done(r, a)) return NULL; /* the allocator's thread teardown: timed, as it was */
     while (!atomic_load(&r->release[a->slot]))
         syscall(SYS_futex, &r->release[a->slot], FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
     return NULL;
@@ -419,6 +433,7 @@ static int start_on(run_t *r, uint32_t slot, worker_arg_t *a)
     pthread_attr_t at;
     if (pthread_attr_init(&at)) return EAGAIN;
     a->slot = slot;
+    r->slot_thread[slot] = a->index;
     int e = pthread_attr_setstack(&at, r->stacks + slot * (r->stack_len + r->page) + r->page,
                                   r->stack_len);
     if (!e) e = pthread_create(&r->slot_tid[slot], &at, worker, a);
@@ -472,6 +487,8 @@ static void *launcher(void *arg)
         }
         atomic_store(&r->started, next + 1);
     }
+    atomic_store(&r->launcher_done, 1);
+    syscall(SYS_futex, &r->launcher_done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     return NULL;
 }
 
@@ -609,7 +626,7 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
     if (load_streams(&rf, streams, &total, err, errlen)) goto out;
     const uint32_t pool = h->info.concurrency;
     size_t rsize = sizeof(run_t) + h->nthreads * (sizeof(worker_arg_t) + sizeof(uint64_t)) +
-                   pool * (sizeof(pthread_t) + 2 * sizeof(uint32_t) + 1);
+                   pool * (sizeof(pthread_t) + 3 * sizeof(uint32_t) + 1);
     r = map_touched(rsize);
     void **slots = map_touched((size_t)h->nslots * sizeof(void *));
     progress_t *progress = map_touched(((size_t)h->nthreads ? h->nthreads : 1) * sizeof(progress_t));
@@ -626,7 +643,8 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
     r->slot_tid = (pthread_t *)(r->stuck_seen + h->nthreads);
     r->release = (_Atomic uint32_t *)(r->slot_tid + pool);
     r->ring = r->release + pool;
-    r->joinable = (uint8_t *)(r->ring + pool);
+    r->slot_thread = (uint32_t *)(r->ring + pool);
+    r->joinable = (uint8_t *)(r->slot_thread + pool);
     r->pool = pool;
     r->page = mallet_page_size();
     r->stack_len = stack_len(r->page);
@@ -704,12 +722,24 @@ int mallet_replay_run(const char *path, int touch_mode, int count_syscalls,
     }
     go(r);
     if (h->nthreads) {
+        args[0].slot = 0;
         replay_thread(&args[0]);
-        slot_free(r, 0);
+        thread_done(r, &args[0]); /* this thread cannot end: it goes on to the end of the run */
     }
     uint32_t fin;
     while ((fin = atomic_load(&r->finished)) != h->nthreads)
         syscall(SYS_futex, &r->finished, FUTEX_WAIT_PRIVATE, fin, NULL, NULL, 0);
+    /* The threads that end by themselves finish ending inside the timed part, as in the program,
+     * once the launcher is done with the slots (no slot joined twice). The launcher's own end, its
+     * allocator's thread teardown, is the harness's: after the timed part. */
+    if (pool < h->nthreads)
+        while (!atomic_load(&r->launcher_done))
+            syscall(SYS_futex, &r->launcher_done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    for (uint32_t slot = 1; slot < pool; slot++)
+        if (r->joinable[slot] && (h->threads[r->slot_thread[slot]].flags & MALLET_RFILE_T_EXITS)) {
+            pthread_join(r->slot_tid[slot], NULL);
+            r->joinable[slot] = 0;
+        }
     uint64_t t1 = mallet_now_ns();
     mallet_syscount_window(0);
     if (count_syscalls && write(-1, "mallet: counting ends", 21)) {

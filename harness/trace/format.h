@@ -46,7 +46,10 @@ enum mallet_codec {
 };
 
 /* Chunk header flags. */
-#define MALLET_CHUNK_F_THREAD_EXIT 0x1u /* the last EVENTS chunk of a thread that exited */
+/* The thread's exit: an EVENTS chunk (with its last events, or none) written as the thread ends,
+ * whose last_cycles is the time it ended (never before its events). Events the thread's exit
+ * makes after it (other libraries' thread destructors) come in chunks of their own. */
+#define MALLET_CHUNK_F_THREAD_EXIT 0x1u
 #define MALLET_CHUNK_F_EMERGENCY 0x2u   /* written from a fatal-signal or exit path */
 
 /* The 80-byte chunk header, as it is after unpacking. On disk:
@@ -59,6 +62,7 @@ enum mallet_codec {
  *                      taken together when the chunk was written (the reader fits cycles->ns)
  * 48 u64 first_cycles  56 u64 last_cycles: timestamps of the chunk's first and last event, so a
  *                      reader can merge threads in time order from the headers alone
+ *                      (THREAD_EXIT: last_cycles is the thread's end, count may be 0)
  * 64 u64 first_seq     index of the chunk's first event among all events of its thread. A
  *                      chunk may repeat events an earlier chunk of the same thread already
  *                      holds (a dying process flushes other threads' buffers as they are);
@@ -89,6 +93,8 @@ enum mallet_meta_key {
     MALLET_META_PARENT_TRACE = 8,      /* 1 if this process was forked from a traced process */
     MALLET_META_CODEC_LEVEL = 9,       /* zstd level used (informative) */
     MALLET_META_CYCLES_PER_SEC = 10,   /* the cycle counter's rate as the recorder measured it */
+    MALLET_META_THREAD_EXITS = 11,     /* 1: every thread that ended before the process has a
+                                        * THREAD_EXIT chunk (one without lived to the end) */
 };
 
 /* Event ops. An EVENTS payload is a sequence of events, each:

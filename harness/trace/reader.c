@@ -25,6 +25,13 @@ typedef struct chunk_ref {
     uint64_t limit;  /* start of the thread's next chunk with later events: no event goes past */
 } chunk_ref_t;
 
+/* A THREAD_EXIT chunk's news: (file, thread) ended at cycles. Sorted by file and thread. */
+typedef struct thread_end {
+    unsigned file;
+    uint32_t thread;
+    uint64_t cycles;
+} thread_end_t;
+
 #define CURSOR_BATCH 32
 
 typedef struct cursor {
@@ -61,6 +68,8 @@ struct mallet_reader {
     int *fds;
     chunk_ref_t *chunks;
     size_t nchunks, next_chunk;
+    thread_end_t *ends;
+    size_t nends;
     uint64_t next_first; /* chunks[next_chunk].first, or UINT64_MAX past the last chunk */
     heap_ent_t *heap;
     size_t heap_len;
@@ -295,7 +304,7 @@ static int parse_meta(mallet_trace_info_t *info, const uint8_t *p, const uint8_t
         const uint8_t *val = p, *vend = p + len;
         uint64_t num = 0;
         int is_num = key != MALLET_META_CMDLINE && key != MALLET_META_EXE;
-        if (is_num && key >= MALLET_META_PID && key <= MALLET_META_CYCLES_PER_SEC) {
+        if (is_num && key >= MALLET_META_PID && key <= MALLET_META_THREAD_EXITS) {
             const uint8_t *q = val;
             if (get_varint(&q, vend, &num, 1) || q != vend) return -1;
         }
@@ -307,6 +316,7 @@ static int parse_meta(mallet_trace_info_t *info, const uint8_t *p, const uint8_t
         case MALLET_META_START_CYCLES: info->start_cycles = num; break;
         case MALLET_META_PARENT_TRACE: info->forked = num != 0; break;
         case MALLET_META_CYCLES_PER_SEC: info->cycles_per_sec = num; break;
+        case MALLET_META_THREAD_EXITS: info->thread_exits = num != 0; break;
         case MALLET_META_CMDLINE:
             free(info->cmdline);
             if (!(info->cmdline = dup_bytes(val, len, 1))) return -2;
@@ -429,7 +439,20 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
         }
         fit_add(fit, h.clock_cycles, h.clock_ns);
         info->chunks++;
-        if (h.type == MALLET_CHUNK_EVENTS) {
+        if (h.type == MALLET_CHUNK_EVENTS && (h.flags & MALLET_CHUNK_F_THREAD_EXIT)) {
+            if (r->nends % 64 == 0) {
+                thread_end_t *ne = realloc(r->ends, (r->nends + 64) * sizeof *ne);
+                if (!ne) {
+                    set_err(err, errlen, "%s: out of memory", path);
+                    rc = -1;
+                    break;
+                }
+                r->ends = ne;
+            }
+            r->ends[r->nends++] = (thread_end_t){fi, h.thread, h.last_cycles};
+            info->threads_exited++;
+        }
+        if (h.type == MALLET_CHUNK_EVENTS && h.count) {
             if (r->nchunks % 256 == 0) {
                 chunk_ref_t *nc = realloc(r->chunks, (r->nchunks + 256) * sizeof *nc);
                 if (!nc) {
@@ -448,7 +471,7 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
             info->events += h.count;
             size_t i = 0;
             while (i < ntids && tids[i] != h.thread) i++;
-            if (i == ntids && h.count) {
+            if (i == ntids) {
                 if (ntids == captids) {
                     captids = captids ? 2 * captids : 16;
                     uint32_t *nt = realloc(tids, captids * sizeof *nt);
@@ -511,6 +534,32 @@ static int cmp_thread_order(const void *a, const void *b)
     if (x->file != y->file) return x->file < y->file ? -1 : 1;
     if (x->thread != y->thread) return x->thread < y->thread ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int cmp_thread_end(const void *a, const void *b)
+{
+    const thread_end_t *x = a, *y = b;
+    if (x->file != y->file) return x->file < y->file ? -1 : 1;
+    if (x->thread != y->thread) return x->thread < y->thread ? -1 : 1;
+    return (x->cycles > y->cycles) - (x->cycles < y->cycles);
+}
+
+int mallet_reader_thread_end(const mallet_reader_t *r, unsigned file, uint32_t thread,
+                             uint64_t *cycles)
+{
+    /* the last entry of (file, thread): a damaged file may mark a thread twice */
+    size_t lo = 0, hi = r->nends;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const thread_end_t *e = &r->ends[mid];
+        if (e->file < file || (e->file == file && e->thread <= thread))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (!lo || r->ends[lo - 1].file != file || r->ends[lo - 1].thread != thread) return 0;
+    *cycles = r->ends[lo - 1].cycles;
+    return 1;
 }
 
 static int cmp_time_order(const void *a, const void *b)
@@ -755,6 +804,7 @@ mallet_reader_t *mallet_reader_open(const char *const *paths, unsigned npaths, c
     r->base_ns = fit.n0;
     for (unsigned i = 0; i < npaths; i++) r->info[i].ns_per_cycle = r->ns_per_cycle;
 
+    if (r->nends) qsort(r->ends, r->nends, sizeof *r->ends, cmp_thread_end);
     /* Clamp each thread's chunk start times so they never go backwards, then sort by time. */
     if (r->nchunks) qsort(r->chunks, r->nchunks, sizeof *r->chunks, cmp_thread_order);
     for (size_t i = 0; i < r->nchunks; i++) {
@@ -1014,6 +1064,7 @@ void mallet_reader_close(mallet_reader_t *r)
     free(r->fds);
     free(r->info);
     free(r->chunks);
+    free(r->ends);
     free(r->next_seq);
     free(r);
 }

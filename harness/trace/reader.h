@@ -30,6 +30,10 @@ typedef struct mallet_trace_info {
                           * dying process wrote twice included: the merge yields each once) */
     uint64_t chunks;
     uint32_t threads;    /* distinct threads (recorder serials) with events */
+    /* The recorder marks each thread's end (MALLET_META_THREAD_EXITS): a thread without a mark
+     * lived as long as the process. Older recorders do not, and then nothing is known. */
+    int thread_exits;
+    uint32_t threads_exited; /* threads with a THREAD_EXIT chunk */
     int ended_cleanly;   /* an END chunk was seen */
     int end_reason;      /* its mallet_end_reason */
     int cut;             /* the file ends inside a chunk (the process died mid-write) */
@@ -77,6 +81,12 @@ int mallet_reader_next_ref(mallet_reader_t *r, const mallet_rec_t **out);
  * only during the call, and their times may still be adjusted. fn NULL: none. */
 typedef void mallet_reader_ahead_fn(void *arg, const mallet_rec_t *recs, unsigned n);
 void mallet_reader_set_ahead(mallet_reader_t *r, mallet_reader_ahead_fn *fn, void *arg);
+/* Whether thread (a recorder serial, mallet_event_t.thread) of file ended before its process:
+ * 1 with *cycles the time it ended, as the file says (the recorder's is never before the
+ * thread's events; a damaged file's may be: take the later of the two), else 0 (it lived to the
+ * process's end if the file's info says thread_exits, else nothing is known). */
+int mallet_reader_thread_end(const mallet_reader_t *r, unsigned file, uint32_t thread,
+                             uint64_t *cycles);
 /* A timestamp (an event's cycles) in CLOCK_MONOTONIC ns, as mallet_reader_next sets time_ns. */
 uint64_t mallet_reader_time_ns(const mallet_reader_t *r, uint64_t cycles);
 const char *mallet_reader_error(const mallet_reader_t *r);

@@ -20,6 +20,7 @@ typedef struct wthread {
     size_t len;
     uint32_t count;
     uint64_t first, last;
+    int ended; /* mallet_writer_thread_exit: a later event of its tid is another thread's */
     mallet_enc_state_t st;
 } wthread_t;
 
@@ -33,17 +34,19 @@ struct mallet_writer {
     size_t nthreads;
 };
 
-static int flush_thread(mallet_writer_t *w, wthread_t *t)
+/* ended: the thread ends at that time (a THREAD_EXIT chunk, even without events), else 0 */
+static int flush_thread(mallet_writer_t *w, wthread_t *t, uint64_t ended)
 {
-    if (!t->count) return 0;
+    if (!t->count && !ended) return 0;
     mallet_chunk_header_t h = {0};
     h.type = MALLET_CHUNK_EVENTS;
+    h.flags = ended ? MALLET_CHUNK_F_THREAD_EXIT : 0;
     h.tid = t->tid;
     h.thread = t->serial;
     h.first_seq = t->seq;
     h.count = t->count;
     h.first_cycles = t->first;
-    h.last_cycles = t->last;
+    h.last_cycles = ended ? ended : t->last;
     int r = mallet_chunk_write(w->fd, &h, t->buf, t->len, w->cctx, w->level, w->scratch,
                                w->scratch_cap);
     t->seq += t->count;
@@ -85,25 +88,41 @@ mallet_writer_t *mallet_writer_open(const char *path, const mallet_meta_t *meta,
     return w;
 }
 
+/* The buffer of thread tid (the thread that ended last, if a tid was reused), or a new one. */
+static wthread_t *thread_of(mallet_writer_t *w, uint32_t tid, int create)
+{
+    for (size_t i = w->nthreads; i-- > 0;)
+        if (w->threads[i]->tid == tid && !w->threads[i]->ended) return w->threads[i];
+    if (!create) return NULL;
+    wthread_t **nt = realloc(w->threads, (w->nthreads + 1) * sizeof *nt);
+    if (!nt) return NULL;
+    w->threads = nt;
+    wthread_t *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->tid = tid;
+    t->serial = (uint32_t)w->nthreads;
+    w->threads[w->nthreads++] = t;
+    return t;
+}
+
 int mallet_writer_event(mallet_writer_t *w, const mallet_event_t *ev)
 {
-    wthread_t *t = NULL;
-    for (size_t i = 0; i < w->nthreads; i++)
-        if (w->threads[i]->tid == ev->tid) t = w->threads[i];
-    if (!t) {
-        wthread_t **nt = realloc(w->threads, (w->nthreads + 1) * sizeof *nt);
-        if (!nt) return -ENOMEM;
-        w->threads = nt;
-        if (!(t = calloc(1, sizeof *t))) return -ENOMEM;
-        t->tid = ev->tid;
-        t->serial = (uint32_t)w->nthreads;
-        w->threads[w->nthreads++] = t;
-    }
+    wthread_t *t = thread_of(w, ev->tid, 1);
+    if (!t) return -ENOMEM;
     if (!t->count) t->first = mallet_event_start(ev);
     t->last = ev->cycles;
     t->len = (size_t)(mallet_encode_event(t->buf + t->len, &t->st, ev) - t->buf);
     t->count++;
-    return t->len >= WRITER_CHUNK_BYTES ? flush_thread(w, t) : 0;
+    return t->len >= WRITER_CHUNK_BYTES ? flush_thread(w, t, 0) : 0;
+}
+
+int mallet_writer_thread_exit(mallet_writer_t *w, uint32_t tid, uint64_t cycles)
+{
+    wthread_t *t = thread_of(w, tid, 0);
+    if (!t) return -ENOENT;
+    int r = flush_thread(w, t, cycles ? cycles : 1);
+    t->ended = 1;
+    return r;
 }
 
 int mallet_writer_maps(mallet_writer_t *w, const char *text, size_t len)
@@ -117,7 +136,7 @@ int mallet_writer_flush(mallet_writer_t *w)
 {
     int r = 0;
     for (size_t i = 0; i < w->nthreads; i++) {
-        int e = flush_thread(w, w->threads[i]);
+        int e = flush_thread(w, w->threads[i], 0);
         if (!r) r = e;
     }
     return r;

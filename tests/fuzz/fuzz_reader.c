@@ -113,6 +113,10 @@ static void read_all(unsigned npaths)
                     "record %" PRIu64 " differs in next_ref", n);
         FUZZ_ASSERT(rec.file < npaths, "file %u", rec.file);
         FUZZ_ASSERT(rec.part <= MALLET_PART_ALLOC, "part %u", rec.part);
+        uint64_t end;
+        FUZZ_ASSERT(!mallet_reader_thread_end(r, rec.file, rec.ev.thread, &end) ||
+                        mallet_reader_info(r, rec.file)->threads_exited > 0,
+                    "record %" PRIu64 ": an end of a file that marks none", n);
         if (n) FUZZ_ASSERT(rec_key(&rec) >= rec_key(&prev), "record %" PRIu64 " goes back", n);
         /* A realloc may come twice; nothing else, and nothing not announced by a header. */
         FUZZ_ASSERT(n < 2 * events, "%" PRIu64 " records from %" PRIu64 " events", n + 1, events);

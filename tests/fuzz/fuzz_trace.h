@@ -3,7 +3,8 @@
  * reallocated by other threads than the ones that made them. kind 0: mallocs, frees and
  * reallocs on two threads; 1: the same on six; 2: every allocation call and argument form
  * (calloc and posix_memalign with values past 32 bits, mallocs of both replay-op forms); 3: as 2,
- * with frees of pointers never allocated and double frees. RSS samples every 50 calls. */
+ * with frees of pointers never allocated and double frees. RSS samples every 50 calls. Kinds 1-3
+ * mark thread ends (a thread ends after one call in 40; its tid's next call is a new thread's). */
 #ifndef MALLET_FUZZ_TRACE_H
 #define MALLET_FUZZ_TRACE_H
 
@@ -13,7 +14,8 @@
 static inline void fuzz_write_trace(const char *path, int kind)
 {
     char err[512];
-    mallet_writer_t *w = mallet_writer_open(path, NULL, 0, err, sizeof err);
+    mallet_meta_t meta = {.pid = 1, .thread_exits = kind >= 1};
+    mallet_writer_t *w = mallet_writer_open(path, &meta, 0, err, sizeof err);
     if (!w) {
         fprintf(stderr, "%s\n", err);
         exit(2);
@@ -43,6 +45,7 @@ static inline void fuzz_write_trace(const char *path, int kind)
             e.ptr = live[j] = 0x100000 + 64 * (uint64_t)i;
         }
         if (mallet_writer_event(w, &e)) exit(2);
+        if (kind >= 1 && below(40) == 0 && mallet_writer_thread_exit(w, e.tid, clock + 5)) exit(2);
         if (i % 50 == 0) { /* an RSS sample: the replay file keeps them after its index */
             mallet_event_t rss = {
                 .tid = 1, .op = MALLET_OP_RSS, .cycles = clock, .size = 4096u * i};

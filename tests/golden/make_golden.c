@@ -167,6 +167,20 @@ static void script(void)
             if (mallet_writer_flush(w)) die("flush failed", "script");
         }
     }
+
+    /* Thread ends: thread 2's with nothing left to write (an empty THREAD_EXIT chunk), then
+     * thread 1's with its last events; thread 0 lives to the end of the process. */
+    if (mallet_writer_flush(w)) die("flush failed", "script");
+    now += 4;
+    if (mallet_writer_thread_exit(w, T2, now)) die("thread exit failed", "script");
+    now += 2;
+    ev((mallet_event_t){.tid = T1, .op = MALLET_OP_MALLOC, .cycles = now, .size = 48,
+                        .ptr = heap + 0x7000, .callsite = 0x402040});
+    now += 2;
+    ev((mallet_event_t){.tid = T1, .op = MALLET_OP_FREE, .cycles = now, .ptr = heap + 0x7000,
+                        .callsite = 0x402050});
+    now += 9; /* idle before it ends */
+    if (mallet_writer_thread_exit(w, T1, now)) die("thread exit failed", "script");
 }
 
 /* clang-format on */
@@ -227,7 +241,8 @@ static void generate(const char *dir, const char *name, int level, int clean_end
                           .cmdline_len = sizeof argv0 - 1,
                           .exe = "/usr/local/bin/prog",
                           .forked = 0,
-                          .level = level};
+                          .level = level,
+                          .thread_exits = 1};
     char err[512];
     now = BASE_CYCLES + 1000;
     w = mallet_writer_open(path, &meta, level, err, sizeof err);

@@ -89,6 +89,21 @@ expect_eq "relay: threads, and at once (the main thread and one task)" "2001 2" 
 expect_eq "relay: ops on every backend" "$(json relay.json events)" \
     "$(python3 -c 'import json,sys; print(" ".join(sorted(set(str(r["ops"]) for r in json.load(open(sys.argv[1]))["runs"]))))' relay-runs.json)"
 
+# threads that outlive their last allocation call: the recorder marks each thread's end, so the
+# three idle threads are alive while the three others run one after another (five at once, where
+# the calls alone say two), and the last thread, still running at exit, lives to the end; every
+# call replayed on every backend
+"$MALLET" record -q -o linger.mtrace -- "$PROGS/linger" 3 4 > linger.out
+"$MALLET" stats --json linger.mtrace > linger.json
+expect_eq "linger: threads, and ended before the process" "8 6" \
+    "$(json linger.json threads) $(json linger.json per_process.0.threads_exited)"
+timeout 120 "$MALLET" replay --no-syscalls --json linger-runs.json linger.mtrace > /dev/null
+expect_eq "linger: replay status" 0 $?
+expect_eq "linger: threads at once (main, three idle, one passing)" 5 \
+    "$(json linger-runs.json context.traces.0.threads_at_once)"
+expect_eq "linger: ops on every backend" "$(json linger.json events)" \
+    "$(python3 -c 'import json,sys; print(" ".join(sorted(set(str(r["ops"]) for r in json.load(open(sys.argv[1]))["runs"]))))' linger-runs.json)"
+
 # bump never reuses memory: it takes far more page faults and memory than glibc on the same trace
 faults=$(python3 -c 'import json,sys
 r={x["allocator"]: x for x in json.load(open(sys.argv[1]))["runs"]}

@@ -36,15 +36,22 @@ static void ev(uint32_t tid, uint8_t op, uint64_t ptr, uint64_t old, uint64_t si
     ev_full(&e);
 }
 
-static void begin(void)
+/* A new trace; thread_exits: its recorder marks thread ends (mallet_writer_thread_exit). */
+static void begin_marked(int thread_exits)
 {
     char err[256];
     const char *t = getenv("TMPDIR");
     snprintf(path, sizeof path, "%s/mallet-test-prepare-%d.mtrace", t && *t ? t : "/tmp", (int)getpid());
     snprintf(rpath, sizeof rpath, "%s.replay", path);
-    w = mallet_writer_open(path, NULL, 0, err, sizeof err);
+    mallet_meta_t meta = {.pid = 1, .thread_exits = thread_exits};
+    w = mallet_writer_open(path, &meta, 0, err, sizeof err);
     CHECK(w != NULL);
     clock_ = 1000;
+}
+
+static void begin(void)
+{
+    begin_marked(0);
 }
 
 /* An op with its extension (zero when it has none), as the tests look at it. */
@@ -629,7 +636,8 @@ static void test_corrupt_files(void)
  * published): waits for ops before the other thread's wait can all be met; two threads each
  * waiting for the op after the other's wait deadlock, and a third waiting behind them stops too.
  * With fewer threads at once than three (the file's concurrency), a thread starts only when an
- * earlier one has ended: waits for a thread that cannot start deadlock too. */
+ * earlier one has ended (and not one that stays to the end): waits for a thread that cannot
+ * start deadlock too. */
 static void test_wait_cycles(void)
 {
     static const struct {
@@ -637,21 +645,28 @@ static void test_wait_cycles(void)
         uint32_t pool;                /* threads at once */
         int deadlock;
         uint32_t stuck;
+        uint32_t stays; /* threads that keep their slot to the end (MALLET_RFILE_T_STAYS) */
     } cases[] = {
-        {{1, 0, 0}, {0, 0, 0}, 3, 0, 0}, /* crossing, each for the other's malloc */
+        {{1, 0, 0}, {0, 0, 0}, 3, 0, 0, 0}, /* crossing, each for the other's malloc */
         /* T0 for T1's free, T1 for T0's malloc, T2 for T0's free */
-        {{1, 0, 0}, {2, 0, 2}, 3, 0, 0},
-        {{1, 0, 0}, {2, 2, 0}, 3, 1, 0}, /* T0 and T1 each for the other's free */
-        {{1, 2, 1}, {2, 2, 2}, 3, 1, 0}, /* T1 and T2 each for the other's free, T0 behind them */
-        {{1, 2, 0}, {2, 2, 2}, 3, 1, 0}, /* a cycle through all three */
-        {{1, 2, 1}, {0, 2, 2}, 3, 1, 1}, /* T1 and T2 as above, T0 for T1's malloc: T0 ends */
-        {{1, 0, 0}, {0, 0, 0}, 1, 1, 0}, /* crossing, one at a time: T1 cannot start */
-        {{1, 0, 0}, {0, 0, 0}, 2, 0, 0}, /* crossing, two at a time */
-        {{2, 0, 0}, {0, 0, 0}, 2, 0, 0}, /* T0 for T2's malloc: T2 starts when T1 ends */
-        {{2, 2, 0}, {0, 0, 0}, 2, 1, 0}, /* T0 and T1 for T2's malloc: T2 cannot start */
+        {{1, 0, 0}, {2, 0, 2}, 3, 0, 0, 0},
+        {{1, 0, 0}, {2, 2, 0}, 3, 1, 0, 0}, /* T0 and T1 each for the other's free */
+        {{1, 2, 1}, {2, 2, 2}, 3, 1, 0, 0}, /* T1 and T2 each for the other's free, T0 behind */
+        {{1, 2, 0}, {2, 2, 2}, 3, 1, 0, 0}, /* a cycle through all three */
+        {{1, 2, 1}, {0, 2, 2}, 3, 1, 1, 0}, /* T1 and T2 as above, T0 for T1's malloc: T0 ends */
+        {{1, 0, 0}, {0, 0, 0}, 1, 1, 0, 0}, /* crossing, one at a time: T1 cannot start */
+        {{1, 0, 0}, {0, 0, 0}, 2, 0, 0, 0}, /* crossing, two at a time */
+        {{2, 0, 0}, {0, 0, 0}, 2, 0, 0, 0}, /* T0 for T2's malloc: T2 starts when T1 ends */
+        {{2, 2, 0}, {0, 0, 0}, 2, 1, 0, 0}, /* T0 and T1 for T2's malloc: T2 cannot start */
+        /* T0 for T2's malloc, T1 stays after its ops: T2 cannot start; with three at once it can */
+        {{2, 0, 0}, {0, 0, 0}, 2, 1, 0, 1u << 1},
+        {{2, 0, 0}, {0, 0, 0}, 3, 0, 0, 1u << 1},
+        {{1, 0, 0}, {0, 0, 0}, 2, 0, 0, 1u << 0}, /* crossing, T0 stays: T2 takes T1's slot */
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         mallet_rfile_thread_t th[3] = {{.nops = 3}, {.nops = 3}, {.nops = 3}};
+        for (uint32_t t = 0; t < 3; t++)
+            if (cases[c].stays >> t & 1) th[t].flags = MALLET_RFILE_T_STAYS;
         mallet_rfile_t rf = {.path = "hand.replay",
                              .nthreads = 3,
                              .threads = th,
@@ -804,6 +819,97 @@ static void test_concurrency(void)
     }
 }
 
+/* Thread ends as the recorder marks them: a thread alive from its first event to its end (idle
+ * after its last event or not), one never marked to the end of the process; a trace without marks
+ * says nothing, and there a thread's last event ends it. Three threads: T2 makes a block, T3
+ * makes and frees one, the main thread frees T2's. The flags say how the replay ends each. */
+static void test_thread_ends(void)
+{
+    enum { NONE = 0, EXITS = MALLET_RFILE_T_EXITS, STAYS = MALLET_RFILE_T_STAYS };
+    static const struct {
+        int marked;           /* the recorder marks thread ends */
+        int t2_end, t3_end;   /* when T2 and T3 end: 0 never, 1 after their last event, 2 after
+                               * everything (T2: after T3's events) */
+        uint32_t concurrency; /* with the main thread */
+        uint32_t flags[3];
+    } cases[] = {
+        {0, 0, 0, 2, {NONE, NONE, NONE}},    /* nothing known: T2 ends at its malloc */
+        {1, 1, 1, 2, {STAYS, EXITS, EXITS}}, /* T2 ends before T3 starts */
+        {1, 2, 1, 3, {STAYS, EXITS, EXITS}}, /* T2, idle, ends after T3 */
+        {1, 0, 1, 3, {STAYS, STAYS, EXITS}}, /* T2 lives to the end */
+        {1, 0, 0, 3, {STAYS, STAYS, STAYS}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        begin_marked(cases[c].marked);
+        ev(1, MALLET_OP_MALLOC, 0x100, 0, 8, 0); /* the main thread first: index 0 */
+        ev(2, MALLET_OP_MALLOC, 0x200, 0, 8, 0);
+        if (cases[c].t2_end == 1) CHECK(mallet_writer_thread_exit(w, 2, clock_ + 5) == 0);
+        ev(3, MALLET_OP_MALLOC, 0x300, 0, 16, 0);
+        ev(3, MALLET_OP_FREE, 0x300, 0, 0, 0);
+        if (cases[c].t3_end) CHECK(mallet_writer_thread_exit(w, 3, clock_ + 5) == 0);
+        if (cases[c].t2_end == 2) CHECK(mallet_writer_thread_exit(w, 2, clock_ + 50) == 0);
+        ev(1, MALLET_OP_FREE, 0x200, 0, 0, 0);
+        ev(1, MALLET_OP_FREE, 0x100, 0, 0, 0);
+        loaded_t l;
+        if (prepare_opts(&l, NULL, 0)) return;
+        CHECK_EQ(l.nthreads, 3);
+        CHECK_EQ(l.p.concurrency, cases[c].concurrency);
+        unload(&l);
+        mallet_rfile_t rf;
+        char err[512];
+        CHECK(mallet_rfile_open(rpath, &rf, err, sizeof err) == 0);
+        for (uint32_t t = 0; t < 3; t++)
+            CHECK_EQ(rf.threads[t].flags, cases[c].flags[t]);
+        mallet_rfile_close(&rf);
+        mallet_replay_result_t res;
+        CHECK(mallet_replay_run(rpath, MALLET_TOUCH_FIRST, 0, &res, err, sizeof err) == 0);
+        CHECK_EQ(res.ops, 6);
+        CHECK_EQ(res.failed, 0);
+        unlink(rpath);
+    }
+}
+
+/* A thread table's flags (24-byte entries at the index offset, header offset 104: u32 tid, u32
+ * flags, ...): unknown ones are refused; a thread made to stay to the end where the threads at
+ * once do not allow it leaves a thread that cannot start: refused whole, found streamed. */
+static void test_thread_flags_damaged(void)
+{
+    begin();
+    ev(1, MALLET_OP_MALLOC, 0x100, 0, 8, 0);
+    ev(2, MALLET_OP_MALLOC, 0x200, 0, 8, 0);
+    ev(2, MALLET_OP_FREE, 0x200, 0, 0, 0);
+    ev(3, MALLET_OP_MALLOC, 0x300, 0, 8, 0);
+    ev(1, MALLET_OP_FREE, 0x300, 0, 0, 0); /* waits for T3, which starts when T2 has ended */
+    ev(1, MALLET_OP_FREE, 0x100, 0, 0, 0);
+    loaded_t l;
+    if (prepare_opts(&l, NULL, 0)) return;
+    CHECK_EQ(l.p.concurrency, 2);
+    unload(&l);
+    uint64_t index = 0;
+    FILE *f = fopen(rpath, "rb");
+    CHECK(f && fseek(f, 104, SEEK_SET) == 0 && fread(&index, 8, 1, f) == 1);
+    if (f) fclose(f);
+    char err[512];
+    mallet_replay_result_t res;
+    static const uint32_t bad[] = {4, 3, 0x80000000u};
+    for (int i = 0; i < 3; i++) {
+        poke(index + 24 + 4, &bad[i], 4);
+        CHECK(mallet_replay_run(rpath, MALLET_TOUCH_NONE, 0, &res, err, sizeof err) == -1);
+        CHECK(strstr(err, rpath) && strstr(err, "a thread has unknown flags") &&
+              !strchr(err, '\n'));
+    }
+    uint32_t exits = MALLET_RFILE_T_EXITS, stays = MALLET_RFILE_T_STAYS;
+    poke(index + 24 + 4, &exits, 4);
+    CHECK(mallet_replay_run(rpath, MALLET_TOUCH_NONE, 0, &res, err, sizeof err) == 0);
+    CHECK_EQ(res.ops, 6);
+    poke(index + 24 + 4, &stays, 4); /* T2 keeps the second slot: T3 never starts */
+    CHECK(mallet_replay_run(rpath, MALLET_TOUCH_NONE, 0, &res, err, sizeof err) == -1);
+    CHECK(strstr(err, rpath) && strstr(err, "threads wait for each other (a deadlock)"));
+    check_streamed_deadlock();
+    unlink(path);
+    unlink(rpath);
+}
+
 int main(void)
 {
     test_one_thread();
@@ -820,5 +926,7 @@ int main(void)
     test_wait_cycles();
     test_deadlocked_file();
     test_concurrency();
+    test_thread_ends();
+    test_thread_flags_damaged();
     return CHECK_DONE();
 }
