@@ -60,6 +60,15 @@ typedef struct state {
     uint64_t live_blocks, live_bytes; /* live_blocks: also the table's entries */
     int64_t pid;    /* the process's: its main thread's tid */
     uint64_t t0_ns; /* the process's first event (| 1: 0 means not yet seen) */
+    uint64_t t0_cycles; /* the same in cycles: a thread's time before its first event */
+    /* resumes(): the gap, in cycles, after which a thread waits for the others; the thread of
+     * the last event (MALLET_NO_SLOT: none yet); the file's thread ends by time, the next one
+     * not passed yet and its time (UINT64_MAX: none) */
+    uint64_t gap;
+    uint32_t prev_t;
+    mallet_thread_end_t *ends;
+    size_t nends, next_end;
+    uint64_t next_end_cycles;
     int main_taken; /* thread index 0 is the main thread's, once it shows up */
     uint32_t chunk_ops;
     uint64_t buffer_ops, buffered; /* ops in all buffers: kept at most buffer_ops */
@@ -511,7 +520,8 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
     /* a free gives its slot back to the pool, a malloc takes the last one given: the same room */
     uint32_t top = th->nfree - 1 + (uint32_t)is_free;
     if ((e->ptr != want) | (top >= th->capfree) | (((e->thread ^ t) & (uint32_t)f) != 0) |
-        (s->live_blocks >= s->room) | (ev->size > MALLET_ROP_SHORT_MAX) | (th->n >= th->lim))
+        (s->live_blocks >= s->room) | (ev->size > MALLET_ROP_SHORT_MAX) | (th->n >= th->lim) |
+        (ev->cycles - th->last > s->gap) | (ev->cycles > s->next_end_cycles))
         return 0;
     uint32_t slot = (uint32_t)((e->slot & f) | (th->free[top] & ~f));
     uint64_t bytes = (e->bytes & f) | (ev->size & ~f);
@@ -536,7 +546,58 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
     /* one op, no extension (a free's size is 0, the reader's) */
     th->buf[th->n++] = (mallet_rop_t){.kind = kind, .size = (uint16_t)ev->size, .slot = slot};
     th->last = ev->cycles;
+    s->prev_t = t;
     return 1;
+}
+
+/* Thread t resumes (or ends) at `now`, its last event at `since`: after more than the gap, with
+ * another thread's event last, it first waits for that thread's last op. The wait points back
+ * in the trace's time order, as every wait must (concurrency()). */
+static int resume(state_t *s, uint32_t t, uint64_t since, uint64_t now)
+{
+    uint32_t u = s->prev_t;
+    if (now <= since || now - since <= s->gap || u == MALLET_NO_SLOT || u == t) return 0;
+    uint64_t len = stream_len(s, u);
+    if (!len) return 0;
+    return mark_awaited(s, u, len - 1) || emit_wait(s, t, u, len - 1) ? -1 : 0;
+}
+
+static int cmp_end_time(const void *a, const void *b)
+{
+    const mallet_thread_end_t *x = a, *y = b;
+    if (x->cycles != y->cycles) return x->cycles < y->cycles ? -1 : 1;
+    return (x->thread > y->thread) - (x->thread < y->thread);
+}
+
+/* The file's thread ends, by time, for ends_before(). */
+static int ends_load(state_t *s, const mallet_reader_t *r, unsigned file)
+{
+    size_t n;
+    const mallet_thread_end_t *e = mallet_reader_thread_ends(r, file, &n);
+    s->next_end_cycles = UINT64_MAX;
+    if (!n) return 0;
+    if (!(s->ends = malloc(n * sizeof *s->ends))) return fail(s, -ENOMEM);
+    memcpy(s->ends, e, n * sizeof *e);
+    qsort(s->ends, n, sizeof *s->ends, cmp_end_time);
+    s->nends = n;
+    s->next_end_cycles = s->ends[0].cycles;
+    return 0;
+}
+
+/* The threads that ended before `now`: one that sat idle before it ended waits, at the end of its
+ * stream, for the last op another thread made before it ended (resume()), so that the replay
+ * ends it there, not as soon as its last call is made. */
+static __attribute__((noinline)) int ends_before(state_t *s, uint64_t now)
+{
+    for (; s->next_end < s->nends && s->ends[s->next_end].cycles < now; s->next_end++) {
+        const mallet_thread_end_t *e = &s->ends[s->next_end];
+        if (e->thread >= s->nserials || !s->index_of[e->thread]) continue; /* no events */
+        uint32_t t = s->index_of[e->thread] - 1;
+        if (resume(s, t, s->thr[t].last, e->cycles)) return -1;
+        s->prev_t = t;
+    }
+    s->next_end_cycles = s->next_end < s->nends ? s->ends[s->next_end].cycles : UINT64_MAX;
+    return 0;
 }
 
 static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_t *rec)
@@ -544,8 +605,15 @@ static __attribute__((noinline)) int prepare_event(state_t *s, const mallet_rec_
     const mallet_event_t *ev = &rec->ev;
     uint32_t t, known = s->p.nthreads;
     if (thread_index(s, ev, &t)) return -1;
+    const uint64_t now = rec->part == MALLET_PART_RELEASE ? ev->free_cycles : ev->cycles;
     if (s->p.nthreads != known) /* a new thread: its first event, at the merge's time for it */
-        s->first[t] = rec->part == MALLET_PART_RELEASE ? ev->free_cycles : ev->cycles;
+        s->first[t] = now;
+    if (now > s->next_end_cycles && ends_before(s, now)) return -1;
+    /* a realloc's ALLOC half follows its RELEASE half: one call, no gap in between */
+    if (rec->part != MALLET_PART_ALLOC &&
+        resume(s, t, s->thr[t].last ? s->thr[t].last : s->t0_cycles, now))
+        return -1;
+    s->prev_t = t;
     s->thr[t].last = ev->cycles;
     /* A realloc that failed left its block alive, and cannot be replayed faithfully. */
     int failed_realloc = is_realloc(ev->op) && ev->failed;
@@ -712,13 +780,22 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     if (opts && opts->patch_cap) mallet_rfile_set_patch_cap(w, opts->patch_cap);
     const char *path = mallet_reader_info(r, file)->path;
     s.pid = mallet_reader_info(r, file)->pid;
+    s.prev_t = MALLET_NO_SLOT;
+    double ns_per_cycle = mallet_reader_info(r, file)->ns_per_cycle;
+    double gap = (double)(opts && opts->gap_ns ? opts->gap_ns : MALLET_PREPARE_GAP_NS) /
+                 (ns_per_cycle > 0 ? ns_per_cycle : 1.0);
+    s.gap = gap < 1.8e19 ? (uint64_t)gap : UINT64_MAX;
     const mallet_rec_t *rec;
     int n = 0, rc = 0;
     mallet_reader_set_ahead(r, live_ahead, &s);
-    if (add_thread(&s, (uint32_t)s.pid) == 0) /* index 0: the main thread (else s.err says) */
+    /* index 0: the main thread (else s.err says) */
+    if (ends_load(&s, r, file) == 0 && add_thread(&s, (uint32_t)s.pid) == 0)
         while ((n = mallet_reader_next_ref(r, &rec)) > 0) {
             if (rec->file != file) continue;
-            if (!s.t0_ns) s.t0_ns = mallet_reader_time_ns(r, rec->ev.cycles) | 1;
+            if (!s.t0_ns) {
+                s.t0_ns = mallet_reader_time_ns(r, rec->ev.cycles) | 1;
+                s.t0_cycles = rec->ev.cycles;
+            }
             if (rec->ev.op == MALLET_OP_RSS) { /* the traced process's RSS: kept beside the ops */
                 uint64_t t = mallet_reader_time_ns(r, rec->ev.cycles);
                 mallet_rfile_add_rss(w, t > s.t0_ns ? t - s.t0_ns : 0, rec->ev.size);
@@ -727,7 +804,8 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
             if (!prepare_common(&s, rec) && prepare_event(&s, rec)) break;
         }
     uint32_t *tflags = NULL;
-    if (!s.err && n >= 0 && (tflags = thread_ends(&s, r, file))) s.p.concurrency = concurrency(&s);
+    if (!s.err && n >= 0 && !ends_before(&s, UINT64_MAX) && (tflags = thread_ends(&s, r, file)))
+        s.p.concurrency = concurrency(&s);
     /* the calls: every op of the streams but the waits (counted once here, not on every event) */
     for (uint32_t t = 0; t < s.p.nthreads; t++) s.p.ops += stream_len(&s, t);
     s.p.ops -= s.p.waits;
@@ -757,6 +835,7 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     mallet_reader_set_ahead(r, NULL, NULL); /* s is about to go */
     free(s.thr);
     free(s.tids);
+    free(s.ends);
     free(tflags);
     free(s.first);
     free(s.live);

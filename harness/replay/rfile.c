@@ -564,7 +564,7 @@ int64_t mallet_rfile_read_chunk(const mallet_rfile_t *rf, uint32_t t, uint64_t k
         } else if (kind == MALLET_ROP_WAIT) {
             const mallet_rop_ext_t *x = &exts[nx];
             ok = x->aux < rf->nthreads && o->slot < rf->threads[x->aux].nops &&
-                 (x->aux != t || o->slot < c->first + i) && !o->flags;
+                 (x->aux != t || o->slot < c->first + i) && !(o->flags & ~MALLET_ROP_AWAITED);
         } else {
             const mallet_rop_ext_t *x = ext ? &exts[nx] : NULL;
             int alt = ext && (o->size & MALLET_ROP_ALT);

@@ -296,6 +296,14 @@ static __attribute__((noinline)) void *other_call(const run_t *r, stream_t *st,
     return p;
 }
 
+/* This thread has done its first `done` ops: wakes those waiting for them. */
+static inline void publish(progress_t *me, uint64_t done)
+{
+    atomic_store_explicit(&me->done, (uint32_t)done, memory_order_release);
+    if (atomic_load_explicit(&me->waiters, memory_order_relaxed))
+        syscall(SYS_futex, &me->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
 /* Until the timed part starts: a short spin, so that the threads start together, then a sleep,
  * so that many threads waiting do not take the cores from the one starting them. */
 static void wait_go(run_t *r)
@@ -342,6 +350,9 @@ static void replay_thread(const worker_arg_t *a)
         const mallet_rop_t *o = &win[i - wbase];
         if (o->kind == (MALLET_ROP_WAIT | MALLET_ROP_EXT)) {
             wait_for(r, me, ops->x++->aux, o->slot);
+            /* another thread may wait for this point too (a thread resuming after a gap waits
+             * for the other's last op, whatever it was: prepare.c) */
+            if (o->flags & MALLET_ROP_AWAITED) publish(me, i + 1);
             continue;
         }
         const int timed = calls++ == next_timed;
@@ -371,17 +382,11 @@ static void replay_thread(const worker_arg_t *a)
             free(p); /* realloc(p, 0) that returned a block where the recorded one did not */
         }
         /* only ops another thread waits for are published: the rest cost nothing extra */
-        if (o->flags & MALLET_ROP_AWAITED) {
-            atomic_store_explicit(&me->done, (uint32_t)(i + 1), memory_order_release);
-            if (atomic_load_explicit(&me->waiters, memory_order_relaxed))
-                syscall(SYS_futex, &me->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-        }
+        if (o->flags & MALLET_ROP_AWAITED) publish(me, i + 1);
     }
     /* everything done: a wait on an op a streamed file did not flag (unchecked, see
      * load_streams) ends here at the latest */
-    atomic_store_explicit(&me->done, (uint32_t)n, memory_order_release);
-    if (atomic_load_explicit(&me->waiters, memory_order_relaxed))
-        syscall(SYS_futex, &me->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    publish(me, n);
     atomic_fetch_add(&r->failed, failed);
     if (atomic_fetch_add(&r->finished, 1) + 1 == r->nthreads)
         syscall(SYS_futex, &r->finished, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);

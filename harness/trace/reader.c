@@ -25,13 +25,6 @@ typedef struct chunk_ref {
     uint64_t limit;  /* start of the thread's next chunk with later events: no event goes past */
 } chunk_ref_t;
 
-/* A THREAD_EXIT chunk's news: (file, thread) ended at cycles. Sorted by file and thread. */
-typedef struct thread_end {
-    unsigned file;
-    uint32_t thread;
-    uint64_t cycles;
-} thread_end_t;
-
 #define CURSOR_BATCH 32
 
 typedef struct cursor {
@@ -68,7 +61,7 @@ struct mallet_reader {
     int *fds;
     chunk_ref_t *chunks;
     size_t nchunks, next_chunk;
-    thread_end_t *ends;
+    mallet_thread_end_t *ends;
     size_t nends;
     uint64_t next_first; /* chunks[next_chunk].first, or UINT64_MAX past the last chunk */
     heap_ent_t *heap;
@@ -441,7 +434,7 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
         info->chunks++;
         if (h.type == MALLET_CHUNK_EVENTS && (h.flags & MALLET_CHUNK_F_THREAD_EXIT)) {
             if (r->nends % 64 == 0) {
-                thread_end_t *ne = realloc(r->ends, (r->nends + 64) * sizeof *ne);
+                mallet_thread_end_t *ne = realloc(r->ends, (r->nends + 64) * sizeof *ne);
                 if (!ne) {
                     set_err(err, errlen, "%s: out of memory", path);
                     rc = -1;
@@ -449,7 +442,7 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
                 }
                 r->ends = ne;
             }
-            r->ends[r->nends++] = (thread_end_t){fi, h.thread, h.last_cycles};
+            r->ends[r->nends++] = (mallet_thread_end_t){fi, h.thread, h.last_cycles};
             info->threads_exited++;
         }
         if (h.type == MALLET_CHUNK_EVENTS && h.count) {
@@ -538,27 +531,43 @@ static int cmp_thread_order(const void *a, const void *b)
 
 static int cmp_thread_end(const void *a, const void *b)
 {
-    const thread_end_t *x = a, *y = b;
+    const mallet_thread_end_t *x = a, *y = b;
     if (x->file != y->file) return x->file < y->file ? -1 : 1;
     if (x->thread != y->thread) return x->thread < y->thread ? -1 : 1;
     return (x->cycles > y->cycles) - (x->cycles < y->cycles);
+}
+
+/* The first entry of r->ends after every (file, thread) pair below the one given (ends sorted
+ * by file, thread, cycles). */
+static size_t ends_after(const mallet_reader_t *r, unsigned file, uint64_t thread)
+{
+    size_t lo = 0, hi = r->nends;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const mallet_thread_end_t *e = &r->ends[mid];
+        if (e->file < file || (e->file == file && e->thread < thread))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+const mallet_thread_end_t *mallet_reader_thread_ends(const mallet_reader_t *r, unsigned file,
+                                                     size_t *n)
+{
+    size_t from = ends_after(r, file, 0), to = ends_after(r, file + 1, 0);
+    *n = to - from;
+    return r->ends + from;
 }
 
 int mallet_reader_thread_end(const mallet_reader_t *r, unsigned file, uint32_t thread,
                              uint64_t *cycles)
 {
     /* the last entry of (file, thread): a damaged file may mark a thread twice */
-    size_t lo = 0, hi = r->nends;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const thread_end_t *e = &r->ends[mid];
-        if (e->file < file || (e->file == file && e->thread <= thread))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (!lo || r->ends[lo - 1].file != file || r->ends[lo - 1].thread != thread) return 0;
-    *cycles = r->ends[lo - 1].cycles;
+    size_t i = ends_after(r, file, (uint64_t)thread + 1);
+    if (!i || r->ends[i - 1].file != file || r->ends[i - 1].thread != thread) return 0;
+    *cycles = r->ends[i - 1].cycles;
     return 1;
 }
 

@@ -81,6 +81,15 @@ int mallet_reader_next_ref(mallet_reader_t *r, const mallet_rec_t **out);
  * only during the call, and their times may still be adjusted. fn NULL: none. */
 typedef void mallet_reader_ahead_fn(void *arg, const mallet_rec_t *recs, unsigned n);
 void mallet_reader_set_ahead(mallet_reader_t *r, mallet_reader_ahead_fn *fn, void *arg);
+/* A thread's end as a THREAD_EXIT chunk marks it (docs/TRACE_FORMAT.md 4.4). */
+typedef struct mallet_thread_end {
+    unsigned file;
+    uint32_t thread; /* the recorder's serial (mallet_event_t.thread) */
+    uint64_t cycles; /* when it ended, as the file says */
+} mallet_thread_end_t;
+/* The thread ends file marks, *n of them, by thread (a damaged file may mark one twice). */
+const mallet_thread_end_t *mallet_reader_thread_ends(const mallet_reader_t *r, unsigned file,
+                                                     size_t *n);
 /* Whether thread (a recorder serial, mallet_event_t.thread) of file ended before its process:
  * 1 with *cycles the time it ended, as the file says (the recorder's is never before the
  * thread's events; a damaged file's may be: take the later of the two), else 0 (it lived to the

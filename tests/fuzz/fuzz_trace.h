@@ -4,7 +4,8 @@
  * reallocs on two threads; 1: the same on six; 2: every allocation call and argument form
  * (calloc and posix_memalign with values past 32 bits, mallocs of both replay-op forms); 3: as 2,
  * with frees of pointers never allocated and double frees. RSS samples every 50 calls. Kinds 1-3
- * mark thread ends (a thread ends after one call in 40; its tid's next call is a new thread's). */
+ * mark thread ends (a thread ends after one call in 40; its tid's next call is a new thread's).
+ * One call in 30 comes after a pause longer than prepare's gap (MALLET_PREPARE_GAP_NS). */
 #ifndef MALLET_FUZZ_TRACE_H
 #define MALLET_FUZZ_TRACE_H
 
@@ -26,7 +27,7 @@ static inline void fuzz_write_trace(const char *path, int kind)
         mallet_event_t e = {.tid = 1 + (uint32_t)below(kind ? 6 : 2),
                             .size = below(8) ? 1 + below(100) : 65500 + below(100)};
         size_t j = below(64);
-        clock += 100;
+        clock += below(30) ? 100 : 2000000; /* now and then a pause: a thread resumes after it */
         e.cycles = clock, e.free_cycles = clock - 10;
         if (kind == 3 && below(20) == 0) { /* a pointer not live: never made, or freed already */
             e.op = MALLET_OP_FREE;

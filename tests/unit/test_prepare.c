@@ -910,6 +910,95 @@ static void test_thread_flags_damaged(void)
     unlink(rpath);
 }
 
+/* A thread that resumes after a gap (no allocation call of its own for longer than the gap, here
+ * 10 us: 10^4 to 3.3 x 10^4 cycles, whatever the fitted clock rate; events are 100 cycles apart,
+ * a gap is 10^6) first waits for the last op another thread made before it resumed; so does one
+ * that ends after a gap, at the end of its stream. Not after a short pause, not when its own
+ * event was the last, and not inside a realloc (its two halves are one call). */
+static void test_resumes(void)
+{
+    const mallet_prepare_opts_t opts = {.gap_ns = 10000};
+    const uint8_t wait = MALLET_ROP_WAIT | MALLET_ROP_EXT;
+    begin_marked(1);
+    ev(1, MALLET_OP_MALLOC, 0x100, 0, 8, 0); /* T1 op 0 */
+    ev(2, MALLET_OP_MALLOC, 0x200, 0, 8, 0); /* T2 op 0: 100 cycles after the start, no wait */
+    ev(2, MALLET_OP_FREE, 0x200, 0, 0, 0);   /* T2 op 1 */
+    clock_ += 1000000;
+    ev(1, MALLET_OP_MALLOC, 0x300, 0, 8, 0); /* T1 op 1 waits for T2 op 1; op 2 */
+    ev(2, MALLET_OP_MALLOC, 0x400, 0, 8, 0); /* T2 op 2 waits for T1 op 2; op 3 */
+    clock_ += 1000000;
+    ev(2, MALLET_OP_FREE, 0x400, 0, 0, 0);   /* T2 op 4: its own event was the last, no wait */
+    ev(3, MALLET_OP_MALLOC, 0x500, 0, 8, 0); /* T3 op 0 waits for T2 op 4 (its first event, 2 x
+                                              * 10^6 after the start); op 1 */
+    clock_ += 1000000;
+    ev(2, MALLET_OP_FREE, 0x100, 0, 0, 0); /* T2 op 5 waits for T3 op 1, op 6 for T1 op 0 (the
+                                            * block is T1's); op 7 */
+    ev(3, MALLET_OP_FREE, 0x500, 0, 0, 0);   /* T3 op 2 waits for T2 op 7; op 3 */
+    ev(2, MALLET_OP_MALLOC, 0x600, 0, 8, 0); /* T2 op 8 */
+    clock_ += 1000000;
+    CHECK(mallet_writer_thread_exit(w, 3, clock_) == 0); /* T3 op 4, its last, waits for T2 op 8 */
+    ev(1, MALLET_OP_FREE, 0x300, 0, 0, 0); /* T1 op 3 waits for T3 op 4: T3 has ended; op 4 */
+    ev(1, MALLET_OP_FREE, 0x600, 0, 0, 0); /* T1 op 5 waits for T2 op 8 (the block); op 6 */
+    loaded_t l;
+    if (prepare_opts(&l, &opts, 0)) return;
+    CHECK_EQ(l.nthreads, 3);
+    CHECK_EQ(l.p.ops, 12);
+    CHECK_EQ(l.p.waits, 9);
+    CHECK_EQ(l.nops[0], 7);
+    CHECK_EQ(l.nops[1], 9);
+    CHECK_EQ(l.nops[2], 5);
+    const full_t *t1 = l.full[0], *t2 = l.full[1], *t3 = l.full[2];
+    static const struct {
+        uint32_t thread, op, waits_for, its_op;
+    } waits[] = {{0, 1, 1, 1}, {1, 2, 0, 2}, {2, 0, 1, 4}, {1, 5, 2, 1}, {1, 6, 0, 0},
+                 {2, 2, 1, 7}, {2, 4, 1, 8}, {0, 3, 2, 4}, {0, 5, 1, 8}};
+    for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++) {
+        const full_t *o = &l.full[waits[i].thread][waits[i].op];
+        CHECK(o->o.kind == wait && o->x.aux == waits[i].waits_for &&
+              o->o.slot == waits[i].its_op);
+        CHECK(l.full[waits[i].waits_for][waits[i].its_op].o.flags == MALLET_ROP_AWAITED);
+    }
+    CHECK(t2[3].o.kind == MALLET_OP_MALLOC && !t2[3].o.flags); /* nobody waits for it */
+    CHECK(t1[2].o.kind == MALLET_OP_MALLOC && t3[3].o.kind == MALLET_OP_FREE);
+    unload(&l);
+    mallet_replay_result_t res;
+    char err[512];
+    CHECK(mallet_replay_run(rpath, MALLET_TOUCH_FIRST, 0, &res, err, sizeof err) == 0);
+    CHECK_EQ(res.ops, 12);
+    CHECK_EQ(res.failed, 0);
+    unlink(rpath);
+
+    /* the last op of the thread before may be a wait (a resume whose call was then skipped): that
+     * wait's end is published, and the replay goes through */
+    begin();
+    ev(1, MALLET_OP_MALLOC, 0x100, 0, 8, 0); /* T1 op 0 */
+    ev(2, MALLET_OP_MALLOC, 0x200, 0, 8, 0); /* T2 op 0 */
+    clock_ += 1000000;
+    ev(1, MALLET_OP_FREE, 0x900, 0, 0, 0); /* T1: waits for T2 op 0 (op 1); the free is skipped */
+    clock_ += 1000000;
+    ev(2, MALLET_OP_FREE, 0x200, 0, 0, 0); /* T2: waits for T1 op 1, the wait (op 1), op 2 */
+    ev(1, MALLET_OP_FREE, 0x100, 0, 0, 0); /* T1 op 2 */
+    if (prepare_opts(&l, &opts, 0)) return;
+    CHECK_EQ(l.p.skipped, 1);
+    CHECK(l.full[0][1].o.kind == wait && l.full[0][1].o.flags == MALLET_ROP_AWAITED);
+    CHECK(l.full[1][1].o.kind == wait && l.full[1][1].x.aux == 0 && l.full[1][1].o.slot == 1);
+    unload(&l);
+    CHECK(mallet_replay_run(rpath, MALLET_TOUCH_FIRST, 0, &res, err, sizeof err) == 0);
+    CHECK_EQ(res.ops, 4);
+    unlink(rpath);
+
+    /* with the default gap (1 ms: 10^6 cycles or more), the same 10^6-cycle pauses make none */
+    begin();
+    ev(1, MALLET_OP_MALLOC, 0x100, 0, 8, 0);
+    ev(2, MALLET_OP_MALLOC, 0x200, 0, 8, 0);
+    clock_ += 900000;
+    ev(1, MALLET_OP_FREE, 0x100, 0, 0, 0);
+    ev(2, MALLET_OP_FREE, 0x200, 0, 0, 0);
+    if (prepare(&l)) return;
+    CHECK_EQ(l.p.waits, 0);
+    unload(&l);
+}
+
 int main(void)
 {
     test_one_thread();
@@ -928,5 +1017,6 @@ int main(void)
     test_concurrency();
     test_thread_ends();
     test_thread_flags_damaged();
+    test_resumes();
     return CHECK_DONE();
 }
