@@ -931,8 +931,8 @@ static void test_resumes(void)
     ev(3, MALLET_OP_MALLOC, 0x500, 0, 8, 0); /* T3 op 0 waits for T2 op 4 (its first event, 2 x
                                               * 10^6 after the start); op 1 */
     clock_ += 1000000;
-    ev(2, MALLET_OP_FREE, 0x100, 0, 0, 0); /* T2 op 5 waits for T3 op 1, op 6 for T1 op 0 (the
-                                            * block is T1's); op 7 */
+    ev(2, MALLET_OP_FREE, 0x100, 0, 0, 0);   /* T2 op 5 waits for T3 op 1, op 6 for T1 op 0 (the
+                                              * block is T1's); op 7 */
     ev(3, MALLET_OP_FREE, 0x500, 0, 0, 0);   /* T3 op 2 waits for T2 op 7; op 3 */
     ev(2, MALLET_OP_MALLOC, 0x600, 0, 8, 0); /* T2 op 8 */
     clock_ += 1000000;
@@ -954,8 +954,7 @@ static void test_resumes(void)
                  {2, 2, 1, 7}, {2, 4, 1, 8}, {0, 3, 2, 4}, {0, 5, 1, 8}};
     for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++) {
         const full_t *o = &l.full[waits[i].thread][waits[i].op];
-        CHECK(o->o.kind == wait && o->x.aux == waits[i].waits_for &&
-              o->o.slot == waits[i].its_op);
+        CHECK(o->o.kind == wait && o->x.aux == waits[i].waits_for && o->o.slot == waits[i].its_op);
         CHECK(l.full[waits[i].waits_for][waits[i].its_op].o.flags == MALLET_ROP_AWAITED);
     }
     CHECK(t2[3].o.kind == MALLET_OP_MALLOC && !t2[3].o.flags); /* nobody waits for it */
