@@ -15,7 +15,8 @@ void mallet_usage_dump(FILE *out)
                  "Print one line per event of the traces, in time order:\n"
                  "  TIME pid PID tid TID CALL = RESULT  [CALLSITE]\n"
                  "TIME is in microseconds (ns precision) since the first process started; failed\n"
-                 "calls end in 'failed'; RSS samples print as 'rss BYTES'.\n\n"
+                 "calls end in 'failed'; RSS samples print as 'rss BYTES', and the end of a\n"
+                 "thread that ended before its process as 'thread ended'.\n\n"
                  "options:\n"
                  "  --no-time   leave out the time column (stable output for diffs)\n"
                  "  --symbols   name callsites 'function (module+0xVADDR)' instead of 0xADDR\n"
@@ -79,6 +80,83 @@ static void format_call(const mallet_event_t *ev, char *out, size_t len)
     }
 }
 
+/* The thread ends the files mark (TRACE_FORMAT.md 4.4), by time, printed among the events; and
+ * each thread's OS id as its events give it (an end names the recorder's serial). */
+typedef struct ends {
+    mallet_thread_end_t *e;
+    size_t n, next;
+    uint32_t **tid; /* per file, per serial; 0: none seen */
+    size_t *ntid;
+} ends_t;
+
+static int end_cmp(const void *a, const void *b)
+{
+    const mallet_thread_end_t *x = a, *y = b;
+    if (x->cycles != y->cycles) return x->cycles < y->cycles ? -1 : 1;
+    if (x->file != y->file) return x->file < y->file ? -1 : 1;
+    return (x->thread > y->thread) - (x->thread < y->thread);
+}
+
+static int ends_load(const mallet_reader_t *r, ends_t *d)
+{
+    unsigned files = mallet_reader_nfiles(r);
+    size_t total = 0, k;
+    for (unsigned f = 0; f < files; f++)
+        mallet_reader_thread_ends(r, f, &k), total += k;
+    d->e = malloc((total ? total : 1) * sizeof *d->e);
+    d->tid = calloc(files ? files : 1, sizeof *d->tid);
+    d->ntid = calloc(files ? files : 1, sizeof *d->ntid);
+    if (!d->e || !d->tid || !d->ntid) return -1;
+    for (unsigned f = 0; f < files; f++) {
+        const mallet_thread_end_t *e = mallet_reader_thread_ends(r, f, &k);
+        memcpy(d->e + d->n, e, k * sizeof *e);
+        d->n += k;
+    }
+    qsort(d->e, d->n, sizeof *d->e, end_cmp);
+    return 0;
+}
+
+static int ends_saw(ends_t *d, unsigned file, uint32_t thread, uint32_t tid)
+{
+    if (!d->n) return 0;
+    if (thread >= d->ntid[file]) {
+        size_t n = (size_t)thread + 64;
+        uint32_t *t = realloc(d->tid[file], n * sizeof *t);
+        if (!t) return -1;
+        memset(t + d->ntid[file], 0, (n - d->ntid[file]) * sizeof *t);
+        d->tid[file] = t;
+        d->ntid[file] = n;
+    }
+    d->tid[file][thread] = tid;
+    return 0;
+}
+
+static void ends_free(ends_t *d, unsigned files)
+{
+    for (unsigned f = 0; d->tid && f < files; f++)
+        free(d->tid[f]);
+    free(d->tid);
+    free(d->ntid);
+    free(d->e);
+}
+
+/* Prints the ends before `cycles` (UINT64_MAX: all that are left). */
+static void ends_print(const mallet_reader_t *r, ends_t *d, uint64_t cycles, uint64_t origin,
+                       int no_time)
+{
+    for (; d->next < d->n && d->e[d->next].cycles < cycles; d->next++) {
+        const mallet_thread_end_t *e = &d->e[d->next];
+        if (!no_time) {
+            uint64_t ns = mallet_reader_time_ns(r, e->cycles);
+            uint64_t t = ns > origin ? ns - origin : 0;
+            printf("%12" PRIu64 ".%03u ", t / 1000, (unsigned)(t % 1000));
+        }
+        uint32_t tid = e->thread < d->ntid[e->file] ? d->tid[e->file][e->thread] : 0;
+        printf("pid %" PRId64 " tid %" PRIu32 " thread ended\n",
+               mallet_reader_info(r, e->file)->pid, tid);
+    }
+}
+
 int mallet_cmd_dump(int argc, char **argv)
 {
     int no_time = 0, symbols = 0;
@@ -98,6 +176,14 @@ int mallet_cmd_dump(int argc, char **argv)
             return MALLET_EXIT_FAIL;
         }
     }
+    ends_t ends = {0};
+    if (ends_load(r, &ends)) {
+        ends_free(&ends, mallet_reader_nfiles(r));
+        mallet_reader_close(r);
+        mallet_symbols_free(syms);
+        mallet_err("out of memory");
+        return MALLET_EXIT_FAIL;
+    }
     static char obuf[1 << 16]; /* one write per 64 KiB, not per line */
     setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
     uint64_t origin = mallet_trace_origin(r);
@@ -109,6 +195,13 @@ int mallet_cmd_dump(int argc, char **argv)
         started = 1;
         /* A realloc comes as two records (reader.h); its one line is printed when it returns. */
         if (rec.part == MALLET_PART_RELEASE) continue;
+        ends_print(r, &ends, ev->cycles, origin, no_time);
+        if (ends_saw(&ends, rec.file, ev->thread, ev->tid)) {
+            s = 0;
+            rc = MALLET_EXIT_FAIL;
+            mallet_err("out of memory");
+            break;
+        }
         if (!no_time) {
             uint64_t t = rec.time_ns > origin ? rec.time_ns - origin : 0;
             printf("%12" PRIu64 ".%03u ", t / 1000, (unsigned)(t % 1000));
@@ -126,11 +219,13 @@ int mallet_cmd_dump(int argc, char **argv)
             snprintf(site, sizeof site, "0x%" PRIx64, ev->callsite);
         printf("%s%s  [%s]\n", call, ev->failed ? " failed" : "", site);
     }
+    if (s == 0 && rc == MALLET_EXIT_OK) ends_print(r, &ends, UINT64_MAX, origin, no_time);
     if (s < 0) {
         fflush(stdout);
         mallet_err("%s", mallet_reader_error(r));
         rc = MALLET_EXIT_FAIL;
     }
+    ends_free(&ends, mallet_reader_nfiles(r));
     mallet_reader_close(r);
     mallet_symbols_free(syms);
     if (fflush(stdout) || ferror(stdout)) {

@@ -97,6 +97,10 @@ expect_eq "relay: ops on every backend" "$(json relay.json events)" \
 "$MALLET" stats --json linger.mtrace > linger.json
 expect_eq "linger: threads, and ended before the process" "8 6" \
     "$(json linger.json threads) $(json linger.json per_process.0.threads_exited)"
+# dump prints each end among the events, after the thread's last call, with the thread's id
+"$MALLET" dump --no-time linger.mtrace > linger.dump
+expect_eq "linger: ends in the dump, each after its thread's calls" "6 6" \
+    "$(grep -c ' thread ended$' linger.dump) $(awk '{id = $4} / thread ended$/ {n += !seen_end[id]++ && (id in last) && last[id] < NR} {if ($0 !~ / thread ended$/) last[id] = NR} END {print n}' linger.dump)"
 timeout 120 "$MALLET" replay --no-syscalls --json linger-runs.json linger.mtrace > /dev/null
 expect_eq "linger: replay status" 0 $?
 expect_eq "linger: threads at once (main, three idle, one passing)" 5 \

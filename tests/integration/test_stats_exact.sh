@@ -23,7 +23,7 @@ for line in open(sys.argv[3]):
     line = line.rstrip('\n')
     m = line_re.match(line)
     if not m:
-        if ' rss ' in line: continue
+        if ' rss ' in line or line.endswith(' thread ended'): continue
         print('unparsed', line); continue
     tid, op, args, res, site = m.group(2), m.group(3), m.group(4), m.group(5), m.group(6)
     mine = '(every_entry+' in site
