@@ -61,7 +61,7 @@ typedef struct state {
     int64_t pid;    /* the process's: its main thread's tid */
     uint64_t t0_ns; /* the process's first event (| 1: 0 means not yet seen) */
     uint64_t t0_cycles; /* the same in cycles: a thread's time before its first event */
-    /* resumes(): the gap, in cycles, after which a thread waits for the others; the thread of
+    /* resume(): the gap, in cycles, after which a thread waits for the others; the thread of
      * the last event (MALLET_NO_SLOT: none yet); the file's thread ends by time, the next one
      * not passed yet and its time (UINT64_MAX: none) */
     uint64_t gap;
@@ -706,13 +706,12 @@ static uint32_t *thread_ends(state_t *s, const mallet_reader_t *r, unsigned file
         return NULL;
     }
     if (!mallet_reader_info(r, file)->thread_exits) return flags;
-    for (size_t serial = 0; serial < s->nserials; serial++) {
-        uint64_t end;
-        if (!s->index_of[serial] || !mallet_reader_thread_end(r, file, (uint32_t)serial, &end))
-            continue;
-        uint32_t t = s->index_of[serial] - 1;
+    for (size_t i = 0; i < s->nends; i++) { /* by time: a thread marked twice ends last */
+        const mallet_thread_end_t *e = &s->ends[i];
+        if (e->thread >= s->nserials || !s->index_of[e->thread]) continue; /* no events */
+        uint32_t t = s->index_of[e->thread] - 1;
         flags[t] = MALLET_RFILE_T_EXITS;
-        if (end > s->thr[t].last) s->thr[t].last = end;
+        if (e->cycles > s->thr[t].last) s->thr[t].last = e->cycles;
     }
     for (uint32_t t = 0; t < n; t++)
         if (!flags[t]) flags[t] = MALLET_RFILE_T_STAYS, s->thr[t].last = UINT64_MAX;
