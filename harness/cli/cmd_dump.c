@@ -109,7 +109,7 @@ static int ends_load(const mallet_reader_t *r, ends_t *d)
     if (!d->e || !d->tid || !d->ntid) return -1;
     for (unsigned f = 0; f < files; f++) {
         const mallet_thread_end_t *e = mallet_reader_thread_ends(r, f, &k);
-        memcpy(d->e + d->n, e, k * sizeof *e);
+        if (k) memcpy(d->e + d->n, e, k * sizeof *e);
         d->n += k;
     }
     qsort(d->e, d->n, sizeof *d->e, end_cmp);

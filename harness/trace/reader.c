@@ -558,7 +558,7 @@ const mallet_thread_end_t *mallet_reader_thread_ends(const mallet_reader_t *r, u
 {
     size_t from = ends_after(r, file, 0), to = ends_after(r, file + 1, 0);
     *n = to - from;
-    return r->ends + from;
+    return *n ? r->ends + from : NULL;
 }
 
 int mallet_reader_thread_end(const mallet_reader_t *r, unsigned file, uint32_t thread,

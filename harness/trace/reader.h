@@ -87,7 +87,8 @@ typedef struct mallet_thread_end {
     uint32_t thread; /* the recorder's serial (mallet_event_t.thread) */
     uint64_t cycles; /* when it ended, as the file says */
 } mallet_thread_end_t;
-/* The thread ends file marks, *n of them, by thread (a damaged file may mark one twice). */
+/* The thread ends file marks, *n of them, by thread (a damaged file may mark one twice); NULL
+ * when there are none. */
 const mallet_thread_end_t *mallet_reader_thread_ends(const mallet_reader_t *r, unsigned file,
                                                      size_t *n);
 /* Whether thread (a recorder serial, mallet_event_t.thread) of file ended before its process:
