@@ -101,6 +101,19 @@ rss=$(json stats.json rss_samples)
 if [ "$rss" -ge 1 ] && [ "$(json stats.json peak_rss_bytes)" -gt 0 ]; then pass; else fail "no RSS samples ($rss)"; fi
 expect_eq "alloc_calls + free_calls = events" "$events" $(( $(json stats.json alloc_calls) + $(json stats.json free_calls) ))
 
+# docs/STATS_JSON.md lists exactly the keys written, at the top level and per process
+keys=$(python3 - stats.json "$SRC/docs/STATS_JSON.md" <<'PY'
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+doc = open(sys.argv[2]).read()
+top, per = doc.split('## `per_process`')
+def documented(text):
+    return {k for row in re.findall(r'^\| ([^|]+) \|', text, re.M) for k in re.findall(r'`(\w+)`', row)}
+print(sorted(documented(top)) == sorted(d), sorted(documented(per)) == sorted(d['per_process'][0]))
+PY
+)
+expect_eq "docs/STATS_JSON.md: the keys written, no more" "True True" "$keys"
+
 # The same program recorded with zstd-compressed chunks gives the same counts
 "$MALLET" record -q --zstd-level 3 -o z.mtrace -- "$PROGS/every_entry" truth2.json; expect_eq "zstd record status" 0 $?
 "$MALLET" stats --json z.mtrace > z.json; expect_eq "zstd stats status" 0 $?
