@@ -34,7 +34,24 @@ sc = ["mmap", "munmap", "mremap", "brk", "madvise", "mprotect"]
 print("syscalls", d["schema_version"] == 1 and all(set(r["syscalls"]) == set(sc + ["total"]) and r["syscalls"]["total"] == sum(r["syscalls"][k] for k in sc) for r in runs))
 print("same counts", all(a["syscalls"] == b["syscalls"] for a, b in zip(runs[0::2], runs[1::2])))
 PY
-for k in runs "all ok" ops failed timed latency bykind peak rss timeline syscalls "same counts"; do
+# docs/RESULTS_SCHEMA.md lists exactly the keys written: the file's, the context's and a run's
+# (with `error`, a failed run's); a trace's keys appear in its row
+python3 - ee-runs.json "$SRC/docs/RESULTS_SCHEMA.md" >> check.txt <<'PY'
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+doc = open(sys.argv[2]).read()
+def table(title): # the backticked keys of the first column, up to the next heading
+    part = re.split(r"\n#", doc.split(title + "\n", 1)[1], 1)[0]
+    rows = re.findall(r"^\| (.+?) \| (.*) \|$", part, re.M)
+    return {k for first, _ in rows for k in re.findall(r"`(\w+)`", first)}, dict(rows)
+top, _ = table("### The file")
+ctx, ctx_rows = table("### `context`")
+run, _ = table("### Each run")
+trace_row = ctx_rows["`traces`"]
+print("doc keys", top == set(d) and ctx == set(d["context"]) and run == set(d["runs"][0]) | {"error"}
+      and all("`%s`" % k in trace_row for k in d["context"]["traces"][0]))
+PY
+for k in runs "all ok" ops failed timed latency bykind peak rss timeline syscalls "same counts" "doc keys"; do
     expect_eq "every_entry: $k" True "$(grep "^$k " check.txt | cut -d' ' -f2- | awk '{print $NF}')"
 done
 expect_eq "every_entry: a table row per backend" $((avail + 1)) "$(wc -l < ee.txt)"
