@@ -374,6 +374,13 @@ static void fit_add(clock_fit_t *f, uint64_t c, uint64_t n)
     if (c > f->c1) f->c1 = c, f->n1 = n;
 }
 
+/* arr, holding n elements of `size` bytes in room for a multiple of step, with room for one
+ * more: arr itself, or arr grown by step (realloc); NULL when out of memory (arr stays). */
+static void *room_for_one(void *arr, size_t n, size_t step, size_t size)
+{
+    return n % step ? arr : realloc(arr, (n + step) * size);
+}
+
 static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *err, size_t errlen)
 {
     mallet_trace_info_t *info = &r->info[fi];
@@ -432,29 +439,23 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
         }
         fit_add(fit, h.clock_cycles, h.clock_ns);
         info->chunks++;
-        if (h.type == MALLET_CHUNK_EVENTS && (h.flags & MALLET_CHUNK_F_THREAD_EXIT)) {
-            if (r->nends % 64 == 0) {
-                mallet_thread_end_t *ne = realloc(r->ends, (r->nends + 64) * sizeof *ne);
-                if (!ne) {
-                    set_err(err, errlen, "%s: out of memory", path);
-                    rc = -1;
-                    break;
-                }
-                r->ends = ne;
-            }
+        int exits = h.type == MALLET_CHUNK_EVENTS && (h.flags & MALLET_CHUNK_F_THREAD_EXIT);
+        int events = h.type == MALLET_CHUNK_EVENTS && h.count;
+        void *ends = exits ? room_for_one(r->ends, r->nends, 64, sizeof *r->ends) : r->ends;
+        if (ends) r->ends = ends;
+        void *chunks = events ? room_for_one(r->chunks, r->nchunks, 256, sizeof *r->chunks)
+                              : r->chunks;
+        if (chunks) r->chunks = chunks;
+        if ((exits && !ends) || (events && !chunks)) {
+            set_err(err, errlen, "%s: out of memory", path);
+            rc = -1;
+            break;
+        }
+        if (exits) {
             r->ends[r->nends++] = (mallet_thread_end_t){fi, h.thread, h.last_cycles};
             info->threads_exited++;
         }
-        if (h.type == MALLET_CHUNK_EVENTS && h.count) {
-            if (r->nchunks % 256 == 0) {
-                chunk_ref_t *nc = realloc(r->chunks, (r->nchunks + 256) * sizeof *nc);
-                if (!nc) {
-                    set_err(err, errlen, "%s: out of memory", path);
-                    rc = -1;
-                    break;
-                }
-                r->chunks = nc;
-            }
+        if (events) {
             chunk_ref_t *c = &r->chunks[r->nchunks];
             c->file = fi, c->tid = h.tid, c->thread = h.thread, c->codec = h.codec;
             c->first_seq = h.first_seq;

@@ -696,16 +696,19 @@ static void test_wait_cycles(void)
     }
 }
 
-/* Replays rpath with every thread streamed (so the waits are not run alone first) in a child,
- * which must end with one line saying the threads wait for each other, rather than hang. */
-static void check_streamed_deadlock(void)
+/* rpath's threads wait for each other: refused before the run when the streams are held whole;
+ * replayed with every thread streamed (so the waits are not run alone first) in a child, which
+ * must end with one line saying so, rather than hang. */
+static void check_deadlocked(void)
 {
+    char err[512];
+    mallet_replay_result_t res;
+    CHECK(mallet_replay_run(rpath, MALLET_TOUCH_NONE, 0, &res, err, sizeof err) == -1);
+    CHECK(strstr(err, rpath) && strstr(err, "threads wait for each other (a deadlock)"));
     int fds[2];
     CHECK(pipe(fds) == 0);
     pid_t pid = fork();
     if (pid == 0) {
-        char err[512];
-        mallet_replay_result_t res;
         alarm(30);
         dup2(fds[1], 2);
         setenv("MALLET_REPLAY_OPS_MEM", "8", 1); /* every thread streams */
@@ -766,11 +769,7 @@ static void test_deadlocked_file(void)
             CHECK(fseek(f, 116, SEEK_SET) == 0 && fwrite(&one, 4, 1, f) == 1);
         }
         fclose(f);
-        char err[512];
-        mallet_replay_result_t res;
-        CHECK(mallet_replay_run(rpath, MALLET_TOUCH_NONE, 0, &res, err, sizeof err) == -1);
-        CHECK(strstr(err, rpath) && strstr(err, "threads wait for each other (a deadlock)"));
-        check_streamed_deadlock();
+        check_deadlocked();
         unlink(path);
         unlink(rpath);
     }
@@ -903,9 +902,7 @@ static void test_thread_flags_damaged(void)
     CHECK(mallet_replay_run(rpath, MALLET_TOUCH_NONE, 0, &res, err, sizeof err) == 0);
     CHECK_EQ(res.ops, 6);
     poke(index + 24 + 4, &stays, 4); /* T2 keeps the second slot: T3 never starts */
-    CHECK(mallet_replay_run(rpath, MALLET_TOUCH_NONE, 0, &res, err, sizeof err) == -1);
-    CHECK(strstr(err, rpath) && strstr(err, "threads wait for each other (a deadlock)"));
-    check_streamed_deadlock();
+    check_deadlocked();
     unlink(path);
     unlink(rpath);
 }
