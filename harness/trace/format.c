@@ -109,6 +109,8 @@ int mallet_chunk_header_unpack(const uint8_t in[MALLET_CHUNK_HEADER_SIZE], malle
     if (h->codec > MALLET_CODEC_ZSTD) return -3;
     if (h->codec == MALLET_CODEC_RAW && h->disk_size != h->raw_size) return -3;
     if (h->count > h->raw_size) return -3;
+    /* no events, no payload: a THREAD_EXIT chunk with nothing left to write is only a header */
+    if (h->type == MALLET_CHUNK_EVENTS && !h->count && (h->raw_size || h->disk_size)) return -3;
     if (h->first_seq > UINT64_MAX - h->count) return -3;
     return 0;
 }

@@ -348,6 +348,7 @@ static void test_bad_contents(void)
         {"corrupt events", 3, 1, 0},              /* an op that does not exist */
         {"decompress", 3, 2, 0},                  /* a zstd payload that is not zstd */
         {"corrupt process description", 3, 3, 1}, /* a META record longer than its chunk */
+        {"field out of range", 0, 0, 1},           /* no events, yet a payload */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
