@@ -538,15 +538,13 @@ static int cmp_thread_end(const void *a, const void *b)
     return (x->cycles > y->cycles) - (x->cycles < y->cycles);
 }
 
-/* The first entry of r->ends after every (file, thread) pair below the one given (ends sorted
- * by file, thread, cycles). */
-static size_t ends_after(const mallet_reader_t *r, unsigned file, uint64_t thread)
+/* The first entry of r->ends (sorted by file, thread, cycles) of file or a later one. */
+static size_t ends_from(const mallet_reader_t *r, unsigned file)
 {
     size_t lo = 0, hi = r->nends;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        const mallet_thread_end_t *e = &r->ends[mid];
-        if (e->file < file || (e->file == file && e->thread < thread))
+        if (r->ends[mid].file < file)
             lo = mid + 1;
         else
             hi = mid;
@@ -557,19 +555,9 @@ static size_t ends_after(const mallet_reader_t *r, unsigned file, uint64_t threa
 const mallet_thread_end_t *mallet_reader_thread_ends(const mallet_reader_t *r, unsigned file,
                                                      size_t *n)
 {
-    size_t from = ends_after(r, file, 0), to = ends_after(r, file + 1, 0);
+    size_t from = ends_from(r, file), to = ends_from(r, file + 1);
     *n = to - from;
     return *n ? r->ends + from : NULL;
-}
-
-int mallet_reader_thread_end(const mallet_reader_t *r, unsigned file, uint32_t thread,
-                             uint64_t *cycles)
-{
-    /* the last entry of (file, thread): a damaged file may mark a thread twice */
-    size_t i = ends_after(r, file, (uint64_t)thread + 1);
-    if (!i || r->ends[i - 1].file != file || r->ends[i - 1].thread != thread) return 0;
-    *cycles = r->ends[i - 1].cycles;
-    return 1;
 }
 
 static int cmp_time_order(const void *a, const void *b)

@@ -87,16 +87,12 @@ typedef struct mallet_thread_end {
     uint32_t thread; /* the recorder's serial (mallet_event_t.thread) */
     uint64_t cycles; /* when it ended, as the file says */
 } mallet_thread_end_t;
-/* The thread ends file marks, *n of them, by thread (a damaged file may mark one twice); NULL
- * when there are none. */
+/* The thread ends file marks, *n of them, by thread (a damaged file may mark one twice; the
+ * recorder's end is never before the thread's events, a damaged file's may be); NULL when there
+ * are none. A thread of a file without an end lived to the process's end if the file's info says
+ * thread_exits, else nothing is known. */
 const mallet_thread_end_t *mallet_reader_thread_ends(const mallet_reader_t *r, unsigned file,
                                                      size_t *n);
-/* Whether thread (a recorder serial, mallet_event_t.thread) of file ended before its process:
- * 1 with *cycles the time it ended, as the file says (the recorder's is never before the
- * thread's events; a damaged file's may be: take the later of the two), else 0 (it lived to the
- * process's end if the file's info says thread_exits, else nothing is known). */
-int mallet_reader_thread_end(const mallet_reader_t *r, unsigned file, uint32_t thread,
-                             uint64_t *cycles);
 /* A timestamp (an event's cycles) in CLOCK_MONOTONIC ns, as mallet_reader_next sets time_ns. */
 uint64_t mallet_reader_time_ns(const mallet_reader_t *r, uint64_t cycles);
 const char *mallet_reader_error(const mallet_reader_t *r);

@@ -117,11 +117,10 @@ static void render(buf_t *b, const char *const *paths, unsigned n)
             in->chunks, in->threads);
         put(b, "  thread_exits %d\n  threads_exited %" PRIu32 "\n", in->thread_exits,
             in->threads_exited);
-        for (uint32_t t = 0; t < 64; t++) { /* the scripts' threads are few */
-            uint64_t end;
-            if (mallet_reader_thread_end(r, i, t, &end))
-                put(b, "  thread %" PRIu32 " ended %" PRIu64 "\n", t, end);
-        }
+        size_t nends;
+        const mallet_thread_end_t *e = mallet_reader_thread_ends(r, i, &nends);
+        for (size_t k = 0; k < nends; k++)
+            put(b, "  thread %" PRIu32 " ended %" PRIu64 "\n", e[k].thread, e[k].cycles);
         put(b, "  ended_cleanly %d\n  end_reason %d\n", in->ended_cleanly, in->end_reason);
         put(b, "  cut %d\n  cut_bytes %" PRIu64 "\n", in->cut, in->cut_bytes);
         put(b, "  ns_per_cycle %.9g\n  file_bytes %" PRIu64 "\n", in->ns_per_cycle, in->file_bytes);
