@@ -26,7 +26,7 @@ void mallet_usage_replay(FILE *out)
 {
     fprintf(out,
             "usage: mallet replay [--allocator NAME_OR_PATH]... [--repeat N] [--touch MODE]\n"
-            "                     [--no-syscalls] [--json FILE] TRACE...\n\n"
+            "                     [--gap MS] [--no-syscalls] [--json FILE] TRACE...\n\n"
             "Replays each trace (each process's file on its own) on each allocator backend, in a\n"
             "fresh process per run, one thread per traced thread, cross-thread frees waiting for\n"
             "the allocation they free. Prints a table, allocators as rows.\n\n"
@@ -35,6 +35,9 @@ void mallet_usage_replay(FILE *out)
             "  --repeat N     runs per backend and trace (default 1)\n"
             "  --touch MODE   none | first | pages (default: a write to every page of each new\n"
             "                 block) | all\n"
+            "  --gap MS       a thread that allocates again after a pause of more than MS\n"
+            "                 milliseconds first waits for what the other threads did meanwhile\n"
+            "                 (default 1; 0: only frees wait for their blocks)\n"
             "  --no-syscalls  skip the counting run (one per backend and trace, after the timed\n"
             "                 ones) that counts mmap, munmap, mremap, brk, madvise, mprotect\n"
             "  --json FILE    also write every run as JSON (docs/RESULTS_SCHEMA.md)\n");
@@ -153,11 +156,15 @@ static void run_once(const char *worker, const mallet_backend_t *b, const char *
 }
 
 /* The replay-ready form of trace, in `prepared`: TRACE.replay beside it, made once and kept while
- * the trace's size and mtime stay the same; where the trace's folder is not writable, a temporary
- * file (temporary = 1). Says once what cannot be replayed. Returns 0, or -1 after an error line. */
-static int prepare_cached(const char *trace, char *prepared, size_t cap, int *temporary,
-                          mallet_prepared_info_t *info)
+ * the trace's size and mtime and the resume gap (gap_ns: prepare.h's opts) stay the same; where
+ * the trace's folder is not writable, a temporary file (temporary = 1). Says once what cannot be
+ * replayed. Returns 0, or -1 after an error line. */
+static int prepare_cached(const char *trace, uint64_t gap_ns, char *prepared, size_t cap,
+                          int *temporary, mallet_prepared_info_t *info)
 {
+    const mallet_prepare_opts_t opts = {.gap_ns = gap_ns};
+    uint64_t want_gap = gap_ns ? gap_ns : MALLET_PREPARE_GAP_NS; /* as the header says it */
+    if (gap_ns == MALLET_PREPARE_NO_GAP) want_gap = 0;
     struct stat sb;
     if (stat(trace, &sb)) {
         mallet_err("%s: %s", trace, strerror(errno));
@@ -167,7 +174,7 @@ static int prepare_cached(const char *trace, char *prepared, size_t cap, int *te
     *temporary = 0;
     if (snprintf(prepared, cap, "%s.replay", trace) < (int)cap &&
         mallet_prepared_peek(prepared, info) == 0 && info->trace_size == (uint64_t)sb.st_size &&
-        info->trace_mtime_ns == mtime) {
+        info->trace_mtime_ns == mtime && info->gap_ns == want_gap) {
         if (info->skipped || info->failed_allocs)
             mallet_err("%s: %" PRIu64 " frees or reallocs of pointers not live and %" PRIu64
                        " failed calls are not replayed", trace, info->skipped, info->failed_allocs);
@@ -194,7 +201,7 @@ static int prepare_cached(const char *trace, char *prepared, size_t cap, int *te
         return -1;
     }
     mallet_prepared_t p;
-    int rc = mallet_prepare(r, 0, w, NULL, &p, err, sizeof err); /* consumes w */
+    int rc = mallet_prepare(r, 0, w, &opts, &p, err, sizeof err); /* consumes w */
     mallet_reader_close(r);
     if (rc) {
         mallet_err("%s", err);
@@ -277,6 +284,7 @@ int mallet_cmd_replay(int argc, char **argv)
 {
     char **names = calloc((size_t)argc, sizeof *names), **traces = calloc((size_t)argc, sizeof *traces);
     int nnames = 0, ntraces = 0, repeat = 1, touch = MALLET_TOUCH_PAGES, only = 0, syscalls = 1;
+    uint64_t gap_ns = 0; /* prepare's default */
     const char *json_path = NULL;
     if (!names || !traces) return free(names), free(traces), MALLET_EXIT_FAIL;
     for (int i = 1; i < argc; i++) {
@@ -307,6 +315,17 @@ int mallet_cmd_replay(int argc, char **argv)
                 free(names), free(traces);
                 return mallet_usage_error("replay", "--touch takes none, first, pages or all");
             }
+            i++;
+        } else if (!strcmp(a, "--gap") && val) {
+            char *end;
+            double ms = strtod(val, &end);
+            if (*end || end == val || !(ms >= 0 && ms <= 3.6e6)) {
+                free(names), free(traces);
+                return mallet_usage_error("replay",
+                                          "--gap takes milliseconds, 0 to 3600000, not '%s'", val);
+            }
+            gap_ns = ms == 0 ? MALLET_PREPARE_NO_GAP : (uint64_t)(ms * 1e6 + 0.5);
+            gap_ns += !gap_ns; /* below 1 ns: 1 ns, not the default */
             i++;
         } else if (!strcmp(a, "--no-syscalls")) {
             syscalls = 0;
@@ -342,10 +361,12 @@ int mallet_cmd_replay(int argc, char **argv)
         char prepared[PATH_MAX];
         int temporary = 0;
         mallet_prepared_info_t info;
-        if (prepare_cached(traces[t], prepared, sizeof prepared, &temporary, &info)) goto out;
+        if (prepare_cached(traces[t], gap_ns, prepared, sizeof prepared, &temporary, &info))
+            goto out;
         if (mallet_rfile_recorded_rss(prepared, tinfo[t].s, &tinfo[t].n)) tinfo[t].n = 0;
         tinfo[t].threads = info.nthreads;
         tinfo[t].at_once = info.concurrency;
+        tinfo[t].gap_ns = info.gap_ns;
         for (size_t k = 0; k < nb; k++) {
             mallet_cli_run_t *first = &runs[nruns], *c = counting ? &counting[(size_t)t * nb + k] : NULL;
             for (int rep = 0; rep < repeat; rep++) {

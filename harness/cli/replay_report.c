@@ -54,10 +54,11 @@ static json_t *context_json(const mallet_backend_t *bs, size_t nb, char **traces
         for (uint32_t i = 0; samples && i < tinfo[t].n; i++)
             json_array_append_new(samples, json_pack("[I, I]", (json_int_t)tinfo[t].s[i].t_ns,
                                                      (json_int_t)tinfo[t].s[i].bytes));
-        json_array_append_new(tr, json_pack("{s:s, s:I, s:s, s:i, s:i, s:{s:o}}", "path", traces[t],
-                                            "bytes", (json_int_t)bytes, "digest", hex, "threads",
-                                            (int)tinfo[t].threads, "threads_at_once",
-                                            (int)tinfo[t].at_once, "recorded_rss", "samples",
+        json_array_append_new(tr, json_pack("{s:s, s:I, s:s, s:i, s:i, s:I, s:{s:o}}", "path",
+                                            traces[t], "bytes", (json_int_t)bytes, "digest", hex,
+                                            "threads", (int)tinfo[t].threads, "threads_at_once",
+                                            (int)tinfo[t].at_once, "resume_gap_ns",
+                                            (json_int_t)tinfo[t].gap_ns, "recorded_rss", "samples",
                                             samples ? samples : json_null()));
     }
     return json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "host", host, "kernel", u.release,

@@ -30,6 +30,7 @@ typedef struct mallet_replay_trace {
     uint32_t n;
     mallet_rss_sample_t s[MALLET_RFILE_RSS_MAX];
     uint32_t threads, at_once;
+    uint64_t gap_ns; /* the resume gap it was prepared with, 0: none */
 } mallet_replay_trace_t;
 
 /* Prints the table; returns how many runs failed. */

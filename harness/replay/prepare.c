@@ -781,9 +781,10 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     s.pid = mallet_reader_info(r, file)->pid;
     s.prev_t = MALLET_NO_SLOT;
     double ns_per_cycle = mallet_reader_info(r, file)->ns_per_cycle;
-    double gap = (double)(opts && opts->gap_ns ? opts->gap_ns : MALLET_PREPARE_GAP_NS) /
-                 (ns_per_cycle > 0 ? ns_per_cycle : 1.0);
-    s.gap = gap < 1.8e19 ? (uint64_t)gap : UINT64_MAX;
+    uint64_t gap_ns = opts && opts->gap_ns ? opts->gap_ns : MALLET_PREPARE_GAP_NS;
+    double gap = (double)gap_ns / (ns_per_cycle > 0 ? ns_per_cycle : 1.0);
+    s.gap = gap_ns != MALLET_PREPARE_NO_GAP && gap < 1.8e19 ? (uint64_t)gap : UINT64_MAX;
+    s.p.gap_ns = gap_ns == MALLET_PREPARE_NO_GAP ? 0 : gap_ns;
     const mallet_rec_t *rec;
     int n = 0, rc = 0;
     mallet_reader_set_ahead(r, live_ahead, &s);

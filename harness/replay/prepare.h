@@ -27,13 +27,15 @@ typedef struct mallet_prepare_opts {
     uint32_t chunk_ops;  /* a thread's buffer is written as a chunk when it holds this many ops */
     uint64_t buffer_ops; /* all threads' buffers together: past this, every buffer is written */
     size_t patch_cap;    /* see mallet_rfile_set_patch_cap */
-    uint64_t gap_ns;     /* see MALLET_PREPARE_GAP_NS (0: that) */
+    uint64_t gap_ns;     /* the resume gap: 0 the default, MALLET_PREPARE_NO_GAP none */
 } mallet_prepare_opts_t;
 
 /* A thread that resumes (or ends) after this long without an allocation call waits, before it
  * goes on, for the last op another thread made before it resumed, so that the replay keeps the
- * order of a program's phases (docs/REPLAY_FILE.md, "Resumes"). */
+ * order of a program's phases (docs/REPLAY_FILE.md, "Resumes"). The default; `mallet replay
+ * --gap MS` sets another. */
 #define MALLET_PREPARE_GAP_NS 1000000u
+#define MALLET_PREPARE_NO_GAP UINT64_MAX /* no resume waits: threads run free between blocks */
 
 #define MALLET_PREPARE_CHUNK_OPS 16384u      /* 128 KiB, 256 with extensions */
 #define MALLET_PREPARE_BUFFER_OPS (4u << 20) /* 32 MiB, 64 with extensions */

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #define SAVE_MAGIC "MALLETRP"
-#define SAVE_VERSION 10u
+#define SAVE_VERSION 11u
 
 typedef struct save_header {
     char magic[8];
@@ -32,6 +32,7 @@ typedef struct save_header {
     uint64_t index_offset; /* the thread table, the chunk table, the RSS samples; to the end */
     uint32_t rss_n;        /* the traced process's RSS samples, at the end of the index */
     uint32_t concurrency;  /* the most threads the worker runs at once (prepare.h) */
+    uint64_t gap_ns;       /* prepare's resume gap (prepare.h), 0: none */
 } save_header_t;
 
 typedef struct save_thread {
@@ -47,7 +48,7 @@ typedef struct save_chunk {
 _Static_assert(sizeof(mallet_rop_t) == 8, "mallet_rop_t is 8 bytes on disk");
 _Static_assert(sizeof(mallet_rop_ext_t) == sizeof(mallet_rop_t),
                "an extension is as long as an op: a chunk is a whole number of ops' lengths");
-_Static_assert(sizeof(save_header_t) == 120, "save_header_t has no padding");
+_Static_assert(sizeof(save_header_t) == 128, "save_header_t has no padding");
 _Static_assert(sizeof(mallet_rss_sample_t) == 16, "an RSS sample is 16 bytes on disk");
 
 /* pread/pwrite of all len bytes at off (EINTR retried; a short read at the end is an error). */
@@ -107,6 +108,7 @@ static void header_info(const save_header_t *h, mallet_prepared_info_t *info)
     info->nthreads = h->nthreads;
     info->nslots = h->nslots;
     info->concurrency = h->concurrency;
+    info->gap_ns = h->gap_ns;
 }
 
 int mallet_rfile_recorded_rss(const char *path, mallet_rss_sample_t *out, uint32_t *n)
@@ -384,6 +386,7 @@ int mallet_rfile_commit(mallet_rfile_writer_t *w, const mallet_prepared_info_t *
     h.index_offset = w->off;
     h.rss_n = w->rss_n;
     h.concurrency = info->concurrency;
+    h.gap_ns = info->gap_ns;
     /* the index, in pieces of up to 4096 entries through one small buffer */
     union {
         save_thread_t t[4096];

@@ -125,6 +125,7 @@ typedef struct mallet_prepared_info {
      * from the start): the worker runs at most this many, starting threads in index order, which
      * is the order of their first events */
     uint32_t concurrency;
+    uint64_t gap_ns; /* the resume gap it was prepared with (prepare.h), 0: none */
 } mallet_prepared_info_t;
 
 /* Reads a replay file's header. Returns 0, or -1 if path is missing or not a replay file of this

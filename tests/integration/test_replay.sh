@@ -122,6 +122,13 @@ timeout 120 "$MALLET" replay --no-syscalls --json linger-runs.json linger.mtrace
 expect_eq "linger: replay status" 0 $?
 expect_eq "linger: threads at once (main, three idle, one passing)" 5 \
     "$(json linger-runs.json context.traces.0.threads_at_once)"
+# the resume gap is the replay file's: another one makes it again, and the results say which
+"$MALLET" replay --no-syscalls --allocator glibc --gap 0 --json linger-nogap.json linger.mtrace > /dev/null
+"$MALLET" replay --no-syscalls --allocator glibc --gap 2.5 --json linger-gap.json linger.mtrace > /dev/null
+expect_eq "linger: resume gaps (default, none, 2.5 ms)" "1000000 0 2500000" \
+    "$(json linger-runs.json context.traces.0.resume_gap_ns) $(json linger-nogap.json context.traces.0.resume_gap_ns) $(json linger-gap.json context.traces.0.resume_gap_ns)"
+"$MALLET" replay --gap -1 linger.mtrace > /dev/null 2> gap.err
+expect_eq "bad --gap: usage error" 2 $?
 expect_eq "linger: ops on every backend" "$(json linger.json events)" \
     "$(python3 -c 'import json,sys; print(" ".join(sorted(set(str(r["ops"]) for r in json.load(open(sys.argv[1]))["runs"]))))' linger-runs.json)"
 

@@ -204,7 +204,7 @@ static void test_one_thread(void)
     CHECK_EQ(l.p.chunks, 1);
     unload(&l);
     struct stat sb; /* header, 7 ops, the index (a thread, a chunk): nothing else */
-    CHECK(stat(rpath, &sb) == 0 && sb.st_size == 120 + 7 * 8 + 24 + 16);
+    CHECK(stat(rpath, &sb) == 0 && sb.st_size == 128 + 7 * 8 + 24 + 16);
 }
 
 static void test_cross_thread(void)
@@ -548,9 +548,9 @@ static void test_corrupt_files(void)
     CHECK(stat(rpath, &sb) == 0);
     char err[512];
     mallet_replay_result_t res;
-    /* the ops start right after the 120-byte header: T1's malloc, then T2's wait and free and
+    /* the ops start right after the 128-byte header: T1's malloc, then T2's wait and free and
      * the wait's extension */
-    const uint64_t hdr = 120;
+    const uint64_t hdr = 128;
     const uint64_t op0 = hdr, op1 = hdr + 8, op2 = hdr + 16, x1 = hdr + 24;
     uint32_t big = 1000;
     poke(op0 + 4, &big, 4); /* T1's slot: past nslots */
@@ -754,7 +754,10 @@ static void test_deadlocked_file(void)
              * wait, which is published */
             uint8_t op[16];
             int waits = 0;
-            for (long off = 120; fseek(f, off, SEEK_SET) == 0 && fread(op, 1, 16, f) == 16;
+            uint64_t index = 0; /* the ops and extensions end where the index starts */
+            CHECK(fseek(f, 104, SEEK_SET) == 0 && fread(&index, 8, 1, f) == 1);
+            for (long off = 128; off + 16 <= (long)index && fseek(f, off, SEEK_SET) == 0 &&
+                                 fread(op, 1, 16, f) == 16;
                  off += 8) {
                 if (op[0] != (MALLET_ROP_WAIT | MALLET_ROP_EXT)) continue;
                 uint32_t two = 2;
@@ -937,7 +940,7 @@ static void test_resumes(void)
     ev(1, MALLET_OP_FREE, 0x300, 0, 0, 0); /* T1 op 3 waits for T3 op 4: T3 has ended; op 4 */
     ev(1, MALLET_OP_FREE, 0x600, 0, 0, 0); /* T1 op 5 waits for T2 op 8 (the block); op 6 */
     loaded_t l;
-    if (prepare_opts(&l, &opts, 0)) return;
+    if (prepare_opts(&l, &opts, 1)) return; /* the trace kept: prepared again without a gap */
     CHECK_EQ(l.nthreads, 3);
     CHECK_EQ(l.p.ops, 12);
     CHECK_EQ(l.p.waits, 9);
@@ -956,13 +959,29 @@ static void test_resumes(void)
     }
     CHECK(t2[3].o.kind == MALLET_OP_MALLOC && !t2[3].o.flags); /* nobody waits for it */
     CHECK(t1[2].o.kind == MALLET_OP_MALLOC && t3[3].o.kind == MALLET_OP_FREE);
+    CHECK_EQ(l.p.gap_ns, 10000); /* in the header: a cache made with another gap is remade */
     unload(&l);
     mallet_replay_result_t res;
     char err[512];
     CHECK(mallet_replay_run(rpath, MALLET_TOUCH_FIRST, 0, &res, err, sizeof err) == 0);
     CHECK_EQ(res.ops, 12);
     CHECK_EQ(res.failed, 0);
+    /* no gap: only the waits for blocks (T2 for T1's, T1 for T2's) */
+    const mallet_prepare_opts_t none = {.gap_ns = MALLET_PREPARE_NO_GAP};
+    char err2[512];
+    const char *paths[] = {path};
+    mallet_reader_t *r = mallet_reader_open(paths, 1, err2, sizeof err2);
+    mallet_rfile_writer_t *rw;
+    mallet_prepared_t p;
+    CHECK(r && mallet_rfile_create(rpath, 1, 2, &rw) == 0);
+    CHECK(r && mallet_prepare(r, 0, rw, &none, &p, err2, sizeof err2) == 0);
+    mallet_reader_close(r);
+    CHECK_EQ(p.waits, 2);
+    CHECK_EQ(p.gap_ns, 0);
+    CHECK(mallet_replay_run(rpath, MALLET_TOUCH_FIRST, 0, &res, err, sizeof err) == 0);
+    CHECK_EQ(res.ops, 12);
     unlink(rpath);
+    unlink(path);
 
     /* the last op of the thread before may be a wait (a resume whose call was then skipped): that
      * wait's end is published, and the replay goes through */
