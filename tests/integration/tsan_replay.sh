@@ -4,10 +4,12 @@
 . "$(dirname "$0")/lib.sh"
 : "${TSAN_WORKER:?set by ctest in TSan builds}"
 # a recorded program (200 short-lived threads passing blocks around, with a fork) and a generated
-# producer/consumer trace (4 producers, 4 consumers: every free waits for another thread)
+# producer/consumer trace (4 producers, 4 consumers: every free waits for another thread),
 "$MALLET" record -q -o churn.mtrace -- "$PROGS/churn" > /dev/null
 "$PROGS/gen_trace" prodcons pc.mtrace > pc.json
-for t in churn pc; do
+# and threads that idle and end (thread ends, resume waits, the launcher starting threads)
+"$MALLET" record -q -o linger.mtrace -- "$PROGS/linger" 3 4 > /dev/null
+for t in churn pc linger; do
     "$MALLET" replay --allocator glibc --no-syscalls $t.mtrace > /dev/null; expect_eq "$t: prepare and replay" 0 $?
     [ -f $t.mtrace.replay ] && pass || fail "$t: no prepared form"
     events=$("$MALLET" stats --json $t.mtrace | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])')
