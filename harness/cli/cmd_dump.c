@@ -80,22 +80,12 @@ static void format_call(const mallet_event_t *ev, char *out, size_t len)
     }
 }
 
-/* The thread ends the files mark (TRACE_FORMAT.md 4.4), by time, printed among the events; and
- * each thread's OS id as its events give it (an end names the recorder's serial). */
+/* The thread ends the files mark (TRACE_FORMAT.md 4.4), all files' by time, printed among the
+ * events. */
 typedef struct ends {
     mallet_thread_end_t *e;
     size_t n, next;
-    uint32_t **tid; /* per file, per serial; 0: none seen */
-    size_t *ntid;
 } ends_t;
-
-static int end_cmp(const void *a, const void *b)
-{
-    const mallet_thread_end_t *x = a, *y = b;
-    if (x->cycles != y->cycles) return x->cycles < y->cycles ? -1 : 1;
-    if (x->file != y->file) return x->file < y->file ? -1 : 1;
-    return (x->thread > y->thread) - (x->thread < y->thread);
-}
 
 static int ends_load(const mallet_reader_t *r, ends_t *d)
 {
@@ -103,41 +93,14 @@ static int ends_load(const mallet_reader_t *r, ends_t *d)
     size_t total = 0, k;
     for (unsigned f = 0; f < files; f++)
         mallet_reader_thread_ends(r, f, &k), total += k;
-    d->e = malloc((total ? total : 1) * sizeof *d->e);
-    d->tid = calloc(files ? files : 1, sizeof *d->tid);
-    d->ntid = calloc(files ? files : 1, sizeof *d->ntid);
-    if (!d->e || !d->tid || !d->ntid) return -1;
+    if (!(d->e = malloc((total ? total : 1) * sizeof *d->e))) return -1;
     for (unsigned f = 0; f < files; f++) {
         const mallet_thread_end_t *e = mallet_reader_thread_ends(r, f, &k);
         if (k) memcpy(d->e + d->n, e, k * sizeof *e);
         d->n += k;
     }
-    qsort(d->e, d->n, sizeof *d->e, end_cmp);
+    qsort(d->e, d->n, sizeof *d->e, mallet_thread_end_cmp);
     return 0;
-}
-
-static int ends_saw(ends_t *d, unsigned file, uint32_t thread, uint32_t tid)
-{
-    if (!d->n) return 0;
-    if (thread >= d->ntid[file]) {
-        size_t n = (size_t)thread + 64;
-        uint32_t *t = realloc(d->tid[file], n * sizeof *t);
-        if (!t) return -1;
-        memset(t + d->ntid[file], 0, (n - d->ntid[file]) * sizeof *t);
-        d->tid[file] = t;
-        d->ntid[file] = n;
-    }
-    d->tid[file][thread] = tid;
-    return 0;
-}
-
-static void ends_free(ends_t *d, unsigned files)
-{
-    for (unsigned f = 0; d->tid && f < files; f++)
-        free(d->tid[f]);
-    free(d->tid);
-    free(d->ntid);
-    free(d->e);
 }
 
 /* Prints the ends before `cycles` (UINT64_MAX: all that are left). */
@@ -151,9 +114,8 @@ static void ends_print(const mallet_reader_t *r, ends_t *d, uint64_t cycles, uin
             uint64_t t = ns > origin ? ns - origin : 0;
             printf("%12" PRIu64 ".%03u ", t / 1000, (unsigned)(t % 1000));
         }
-        uint32_t tid = e->thread < d->ntid[e->file] ? d->tid[e->file][e->thread] : 0;
         printf("pid %" PRId64 " tid %" PRIu32 " thread ended\n",
-               mallet_reader_info(r, e->file)->pid, tid);
+               mallet_reader_info(r, e->file)->pid, e->tid);
     }
 }
 
@@ -178,7 +140,7 @@ int mallet_cmd_dump(int argc, char **argv)
     }
     ends_t ends = {0};
     if (ends_load(r, &ends)) {
-        ends_free(&ends, mallet_reader_nfiles(r));
+        free(ends.e);
         mallet_reader_close(r);
         mallet_symbols_free(syms);
         mallet_err("out of memory");
@@ -196,12 +158,6 @@ int mallet_cmd_dump(int argc, char **argv)
         /* A realloc comes as two records (reader.h); its one line is printed when it returns. */
         if (rec.part == MALLET_PART_RELEASE) continue;
         ends_print(r, &ends, ev->cycles, origin, no_time);
-        if (ends_saw(&ends, rec.file, ev->thread, ev->tid)) {
-            s = 0;
-            rc = MALLET_EXIT_FAIL;
-            mallet_err("out of memory");
-            break;
-        }
         if (!no_time) {
             uint64_t t = rec.time_ns > origin ? rec.time_ns - origin : 0;
             printf("%12" PRIu64 ".%03u ", t / 1000, (unsigned)(t % 1000));
@@ -219,13 +175,13 @@ int mallet_cmd_dump(int argc, char **argv)
             snprintf(site, sizeof site, "0x%" PRIx64, ev->callsite);
         printf("%s%s  [%s]\n", call, ev->failed ? " failed" : "", site);
     }
-    if (s == 0 && rc == MALLET_EXIT_OK) ends_print(r, &ends, UINT64_MAX, origin, no_time);
+    if (s == 0) ends_print(r, &ends, UINT64_MAX, origin, no_time);
     if (s < 0) {
         fflush(stdout);
         mallet_err("%s", mallet_reader_error(r));
         rc = MALLET_EXIT_FAIL;
     }
-    ends_free(&ends, mallet_reader_nfiles(r));
+    free(ends.e);
     mallet_reader_close(r);
     mallet_symbols_free(syms);
     if (fflush(stdout) || ferror(stdout)) {

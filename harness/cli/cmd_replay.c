@@ -163,8 +163,6 @@ static int prepare_cached(const char *trace, uint64_t gap_ns, char *prepared, si
                           int *temporary, mallet_prepared_info_t *info)
 {
     const mallet_prepare_opts_t opts = {.gap_ns = gap_ns};
-    uint64_t want_gap = gap_ns ? gap_ns : MALLET_PREPARE_GAP_NS; /* as the header says it */
-    if (gap_ns == MALLET_PREPARE_NO_GAP) want_gap = 0;
     struct stat sb;
     if (stat(trace, &sb)) {
         mallet_err("%s: %s", trace, strerror(errno));
@@ -174,7 +172,7 @@ static int prepare_cached(const char *trace, uint64_t gap_ns, char *prepared, si
     *temporary = 0;
     if (snprintf(prepared, cap, "%s.replay", trace) < (int)cap &&
         mallet_prepared_peek(prepared, info) == 0 && info->trace_size == (uint64_t)sb.st_size &&
-        info->trace_mtime_ns == mtime && info->gap_ns == want_gap) {
+        info->trace_mtime_ns == mtime && info->gap_ns == mallet_prepare_gap_ns(&opts)) {
         if (info->skipped || info->failed_allocs)
             mallet_err("%s: %" PRIu64 " frees or reallocs of pointers not live and %" PRIu64
                        " failed calls are not replayed", trace, info->skipped, info->failed_allocs);

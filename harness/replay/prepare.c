@@ -66,7 +66,7 @@ typedef struct state {
      * not passed yet and its time (UINT64_MAX: none) */
     uint64_t gap;
     uint32_t prev_t;
-    mallet_thread_end_t *ends;
+    const mallet_thread_end_t *ends; /* the reader's, in time order */
     size_t nends, next_end;
     uint64_t next_end_cycles;
     int main_taken; /* thread index 0 is the main thread's, once it shows up */
@@ -562,28 +562,6 @@ static int resume(state_t *s, uint32_t t, uint64_t since, uint64_t now)
     return mark_awaited(s, u, len - 1) || emit_wait(s, t, u, len - 1) ? -1 : 0;
 }
 
-static int cmp_end_time(const void *a, const void *b)
-{
-    const mallet_thread_end_t *x = a, *y = b;
-    if (x->cycles != y->cycles) return x->cycles < y->cycles ? -1 : 1;
-    return (x->thread > y->thread) - (x->thread < y->thread);
-}
-
-/* The file's thread ends, by time, for ends_before(). */
-static int ends_load(state_t *s, const mallet_reader_t *r, unsigned file)
-{
-    size_t n;
-    const mallet_thread_end_t *e = mallet_reader_thread_ends(r, file, &n);
-    s->next_end_cycles = UINT64_MAX;
-    if (!n) return 0;
-    if (!(s->ends = malloc(n * sizeof *s->ends))) return fail(s, -ENOMEM);
-    memcpy(s->ends, e, n * sizeof *e);
-    qsort(s->ends, n, sizeof *s->ends, cmp_end_time);
-    s->nends = n;
-    s->next_end_cycles = s->ends[0].cycles;
-    return 0;
-}
-
 /* The threads that ended before `now`: one that sat idle before it ended waits, at the end of its
  * stream, for the last op another thread made before it ended (resume()), so that the replay
  * ends it there, not as soon as its last call is made. */
@@ -761,6 +739,12 @@ static uint32_t concurrency(state_t *s)
     return most;
 }
 
+uint64_t mallet_prepare_gap_ns(const mallet_prepare_opts_t *opts)
+{
+    uint64_t gap_ns = opts && opts->gap_ns ? opts->gap_ns : MALLET_PREPARE_GAP_NS;
+    return gap_ns == MALLET_PREPARE_NO_GAP ? 0 : gap_ns;
+}
+
 int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
                    const mallet_prepare_opts_t *opts, mallet_prepared_t *out, char *err,
                    size_t errlen)
@@ -781,15 +765,15 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     s.pid = mallet_reader_info(r, file)->pid;
     s.prev_t = MALLET_NO_SLOT;
     double ns_per_cycle = mallet_reader_info(r, file)->ns_per_cycle;
-    uint64_t gap_ns = opts && opts->gap_ns ? opts->gap_ns : MALLET_PREPARE_GAP_NS;
-    double gap = (double)gap_ns / (ns_per_cycle > 0 ? ns_per_cycle : 1.0);
-    s.gap = gap_ns != MALLET_PREPARE_NO_GAP && gap < 1.8e19 ? (uint64_t)gap : UINT64_MAX;
-    s.p.gap_ns = gap_ns == MALLET_PREPARE_NO_GAP ? 0 : gap_ns;
+    s.p.gap_ns = mallet_prepare_gap_ns(opts);
+    double gap = (double)s.p.gap_ns / (ns_per_cycle > 0 ? ns_per_cycle : 1.0);
+    s.gap = s.p.gap_ns && gap < 1.8e19 ? (uint64_t)gap : UINT64_MAX;
     const mallet_rec_t *rec;
     int n = 0, rc = 0;
     mallet_reader_set_ahead(r, live_ahead, &s);
-    /* index 0: the main thread (else s.err says) */
-    if (ends_load(&s, r, file) == 0 && add_thread(&s, (uint32_t)s.pid) == 0)
+    s.ends = mallet_reader_thread_ends(r, file, &s.nends);
+    s.next_end_cycles = s.nends ? s.ends[0].cycles : UINT64_MAX;
+    if (add_thread(&s, (uint32_t)s.pid) == 0) /* index 0: the main thread (else s.err says) */
         while ((n = mallet_reader_next_ref(r, &rec)) > 0) {
             if (rec->file != file) continue;
             if (!s.t0_ns) {
@@ -835,7 +819,6 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     mallet_reader_set_ahead(r, NULL, NULL); /* s is about to go */
     free(s.thr);
     free(s.tids);
-    free(s.ends);
     free(tflags);
     free(s.first);
     free(s.live);

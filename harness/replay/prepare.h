@@ -36,6 +36,9 @@ typedef struct mallet_prepare_opts {
  * --gap MS` sets another. */
 #define MALLET_PREPARE_GAP_NS 1000000u
 #define MALLET_PREPARE_NO_GAP UINT64_MAX /* no resume waits: threads run free between blocks */
+/* The resume gap prepare uses with opts (NULL: the defaults), in ns, as the replay file's header
+ * keeps it: 0 for none. */
+uint64_t mallet_prepare_gap_ns(const mallet_prepare_opts_t *opts);
 
 #define MALLET_PREPARE_CHUNK_OPS 16384u      /* 128 KiB, 256 with extensions */
 #define MALLET_PREPARE_BUFFER_OPS (4u << 20) /* 32 MiB, 64 with extensions */

@@ -452,7 +452,7 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
             break;
         }
         if (exits) {
-            r->ends[r->nends++] = (mallet_thread_end_t){fi, h.thread, h.last_cycles};
+            r->ends[r->nends++] = (mallet_thread_end_t){fi, h.thread, h.tid, h.last_cycles};
             info->threads_exited++;
         }
         if (events) {
@@ -530,15 +530,24 @@ static int cmp_thread_order(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static int cmp_thread_end(const void *a, const void *b)
+/* Ends by time (ties by file, then thread): the order mallet_reader_thread_ends gives a file's. */
+int mallet_thread_end_cmp(const void *a, const void *b)
+{
+    const mallet_thread_end_t *x = a, *y = b;
+    if (x->cycles != y->cycles) return x->cycles < y->cycles ? -1 : 1;
+    if (x->file != y->file) return x->file < y->file ? -1 : 1;
+    return (x->thread > y->thread) - (x->thread < y->thread);
+}
+
+/* Files first: each file's ends together, in time order. */
+static int cmp_file_end(const void *a, const void *b)
 {
     const mallet_thread_end_t *x = a, *y = b;
     if (x->file != y->file) return x->file < y->file ? -1 : 1;
-    if (x->thread != y->thread) return x->thread < y->thread ? -1 : 1;
-    return (x->cycles > y->cycles) - (x->cycles < y->cycles);
+    return mallet_thread_end_cmp(a, b);
 }
 
-/* The first entry of r->ends (sorted by file, thread, cycles) of file or a later one. */
+/* The first entry of r->ends (by file, then time) of file or a later one. */
 static size_t ends_from(const mallet_reader_t *r, unsigned file)
 {
     size_t lo = 0, hi = r->nends;
@@ -802,7 +811,7 @@ mallet_reader_t *mallet_reader_open(const char *const *paths, unsigned npaths, c
     r->base_ns = fit.n0;
     for (unsigned i = 0; i < npaths; i++) r->info[i].ns_per_cycle = r->ns_per_cycle;
 
-    if (r->nends) qsort(r->ends, r->nends, sizeof *r->ends, cmp_thread_end);
+    if (r->nends) qsort(r->ends, r->nends, sizeof *r->ends, cmp_file_end);
     /* Clamp each thread's chunk start times so they never go backwards, then sort by time. */
     if (r->nchunks) qsort(r->chunks, r->nchunks, sizeof *r->chunks, cmp_thread_order);
     for (size_t i = 0; i < r->nchunks; i++) {

@@ -85,14 +85,17 @@ void mallet_reader_set_ahead(mallet_reader_t *r, mallet_reader_ahead_fn *fn, voi
 typedef struct mallet_thread_end {
     unsigned file;
     uint32_t thread; /* the recorder's serial (mallet_event_t.thread) */
+    uint32_t tid;    /* its OS thread id (display only) */
     uint64_t cycles; /* when it ended, as the file says */
 } mallet_thread_end_t;
-/* The thread ends file marks, *n of them, by thread (a damaged file may mark one twice; the
+/* The thread ends file marks, *n of them, in time order (a damaged file may mark one twice; the
  * recorder's end is never before the thread's events, a damaged file's may be); NULL when there
  * are none. A thread of a file without an end lived to the process's end if the file's info says
  * thread_exits, else nothing is known. */
 const mallet_thread_end_t *mallet_reader_thread_ends(const mallet_reader_t *r, unsigned file,
                                                      size_t *n);
+/* qsort's order of thread ends: by time, ties by file, then thread (several files' ends merged). */
+int mallet_thread_end_cmp(const void *a, const void *b);
 /* A timestamp (an event's cycles) in CLOCK_MONOTONIC ns, as mallet_reader_next sets time_ns. */
 uint64_t mallet_reader_time_ns(const mallet_reader_t *r, uint64_t cycles);
 const char *mallet_reader_error(const mallet_reader_t *r);

@@ -100,7 +100,7 @@ static void read_all(unsigned npaths)
         FUZZ_ASSERT(nends == in->threads_exited, "file %u: %zu ends, %u counted", i, nends,
                     in->threads_exited);
         for (size_t k = 0; k < nends; k++)
-            FUZZ_ASSERT(e[k].file == i && (k == 0 || e[k - 1].thread <= e[k].thread),
+            FUZZ_ASSERT(e[k].file == i && (k == 0 || e[k - 1].cycles <= e[k].cycles),
                         "file %u: end %zu out of place", i, k);
     }
     /* A second reader through next_ref (prepare's entry point, with runs that skip the heap)
