@@ -28,7 +28,8 @@ int main(int argc, char **argv)
         const mallet_rec_t *rec;
         uint64_t n = 0;
         int k;
-        while ((k = mallet_reader_next_ref(r, &rec)) > 0) n++; /* what prepare calls */
+        while ((k = mallet_reader_next_run(r, &rec)) > 0)
+            n += (uint64_t)k; /* what prepare calls */
         if (k < 0) fprintf(stderr, "prepare_bench: %s\n", mallet_reader_error(r));
         mallet_reader_close(r);
         if (k < 0) return 1;

@@ -768,24 +768,28 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     s.p.gap_ns = mallet_prepare_gap_ns(opts);
     double gap = (double)s.p.gap_ns / (ns_per_cycle > 0 ? ns_per_cycle : 1.0);
     s.gap = s.p.gap_ns && gap < 1.8e19 ? (uint64_t)gap : UINT64_MAX;
-    const mallet_rec_t *rec;
+    const mallet_rec_t *run;
     int n = 0, rc = 0;
     mallet_reader_set_ahead(r, live_ahead, &s);
     s.ends = mallet_reader_thread_ends(r, file, &s.nends);
     s.next_end_cycles = s.nends ? s.ends[0].cycles : UINT64_MAX;
     if (add_thread(&s, (uint32_t)s.pid) == 0) /* index 0: the main thread (else s.err says) */
-        while ((n = mallet_reader_next_ref(r, &rec)) > 0) {
-            if (rec->file != file) continue;
+        while ((n = mallet_reader_next_run(r, &run)) > 0) {
+            if (run->file != file) continue; /* a run is one thread's */
             if (!s.t0_ns) {
-                s.t0_ns = mallet_reader_time_ns(r, rec->ev.cycles) | 1;
-                s.t0_cycles = rec->ev.cycles;
+                s.t0_ns = mallet_reader_time_ns(r, run->ev.cycles) | 1;
+                s.t0_cycles = run->ev.cycles;
             }
-            if (rec->ev.op == MALLET_OP_RSS) { /* the traced process's RSS: kept beside the ops */
-                uint64_t t = mallet_reader_time_ns(r, rec->ev.cycles);
-                mallet_rfile_add_rss(w, t > s.t0_ns ? t - s.t0_ns : 0, rec->ev.size);
-                continue;
+            const mallet_rec_t *rec = run, *end = run + n;
+            for (; rec < end; rec++) {
+                if (rec->ev.op == MALLET_OP_RSS) { /* the process's RSS: kept beside the ops */
+                    uint64_t t = mallet_reader_time_ns(r, rec->ev.cycles);
+                    mallet_rfile_add_rss(w, t > s.t0_ns ? t - s.t0_ns : 0, rec->ev.size);
+                    continue;
+                }
+                if (!prepare_common(&s, rec) && prepare_event(&s, rec)) break;
             }
-            if (!prepare_common(&s, rec) && prepare_event(&s, rec)) break;
+            if (rec < end) break;
         }
     uint32_t *tflags = NULL;
     if (!s.err && n >= 0 && !ends_before(&s, UINT64_MAX) && (tflags = thread_ends(&s, r, file)))

@@ -69,11 +69,12 @@ const mallet_trace_info_t *mallet_reader_info(const mallet_reader_t *r, unsigned
  * end, -1 on a corrupt payload (message in mallet_reader_error). RSS samples are yielded too
  * (op MALLET_OP_RSS); callers that count calls skip them. */
 int mallet_reader_next(mallet_reader_t *r, mallet_rec_t *out);
-/* The same order for consumers that use neither the time in ns nor a copy (prepare): *out points
- * into the reader until the next call, and its time_ns is not set. The merge moves past the
- * event at the next call, so a corrupt payload right after it shows then. Do not mix with
- * mallet_reader_next on one reader. */
-int mallet_reader_next_ref(mallet_reader_t *r, const mallet_rec_t **out);
+/* The same order for consumers that use neither the time in ns nor a copy (prepare), a run at a
+ * time: returns n >= 1 with (*out)[0..n) the next n records (one thread's, in order), 0 at the
+ * end, -1 on a corrupt payload. The records point into the reader until the next call, and their
+ * time_ns is not set. The merge moves past them at the next call, so a corrupt payload right
+ * after the run shows then. Do not mix with mallet_reader_next on one reader. */
+int mallet_reader_next_run(mallet_reader_t *r, const mallet_rec_t **out);
 /* Called with each batch of events the reader decodes, before the merge yields any of them
  * (they come out within the next few hundred records, interleaved with other threads'): a
  * consumer that looks events up in a large table prefetches their entries here, so that the

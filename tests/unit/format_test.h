@@ -87,11 +87,12 @@ static int ev_equal(const mallet_event_t *a, const mallet_event_t *b)
            a->ret == b->ret;
 }
 
-/* mallet_reader_next_ref (prepare's entry point, with its runs that skip the heap) yields what
- * mallet_reader_next does, record by record, parts included, and ends the same way: 0 at the end,
- * or -1 with the same message (next_ref may yield the record before the corrupt batch, which
- * next drops: the error comes when the merge moves past it). Returns the records read. */
-static uint64_t check_next_ref(const char *const *paths, unsigned npaths)
+/* mallet_reader_next_run (prepare's entry point: runs of one thread's records, the merge skipped
+ * within a run) yields what mallet_reader_next does, record by record, parts included, and ends
+ * the same way: 0 at the end, or -1 with the same message (next_run may yield the record before
+ * the corrupt batch, which next drops: the error comes when the merge moves past it). Returns the
+ * records read. */
+static uint64_t check_next_run(const char *const *paths, unsigned npaths)
 {
     char err[512] = "";
     mallet_reader_t *a = mallet_reader_open(paths, npaths, err, sizeof err);
@@ -99,20 +100,29 @@ static uint64_t check_next_ref(const char *const *paths, unsigned npaths)
     mallet_reader_t *b = mallet_reader_open(paths, npaths, err, sizeof err);
     CHECKF(b, "%s", err);
     mallet_rec_t rec;
-    const mallet_rec_t *ref;
+    const mallet_rec_t *run = NULL;
     uint64_t n = 0;
-    int ka, kb;
+    int ka, kb = 0, at = 0; /* run[at..kb) not compared yet */
     while ((ka = mallet_reader_next(a, &rec)) == 1) {
-        CHECKF((kb = mallet_reader_next_ref(b, &ref)) == 1, "record %" PRIu64 ": next_ref ended (%d)",
-               n, kb);
+        if (at == kb) {
+            at = 0;
+            CHECKF((kb = mallet_reader_next_run(b, &run)) >= 1,
+                   "record %" PRIu64 ": next_run ended (%d)", n, kb);
+        }
+        const mallet_rec_t *ref = &run[at++];
         CHECKF(ev_equal(&ref->ev, &rec.ev) && ref->part == rec.part && ref->file == rec.file,
-               "record %" PRIu64 " (thread %u seq %" PRIu64 ") differs in next_ref", n,
+               "record %" PRIu64 " (thread %u seq %" PRIu64 ") differs in next_run", n,
                rec.ev.thread, rec.ev.seq);
+        CHECKF(ref->ev.thread == run->ev.thread && ref->file == run->file,
+               "record %" PRIu64 ": a run of two threads", n);
         n++;
     }
-    kb = mallet_reader_next_ref(b, &ref);
-    if (ka < 0 && kb == 1) kb = mallet_reader_next_ref(b, &ref);
-    CHECKF(ka == kb, "next ends with %d after %" PRIu64 ", next_ref with %d", ka, n, kb);
+    /* next's end, and next_run's after at most the one record next dropped */
+    int extra = kb - at;
+    if (!extra && (kb = mallet_reader_next_run(b, &run)) > 0) extra = kb;
+    if (extra) kb = mallet_reader_next_run(b, &run);
+    CHECKF(ka == kb && extra <= (ka < 0),
+           "next ends with %d after %" PRIu64 ", next_run with %d after %d more", ka, n, kb, extra);
     if (ka < 0) CHECK(!strcmp(mallet_reader_error(a), mallet_reader_error(b)));
     mallet_reader_close(a);
     mallet_reader_close(b);

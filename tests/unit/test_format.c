@@ -802,12 +802,12 @@ static void test_roundtrip(int level)
     check_info(in, path, 0, 4242, N, T);
     CHECKF(in->maps && !strcmp(in->maps, maps2), "maps text: %s", in->maps ? in->maps : "NULL");
     mallet_reader_close(r);
-    check_next_ref(paths, 1); /* five threads, many chunks, every op */
+    check_next_run(paths, 1); /* five threads, many chunks, every op */
     free(evs);
     free(files);
 }
 
-/* Two threads taking turns at random, often at the same time stamp, in many chunks: next_ref
+/* Two threads taking turns at random, often at the same time stamp, in many chunks: next_run
  * chooses between two cursors with masks (reader.c, next_of_two), and must give the same order
  * as next, chunk boundaries and ties included. */
 static void test_two_threads(void)
@@ -834,7 +834,7 @@ static void test_two_threads(void)
     mallet_reader_t *r = read_and_compare(paths, 1, evs, files, N);
     check_info(mallet_reader_info(r, 0), path, 0, 4343, N, 2);
     mallet_reader_close(r);
-    check_next_ref(paths, 1);
+    check_next_run(paths, 1);
     free(evs);
     free(files);
 }
@@ -875,7 +875,7 @@ static void test_merge(void)
     check_info(mallet_reader_info(r, 1), pb, 1, 501, count[1], 2);
     CHECK(mallet_reader_info(r, 0)->maps == NULL);
     mallet_reader_close(r);
-    check_next_ref(paths, 2); /* two files: one merge over both */
+    check_next_run(paths, 2); /* two files: one merge over both */
 
     /* The same files in the other order: indexes follow the argument order. */
     const char *rev[] = {pb, pa};
@@ -1055,7 +1055,7 @@ static void test_repeats(void)
     CHECKF(rc == 0, "%s", mallet_reader_error(r));
     CHECKF(next7 == N7 && next8 == N8, "yielded %u of %u and %u of %u", next7, N7, next8, N8);
     mallet_reader_close(r);
-    CHECK(check_next_ref(paths, 1) == N7 + N8 + N7 / 3); /* reallocs come in two parts */
+    CHECK(check_next_run(paths, 1) == N7 + N8 + N7 / 3); /* reallocs come in two parts */
 }
 
 /* A thread whose counter goes backwards (say a migration between cores whose counters differ),
@@ -1147,7 +1147,7 @@ static uint64_t spread_case(int two_threads, const uint64_t *t, size_t n, size_t
     }
     CHECKF(rc == 0, "%s", mallet_reader_error(r));
     mallet_reader_close(r);
-    check_next_ref(paths, 1); /* a one-thread run, and batches held back for spreading */
+    check_next_run(paths, 1); /* a one-thread run, and batches held back for spreading */
     return got;
 }
 
@@ -1223,7 +1223,7 @@ static void test_spread_realloc(void)
         }
         CHECKF(rc == 0 && n == 6, "case %zu: %zu records, rc %d", c, n, rc);
         mallet_reader_close(r);
-        check_next_ref(paths, 1);
+        check_next_run(paths, 1);
     }
 }
 
