@@ -227,6 +227,14 @@ static __attribute__((noinline)) int thread_new(state_t *s, const mallet_event_t
     return 0;
 }
 
+/* The thread index of a run's records (mallet_reader_next_run: a run is one thread's), or
+ * UINT32_MAX for a thread not seen yet: looked up once a run, and again after prepare_event,
+ * which may add the thread. */
+static inline uint32_t run_thread(const state_t *s, const mallet_rec_t *run)
+{
+    return run->ev.thread < s->nserials ? s->index_of[run->ev.thread] - 1 : UINT32_MAX;
+}
+
 /* The thread index of ev's thread. */
 static inline int thread_index(state_t *s, const mallet_event_t *ev, uint32_t *out)
 {
@@ -497,7 +505,7 @@ static int encode_args(const mallet_event_t *ev, uint8_t kind, mallet_rop_t *op,
  * if it did the event, 0 if prepare_event must (nothing changed): anything else, or a case of
  * these that needs more (a table to grow, a pool to fill, a buffer to write out, a longer probe,
  * an address born again while live). */
-static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
+static inline int prepare_common(state_t *s, const mallet_rec_t *rec, uint32_t t)
 {
     const mallet_event_t *ev = &rec->ev;
     uint64_t ptr = ev->ptr;
@@ -505,11 +513,9 @@ static inline int prepare_common(state_t *s, const mallet_rec_t *rec)
     /* malloc (1) or free (5), tested at once: a test of either alone would mispredict; and
      * every test one branch (each was one, taken or not as predicted, but they were 5 branches
      * of the 39 an event) */
-    if ((rec->part != MALLET_PART_WHOLE) | ((((unsigned)kind - 1) & ~4u) != 0) | ev->failed |
-        !ptr | (ev->thread >= s->nserials) | !s->cap)
+    if ((rec->part != MALLET_PART_WHOLE) | ((((unsigned)kind - 1) & ~4u) != 0) | ev->failed | !ptr |
+        (t >= s->p.nthreads) | !s->cap)
         return 0;
-    uint32_t t = s->index_of[ev->thread] - 1;
-    if (t == UINT32_MAX) return 0; /* a thread not seen yet */
     thr_t *th = &s->thr[t];
     uint64_t is_free = kind == MALLET_OP_FREE, f = -is_free;
     uint64_t want = ptr & f; /* the entry a free finds; a malloc takes an empty one */
@@ -781,13 +787,16 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
                 s.t0_cycles = run->ev.cycles;
             }
             const mallet_rec_t *rec = run, *end = run + n;
+            uint32_t t = run_thread(&s, run);
             for (; rec < end; rec++) {
                 if (rec->ev.op == MALLET_OP_RSS) { /* the process's RSS: kept beside the ops */
-                    uint64_t t = mallet_reader_time_ns(r, rec->ev.cycles);
-                    mallet_rfile_add_rss(w, t > s.t0_ns ? t - s.t0_ns : 0, rec->ev.size);
+                    uint64_t ns = mallet_reader_time_ns(r, rec->ev.cycles);
+                    mallet_rfile_add_rss(w, ns > s.t0_ns ? ns - s.t0_ns : 0, rec->ev.size);
                     continue;
                 }
-                if (!prepare_common(&s, rec) && prepare_event(&s, rec)) break;
+                if (prepare_common(&s, rec, t)) continue;
+                if (prepare_event(&s, rec)) break;
+                t = run_thread(&s, run);
             }
             if (rec < end) break;
         }
