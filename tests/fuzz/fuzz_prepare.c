@@ -107,16 +107,20 @@ int main(int argc, char **argv)
     }
     unlink(path);
     rmdir(dir);
-    if (o.seeds) return fuzz_write_seeds(o.seeds, seeds, 4);
-    for (int s = 0; s < 4; s++)
-        LLVMFuzzerTestOneInput(seeds[s].b, seeds[s].len);
-    FUZZ_ASSERT(stat_prepared == 4, "%lu of the 4 seeds prepared", stat_prepared);
-    unsigned long n = fuzz_loop(seeds, 4, o.iters, o.seconds);
-    printf("fuzz_prepare: %lu inputs, no failure (%lu prepared, %lu of them with fewer threads at "
-           "once than threads; %lu calls)\n",
-           n, stat_prepared, stat_pooled, stat_ops);
+    int rc = 0;
+    if (o.seeds) {
+        rc = fuzz_write_seeds(o.seeds, seeds, 4);
+    } else {
+        for (int s = 0; s < 4; s++)
+            LLVMFuzzerTestOneInput(seeds[s].b, seeds[s].len);
+        FUZZ_ASSERT(stat_prepared == 4, "%lu of the 4 seeds prepared", stat_prepared);
+        unsigned long n = fuzz_loop(seeds, 4, o.iters, o.seconds);
+        printf("fuzz_prepare: %lu inputs, no failure (%lu prepared, %lu of them with fewer threads "
+               "at once than threads; %lu calls)\n",
+               n, stat_prepared, stat_pooled, stat_ops);
+    }
     for (int s = 0; s < 4; s++)
         free(seeds[s].b);
-    return 0;
+    return rc;
 }
 #endif

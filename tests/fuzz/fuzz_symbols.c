@@ -234,7 +234,11 @@ int main(int argc, char **argv)
     fuzz_opts_t o;
     if (fuzz_args(argc, argv, "fuzz_symbols", 1, &o)) return 2;
     make_seed();
-    if (o.seeds) return fuzz_write_seeds(o.seeds, &seed, 1);
+    if (o.seeds) {
+        int rc = fuzz_write_seeds(o.seeds, &seed, 1);
+        free(seed.b);
+        return rc;
+    }
     check_seed();
     LLVMFuzzerTestOneInput(seed.b, seed.len);
     FUZZ_ASSERT(stat_named > 0, "the seed names no function");
