@@ -26,17 +26,19 @@ int main(int argc, char **argv)
         mallet_reader_t *r = mallet_reader_open(one, 1, err, sizeof err);
         if (!r) return fprintf(stderr, "prepare_bench: %s\n", err), 1;
         const mallet_rec_t *rec;
-        uint64_t n = 0;
+        uint64_t n = 0, runs = 0;
         int k;
-        while ((k = mallet_reader_next_run(r, &rec)) > 0)
-            n += (uint64_t)k; /* what prepare calls */
+        while ((k = mallet_reader_next_run(r, &rec)) > 0) /* what prepare calls */
+            n += (uint64_t)k, runs++;
         if (k < 0) fprintf(stderr, "prepare_bench: %s\n", mallet_reader_error(r));
         mallet_reader_close(r);
         if (k < 0) return 1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-        printf("read %" PRIu64 " records in time order: %.3f s, %.1f M/s, %.1f ns each\n", n, s,
-               (double)n / s / 1e6, s * 1e9 / (double)n);
+        printf("read %" PRIu64 " records in time order: %.3f s, %.1f M/s, %.1f ns each, in %" PRIu64
+               " runs (%.1f records a run)\n",
+               n, s, (double)n / s / 1e6, s * 1e9 / (double)n, runs,
+               runs ? (double)n / (double)runs : 0.0);
         return 0;
     }
     const char *paths[] = {argv[1]};
