@@ -26,7 +26,7 @@ typedef struct mallet_opts {
     char output[4096]; /* MALLET_OUTPUT: a directory (existing, or ending in '/') or a file */
     long root_ppid;    /* MALLET_ROOT_PPID: the process whose parent has this pid writes
                         * MALLET_OUTPUT itself (0: whichever process creates it first) */
-    int level;         /* MALLET_ZSTD_LEVEL: 0 = no compression (the default) */
+    int level;         /* MALLET_ZSTD_LEVEL: 0 no compression, < 0 zstd's fast levels */
     size_t buffer_bytes;  /* MALLET_BUFFER_KB: per-thread buffer (default 64 KiB) */
     uint64_t flush_ms;    /* MALLET_FLUSH_MS: flush a buffer whose first event is older */
     uint64_t rss_ms;      /* MALLET_RSS_MS: RSS sampling period, 0 = off (default 10) */
@@ -51,6 +51,7 @@ typedef struct mallet_tbuf {
     uint64_t deadline;     /* min(flush_at, next RSS sample): the hot path's one time check */
     mallet_enc_state_t st;
     size_t cap; /* flush when the length reaches this */
+    uint32_t zskip; /* chunks still to write raw: the last one compressed shrank less than 2x */
     uint8_t data[];
 } mallet_tbuf_t;
 

@@ -45,7 +45,7 @@ static int zslot_create(mallet_zslot_t *z)
 
 mallet_zslot_t *mallet_zslot_get(int may_create)
 {
-    if (mallet_proc.opts.level <= 0) return NULL;
+    if (mallet_proc.opts.level == 0) return NULL;
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < ZSLOTS; i++) {
             mallet_zslot_t *z = &slots[i];

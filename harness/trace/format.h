@@ -91,10 +91,11 @@ enum mallet_meta_key {
     MALLET_META_CMDLINE = 6,           /* argv, each NUL-terminated */
     MALLET_META_EXE = 7,               /* /proc/self/exe target */
     MALLET_META_PARENT_TRACE = 8,      /* 1 if this process was forked from a traced process */
-    MALLET_META_CODEC_LEVEL = 9,       /* zstd level used (informative) */
+    MALLET_META_CODEC_LEVEL = 9,       /* zstd level used, if not a fast one (informative) */
     MALLET_META_CYCLES_PER_SEC = 10,   /* the cycle counter's rate as the recorder measured it */
     MALLET_META_THREAD_EXITS = 11,     /* 1: every thread that ended before the process has a
                                         * THREAD_EXIT chunk (one without lived to the end) */
+    MALLET_META_CODEC_FAST_LEVEL = 12, /* N: zstd's fast level -N was used (informative) */
 };
 
 /* Event ops. An EVENTS payload is a sequence of events, each:

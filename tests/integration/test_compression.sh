@@ -1,0 +1,56 @@
+# The recorder compresses EVENTS chunks by default (zstd's fast level -1, MALLET_ZSTD_LEVEL): a
+# real program's trace (sqlite3's inserts: the same calls again and again) shrinks many times
+# over and reads the same; a thread whose chunks do not shrink (malloc_bench: random slots and
+# sizes) writes them raw, and tries again one chunk in 32 (harness/record/tbuf.c).
+. "$(dirname "$0")/lib.sh"
+command -v sqlite3 > /dev/null || { fail "sqlite3 is not installed (scripts/setup.sh installs it)"; finish; }
+
+codecs() { # TRACE -> "RAW ZSTD": its EVENTS chunks by codec (docs/TRACE_FORMAT.md 4.1)
+    python3 - "$1" << 'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+off, n = struct.unpack_from("<I", d, 12)[0], [0, 0]
+while off + 80 <= len(d):
+    magic, typ, codec, _, _, _, disk = struct.unpack_from("<IBBHIII", d, off)
+    if magic != 0x4B48434D: sys.exit("bad chunk at %d" % off)
+    if typ == 3: n[codec] += 1
+    off += 80 + disk
+print(n[0], n[1])
+PY
+}
+
+{
+    echo "create table t(id integer primary key, name text, v real);"
+    echo "begin;"
+    for i in $(seq 1 3000); do echo "insert into t(name, v) values ('name-$i', $i.5);"; done
+    echo "commit;"
+} > ins.sql
+"$MALLET" record -q -o z.mtrace -- sqlite3 z.db < ins.sql; expect_eq "sqlite3 status" 0 $?
+MALLET_ZSTD_LEVEL=0 "$MALLET" record -q -o r.mtrace -- sqlite3 r.db < ins.sql
+read -r raw zst <<< "$(codecs z.mtrace)"
+if [ "$zst" -ge 1 ] && [ "$raw" -eq 0 ]; then pass; else fail "sqlite3: $raw raw, $zst zstd chunks"; fi
+expect_eq "MALLET_ZSTD_LEVEL=0: no zstd chunk" 0 "$(codecs r.mtrace | cut -d' ' -f2)"
+zb=$(wc -c < z.mtrace) rb=$(wc -c < r.mtrace)
+if [ $((zb * 5)) -lt "$rb" ]; then pass; else fail "sqlite3: $zb bytes compressed, $rb raw"; fi
+"$MALLET" stats --json z.mtrace > z.json; expect_eq "stats status" 0 $?
+"$MALLET" stats --json r.mtrace > r.json
+for k in events alloc_calls free_calls peak_live_bytes leaked_bytes leaked_blocks; do
+    expect_eq "sqlite3 $k, compressed and raw" "$(json r.json $k)" "$(json z.json $k)"
+done
+"$MALLET" check z.mtrace > z.check; zc=$?
+"$MALLET" check r.mtrace > r.check
+expect_eq "check status, compressed and raw" "$?" "$zc"
+expect_eq "check summary, compressed and raw" "$(tail -1 r.check)" "$(tail -1 z.check)"
+
+# one thread, random blocks: one chunk tried, the next 31 raw, tried again. At level 1 zstd
+# shrinks such a chunk a little (its literals are entropy-coded, at -1 not at all), so a chunk
+# that was tried is a zstd one.
+MALLET_ZSTD_LEVEL=1 "$MALLET" record -q -o mb.mtrace -- "$BUILD/bench/malloc_bench" 1000000 0 \
+    > /dev/null 2>&1
+read -r raw zst <<< "$(codecs mb.mtrace)"
+all=$((raw + zst))
+if [ "$all" -ge 40 ] && [ "$zst" -ge 1 ] && [ "$zst" -le $(((all + 31) / 32)) ]; then pass
+else fail "malloc_bench: $raw raw and $zst zstd chunks (at most one in 32 tried)"; fi
+"$MALLET" stats --json mb.mtrace > mb.json
+expect_eq "malloc_bench events (4,096 mallocs, then 10^6 steps)" 1004096 "$(json mb.json events)"
+finish
