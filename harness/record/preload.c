@@ -4,16 +4,13 @@
  * allocator implementing one entry point with another, or dlsym itself) out of the trace, so each
  * call the program makes is recorded once. */
 #define _GNU_SOURCE
-#include "record.h"
+#include "hook.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define EXPORT __attribute__((visibility("default")))
-#define CALLSITE() ((uint64_t)(uintptr_t)__builtin_return_address(0))
 
 mallet_real_t mallet_real;
 
@@ -63,36 +60,6 @@ void mallet_resolve_real(void)
     RESOLVE(exit_, "_exit");
     RESOLVE(Exit_, "_Exit");
 #undef RESOLVE
-}
-
-/* Returns the thread state if this call is to be recorded (and marks the thread as inside a
- * hook), or NULL if it passes straight through. */
-static inline mallet_tstate_t *enter(void)
-{
-    int ready = atomic_load_explicit(&mallet_ready, memory_order_relaxed);
-    if (MALLET_UNLIKELY(ready != 1)) {
-        /* 2 (off, failed, or another thread starting the recorder) passes through without the
-         * call: mallet_init would return at once, and pass-through is all a disabled recorder
-         * costs, on every call */
-        if (ready == 0) mallet_init();
-        if (atomic_load_explicit(&mallet_ready, memory_order_acquire) != 1) return NULL;
-    }
-    mallet_tstate_t *t = &mallet_tls;
-    if (t->in_hook) return NULL;
-    t->in_hook = 1;
-    return t;
-}
-
-/* Declares ev, the fields its op does not use zero. It never lives in memory: nothing takes it
- * whole (mallet_rec_event passes its rare path the fields one by one), so the compiler keeps each
- * field in a register and the zeros cost nothing; an event in memory cost the hook a stack frame
- * and a store per field, and, zeroed, a `rep stos`. */
-#define EVENT(opcode, fail)                                                                        \
-    mallet_event_t ev = {.op = (opcode), .failed = (uint8_t)(fail), .callsite = CALLSITE()}
-
-static inline void leave(mallet_tstate_t *t)
-{
-    t->in_hook = 0;
 }
 
 /* Before the real allocator is known (inside dlsym) every request comes from the pool. The hooks
