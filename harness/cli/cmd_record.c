@@ -28,8 +28,8 @@ void mallet_usage_record(FILE *out)
             "                 (default: ./NAME.mtrace, NAME being CMD's base name)\n"
             "  -o DIR/        one file per process, DIR/COMM.PID.mtrace (DIR is created)\n"
             "  -q             do not print where the traces went\n"
-            "  --zstd-level N compress event chunks with zstd at level N (default 0: raw;\n"
-            "                 1 makes real programs' traces 5-7x smaller, at ~18 ns/event)\n\n"
+            "  --zstd-level N compress event chunks with zstd at level N, -7..19 (default -1,\n"
+            "                 zstd's fast level: real programs' traces 2-20x smaller; 0: raw)\n\n"
             "Without the CLI: LD_PRELOAD=%s MALLET_OUTPUT=DIR_OR_FILE CMD\n"
             "(see docs/RECORDER.md for every MALLET_* variable).\n",
             RECORD_LIB);
@@ -90,7 +90,7 @@ static void remove_previous(const char *output)
 int mallet_cmd_record(int argc, char **argv)
 {
     const char *output = NULL;
-    int quiet = 0, level = -1;
+    int quiet = 0, level = INT_MIN; /* INT_MIN: the recorder's default */
     static const struct option opts[] = {{"output", required_argument, 0, 'o'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"zstd-level", required_argument, 0, 'z'},
@@ -106,8 +106,8 @@ int mallet_cmd_record(int argc, char **argv)
         case 'z': {
             char *end;
             long v = strtol(optarg, &end, 10);
-            if (*end || v < 0 || v > 19)
-                return mallet_usage_error("record", "--zstd-level takes 0..19, not '%s'", optarg);
+            if (!*optarg || *end || v < -7 || v > 19)
+                return mallet_usage_error("record", "--zstd-level takes -7..19, not '%s'", optarg);
             level = (int)v;
             break;
         }
@@ -154,7 +154,7 @@ int mallet_cmd_record(int argc, char **argv)
     setenv("LD_PRELOAD", preload, 1);
     setenv("MALLET_OUTPUT", output, 1);
     setenv("MALLET_ROOT_PPID", ppidbuf, 1);
-    if (level >= 0) {
+    if (level != INT_MIN) {
         snprintf(lvl, sizeof lvl, "%d", level);
         setenv("MALLET_ZSTD_LEVEL", lvl, 1);
     }

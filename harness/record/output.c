@@ -156,7 +156,7 @@ static int write_maps(void)
         int r = 0;
         if (n > 0) {
             mallet_chunk_header_t h = {.type = MALLET_CHUNK_MAPS};
-            mallet_zslot_t *z = mallet_zslot_get(1);
+            mallet_zslot_t *z = mallet_zslot_get((size_t)n);
             r = mallet_zslot_write(z, &h, (const uint8_t *)buf, (size_t)n);
             if (z) mallet_zslot_put(z);
         }

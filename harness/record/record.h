@@ -142,9 +142,11 @@ typedef struct mallet_sigmask {
 } mallet_sigmask_t;
 MALLET_HIDDEN mallet_sigmask_t mallet_output_guard_begin(void);
 MALLET_HIDDEN void mallet_output_guard_end(mallet_sigmask_t saved);
-/* Borrow/return a zstd context with its output scratch; NULL if none free (write raw). */
+/* Borrow/return a zstd context with its output scratch, to compress a payload of len bytes;
+ * NULL (write it raw) if compression is off, no context is free, or none is made yet and the
+ * payload is small (zpool.c). */
 typedef struct mallet_zslot mallet_zslot_t;
-MALLET_HIDDEN mallet_zslot_t *mallet_zslot_get(int may_create);
+MALLET_HIDDEN mallet_zslot_t *mallet_zslot_get(size_t len);
 MALLET_HIDDEN void mallet_zslot_put(mallet_zslot_t *z);
 MALLET_HIDDEN int mallet_zslot_write(mallet_zslot_t *z, mallet_chunk_header_t *h,
                                      const uint8_t *raw, size_t len);

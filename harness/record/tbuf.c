@@ -109,7 +109,7 @@ static void tbuf_write(mallet_tbuf_t *b, int emergency, uint64_t ended)
          * would pay for every try. So a chunk that shrank less than 2x makes the thread write
          * its next ZSKIP raw, and try again after (chunks rarely fall in between). */
         enum { ZSKIP = 31 };
-        mallet_zslot_t *z = emergency || b->zskip ? NULL : mallet_zslot_get(1);
+        mallet_zslot_t *z = emergency || b->zskip ? NULL : mallet_zslot_get(len);
         int r = mallet_zslot_write(z, &h, b->data, len);
         if (z) {
             mallet_zslot_put(z);
