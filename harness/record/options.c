@@ -39,8 +39,8 @@ void mallet_opts_read(mallet_opts_t *o)
     memset(o, 0, sizeof *o);
     if (out && strlen(out) < sizeof o->output) strcpy(o->output, out);
     o->root_ppid = (long)env_num("MALLET_ROOT_PPID", 0, 1u << 30);
-    /* Default -1, zstd's fastest level but one: real programs' traces shrink 15-20x for no cost
-     * that shows (level 1 shrinks them a tenth more and costs sqlite3 1% more), and a thread
+    /* Default -1, zstd's fastest level but one: real programs' traces shrink 2-20x for no cost
+     * that shows (level 1 shrinks them a little more and costs sqlite3 1% more), and a thread
      * whose chunks do not shrink writes raw ones for a while (tbuf.c). 0: every chunk raw. */
     o->level = env_level("MALLET_ZSTD_LEVEL", -1);
     /* 4 KiB .. 1 MiB: the reader's chunk limit is far above, the recorder stays below it. */

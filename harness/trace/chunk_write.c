@@ -65,7 +65,7 @@ size_t mallet_meta_encode(uint8_t *out, size_t cap, const mallet_meta_t *m)
     if (m->level >= 0)
         p = meta_put_num(p, end, MALLET_META_CODEC_LEVEL, (uint64_t)m->level);
     else
-        p = meta_put_num(p, end, MALLET_META_CODEC_FAST_LEVEL, (uint64_t) - (int64_t)m->level);
+        p = meta_put_num(p, end, MALLET_META_CODEC_FAST_LEVEL, (uint64_t)(-(int64_t)m->level));
     if (m->cycles_per_sec) p = meta_put_num(p, end, MALLET_META_CYCLES_PER_SEC, m->cycles_per_sec);
     if (m->thread_exits) p = meta_put_num(p, end, MALLET_META_THREAD_EXITS, 1);
     if (m->cmdline) p = meta_put(p, end, MALLET_META_CMDLINE, m->cmdline, m->cmdline_len);
