@@ -19,18 +19,36 @@
 #include "hook.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The next definition of a C++ operator, or NULL when there is none to be found: libstdc++
- * loaded only into a library's local scope (dlopen without RTLD_GLOBAL) while the library's
- * calls come here. The operators are then done with the C allocator, as libstdc++ does them. */
-static void *next_fn(const char *name, void *_Atomic *slot)
+/* The operators (and libstdc++'s function that throws std::bad_alloc), by index. */
+#define CXX_OPS(X)                                                                                 \
+    X(_Znwm)                                                                                       \
+    X(_Znam)                                                                                       \
+    X(_ZnwmRKSt9nothrow_t) X(_ZnamRKSt9nothrow_t) X(_ZnwmSt11align_val_t) X(_ZnamSt11align_val_t)  \
+        X(_ZnwmSt11align_val_tRKSt9nothrow_t) X(_ZnamSt11align_val_tRKSt9nothrow_t) X(_ZdlPv)      \
+            X(_ZdaPv) X(_ZdlPvm) X(_ZdaPvm) X(_ZdlPvRKSt9nothrow_t) X(_ZdaPvRKSt9nothrow_t)        \
+                X(_ZdlPvSt11align_val_t) X(_ZdaPvSt11align_val_t) X(_ZdlPvmSt11align_val_t)        \
+                    X(_ZdaPvmSt11align_val_t) X(_ZdlPvSt11align_val_tRKSt9nothrow_t)               \
+                        X(_ZdaPvSt11align_val_tRKSt9nothrow_t) X(_ZSt17__throw_bad_allocv)
+#define AS_INDEX(name) OP##name,
+#define AS_NAME(name) #name,
+enum { CXX_OPS(AS_INDEX) NOPS };
+static const char *const op_names[NOPS] = {CXX_OPS(AS_NAME)};
+static void *_Atomic next_ops[NOPS];
+
+/* The next definition of operator i, or NULL when there is none to be found: libstdc++ loaded
+ * only into a library's local scope (dlopen without RTLD_GLOBAL) while the library's calls come
+ * here. The operators are then done with the C allocator, as libstdc++ does them. Found at the
+ * recorder's start in a C++ program (mallet_cxx_resolve), else at the first call. */
+static void *next_fn(int i)
 {
-    void *f = atomic_load_explicit(slot, memory_order_acquire);
+    void *f = atomic_load_explicit(&next_ops[i], memory_order_acquire);
     if (MALLET_UNLIKELY(!f)) {
-        f = dlsym(RTLD_NEXT, name);
-        atomic_store_explicit(slot, f, memory_order_release);
+        f = dlsym(RTLD_NEXT, op_names[i]);
+        atomic_store_explicit(&next_ops[i], f, memory_order_release);
     }
     return f;
 }
@@ -38,8 +56,7 @@ static void *next_fn(const char *name, void *_Atomic *slot)
 /* std::bad_alloc, thrown by libstdc++; an abort where there is no libstdc++ to be found. */
 static void throw_bad_alloc(void)
 {
-    static void *_Atomic next;
-    void (*fn)(void) = (void (*)(void))next_fn("_ZSt17__throw_bad_allocv", &next);
+    void (*fn)(void) = (void (*)(void))next_fn(OP_ZSt17__throw_bad_allocv);
     if (fn) fn();
     abort();
 }
@@ -49,7 +66,8 @@ static void throw_bad_alloc(void)
  * where these are libstdc++'s and nothing defined before the recorder (the executable) replaces
  * them or malloc and free, the hooks call the real malloc and free themselves: a new is then one
  * hook, not three (libstdc++'s operator, its malloc, and for the nothrow call the throwing one
- * inside it), which is what a C++ program allocates through most. Decided at the first call. */
+ * inside it), which is what a C++ program allocates through most. Decided at the recorder's start
+ * (mallet_cxx_resolve), or at the first call in a program that loads libstdc++ later. */
 static _Atomic int direct_known; /* 0: not yet, 1: direct, 2: through the real operators */
 
 static const void *object_of(const void *addr)
@@ -106,17 +124,16 @@ static void *new_nothrow(void *fn, size_t n, size_t al, const void *nt)
 #define NEW_HOOK(name, nothrow_name, params, args, al, nt, throws, plain)                          \
     EXPORT void *name params                                                                       \
     {                                                                                              \
-        static void *_Atomic next, *_Atomic next_nt;                                               \
         mallet_tstate_t *t = enter();                                                              \
         if (!t) { /* nested in a hook, or not recording: the real operator, as it is */            \
-            void *(*fn)params = (void *(*)params)next_fn(#name, &next);                            \
+            void *(*fn)params = (void *(*)params)next_fn(OP##name);                                \
             if (fn) return fn args;                                                                \
             void *p = new_nothrow(NULL, n, al, nt);                                                \
             if (!p && (throws)) throw_bad_alloc();                                                 \
             return p;                                                                              \
         }                                                                                          \
         void *p = (plain) && direct() ? mallet_real.malloc(n ? n : 1) : NULL;                      \
-        if (!p) p = new_nothrow(next_fn(#nothrow_name, &next_nt), n, al, nt);                      \
+        if (!p) p = new_nothrow(next_fn(OP##nothrow_name), n, al, nt);                             \
         EVENT((al) ? MALLET_OP_ALIGNED_ALLOC : MALLET_OP_MALLOC, !p);                              \
         ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);                                              \
         ev.size = n;                                                                               \
@@ -146,9 +163,8 @@ NEW_HOOK(_ZnamSt11align_val_tRKSt9nothrow_t, _ZnamSt11align_val_tRKSt9nothrow_t,
 #define DELETE_HOOK(name, params, args, plain)                                                     \
     EXPORT void name params                                                                        \
     {                                                                                              \
-        static void *_Atomic next;                                                                 \
         mallet_tstate_t *t = enter();                                                              \
-        void(*fn) params = (void(*) params)next_fn(#name, &next);                                  \
+        void(*fn) params = (void(*) params)next_fn(OP##name);                                      \
         if (t) {                                                                                   \
             EVENT(MALLET_OP_FREE, 0);                                                              \
             ev.cycles = mallet_stamp(t, (uintptr_t)p, 1);                                          \
@@ -178,3 +194,21 @@ DELETE_HOOK(_ZdlPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, const void
             0)
 DELETE_HOOK(_ZdaPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, const void *nt), (p, al, nt),
             0)
+
+static int is_cxx_runtime(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    const char *base = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+    base = base ? base + 1 : info->dlpi_name;
+    return base && (!strncmp(base, "libstdc++.so", 12) || !strncmp(base, "libc++.so", 9));
+}
+
+void mallet_cxx_resolve(void)
+{
+    /* Only where a C++ runtime is loaded already (a look at the loaded objects' names: a failed
+     * dlsym cost a C program's start ~25 us). Looked up later, at an operator's first call,
+     * dlsym could wait on the loader's lock held by a thread that waits on this one. */
+    if (!dl_iterate_phdr(is_cxx_runtime, NULL)) return;
+    for (int i = 0; i < NOPS; i++)
+        next_fn(i);
+    direct();
+}

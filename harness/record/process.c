@@ -148,6 +148,7 @@ void mallet_init(void)
     mallet_tstate_t *t = &mallet_tls;
     t->in_hook++;
     mallet_resolve_real();
+    mallet_cxx_resolve();
     mallet_opts_read(&mallet_proc.opts);
     if (!mallet_proc.opts.disabled) {
         mallet_proc.pid = getpid();

@@ -171,6 +171,8 @@ typedef struct mallet_real {
 } mallet_real_t;
 extern mallet_real_t mallet_real;
 MALLET_HIDDEN void mallet_resolve_real(void);
+/* C++'s operators (cxx.c): their next definitions and how to call them, where there are any. */
+MALLET_HIDDEN void mallet_cxx_resolve(void);
 
 /* ---- timestamps (stamp.c) ------------------------------------------------------------------ */
 
