@@ -11,10 +11,11 @@
  * A throwing operator new must not throw through a hook that holds the thread's guard (this is
  * C: no cleanup would run, and the thread would record nothing more). So a recorded `new` calls
  * the nothrow form, which is libstdc++'s throwing form inside a try (its malloc, its new-handler
- * loop: the same calls), and on NULL lets the guard go and throws std::bad_alloc itself; a new
- * nested in another hook (the nothrow form's own call) is the real throwing one, passed through.
- * What differs: a new-handler that throws a class derived from std::bad_alloc is seen by the
- * program as std::bad_alloc itself. */
+ * loop: the same calls), and on NULL lets the guard go and throws std::bad_alloc itself (with
+ * a runtime other than libstdc++, it calls the real throwing operator again, out of the hook); a
+ * new nested in another hook (the nothrow form's own call) is the real throwing one, passed
+ * through. What differs: a new-handler that throws a class derived from std::bad_alloc is seen
+ * by the program as std::bad_alloc itself. */
 #define _GNU_SOURCE
 #include "hook.h"
 
@@ -141,7 +142,12 @@ static void *new_nothrow(void *fn, size_t n, size_t al, const void *nt)
         ev.ptr = (uintptr_t)p;                                                                     \
         mallet_rec_event(t, &ev);                                                                  \
         leave(t);                                                                                  \
-        if (!p && (throws)) throw_bad_alloc();                                                     \
+        if (!p && (throws)) {                                                                      \
+            /* another C++ runtime's exception: its own operator, called again out of the hook */  \
+            void *(*fn)params = (void *(*)params)next_fn(OP##name);                                \
+            if (fn && !next_fn(OP_ZSt17__throw_bad_allocv)) return fn args;                        \
+            throw_bad_alloc();                                                                     \
+        }                                                                                          \
         return p;                                                                                  \
     }
 
