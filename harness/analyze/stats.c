@@ -471,6 +471,8 @@ int mallet_stats_compute(mallet_reader_t *r, mallet_stats_t *st, char *err, size
         pr->ended_cleanly = in->ended_cleanly, pr->end_reason = in->end_reason;
         pr->thread_exits = in->thread_exits, pr->threads_exited = in->threads_exited;
         pr->cut = in->cut, pr->cut_bytes = in->cut_bytes;
+        pr->trace_bytes = in->file_bytes;
+        st->trace_bytes += in->file_bytes;
         if (!(pr->cmdline = clean_text(in->cmdline ? in->cmdline : ""))) goto oom;
     }
     mallet_rec_t rec;
@@ -724,14 +726,15 @@ static const char *end_name(const mallet_proc_stats_t *p)
 static json_t *proc_json(const mallet_proc_stats_t *p)
 {
     return json_pack(
-        "{s:I, s:I, s:s, s:b, s:o, s:o, s:o, s:b, s:s?, s:b, s:o, s:o, s:o, s:o, s:o, s:o}", "pid",
-        (json_int_t)p->pid, "ppid", (json_int_t)p->ppid, "cmdline", p->cmdline, "forked", p->forked,
-        "events", json_u64(p->events), "threads", json_u64(p->threads), "threads_exited",
+        "{s:I, s:I, s:s, s:b, s:o, s:o, s:o, s:b, s:s?, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+        "pid", (json_int_t)p->pid, "ppid", (json_int_t)p->ppid, "cmdline", p->cmdline, "forked",
+        p->forked, "events", json_u64(p->events), "threads", json_u64(p->threads), "threads_exited",
         p->thread_exits ? json_u64(p->threads_exited) : json_null(), "ended_cleanly",
         p->ended_cleanly, "end_reason", end_name(p), "cut", p->cut, "cut_bytes",
         json_u64(p->cut_bytes), "peak_live_bytes", json_u64(p->peak_live_bytes), "leaked_bytes",
         json_u64(p->leaked_bytes), "leaked_blocks", json_u64(p->leaked_blocks), "rss_samples",
-        json_u64(p->rss_samples), "peak_rss_bytes", json_u64(p->peak_rss_bytes));
+        json_u64(p->rss_samples), "peak_rss_bytes", json_u64(p->peak_rss_bytes), "trace_bytes",
+        json_u64(p->trace_bytes));
 }
 
 json_t *mallet_stats_json(const mallet_stats_t *st)
@@ -748,7 +751,7 @@ json_t *mallet_stats_json(const mallet_stats_t *st)
     /* json_pack steals the "o" values even when it fails, so nothing leaks on the error path. */
     json_t *root = json_pack(
         "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-        " s:o, s:o, s:f, s:o, s:o, s:o, s:o, s:o, s:o}",
+        " s:o, s:o, s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
         "events", json_u64(st->events), "alloc_calls", json_u64(st->alloc_calls), "failed_calls",
         json_u64(st->failed_calls), "free_calls", json_u64(st->free_calls), "null_frees",
         json_u64(st->null_frees), "unknown_frees", json_u64(st->unknown_frees), "unknown_reallocs",
@@ -763,7 +766,7 @@ json_t *mallet_stats_json(const mallet_stats_t *st)
         json_u64(st->blocks_freed), "size_histogram", hist_json(&st->size_hist),
         "lifetime_histogram", hist_json(&st->lifetime_hist), "rss_samples",
         json_u64(st->rss_samples), "peak_rss_bytes", json_u64(st->peak_rss_bytes), "duration_ns",
-        json_u64(st->duration_ns));
+        json_u64(st->duration_ns), "trace_bytes", json_u64(st->trace_bytes));
     if (root && json_object_set_new(root, "per_process", procs))
         json_decref(root), root = NULL;
     else if (!root)
@@ -855,6 +858,8 @@ int mallet_stats_write_text(const mallet_stats_t *st, FILE *out)
     fprintf(out, "threads              %" PRIu64 "\n", st->threads);
     fprintf(out, "duration             %s\n", human_ns(st->duration_ns, a, sizeof a));
     fprintf(out, "events               %" PRIu64 " allocation calls\n", st->events);
+    fprintf(out, "trace size           %" PRIu64 " bytes (%.2f an event)\n", st->trace_bytes,
+            st->events ? (double)st->trace_bytes / (double)st->events : 0.0);
     for (unsigned op = 1; op < MALLET_OP_COUNT_; op++)
         if (st->by_kind[op])
             fprintf(out, "  %-18s %" PRIu64 "\n", mallet_op_name(op), st->by_kind[op]);

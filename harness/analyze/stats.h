@@ -59,6 +59,7 @@ typedef struct mallet_proc_stats {
     uint64_t peak_live_bytes;
     uint64_t leaked_bytes, leaked_blocks; /* live at the end of the trace */
     uint64_t rss_samples, peak_rss_bytes;
+    uint64_t trace_bytes; /* the trace file's size */
 } mallet_proc_stats_t;
 
 typedef struct mallet_stats {
@@ -87,6 +88,7 @@ typedef struct mallet_stats {
     uint64_t rss_samples, peak_rss_bytes; /* peak: largest single sample of any process */
     uint64_t origin_ns;         /* CLOCK_MONOTONIC of the earliest process start (or first event) */
     uint64_t duration_ns;       /* from origin_ns to the last event */
+    uint64_t trace_bytes;       /* the trace files' sizes, summed */
     mallet_proc_stats_t *procs; /* one per trace file, in the order given */
     unsigned nprocs;
     uint64_t sites;             /* distinct (process, callsite) pairs that allocated */

@@ -8,6 +8,8 @@ t0=${EPOCHREALTIME/./}
 "$MALLET" record -q -o ee.mtrace -- "$PROGS/every_entry" truth.json; expect_eq "record status" 0 $?
 t1=${EPOCHREALTIME/./}
 "$MALLET" stats --json ee.mtrace > stats.json; expect_eq "stats status" 0 $?
+expect_eq "trace_bytes: the file's size" "$(stat -c %s ee.mtrace)" "$(json stats.json trace_bytes)"
+expect_eq "per_process trace_bytes" "$(stat -c %s ee.mtrace)" "$(json stats.json per_process.0.trace_bytes)"
 "$MALLET" dump --symbols --no-time ee.mtrace > dump.txt; expect_eq "dump status" 0 $?
 
 python3 - truth.json stats.json dump.txt > oracle.txt <<'PY'
