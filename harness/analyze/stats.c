@@ -857,9 +857,9 @@ int mallet_stats_write_text(const mallet_stats_t *st, FILE *out)
     fprintf(out, "processes            %" PRIu64 "\n", st->processes);
     fprintf(out, "threads              %" PRIu64 "\n", st->threads);
     fprintf(out, "duration             %s\n", human_ns(st->duration_ns, a, sizeof a));
-    fprintf(out, "events               %" PRIu64 " allocation calls\n", st->events);
     fprintf(out, "trace size           %" PRIu64 " bytes (%.2f an event)\n", st->trace_bytes,
             st->events ? (double)st->trace_bytes / (double)st->events : 0.0);
+    fprintf(out, "events               %" PRIu64 " allocation calls\n", st->events);
     for (unsigned op = 1; op < MALLET_OP_COUNT_; op++)
         if (st->by_kind[op])
             fprintf(out, "  %-18s %" PRIu64 "\n", mallet_op_name(op), st->by_kind[op]);
