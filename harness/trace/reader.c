@@ -75,6 +75,7 @@ struct mallet_reader {
     size_t nthreads;
     double ns_per_cycle;
     uint64_t base_cycles, base_ns;
+    ZSTD_DCtx *dctx; /* load_payload's */
     char err[512];
 };
 
@@ -342,8 +343,10 @@ static int read_at(int fd, void *buf, size_t len, uint64_t off)
 }
 
 /* Reads and checks a payload; decompresses it. Returns a malloc'd buffer of raw_size bytes. */
-static uint8_t *load_payload(int fd, uint64_t off, uint8_t codec, uint32_t disk, uint32_t raw,
-                             uint32_t hash, const char **why)
+/* dctx: the reader's one decompression context, made at the first zstd payload (ZSTD_decompress
+ * made and freed one per call: ~160 KiB, mmap'd and faulted in again for every chunk). */
+static uint8_t *load_payload(ZSTD_DCtx **dctx, int fd, uint64_t off, uint8_t codec, uint32_t disk,
+                             uint32_t raw, uint32_t hash, const char **why)
 {
     uint8_t *d = malloc(disk ? disk : 1);
     if (!d) return *why = "out of memory", NULL;
@@ -352,7 +355,9 @@ static uint8_t *load_payload(int fd, uint64_t off, uint8_t codec, uint32_t disk,
     if (codec == MALLET_CODEC_RAW) return d;
     uint8_t *r = malloc(raw ? raw : 1);
     if (!r) return free(d), *why = "out of memory", NULL;
-    size_t n = ZSTD_decompress(r, raw, d, disk);
+    if (!*dctx && !(*dctx = ZSTD_createDCtx()))
+        return free(d), free(r), *why = "out of memory", NULL;
+    size_t n = ZSTD_decompressDCtx(*dctx, r, raw, d, disk);
     free(d);
     if (ZSTD_isError(n) || n != raw) return free(r), *why = "zstd payload does not decompress", NULL;
     return r;
@@ -482,8 +487,8 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
             }
         } else if (h.type == MALLET_CHUNK_META || h.type == MALLET_CHUNK_MAPS) {
             const char *why = NULL;
-            uint8_t *pl = load_payload(fd, poff, h.codec, h.disk_size, h.raw_size, h.payload_hash,
-                                       &why);
+            uint8_t *pl = load_payload(&r->dctx, fd, poff, h.codec, h.disk_size, h.raw_size,
+                                       h.payload_hash, &why);
             if (!pl) {
                 set_err(err, errlen, "%s: corrupt chunk at offset %" PRIu64 ": %s", path, off, why);
                 rc = -1;
@@ -750,7 +755,7 @@ static int activate(mallet_reader_t *r, const chunk_ref_t *k)
     cursor_t *c = calloc(1, sizeof *c);
     if (!c) return set_err(r->err, sizeof r->err, "out of memory"), -1;
     c->chunk = k;
-    c->raw = load_payload(r->fds[k->file], k->offset, k->codec, k->disk_size, k->raw_size,
+    c->raw = load_payload(&r->dctx, r->fds[k->file], k->offset, k->codec, k->disk_size, k->raw_size,
                           k->payload_hash, &why);
     if (!c->raw) {
         set_err(r->err, sizeof r->err, "%s: corrupt chunk at offset %" PRIu64 ": %s",
@@ -1103,5 +1108,6 @@ void mallet_reader_close(mallet_reader_t *r)
     free(r->chunks);
     free(r->ends);
     free(r->next_seq);
+    ZSTD_freeDCtx(r->dctx);
     free(r);
 }
