@@ -77,13 +77,19 @@ static const void *object_of(const void *addr)
     return addr && dladdr(addr, &info) ? info.dli_fbase : NULL;
 }
 
+/* Whether the file at path is named prefix... (libstdc++.so.6 for "libstdc++.so") */
+static int named(const char *path, const char *prefix)
+{
+    const char *base = path ? strrchr(path, '/') : NULL;
+    base = base ? base + 1 : path;
+    return base && strncmp(base, prefix, strlen(prefix)) == 0;
+}
+
 static int in_libstdcxx(const char *name)
 {
     Dl_info info;
     void *fn = dlsym(RTLD_NEXT, name);
-    if (!fn || !dladdr(fn, &info) || !info.dli_fname) return 0;
-    const char *base = strrchr(info.dli_fname, '/');
-    return strncmp(base ? base + 1 : info.dli_fname, "libstdc++.so", 12) == 0;
+    return fn && dladdr(fn, &info) && named(info.dli_fname, "libstdc++.so");
 }
 
 static int direct(void)
@@ -170,19 +176,21 @@ NEW_HOOK(_ZnamSt11align_val_tRKSt9nothrow_t, _ZnamSt11align_val_tRKSt9nothrow_t,
     EXPORT void name params                                                                        \
     {                                                                                              \
         mallet_tstate_t *t = enter();                                                              \
-        void(*fn) params = (void(*) params)next_fn(OP##name);                                      \
         if (t) {                                                                                   \
             EVENT(MALLET_OP_FREE, 0);                                                              \
             ev.cycles = mallet_stamp(t, (uintptr_t)p, 1);                                          \
             ev.ptr = (uintptr_t)p;                                                                 \
             mallet_rec_event(t, &ev);                                                              \
         }                                                                                          \
-        if (t && (plain) && direct())                                                              \
+        if (t && (plain) && direct()) {                                                            \
             mallet_real.free(p);                                                                   \
-        else if (fn)                                                                               \
-            fn args;                                                                               \
-        else                                                                                       \
-            free(p);                                                                               \
+        } else {                                                                                   \
+            void(*fn) params = (void(*) params)next_fn(OP##name);                                  \
+            if (fn)                                                                                \
+                fn args;                                                                           \
+            else                                                                                   \
+                free(p);                                                                           \
+        }                                                                                          \
         if (t) leave(t);                                                                           \
     }
 
@@ -203,9 +211,7 @@ DELETE_HOOK(_ZdaPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, const void
 
 static int is_cxx_runtime(struct dl_phdr_info *info, size_t size, void *arg)
 {
-    const char *base = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
-    base = base ? base + 1 : info->dlpi_name;
-    return base && (!strncmp(base, "libstdc++.so", 12) || !strncmp(base, "libc++.so", 9));
+    return named(info->dlpi_name, "libstdc++.so") || named(info->dlpi_name, "libc++.so");
 }
 
 void mallet_cxx_resolve(void)

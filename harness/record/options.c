@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t env_num(const char *name, uint64_t def, uint64_t max)
+/* The decimal number s (at most max), or def if s is empty or not a number. */
+static uint64_t parse_num(const char *s, uint64_t def, uint64_t max)
 {
-    const char *s = getenv(name);
     if (!s || !*s) return def;
     uint64_t v = 0;
     for (; *s; s++) {
@@ -17,20 +17,21 @@ static uint64_t env_num(const char *name, uint64_t def, uint64_t max)
     return v;
 }
 
+static uint64_t env_num(const char *name, uint64_t def, uint64_t max)
+{
+    return parse_num(getenv(name), def, max);
+}
+
 /* A zstd level: "N" (0..19; 0: none) or "-N" (zstd's fast levels, down to -7); else def. */
 static int env_level(const char *name, int def)
 {
     const char *s = getenv(name);
-    if (!s || !*s) return def;
-    int neg = *s == '-', v = 0;
-    const char *p = s + neg;
-    if (!*p) return def;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9') return def;
-        if (v < 100) v = v * 10 + (*p - '0');
+    if (s && *s == '-') {
+        uint64_t v = parse_num(s + 1, UINT64_MAX, 7);
+        return v == UINT64_MAX ? def : -(int)v;
     }
-    if (neg) return v > 7 ? -7 : -v;
-    return v > 19 ? 19 : v;
+    uint64_t v = parse_num(s, UINT64_MAX, 19);
+    return v == UINT64_MAX ? def : (int)v;
 }
 
 void mallet_opts_read(mallet_opts_t *o)

@@ -227,19 +227,20 @@ static __attribute__((noinline)) int thread_new(state_t *s, const mallet_event_t
     return 0;
 }
 
-/* The thread index of a run's records (mallet_reader_next_run: a run is one thread's), or
- * UINT32_MAX for a thread not seen yet: looked up once a run, and again after prepare_event,
- * which may add the thread. */
-static inline uint32_t run_thread(const state_t *s, const mallet_rec_t *run)
+/* The thread index of a thread serial, or UINT32_MAX for a thread not seen yet. prepare looks
+ * it up once a run (mallet_reader_next_run: a run is one thread's), and again after
+ * prepare_event, which may add the thread. */
+static inline uint32_t thread_seen(const state_t *s, uint32_t serial)
 {
-    return run->ev.thread < s->nserials ? s->index_of[run->ev.thread] - 1 : UINT32_MAX;
+    return serial < s->nserials ? s->index_of[serial] - 1 : UINT32_MAX;
 }
 
 /* The thread index of ev's thread. */
 static inline int thread_index(state_t *s, const mallet_event_t *ev, uint32_t *out)
 {
-    if (ev->thread < s->nserials && s->index_of[ev->thread]) {
-        *out = s->index_of[ev->thread] - 1;
+    uint32_t t = thread_seen(s, ev->thread);
+    if (t != UINT32_MAX) {
+        *out = t;
         return 0;
     }
     return thread_new(s, ev, out);
@@ -787,7 +788,7 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
                 s.t0_cycles = run->ev.cycles;
             }
             const mallet_rec_t *rec = run, *end = run + n;
-            uint32_t t = run_thread(&s, run);
+            uint32_t t = thread_seen(&s, run->ev.thread);
             for (; rec < end; rec++) {
                 if (rec->ev.op == MALLET_OP_RSS) { /* the process's RSS: kept beside the ops */
                     uint64_t ns = mallet_reader_time_ns(r, rec->ev.cycles);
@@ -796,7 +797,7 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
                 }
                 if (prepare_common(&s, rec, t)) continue;
                 if (prepare_event(&s, rec)) break;
-                t = run_thread(&s, run);
+                t = thread_seen(&s, run->ev.thread);
             }
             if (rec < end) break;
         }
