@@ -1,4 +1,5 @@
-/* The trace file of this process: naming, lazy creation (header, META, MAPS), the check that the
+/* The trace file of this process: naming, lazy creation (header, META), its memory map (MAPS),
+ * the check that the
  * program has not closed our descriptor, and the one-time message when writing fails. */
 #define _GNU_SOURCE
 #include "record.h"
@@ -20,6 +21,7 @@ enum { OUT_UNOPENED = 0, OUT_OPENING = 1, OUT_OPEN = 2, OUT_FAILED = 3 };
 
 static _Atomic int out_state;
 static _Atomic int out_reported;
+static _Atomic int maps_written; /* the file has a MAPS chunk (mallet_output_maps) */
 static int out_fd = -1;
 static dev_t out_dev;
 static ino_t out_ino;
@@ -138,7 +140,8 @@ static int write_meta(int fd)
     return mallet_chunk_write(fd, &h, meta, n, NULL, 0, NULL, 0);
 }
 
-static int write_maps(void)
+/* z: a compression context the caller holds, or NULL to borrow one. */
+static int write_maps(mallet_zslot_t *z)
 {
     /* /proc/self/maps can be large; read it into fresh anonymous memory, growing as needed. */
     size_t cap = 1 << 20;
@@ -156,9 +159,9 @@ static int write_maps(void)
         int r = 0;
         if (n > 0) {
             mallet_chunk_header_t h = {.type = MALLET_CHUNK_MAPS};
-            mallet_zslot_t *z = mallet_zslot_get((size_t)n);
-            r = mallet_zslot_write(z, &h, (const uint8_t *)buf, (size_t)n);
-            if (z) mallet_zslot_put(z);
+            mallet_zslot_t *own = z ? NULL : mallet_zslot_get((size_t)n);
+            r = mallet_zslot_write(z ? z : own, &h, (const uint8_t *)buf, (size_t)n);
+            if (own) mallet_zslot_put(own);
         }
         mallet_unmap(buf, cap);
         return r;
@@ -228,7 +231,6 @@ int mallet_output_fd(void)
             mallet_output_guard_end(guard);
             atomic_store(&out_state, r ? OUT_FAILED : OUT_OPEN);
             if (r) mallet_output_failed(-r);
-            else (void)write_maps();
             errno = saved_errno;
         }
         s = atomic_load(&out_state);
@@ -266,9 +268,10 @@ uint64_t mallet_output_dso_changes(void)
     return n;
 }
 
-void mallet_output_write_maps(void)
+void mallet_output_maps(mallet_zslot_t *z, int again)
 {
-    if (mallet_output_fd() >= 0) (void)write_maps();
+    if (atomic_exchange(&maps_written, 1) && !again) return;
+    if (mallet_output_fd() >= 0) (void)write_maps(z);
 }
 
 void mallet_output_after_fork_child(void)
@@ -276,5 +279,6 @@ void mallet_output_after_fork_child(void)
     if (out_fd >= 0) close(out_fd);
     out_fd = -1;
     out_path[0] = 0;
+    atomic_store(&maps_written, 0);
     atomic_store(&out_state, OUT_UNOPENED);
 }

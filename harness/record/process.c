@@ -190,7 +190,7 @@ void mallet_finish(int reason)
         /* Libraries loaded since the start; a program that loaded none (most) is spared a
          * second read of /proc/self/maps (~10% of a short process's recording cost). */
         uint64_t changes = mallet_output_dso_changes();
-        if (!changes || changes != mallet_proc.dso_changes) mallet_output_write_maps();
+        mallet_output_maps(NULL, !changes || changes != mallet_proc.dso_changes);
         uint8_t why = (uint8_t)reason;
         mallet_chunk_header_t h = {.type = MALLET_CHUNK_END};
         int r = mallet_zslot_write(NULL, &h, &why, 1);

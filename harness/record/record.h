@@ -118,6 +118,8 @@ extern mallet_proc_t mallet_proc;
 /* 0 until initialised, then 1 while recording is possible. */
 extern _Atomic int mallet_ready;
 MALLET_HIDDEN void mallet_init(void);
+typedef struct mallet_zslot mallet_zslot_t; /* a compression context (zpool.c) */
+
 /* ---- the output file (output.c) ---------------------------------------------------------- */
 /* The trace file descriptor, opened on first use (so a forked child that only execs leaves no
  * empty file); negative when there is none. Checks that the program has not closed or replaced
@@ -127,8 +129,12 @@ MALLET_HIDDEN int mallet_output_fd(void);
 MALLET_HIDDEN void mallet_output_failed(int err);
 /* Forget the parent's file in a forked child (the child opens its own on first use). */
 MALLET_HIDDEN void mallet_output_after_fork_child(void);
-/* Appends a MAPS chunk with the current /proc/self/maps. */
-MALLET_HIDDEN void mallet_output_write_maps(void);
+/* Appends a MAPS chunk with the current /proc/self/maps, compressed with z if the caller holds
+ * a context: before the file's first events (their callsites need it), not when the file is
+ * created, so that the context made for those events compresses it (sqlite3's 5.7 KB map, raw
+ * below zpool.c's 8 KiB threshold, takes 0.9 KB) and libraries loaded since the start are in
+ * it; again: even if the file has one already (libraries were loaded or unloaded since). */
+MALLET_HIDDEN void mallet_output_maps(mallet_zslot_t *z, int again);
 /* Shared objects loaded and unloaded so far (dl_iterate_phdr's counters), 0 if unknown. Takes
  * the loader's lock: not for signal handlers. */
 MALLET_HIDDEN uint64_t mallet_output_dso_changes(void);
@@ -145,7 +151,6 @@ MALLET_HIDDEN void mallet_output_guard_end(mallet_sigmask_t saved);
 /* Borrow/return a zstd context with its output scratch, to compress a payload of len bytes;
  * NULL (write it raw) if compression is off, no context is free, or none is made yet and the
  * payload is small (zpool.c). */
-typedef struct mallet_zslot mallet_zslot_t;
 MALLET_HIDDEN mallet_zslot_t *mallet_zslot_get(size_t len);
 MALLET_HIDDEN void mallet_zslot_put(mallet_zslot_t *z);
 MALLET_HIDDEN int mallet_zslot_write(mallet_zslot_t *z, mallet_chunk_header_t *h,

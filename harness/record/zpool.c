@@ -83,6 +83,7 @@ int mallet_zslot_write(mallet_zslot_t *z, mallet_chunk_header_t *h, const uint8_
 {
     int fd = mallet_output_fd();
     if (fd < 0) return fd;
+    if (h->type == MALLET_CHUNK_EVENTS) mallet_output_maps(z, 0);
     mallet_sigmask_t saved = mallet_output_guard_begin();
     int r = z ? mallet_chunk_write(fd, h, raw, len, z->cctx, mallet_proc.opts.level, z->scratch,
                                    z->scratch_cap)

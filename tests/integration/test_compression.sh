@@ -6,19 +6,21 @@
 . "$(dirname "$0")/lib.sh"
 command -v sqlite3 > /dev/null || { fail "sqlite3 is not installed (scripts/setup.sh installs it)"; finish; }
 
-codecs() { # TRACE -> "RAW ZSTD BIG": its EVENTS chunks by codec (docs/TRACE_FORMAT.md 4.1), and
-    # the raw ones of 8 KiB or more (smaller ones make no zstd context: harness/record/zpool.c)
+codecs() { # TRACE -> "RAW ZSTD BIG MRAW MZSTD": its EVENTS chunks by codec (docs/TRACE_FORMAT.md
+    # 4.1), the raw ones of 8 KiB or more (smaller ones make no zstd context:
+    # harness/record/zpool.c), and its MAPS chunks by codec
     python3 - "$1" << 'PY'
 import struct, sys
 d = open(sys.argv[1], "rb").read()
-off, n, big = struct.unpack_from("<I", d, 12)[0], [0, 0], 0
+off, n, big, m = struct.unpack_from("<I", d, 12)[0], [0, 0], 0, [0, 0]
 while off + 80 <= len(d):
     magic, typ, codec, _, _, _, disk = struct.unpack_from("<IBBHIII", d, off)
     if magic != 0x4B48434D: sys.exit("bad chunk at %d" % off)
     if typ == 3: n[codec] += 1
+    if typ == 2: m[codec] += 1
     if typ == 3 and codec == 0 and disk >= 8192: big += 1
     off += 80 + disk
-print(n[0], n[1], big)
+print(n[0], n[1], big, m[0], m[1])
 PY
 }
 
@@ -30,9 +32,15 @@ PY
 } > ins.sql
 "$MALLET" record -q -o z.mtrace -- sqlite3 z.db < ins.sql; expect_eq "sqlite3 status" 0 $?
 MALLET_ZSTD_LEVEL=0 "$MALLET" record -q -o r.mtrace -- sqlite3 r.db < ins.sql
-read -r raw zst big <<< "$(codecs z.mtrace)"
+read -r raw zst big mraw mzst <<< "$(codecs z.mtrace)"
 if [ "$zst" -ge 1 ] && [ "$big" -eq 0 ]; then pass
 else fail "sqlite3: $raw raw ($big of 8 KiB or more), $zst zstd chunks"; fi
+# its memory map (~6 KB, too small to make a context of its own) is written with its first
+# events, by the context they made
+expect_eq "sqlite3: MAPS chunks raw and zstd" "0 1" "$mraw $mzst"
+# a process that writes no EVENTS chunk before its end still has its map, raw
+"$MALLET" record -q -o t.mtrace -- true
+expect_eq "true: EVENTS raw, zstd; MAPS raw, zstd" "0 0 0 1 0" "$(codecs t.mtrace)"
 expect_eq "MALLET_ZSTD_LEVEL=0: no zstd chunk" 0 "$(codecs r.mtrace | cut -d' ' -f2)"
 zb=$(wc -c < z.mtrace) rb=$(wc -c < r.mtrace)
 if [ $((zb * 5)) -lt "$rb" ]; then pass; else fail "sqlite3: $zb bytes compressed, $rb raw"; fi
@@ -51,7 +59,7 @@ expect_eq "check summary, compressed and raw" "$(tail -1 r.check)" "$(tail -1 z.
 # that was tried is a zstd one.
 MALLET_ZSTD_LEVEL=1 "$MALLET" record -q -o mb.mtrace -- "$BUILD/bench/malloc_bench" 1000000 0 \
     > /dev/null 2>&1
-read -r raw zst big <<< "$(codecs mb.mtrace)"
+read -r raw zst big _ <<< "$(codecs mb.mtrace)"
 all=$((raw + zst))
 if [ "$all" -ge 40 ] && [ "$zst" -ge 1 ] && [ "$zst" -le $(((all + 31) / 32)) ]; then pass
 else fail "malloc_bench: $raw raw and $zst zstd chunks (at most one in 32 tried)"; fi
