@@ -53,5 +53,8 @@ void mallet_opts_read(mallet_opts_t *o)
      * ~12, and times are exact to within 16 events (~16 us at most). */
     o->stamp_every = (uint32_t)env_num("MALLET_STAMP_EVERY", 16, 1u << 20);
     if (o->stamp_every == 0) o->stamp_every = 1;
+    /* 100 us: a fast single-threaded phase stores a time about every 1,000 events instead of
+     * every 16, and its trace is about half the size (sqlite3's: docs/PERFORMANCE.md) */
+    o->time_step_us = (uint32_t)env_num("MALLET_TIME_STEP_US", 100, 1000000);
     o->disabled = env_num("MALLET_DISABLE", 0, 1) != 0;
 }

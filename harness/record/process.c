@@ -99,6 +99,9 @@ static void start_clock(int calibrate)
     mallet_proc.flush_cycles = flush_ms ? (uint64_t)(per_ms * (double)flush_ms) : UINT64_MAX / 2;
     mallet_proc.rss_cycles = (uint64_t)(per_ms * (double)rss_ms);
     mallet_proc.fast_event_cycles = (uint64_t)(per_ms / 1000.0);
+    uint64_t step = (uint64_t)(per_ms / 1000.0 * (double)mallet_proc.opts.time_step_us), p2 = 1;
+    while (p2 < step && p2 < (1ull << 62)) p2 <<= 1;
+    mallet_proc.step_mask = step ? p2 - 1 : 0;
     atomic_store(&mallet_proc.next_rss, rss_ms ? c1 : UINT64_MAX);
 }
 
@@ -114,6 +117,7 @@ static void before_fork(void)
      * is legal): the buffer may be half-appended or locked. Its chunk then spans the fork. */
     if (t->buf && !t->in_hook) mallet_tbuf_flush(t->buf, 0);
     t->unstamped = 0;
+    t->last_read = 0; /* and that reading is kept as read, not rounded to a step (stamp.c) */
 }
 
 static void after_fork_child(void)

@@ -32,6 +32,8 @@ typedef struct mallet_opts {
     uint64_t rss_ms;      /* MALLET_RSS_MS: RSS sampling period, 0 = off (default 10) */
     uint32_t stamp_every; /* MALLET_STAMP_EVERY: while the process has one thread, read the
                            * clock on one event in this many (default 16; 1 = every event) */
+    uint32_t time_step_us; /* MALLET_TIME_STEP_US: while the process has one thread and
+                            * allocates fast, times advance in steps this long (stamp.c) */
     bool disabled;        /* MALLET_DISABLE=1: pass everything through, write nothing */
 } mallet_opts_t;
 MALLET_HIDDEN void mallet_opts_read(mallet_opts_t *o);
@@ -62,7 +64,9 @@ typedef struct mallet_tstate {
     uint32_t serial;      /* kept when the buffer is released, for events after thread exit */
     uint32_t unstamped;   /* events left that may reuse last_cycles (see mallet_stamp) */
     uint64_t seq;
-    uint64_t last_cycles; /* the thread's last clock reading (or claim: stamp.c) */
+    uint64_t last_cycles; /* the time its events carry: its last clock reading (or claim, or
+                           * step: stamp.c) */
+    uint64_t last_read;   /* its last clock reading itself: how fast it allocates */
     uint32_t window;      /* the value unstamped had after the last reading */
     uint32_t tag;         /* its owner-table tag (owners.h): the serial, or MALLET_TAG_NONE */
     uint32_t claims;      /* owner-table claims since the event claims_from (stamp.c) */
@@ -101,6 +105,8 @@ typedef struct mallet_proc {
     uint64_t flush_cycles;     /* opts.flush_ms in cycles */
     uint64_t rss_cycles;       /* opts.rss_ms in cycles */
     uint64_t fast_event_cycles; /* 1 us: events closer than this skip the clock (mallet_stamp) */
+    uint64_t step_mask;        /* opts.time_step_us in cycles, rounded up to a power of two,
+                                * minus one; 0: readings are stored as read (stamp.c) */
     uint64_t cycles_per_sec;   /* measured at start */
     _Atomic uint64_t next_rss; /* cycle count at which the next RSS sample is due */
     int statm_fd;

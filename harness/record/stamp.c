@@ -34,14 +34,20 @@ void mallet_stamp_set_serial(mallet_tstate_t *t, uint32_t serial)
 }
 
 /* A clock reading for t's event, now: it decides how many of the next events may carry it (all
- * of a window while the thread allocates fast). Times never go back within a thread. */
-static uint64_t reading(mallet_tstate_t *t, uint64_t now)
+ * of a window while the thread allocates fast). Times never go back within a thread. mask:
+ * where nothing depends on the times (the process has one thread), a fast reading is rounded
+ * down to a step (mallet_proc.step_mask), so that a fast phase's events carry one time a step
+ * and the trace stores a time a step, not one a window: the reader spreads the events in
+ * between (docs/TRACE_FORMAT.md, 9.3). A slow reading, after a pause, is kept as read, so that
+ * a phase starts at its own time. */
+static uint64_t reading(mallet_tstate_t *t, uint64_t now, uint64_t mask)
 {
     uint64_t events = (uint64_t)t->window + 1; /* since the last reading, this one included */
-    int fast =
-        now > t->last_cycles && now - t->last_cycles < events * mallet_proc.fast_event_cycles;
+    int fast = now > t->last_read && now - t->last_read < events * mallet_proc.fast_event_cycles;
+    t->last_read = now;
     t->window = fast ? mallet_proc.opts.stamp_every - 1 : 0;
     t->unstamped = t->window;
+    if (fast) now &= ~mask;
     if (now < t->last_cycles) now = t->last_cycles;
     return t->last_cycles = now;
 }
@@ -84,7 +90,7 @@ static uint64_t claim(mallet_tstate_t *t, _Atomic uint64_t *e, uint64_t v, uint6
     } while (!atomic_compare_exchange_weak_explicit(e, &v, mallet_owner_entry(tag, when),
                                                     memory_order_relaxed, memory_order_relaxed));
     uint64_t after = mallet_cycles_ordered();
-    reading(t, after > when ? after : when);
+    reading(t, after > when ? after : when, 0);
     return when;
 }
 
@@ -93,8 +99,8 @@ uint64_t mallet_stamp_slow(mallet_tstate_t *t, uintptr_t addr, int release)
     uint32_t a = atomic_load_explicit(&mallet_proc.attaches, memory_order_relaxed);
     if (a < 2) {
         /* not attached yet: a new thread, whose first event may depend on another's */
-        if (!t->serial) return reading(t, mallet_stamp_exact(release));
-        uint64_t now = reading(t, mallet_cycles());
+        if (!t->serial) return reading(t, mallet_stamp_exact(release), 0);
+        uint64_t now = reading(t, mallet_cycles(), mallet_proc.step_mask);
         /* Published for a thread that starts now: either it sees this reading, or this load sees
          * its count (mallet_stamp_join's membarrier is the fence on both sides). */
         atomic_store_explicit(&mallet_proc.single_last, now, memory_order_relaxed);
@@ -109,10 +115,10 @@ uint64_t mallet_stamp_slow(mallet_tstate_t *t, uintptr_t addr, int release)
         return t->last_cycles = now > t->last_cycles ? now : t->last_cycles;
     }
     uint64_t now = mallet_cycles_ordered(); /* before the entry is read (see the top) */
-    if (!addr) return reading(t, now);
+    if (!addr) return reading(t, now, 0);
     _Atomic uint64_t *e = &mallet_owners[mallet_owner_index(addr)];
     uint64_t v = atomic_load_explicit(e, memory_order_relaxed);
-    if (v >> MALLET_TAG_SHIFT == t->tag) return reading(t, now);
+    if (v >> MALLET_TAG_SHIFT == t->tag) return reading(t, now, 0);
     return claim(t, e, v, now);
 }
 

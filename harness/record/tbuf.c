@@ -229,6 +229,14 @@ void mallet_rec_first(mallet_tstate_t *t, uint8_t op, uint8_t failed, uint64_t c
 void mallet_tbuf_due(mallet_tstate_t *t, mallet_tbuf_t *b, uint64_t now)
 {
     uint32_t len = (uint32_t)atomic_load_explicit(&b->pos, memory_order_relaxed);
+    if (len >= b->cap && atomic_load_explicit(&mallet_proc.attaches, memory_order_relaxed) < 2) {
+        /* A full buffer of the process's one thread ends its chunk at a reading taken now, the
+         * time of its last event (which may have carried one from up to a step before): the
+         * reader spreads the chunk's last run of carried times up to it (docs/TRACE_FORMAT.md,
+         * 9.3), and the thread's next events carry it. */
+        uint64_t read = mallet_cycles();
+        if (read > now) b->st.cycles = t->last_cycles = now = read;
+    }
     if (len >= b->cap || now >= b->flush_at) mallet_tbuf_flush(b, 0);
     mallet_maybe_sample_rss(t, now); /* may append (and flush) again; it re-arms the deadline */
     if (t->buf == b) {

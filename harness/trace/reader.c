@@ -23,9 +23,15 @@ typedef struct chunk_ref {
     uint64_t first;  /* first event time, clamped so a thread's chunks never go back in time */
     uint64_t seq;    /* position in the index, the final tie-breaker */
     uint64_t limit;  /* start of the thread's next chunk with later events: no event goes past */
+    uint64_t last;   /* last_cycles: its last event's time, or a later reading (spread_times) */
 } chunk_ref_t;
 
 #define CURSOR_BATCH 32
+/* In a file with one thread, a batch that is one run of carried times grows to reach the run's
+ * next reading (spread_times), up to this many events (~900 KiB): the recorder's step of time
+ * (100 us, MALLET_TIME_STEP_US) is ~1,100 of sqlite3's events. A longer run keeps the time of
+ * its first reading but for its last batch's part. */
+#define SPREAD_MAX 8192
 
 typedef struct cursor {
     const chunk_ref_t *chunk;
@@ -45,7 +51,9 @@ typedef struct cursor {
     unsigned held;         /* decoded events after nbatch, kept for the next batch (spread_times) */
     int bad;               /* the event after the batch does not decode */
     int spread;            /* the file has one thread: carried times are spread (spread_times) */
-    mallet_rec_t batch[CURSOR_BATCH];
+    unsigned cap;          /* batch's size: CURSOR_BATCH, or more for a long run (SPREAD_MAX) */
+    mallet_rec_t *batch;   /* small, or a larger block of cap records */
+    mallet_rec_t small[CURSOR_BATCH];
 } cursor_t;
 
 /* A heap entry carries its cursor's merge key, so that the sift compares without following
@@ -468,6 +476,7 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
             c->first_seq = h.first_seq;
             c->disk_size = h.disk_size, c->raw_size = h.raw_size, c->count = h.count;
             c->payload_hash = h.payload_hash, c->offset = poff, c->first = h.first_cycles;
+            c->last = h.last_cycles;
             c->seq = r->nchunks++;
             info->events += h.count;
             size_t i = 0;
@@ -642,14 +651,31 @@ static void heap_drop_top(mallet_reader_t *r)
 
 static void cursor_free(cursor_t *c)
 {
-    if (c) free(c->raw), free(c);
+    if (!c) return;
+    if (c->batch != c->small) free(c->batch);
+    free(c->raw), free(c);
 }
 
-/* Events from...until-1 carried the time of batch[from] (a clock reading); batch[until] holds
- * the next reading: spread them evenly in between. A realloc's release comes before its
- * allocation, so where batch[until] is one, the run ends at its release: a release that carried
- * the run's time is the run's last member (spread like the others, up to the allocation's
- * reading), one with a reading of its own is where the run's times stop. */
+/* Events from+1..until-1 carried the time of batch[from] (a clock reading): they get times
+ * spread evenly from it toward t1, which is `steps` steps from batch[from]. */
+static void spread_between(mallet_rec_t *b, unsigned from, unsigned until, uint64_t t1,
+                           unsigned steps)
+{
+    uint64_t t0 = b[from].ev.cycles;
+    double step = (double)(t1 - t0) / (double)steps;
+    for (unsigned i = from + 1; i < until; i++) {
+        mallet_event_t *ev = &b[i].ev;
+        uint64_t t = t0 + (uint64_t)(step * (double)(i - from));
+        if (ev->free_cycles == ev->cycles) ev->free_cycles = t; /* a realloc: both carried */
+        ev->cycles = t;
+    }
+}
+
+/* Events from...until-1 carried the time of batch[from]; batch[until] holds the next reading:
+ * spread them evenly in between. A realloc's release comes before its allocation, so where
+ * batch[until] is one, the run ends at its release: a release that carried the run's time is
+ * the run's last member (spread like the others, up to the allocation's reading), one with a
+ * reading of its own is where the run's times stop. */
 static void spread_run(mallet_rec_t *b, unsigned from, unsigned until)
 {
     uint64_t t0 = b[from].ev.cycles;
@@ -661,24 +687,22 @@ static void spread_run(mallet_rec_t *b, unsigned from, unsigned until)
         steps++;
     else if (next->old_ptr)
         t1 = next->free_cycles;
-    double step = (double)(t1 - t0) / (double)steps;
-    for (unsigned i = from + 1; i < until; i++) {
-        mallet_event_t *ev = &b[i].ev;
-        uint64_t t = t0 + (uint64_t)(step * (double)(i - from));
-        if (ev->free_cycles == ev->cycles) ev->free_cycles = t; /* a realloc: both carried */
-        ev->cycles = t;
-    }
-    if (release_in_run) next->free_cycles = t0 + (uint64_t)(step * (double)(until - from));
+    spread_between(b, from, until, t1, steps);
+    if (release_in_run)
+        next->free_cycles = t0 + (uint64_t)((double)(t1 - t0) / (double)steps *
+                                            (double)(until - from));
 }
 
-/* A single-threaded process reads the clock on one event in 16 while it allocates fast, and
- * gives the others its last reading (docs/RECORDER.md, "Sparse timestamps"). In a file with one
- * thread, those carried times are spread evenly up to the next reading, so that lifetimes and
- * the time of the peak keep their resolution; nothing else can depend on them there (a fork ends
- * the forking thread's chunk, and runs are never spread across chunks). In a file with several
- * threads they stay: there they are what orders the threads safely. A run still open at the end
- * of the batch waits for the next batch, where its next reading is, unless the chunk ends or the
- * run is the whole batch. */
+/* A single-threaded process reads the clock on one event in 16 while it allocates fast, gives
+ * the others its last reading, and keeps one time a step (100 us) of a fast phase
+ * (docs/RECORDER.md, "Sparse timestamps"). In a file with one thread, those carried times are
+ * spread evenly up to the next reading, so that lifetimes and the time of the peak keep their
+ * resolution; nothing else can depend on them there (a fork ends the forking thread's chunk, and
+ * runs are never spread across chunks). In a file with several threads they stay: there they
+ * are what orders the threads safely. A run still open at the end of the batch waits for the
+ * next batch, where its next reading is (cursor_fill grows a batch that is one run), unless the
+ * chunk ends: then it is spread up to the chunk's last_cycles, the reading a full buffer ends
+ * at, where that is later (else it keeps its time). */
 static void spread_times(cursor_t *c)
 {
     mallet_rec_t *b = c->batch;
@@ -688,21 +712,20 @@ static void spread_times(cursor_t *c)
         if (i > from + 1) spread_run(b, from, i);
         from = i;
     }
-    if (from > 0 && from + 1 < n && c->left > 0 && !c->bad) {
-        c->held = n - from;
-        c->nbatch = from;
+    if (from + 1 >= n || c->bad) return;
+    if (c->left > 0) {
+        if (from > 0) c->held = n - from, c->nbatch = from;
+        return;
     }
+    uint64_t end = c->chunk->last < c->chunk->limit ? c->chunk->last : c->chunk->limit;
+    if (end > b[from].ev.cycles) spread_between(b, from, n, end, n - 1 - from);
 }
 
-/* Decodes up to CURSOR_BATCH events into c->batch, each clamped in time, after the ones held
- * from the last batch. */
-static void cursor_fill(const mallet_reader_t *r, cursor_t *c)
+/* Decodes the chunk's next events into c->batch from index i, up to its size; returns the new
+ * end. Each is clamped in time. */
+static unsigned cursor_decode(cursor_t *c, const chunk_ref_t *k, unsigned i)
 {
-    const chunk_ref_t *k = c->chunk;
-    unsigned i = c->held;
-    if (i) memmove(c->batch, c->batch + c->nbatch, i * sizeof c->batch[0]);
-    c->held = 0;
-    unsigned n = i + (c->left < CURSOR_BATCH - i ? c->left : CURSOR_BATCH - i), first = i;
+    unsigned n = i + (c->left < c->cap - i ? c->left : c->cap - i), first = i;
     for (; i < n; i++) {
         mallet_rec_t *rec = &c->batch[i];
         mallet_event_t *ev = &rec->ev;
@@ -725,6 +748,37 @@ static void cursor_fill(const mallet_reader_t *r, cursor_t *c)
         c->last = ev->cycles;
     }
     c->left -= i - first;
+    return i;
+}
+
+/* The batch is one run of carried times that the chunk's next events may end (spread_times):
+ * doubles it, up to SPREAD_MAX events. 0 if it is not, or cannot grow. */
+static int grow_for_run(cursor_t *c, unsigned n)
+{
+    if (!c->spread || n < c->cap || c->left == 0 || c->bad || c->cap >= SPREAD_MAX) return 0;
+    for (unsigned i = 1; i < n; i++)
+        if (c->batch[i].ev.cycles != c->batch[0].ev.cycles) return 0;
+    unsigned cap = c->cap * 2;
+    mallet_rec_t *b = c->batch == c->small ? malloc(cap * sizeof *b)
+                                           : realloc(c->batch, cap * sizeof *b);
+    if (!b) return 0; /* the run keeps its time, as one longer than SPREAD_MAX */
+    if (c->batch == c->small) memcpy(b, c->small, sizeof c->small);
+    c->batch = b;
+    c->cap = cap;
+    return 1;
+}
+
+/* Fills c->batch after the events held from the last batch: up to its size, and on past it
+ * while the batch is one run of carried times (grow_for_run). */
+static void cursor_fill(const mallet_reader_t *r, cursor_t *c)
+{
+    const chunk_ref_t *k = c->chunk;
+    unsigned i = c->held, first = i;
+    if (i) memmove(c->batch, c->batch + c->nbatch, i * sizeof c->batch[0]);
+    c->held = 0;
+    do {
+        i = cursor_decode(c, k, i);
+    } while (grow_for_run(c, i));
     c->next = 0;
     c->nbatch = i;
     if (r->ahead && i > first) r->ahead(r->ahead_arg, c->batch + first, i - first);
@@ -755,6 +809,8 @@ static int activate(mallet_reader_t *r, const chunk_ref_t *k)
     cursor_t *c = calloc(1, sizeof *c);
     if (!c) return set_err(r->err, sizeof r->err, "out of memory"), -1;
     c->chunk = k;
+    c->batch = c->small;
+    c->cap = CURSOR_BATCH;
     c->raw = load_payload(&r->dctx, r->fds[k->file], k->offset, k->codec, k->disk_size, k->raw_size,
                           k->payload_hash, &why);
     if (!c->raw) {

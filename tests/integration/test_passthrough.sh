@@ -62,7 +62,9 @@ expect_eq "nothing else on stderr" 1 "$(wc -l < fsize.err)"
 # a full disk (a tiny tmpfs, where this machine lets us mount one)
 mkdir full
 if mount -t tmpfs -o size=64k tmpfs full 2> /dev/null; then
-    LD_PRELOAD="$MALLET_RECORD_LIB" MALLET_OUTPUT="$WORK/full/x.mtrace" "$PROGS/ender" exit 300000 > full.out 2> full.err
+    # raw chunks, so that its trace is sure to fill the 64 KiB
+    LD_PRELOAD="$MALLET_RECORD_LIB" MALLET_ZSTD_LEVEL=0 MALLET_OUTPUT="$WORK/full/x.mtrace" \
+        "$PROGS/ender" exit 300000 > full.out 2> full.err
     expect_eq "status on a full disk" 5 $?
     expect_eq "one complaint on a full disk" 1 "$(grep -c 'No space left on device' full.err)"
     "$MALLET" stats full/x.mtrace > /dev/null 2>&1; expect_eq "trace readable on a full disk" 0 $?

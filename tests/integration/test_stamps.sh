@@ -56,8 +56,14 @@ print(len(single), len(set(single)), sum(map(len, later)), sum(len(set(v)) for v
 
 read -r se sd me md <<< "$(stamp_profile h1.mtrace)"
 [ "$se" -ge 200000 ] && pass || fail "single-threaded phase has only $se events"
-# One in 16 reads the clock while fast (the phase starts slowly: a few more)
-[ $((sd * 8)) -le "$se" ] && pass || fail "sparse stamps: $sd distinct times in $se events"
+# One in 16 reads the clock while fast, and one time a step of 100 us is kept (MALLET_TIME_STEP_US:
+# 2,000-5,000 of its events; the phase starts slowly, where each reading is kept)
+[ $((sd * 500)) -le "$se" ] && pass || fail "time steps: $sd distinct times in $se events"
+# Without steps, each reading is kept: one in 16 (and a few more)
+MALLET_TIME_STEP_US=0 "$MALLET" record -q -o nostep.mtrace -- "$PROGS/handover"
+read -r se sd me md <<< "$(stamp_profile nostep.mtrace)"
+[ $((sd * 8)) -le "$se" ] && [ $((sd * 100)) -ge "$se" ] && pass ||
+    fail "MALLET_TIME_STEP_US=0: $sd distinct times in $se events"
 # Threads on their own memory carry too (two readings never give the same ns)
 read -r se sd me md <<< "$(stamp_profile solo1.mtrace)"
 [ "$me" -ge 300000 ] && [ $((md * 8)) -le "$me" ] && pass ||
@@ -67,7 +73,7 @@ read -r se sd me md <<< "$(stamp_profile pingpong1.mtrace)"
 [ "$me" -ge 300000 ] && [ $((md * 1000)) -ge $((me * 999)) ] && pass ||
     fail "traders pingpong: $md distinct times in $me events"
 
-MALLET_STAMP_EVERY=1 "$MALLET" record -q -o every.mtrace -- "$PROGS/handover" 50000
+MALLET_STAMP_EVERY=1 MALLET_TIME_STEP_US=0 "$MALLET" record -q -o every.mtrace -- "$PROGS/handover" 50000
 read -r se sd me md <<< "$(stamp_profile every.mtrace)"
 [ $((sd * 1000)) -ge $((se * 999)) ] && pass || fail "MALLET_STAMP_EVERY=1: $sd distinct times in $se events"
 MALLET_STAMP_EVERY=1 "$MALLET" record -q -o every-solo.mtrace -- "$PROGS/traders" solo 50000

@@ -8,6 +8,7 @@
 #include "trace/reader.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,6 +76,30 @@ static const char *tmp_path(const char *name)
     }
     snprintf(scratch_made[scratch_nmade], sizeof scratch_made[0], "%s/%s", scratch_dir, name);
     return scratch_made[scratch_nmade++];
+}
+
+/* Whole files, for tests that build or damage one byte by byte. */
+static void put_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECKF(fd >= 0, "%s: %s", path, strerror(errno));
+    CHECK(len == 0 || write(fd, data, len) == (ssize_t)len);
+    CHECK(close(fd) == 0);
+}
+
+static uint8_t *get_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    CHECKF(f, "%s: %s", path, strerror(errno));
+    CHECK(fseek(f, 0, SEEK_END) == 0);
+    long n = ftell(f);
+    CHECK(n >= 0);
+    rewind(f);
+    uint8_t *b = malloc((size_t)n + 1);
+    CHECK(b && fread(b, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return b;
 }
 
 /* Every field of two decoded events is the same. */

@@ -1108,7 +1108,7 @@ static void test_backwards_clock(void)
  * a run that ends a chunk keeps its time (the next reading is in another chunk), and so do all
  * runs in a file with two threads. */
 static uint64_t spread_case(int two_threads, const uint64_t *t, size_t n, size_t flush_after,
-                            uint64_t *out)
+                            uint64_t end_at, uint64_t *out)
 {
     const char *path = tmp_path(two_threads ? "spread2.mtrace" : "spread1.mtrace");
     char err[512] = "";
@@ -1131,6 +1131,21 @@ static uint64_t spread_case(int two_threads, const uint64_t *t, size_t n, size_t
         CHECK(mallet_writer_event(w, &e) == 0);
     }
     CHECK(mallet_writer_close(w, 1) == 0);
+    if (end_at) { /* the first chunk ends at a later reading, as a full buffer's (tbuf.c) */
+        size_t len;
+        uint8_t *b = get_file(path, &len);
+        mallet_chunk_header_t h;
+        uint64_t off = MALLET_FILE_HEADER_SIZE;
+        for (; off + MALLET_CHUNK_HEADER_SIZE <= len; off += MALLET_CHUNK_HEADER_SIZE + h.disk_size) {
+            CHECK(mallet_chunk_header_unpack(b + off, &h) == 0);
+            if (h.type == MALLET_CHUNK_EVENTS) break;
+        }
+        CHECK(off + MALLET_CHUNK_HEADER_SIZE <= len);
+        h.last_cycles = end_at;
+        mallet_chunk_header_pack(b + off, &h);
+        put_file(path, b, len);
+        free(b);
+    }
     const char *paths[] = {path};
     mallet_reader_t *r = mallet_reader_open(paths, 1, err, sizeof err);
     CHECKF(r, "%s", err);
@@ -1166,12 +1181,49 @@ static void test_spread(void)
     for (size_t j = 0; j < 5; j++, i++) t[i] = 6000, want[i] = 6000 + 200 * j; /* 6000..6800 */
     t[i] = want[i] = 7000, i++;
     CHECK(i == N);
-    CHECK(spread_case(0, t, N, flush_after, got) == N);
+    CHECK(spread_case(0, t, N, flush_after, 0, got) == N);
     for (i = 0; i < N; i++) CHECKF(got[i] == want[i], "one thread, event %zu: %" PRIu64
                                    " where %" PRIu64 " was due", i, got[i], want[i]);
-    CHECK(spread_case(1, t, N, flush_after, got) == N);
+    CHECK(spread_case(1, t, N, flush_after, 0, got) == N);
     for (i = 0; i < N; i++) CHECKF(got[i] == t[i], "two threads, event %zu: %" PRIu64
                                    " where %" PRIu64 " was recorded", i, got[i], t[i]);
+}
+
+/* Runs far longer than a decoding batch (a single-threaded process keeps one time a 100 us step:
+ * ~1,000 events), spread whole up to the reader's SPREAD_MAX (8192 events); a longer run keeps
+ * its time but for its last batch's part. A run that ends its chunk is spread up to the chunk's
+ * last_cycles where that is later than the run's time (a full buffer's chunk ends at a reading). */
+static void test_spread_long(void)
+{
+    enum { LONG = 2001, HUGE = 9001 };
+    static uint64_t t[HUGE], got[HUGE];
+    for (size_t i = 0; i < LONG; i++) t[i] = 1000;
+    t[LONG - 1] = 1000 + 10 * (LONG - 1);
+    CHECK(spread_case(0, t, LONG, LONG, 0, got) == LONG);
+    for (size_t i = 0; i < LONG; i++)
+        CHECKF(got[i] == 1000 + 10 * i, "run of %d, event %zu: %" PRIu64, LONG - 1, i, got[i]);
+    CHECK(spread_case(1, t, LONG, LONG, 0, got) == LONG);
+    for (size_t i = 0; i < LONG; i++)
+        CHECKF(got[i] == t[i], "two threads, event %zu: %" PRIu64, i, got[i]);
+
+    for (size_t i = 0; i < HUGE; i++) t[i] = 1000;
+    t[HUGE - 1] = 1000 + 10 * (HUGE - 1);
+    CHECK(spread_case(0, t, HUGE, HUGE, 0, got) == HUGE);
+    for (size_t i = 0; i < 8192; i++)
+        CHECKF(got[i] == 1000, "run of %d, event %zu: %" PRIu64 " (kept)", HUGE - 1, i, got[i]);
+    for (size_t i = 8193; i < HUGE; i++)
+        CHECKF(got[i] > got[i - 1], "run of %d, event %zu: %" PRIu64 " after %" PRIu64, HUGE - 1,
+               i, got[i], got[i - 1]);
+
+    /* 100 events carrying 1000 end the first chunk; the next one starts at 5000 */
+    for (size_t i = 0; i < 101; i++) t[i] = i < 100 ? 1000 : 5000;
+    CHECK(spread_case(0, t, 101, 100, 1990, got) == 101);
+    for (size_t i = 0; i < 101; i++)
+        CHECKF(got[i] == (i < 100 ? 1000 + 10 * i : 5000), "chunk's last run, event %zu: %" PRIu64,
+               i, got[i]);
+    CHECK(spread_case(0, t, 101, 100, 0, got) == 101); /* last_cycles its last event's: kept */
+    for (size_t i = 0; i < 101; i++)
+        CHECKF(got[i] == t[i], "chunk's last run kept, event %zu: %" PRIu64, i, got[i]);
 }
 
 /* A run of carried times ended by a realloc: its release comes before its allocation, so the
@@ -1243,6 +1295,7 @@ int main(int argc, char **argv)
     test_repeats();
     test_backwards_clock();
     test_spread();
+    test_spread_long();
     test_spread_realloc();
     printf("test_format: ok\n");
     return 0;
