@@ -198,7 +198,9 @@ static blob_t seeds[8];
 static unsigned nseeds;
 
 /* Seed traces from the writer: raw and zstd, several threads, every op, a MAPS chunk, one
- * cut and one without END. */
+ * cut and one without END; two with one thread whose events carry one time for 100 events at a
+ * time, in chunks of 150 (runs longer than a decoding batch, runs that end a chunk: the
+ * reader's spreading, docs/TRACE_FORMAT.md 9.3). */
 static void make_seeds(void)
 {
     char dir[256];
@@ -208,7 +210,8 @@ static void make_seeds(void)
         perror("mkdtemp");
         exit(2);
     }
-    for (unsigned s = 0; s < 5; s++) {
+    for (unsigned s = 0; s < 7; s++) {
+        const int one = s >= 5; /* one thread, long runs */
         char path[300];
         snprintf(path, sizeof path, "%s/seed%u.mtrace", dir, s);
         static const char argv0[] = "seed\0-x\0";
@@ -227,9 +230,9 @@ static void make_seeds(void)
         uint64_t now = 1000000;
         unsigned nev = 120 + 100 * s;
         for (unsigned i = 0; i < nev; i++) {
-            now += rnd() % 9;
+            now += one ? (i % 100 ? 0 : 1 + rnd() % 900) : rnd() % 9;
             mallet_event_t e = {.op = (uint8_t)(1 + rnd() % (MALLET_OP_COUNT_ - 1)),
-                                .tid = 7 + (uint32_t)(rnd() % 3),
+                                .tid = 7 + (one ? 0 : (uint32_t)(rnd() % 3)),
                                 .cycles = now,
                                 .size = rnd() >> (rnd() % 64),
                                 .nmemb = rnd() % 5,
@@ -244,7 +247,7 @@ static void make_seeds(void)
             if (e.op == MALLET_OP_POSIX_MEMALIGN && rnd() % 3 == 0)
                 e.failed = 1, e.ret = ENOMEM, e.ptr = 0;
             if (mallet_writer_event(w, &e)) exit(2);
-            if (i % 37 == 36 && mallet_writer_flush(w)) exit(2);
+            if (i % (one ? 150 : 37) == (one ? 149u : 36u) && mallet_writer_flush(w)) exit(2);
             if (i == 60 && mallet_writer_maps(w, "00400000-00401000 r-xp 0 0:0 0 /bin/seed\n", 41))
                 exit(2);
         }
