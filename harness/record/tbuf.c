@@ -233,9 +233,13 @@ void mallet_tbuf_due(mallet_tstate_t *t, mallet_tbuf_t *b, uint64_t now)
         /* A full buffer of the process's one thread ends its chunk at a reading taken now, the
          * time of its last event (which may have carried one from up to a step before): the
          * reader spreads the chunk's last run of carried times up to it (docs/TRACE_FORMAT.md,
-         * 9.3), and the thread's next events carry it. */
+         * 9.3), and the thread's next events carry it: published as its last reading, for a
+         * thread that starts now (stamp.c, mallet_stamp_join). */
         uint64_t read = mallet_cycles();
-        if (read > now) b->st.cycles = t->last_cycles = now = read;
+        if (read > now) {
+            b->st.cycles = t->last_cycles = now = read;
+            atomic_store_explicit(&mallet_proc.single_last, read, memory_order_relaxed);
+        }
     }
     if (len >= b->cap || now >= b->flush_at) mallet_tbuf_flush(b, 0);
     mallet_maybe_sample_rss(t, now); /* may append (and flush) again; it re-arms the deadline */

@@ -55,8 +55,10 @@ typedef struct state {
     /* per thread index: the time of its first event, as the merge orders it (the main thread's
      * is 0, before every event: it runs from the start), for concurrency() */
     uint64_t *first;
-    uint32_t *index_of; /* thread serial -> index + 1 (0: not seen) */
-    size_t nserials;
+    /* thread serial -> index: open addressing, a slot (serial << 32 | index + 1), 0 empty. Not an
+     * array indexed by the serial: a damaged file's serial can be any 32-bit number. */
+    uint64_t *serials;
+    size_t serials_cap, nserials; /* cap: a power of two, at most half full */
     uint64_t live_blocks, live_bytes; /* live_blocks: also the table's entries */
     int64_t pid;    /* the process's: its main thread's tid */
     uint64_t t0_ns; /* the process's first event (| 1: 0 means not yet seen) */
@@ -202,29 +204,12 @@ static int add_thread(state_t *s, uint32_t tid)
     return 0;
 }
 
-/* thread_index for a thread serial not seen yet. Index 0 is the process's main thread (the worker
- * replays it on its own main thread: allocators treat the main thread apart, glibc's main arena
- * grows with brk where other threads' arenas use mmap). */
-static __attribute__((noinline)) int thread_new(state_t *s, const mallet_event_t *ev, uint32_t *out)
+/* The slot of serial in s->serials: its own, or the empty one where it would go. */
+static inline uint64_t *serial_slot(const state_t *s, uint32_t serial)
 {
-    if (ev->thread >= s->nserials) {
-        size_t n = ev->thread + 64;
-        uint32_t *m = realloc(s->index_of, n * sizeof *m);
-        if (!m) return fail(s, -ENOMEM);
-        memset(m + s->nserials, 0, (n - s->nserials) * sizeof *m);
-        s->index_of = m;
-        s->nserials = n;
-    }
-    if (!s->index_of[ev->thread] && !s->main_taken && ev->tid == s->pid) {
-        s->main_taken = 1; /* index 0 was kept for it */
-        s->index_of[ev->thread] = 1;
-    }
-    if (!s->index_of[ev->thread]) {
-        if (add_thread(s, ev->tid)) return -1;
-        s->index_of[ev->thread] = s->p.nthreads;
-    }
-    *out = s->index_of[ev->thread] - 1;
-    return 0;
+    size_t mask = s->serials_cap - 1, i = (serial * 0x9e3779b1u) & mask;
+    while (s->serials[i] && (uint32_t)(s->serials[i] >> 32) != serial) i = (i + 1) & mask;
+    return &s->serials[i];
 }
 
 /* The thread index of a thread serial, or UINT32_MAX for a thread not seen yet. prepare looks
@@ -232,7 +217,36 @@ static __attribute__((noinline)) int thread_new(state_t *s, const mallet_event_t
  * prepare_event, which may add the thread. */
 static inline uint32_t thread_seen(const state_t *s, uint32_t serial)
 {
-    return serial < s->nserials ? s->index_of[serial] - 1 : UINT32_MAX;
+    return s->serials_cap ? (uint32_t)*serial_slot(s, serial) - 1 : UINT32_MAX;
+}
+
+/* thread_index for a thread serial not seen yet. Index 0 is the process's main thread (the worker
+ * replays it on its own main thread: allocators treat the main thread apart, glibc's main arena
+ * grows with brk where other threads' arenas use mmap). */
+static __attribute__((noinline)) int thread_new(state_t *s, const mallet_event_t *ev, uint32_t *out)
+{
+    if (2 * (s->nserials + 1) > s->serials_cap) {
+        size_t old_cap = s->serials_cap, cap = old_cap ? 2 * old_cap : 64;
+        uint64_t *old = s->serials, *m = calloc(cap, sizeof *m);
+        if (!m) return fail(s, -ENOMEM);
+        s->serials = m;
+        s->serials_cap = cap;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i]) *serial_slot(s, (uint32_t)(old[i] >> 32)) = old[i];
+        free(old);
+    }
+    uint32_t index;
+    if (!s->main_taken && ev->tid == s->pid) {
+        s->main_taken = 1; /* index 0 was kept for it */
+        index = 0;
+    } else {
+        if (add_thread(s, ev->tid)) return -1;
+        index = s->p.nthreads - 1;
+    }
+    *serial_slot(s, ev->thread) = (uint64_t)ev->thread << 32 | (index + 1);
+    s->nserials++;
+    *out = index;
+    return 0;
 }
 
 /* The thread index of ev's thread. */
@@ -576,8 +590,8 @@ static __attribute__((noinline)) int ends_before(state_t *s, uint64_t now)
 {
     for (; s->next_end < s->nends && s->ends[s->next_end].cycles < now; s->next_end++) {
         const mallet_thread_end_t *e = &s->ends[s->next_end];
-        if (e->thread >= s->nserials || !s->index_of[e->thread]) continue; /* no events */
-        uint32_t t = s->index_of[e->thread] - 1;
+        uint32_t t = thread_seen(s, e->thread);
+        if (t == UINT32_MAX) continue; /* no events */
         if (resume(s, t, s->thr[t].last, e->cycles)) return -1;
         s->prev_t = t;
     }
@@ -693,8 +707,8 @@ static uint32_t *thread_ends(state_t *s, const mallet_reader_t *r, unsigned file
     if (!mallet_reader_info(r, file)->thread_exits) return flags;
     for (size_t i = 0; i < s->nends; i++) { /* by time: a thread marked twice ends last */
         const mallet_thread_end_t *e = &s->ends[i];
-        if (e->thread >= s->nserials || !s->index_of[e->thread]) continue; /* no events */
-        uint32_t t = s->index_of[e->thread] - 1;
+        uint32_t t = thread_seen(s, e->thread);
+        if (t == UINT32_MAX) continue; /* no events */
         flags[t] = MALLET_RFILE_T_EXITS;
         if (e->cycles > s->thr[t].last) s->thr[t].last = e->cycles;
     }
@@ -836,6 +850,6 @@ int mallet_prepare(mallet_reader_t *r, unsigned file, mallet_rfile_writer_t *w,
     free(tflags);
     free(s.first);
     free(s.live);
-    free(s.index_of);
+    free(s.serials);
     return rc;
 }
