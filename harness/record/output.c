@@ -1,6 +1,6 @@
 /* The trace file of this process: naming, lazy creation (header, META), its memory map (MAPS),
- * the check that the
- * program has not closed our descriptor, and the one-time message when writing fails. */
+ * the check that the program has not closed our descriptor, and the one-time message when
+ * writing fails. */
 #define _GNU_SOURCE
 #include "record.h"
 

@@ -138,7 +138,7 @@ MALLET_HIDDEN void mallet_output_after_fork_child(void);
 /* Appends a MAPS chunk with the current /proc/self/maps, compressed with z if the caller holds
  * a context: before the file's first events (their callsites need it), not when the file is
  * created, so that the context made for those events compresses it (sqlite3's 5.7 KB map, raw
- * below zpool.c's 8 KiB threshold, takes 0.9 KB) and libraries loaded since the start are in
+ * below zpool.c's 8 KiB threshold, takes ~1 KB) and libraries loaded since the start are in
  * it; again: even if the file has one already (libraries were loaded or unloaded since). */
 MALLET_HIDDEN void mallet_output_maps(mallet_zslot_t *z, int again);
 /* Shared objects loaded and unloaded so far (dl_iterate_phdr's counters), 0 if unknown. Takes
