@@ -92,6 +92,9 @@ MALLET_HIDDEN void mallet_rec_first(mallet_tstate_t *t, uint8_t op, uint8_t fail
 MALLET_HIDDEN void mallet_maybe_sample_rss(mallet_tstate_t *t, uint64_t now);
 /* The hot path's slow branch: the buffer is full, or its deadline passed. */
 MALLET_HIDDEN void mallet_tbuf_due(mallet_tstate_t *t, mallet_tbuf_t *b, uint64_t now);
+/* Appends a mark of time cycles (docs/TRACE_FORMAT.md 7.1) to t's buffer: the time the event
+ * before it is given, where that event carried an earlier one (stamp.c, reading). */
+MALLET_HIDDEN void mallet_tbuf_mark(mallet_tstate_t *t, uint64_t cycles);
 /* Arms the thread-exit callback that releases the thread's buffer (process.c). */
 MALLET_HIDDEN void mallet_thread_register(mallet_tstate_t *t);
 

@@ -43,11 +43,17 @@ void mallet_stamp_set_serial(mallet_tstate_t *t, uint32_t serial)
 static uint64_t reading(mallet_tstate_t *t, uint64_t now, uint64_t mask)
 {
     uint64_t events = (uint64_t)t->window + 1; /* since the last reading, this one included */
-    int fast = now > t->last_read && now - t->last_read < events * mallet_proc.fast_event_cycles;
+    uint64_t last = t->last_read;
+    int fast = now > last && now - last < events * mallet_proc.fast_event_cycles;
     t->last_read = now;
     t->window = fast ? mallet_proc.opts.stamp_every - 1 : 0;
     t->unstamped = t->window;
     if (fast) now &= ~mask;
+    /* A pause ends a fast phase whose events since its last stored time carried that time: the
+     * event before this one is given the last reading before the pause (a mark), or a reader
+     * would spread them over the pause (a burst shorter than a step, then a millisecond idle:
+     * lifetimes of a few hundred ns read as half a millisecond). */
+    else if (mask && last > t->last_cycles && t->buf) mallet_tbuf_mark(t, last);
     if (now < t->last_cycles) now = t->last_cycles;
     return t->last_cycles = now;
 }

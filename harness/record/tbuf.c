@@ -226,6 +226,20 @@ void mallet_rec_first(mallet_tstate_t *t, uint8_t op, uint8_t failed, uint64_t c
     mallet_rec_event(t, &ev);
 }
 
+void mallet_tbuf_mark(mallet_tstate_t *t, uint64_t cycles)
+{
+    mallet_tbuf_t *b = t->buf;
+    uint64_t pos = atomic_load_explicit(&b->pos, memory_order_relaxed);
+    if (!(pos >> 32)) return; /* no event before it in this chunk */
+    /* Room: the buffer is below cap before an event, and keeps MALLET_EVENT_MAX_SIZE past it for
+     * one; a mark (10 bytes at most, and its varint's 8-byte store) and the event that follows
+     * it (64) fit in that too. Not counted: a chunk's count is its calls. */
+    uint8_t *end = mallet_encode_mark(b->data + (uint32_t)pos, &b->st, cycles);
+    atomic_store_explicit(&b->pos, (pos >> 32) << 32 | (uint32_t)(end - b->data),
+                          memory_order_release);
+    t->last_cycles = cycles;
+}
+
 void mallet_tbuf_due(mallet_tstate_t *t, mallet_tbuf_t *b, uint64_t now)
 {
     uint32_t len = (uint32_t)atomic_load_explicit(&b->pos, memory_order_relaxed);

@@ -9,6 +9,7 @@
 /* Per-chunk delta state; zero it at the start of every chunk. */
 typedef struct mallet_enc_state {
     uint64_t cycles;
+    uint64_t mark;                       /* decoding: the last mark's time, 0 once taken */
     uint64_t ptr;                        /* the last pointer field written, of any event */
     uint64_t callsite[MALLET_OP_COUNT_]; /* the last callsite of each op */
 } mallet_enc_state_t;
@@ -31,6 +32,16 @@ static inline uint64_t mallet_event_start(const mallet_event_t *ev)
         ev->free_cycles < ev->cycles)
         return ev->free_cycles;
     return ev->cycles;
+}
+
+/* Encodes a mark (format.h, MALLET_MARK) of time cycles, no earlier than the last event's, at p
+ * (at least 16 bytes free) and returns the end. */
+static inline uint8_t *mallet_encode_mark(uint8_t *p, mallet_enc_state_t *st, uint64_t cycles)
+{
+    *p++ = MALLET_MARK;
+    p = mallet_put_short(p, mallet_zigzag((int64_t)(cycles - st->cycles)));
+    st->cycles = cycles;
+    return p;
 }
 
 /* Encodes ev at p (which must have MALLET_EVENT_MAX_SIZE bytes free) and returns the end. */

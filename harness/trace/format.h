@@ -17,8 +17,9 @@
 #include <string.h>
 
 #define MALLET_TRACE_MAGIC "MALLETTR" /* 8 bytes, no NUL on disk */
-#define MALLET_TRACE_VERSION 2u
-#define MALLET_TRACE_VERSION_OLDEST 1u /* still read: version 1 is version 2 without SAME_TIME */
+#define MALLET_TRACE_VERSION 3u
+#define MALLET_TRACE_VERSION_OLDEST 1u /* still read: version 1 is version 2 without SAME_TIME,
+                                        * version 2 is version 3 without marks */
 #define MALLET_FILE_HEADER_SIZE 16u /* magic[8] u32 version u32 header_size */
 
 #define MALLET_CHUNK_MAGIC 0x4b48434du /* "MCHK" */
@@ -140,6 +141,10 @@ enum mallet_op {
 #define MALLET_EV_SAME_SITE 0x40u /* callsite equals the previous callsite of this op */
 #define MALLET_EV_SAME_TIME 0x80u /* cycles equal the previous event's: the field is omitted
                                    * (version 2; sparse stamps make most events so) */
+/* A mark (version 3): the first byte 12, then short zigzag(cycles - previous cycles); no call,
+ * not counted in a chunk's `count`. A clock reading the event before it is given (readers: the
+ * time the thread last allocated before a pause, which that event carried from earlier). */
+#define MALLET_MARK 12u
 /* Room one encoded event may need: the op byte, at most 7 varints of 9 bytes, and the 7 bytes the
  * last varint's 8-byte store may write past the end (71), rounded up. */
 #define MALLET_EVENT_MAX_SIZE 96u

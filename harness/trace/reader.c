@@ -267,12 +267,33 @@ HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t 
     return 0;
 }
 
-/* An event takes at most MALLET_EVENT_MAX_SIZE bytes: the checked decoder only near the end. */
+/* Takes the marks at *pp (format.h, MALLET_MARK): st->cycles and st->mark become the last one's
+ * time. -1 if one does not decode. */
+static int take_marks(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st)
+{
+    const uint8_t *p = *pp;
+    while (p < end && *p == MALLET_MARK) {
+        uint64_t v;
+        p++;
+        if (get_short(&p, end, &v, 1)) return -1;
+        st->cycles += (uint64_t)mallet_unzigzag(v);
+        st->mark = st->cycles | !st->cycles; /* 0 means none */
+    }
+    *pp = p;
+    return 0;
+}
+
+/* An event takes at most MALLET_EVENT_MAX_SIZE bytes: the checked decoder only near the end.
+ * Marks before it are taken first (st->mark says there were). */
 HOT int decode_next(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st,
                     mallet_event_t *ev)
 {
-    return end - *pp >= MALLET_EVENT_MAX_SIZE ? decode_event(pp, end, st, ev, 0)
-                                              : decode_event(pp, end, st, ev, 1);
+    const uint8_t *p = *pp;
+    if (__builtin_expect(p < end && *p == MALLET_MARK, 0) && take_marks(&p, end, st)) return -1;
+    int r = end - p >= MALLET_EVENT_MAX_SIZE ? decode_event(&p, end, st, ev, 0)
+                                             : decode_event(&p, end, st, ev, 1);
+    if (!r) *pp = p;
+    return r;
 }
 
 int mallet_decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st,
@@ -745,6 +766,14 @@ static unsigned cursor_decode(cursor_t *c, const chunk_ref_t *k, unsigned i)
             if (ev->free_cycles < c->last) ev->free_cycles = c->last;
             rec->part = MALLET_PART_RELEASE;
         }
+        if (__builtin_expect(c->st.mark != 0, 0)) { /* a mark came before ev */
+            if (i > 0) { /* its time goes to the event before (format.h, MALLET_MARK) */
+                mallet_event_t *prev = &c->batch[i - 1].ev;
+                uint64_t m = c->st.mark < ev->cycles ? c->st.mark : ev->cycles;
+                if (m > prev->cycles) prev->cycles = m;
+            }
+            c->st.mark = 0;
+        }
         c->last = ev->cycles;
     }
     c->left -= i - first;
@@ -789,6 +818,10 @@ static void cursor_fill(const mallet_reader_t *r, cursor_t *c)
 HOT int cursor_step(mallet_reader_t *r, cursor_t *c)
 {
     if (c->next == c->nbatch) {
+        /* marks after the last event (a chunk copied by a signal handler between a mark and its
+         * event): they have no event left to give their time to */
+        if (c->left == 0 && c->pos != c->end && !c->bad && take_marks(&c->pos, c->end, &c->st))
+            c->bad = 1;
         if (c->bad || (c->left == 0 && c->pos != c->end)) goto corrupt; /* held: left > 0 */
         if (c->left == 0) return 0;
         cursor_fill(r, c);

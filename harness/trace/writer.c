@@ -116,6 +116,20 @@ int mallet_writer_event(mallet_writer_t *w, const mallet_event_t *ev)
     return t->len >= WRITER_CHUNK_BYTES ? flush_thread(w, t, 0) : 0;
 }
 
+int mallet_writer_mark(mallet_writer_t *w, uint32_t tid, uint64_t cycles)
+{
+    wthread_t *t = thread_of(w, tid, 0);
+    if (!t) return -ENOENT;
+    if (t->len + 16 > WRITER_CHUNK_BYTES) { /* keep the room one event needs after it */
+        int r = flush_thread(w, t, 0);
+        if (r) return r;
+        if (t->len + 16 > WRITER_CHUNK_BYTES) return -ENOSPC; /* marks and no events */
+    }
+    t->len = (size_t)(mallet_encode_mark(t->buf + t->len, &t->st, cycles) - t->buf);
+    if (cycles > t->last) t->last = cycles;
+    return 0;
+}
+
 int mallet_writer_thread_exit(mallet_writer_t *w, uint32_t tid, uint64_t cycles)
 {
     wthread_t *t = thread_of(w, tid, 0);

@@ -15,6 +15,10 @@ mallet_writer_t *mallet_writer_open(const char *path, const mallet_meta_t *meta,
                                     char *err, size_t errlen);
 /* Appends ev to the buffer of thread ev->tid; flushes that thread's chunk when full. */
 int mallet_writer_event(mallet_writer_t *w, const mallet_event_t *ev);
+/* Appends a mark (TRACE_FORMAT.md 7.1) of time cycles to thread tid's buffer, as the recorder
+ * writes one after a pause: the event before it is given that time. -ENOENT if tid has no
+ * events. Not counted as an event; the buffer keeps room for it past its chunk size. */
+int mallet_writer_mark(mallet_writer_t *w, uint32_t tid, uint64_t cycles);
 /* Thread tid ends at cycles: its buffer is flushed as a THREAD_EXIT chunk (TRACE_FORMAT.md),
  * and a later event of that tid starts a new thread, as when the OS reuses a tid. -ENOENT if tid
  * has no events. */

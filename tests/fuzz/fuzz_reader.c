@@ -199,8 +199,8 @@ static unsigned nseeds;
 
 /* Seed traces from the writer: raw and zstd, several threads, every op, a MAPS chunk, one
  * cut and one without END; two with one thread whose events carry one time for 100 events at a
- * time, in chunks of 150 (runs longer than a decoding batch, runs that end a chunk: the
- * reader's spreading, docs/TRACE_FORMAT.md 9.3). */
+ * time, in chunks of 150, a mark before each reading (runs longer than a decoding batch, runs
+ * that end a chunk, marks: the reader's spreading, docs/TRACE_FORMAT.md 9.3). */
 static void make_seeds(void)
 {
     char dir[256];
@@ -246,6 +246,7 @@ static void make_seeds(void)
             }
             if (e.op == MALLET_OP_POSIX_MEMALIGN && rnd() % 3 == 0)
                 e.failed = 1, e.ret = ENOMEM, e.ptr = 0;
+            if (one && i % 100 == 0 && i && mallet_writer_mark(w, e.tid, now - 1)) exit(2);
             if (mallet_writer_event(w, &e)) exit(2);
             if (i % (one ? 150 : 37) == (one ? 149u : 36u) && mallet_writer_flush(w)) exit(2);
             if (i == 60 && mallet_writer_maps(w, "00400000-00401000 r-xp 0 0:0 0 /bin/seed\n", 41))

@@ -104,6 +104,8 @@ static void script(void)
     now += 10;
     ev((mallet_event_t){.tid = T0, .op = MALLET_OP_MEMALIGN, .cycles = now, .align = 32,
                         .size = 33, .ptr = heap + 0x800, .callsite = 0x401250});
+    /* a mark (version 3): the memalign before it is given its time, now + 5 */
+    if (mallet_writer_mark(w, T0, now + 5)) die("write failed", "mark");
     now += 10;
     ev((mallet_event_t){.tid = T0, .op = MALLET_OP_VALLOC, .cycles = now, .size = 5000,
                         .ptr = heap + 0x2000, .callsite = 0x401260});

@@ -409,14 +409,15 @@ static void test_codec(void)
     }
     free(evs);
 
-    /* Bytes the decoder must refuse: op 0, unknown ops. */
+    /* Bytes the decoder must refuse: op 0, unknown ops, a mark with no event after it. */
     static const struct {
         size_t len;
         uint8_t b[8];
     } rej[] = {
         {3, {0x00, 0x00, 0x00}},
-        {3, {MALLET_OP_COUNT_, 0x00, 0x00}},
+        {3, {MALLET_OP_COUNT_ + 1, 0x00, 0x00}},
         {3, {MALLET_EV_OP_MASK, 0x00, 0x00}},
+        {3, {MALLET_MARK, 0x00, 0x00}},
     };
     for (size_t i = 0; i < sizeof rej / sizeof rej[0]; i++) {
         mallet_enc_state_t st = {0};
@@ -1226,6 +1227,50 @@ static void test_spread_long(void)
         CHECKF(got[i] == t[i], "chunk's last run kept, event %zu: %" PRIu64, i, got[i]);
 }
 
+/* Marks (version 3): the time of a mark goes to the event before it, so that a run of carried
+ * times that a pause ends is spread up to the mark, not over the pause; a mark that opens a chunk
+ * or ends one (nothing to give its time to) is read past. One thread: readings at 1000 and 9000,
+ * nine events carrying 1000 between them, a mark at 1900 before the last; the first chunk ends
+ * with a mark, the second opens with one. */
+static void test_marks(void)
+{
+    const char *path = tmp_path("marks.mtrace");
+    char err[512] = "";
+    mallet_writer_t *w = mallet_writer_open(path, NULL, 0, err, sizeof err);
+    CHECKF(w, "%s", err);
+    static const uint64_t t[] = {1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 9000};
+    for (size_t i = 0; i < 11; i++) {
+        mallet_event_t e = make_event(MALLET_OP_MALLOC, 0, t[i], 0x1000 + 16 * i, 0, 8, 0, 0x400000, 0);
+        e.tid = 1;
+        if (i == 10) CHECK(mallet_writer_mark(w, 1, 1900) == 0);
+        CHECK(mallet_writer_event(w, &e) == 0);
+    }
+    CHECK(mallet_writer_mark(w, 1, 9100) == 0); /* ends the chunk */
+    CHECK(mallet_writer_flush(w) == 0);
+    CHECK(mallet_writer_mark(w, 1, 9200) == 0); /* opens the next one */
+    mallet_event_t e = make_event(MALLET_OP_FREE, 0, 9300, 0x1000, 0, 0, 0, 0x400100, 0);
+    e.tid = 1;
+    CHECK(mallet_writer_event(w, &e) == 0);
+    CHECK(mallet_writer_close(w, 1) == 0);
+    const char *paths[] = {path};
+    mallet_reader_t *r = mallet_reader_open(paths, 1, err, sizeof err);
+    CHECKF(r, "%s", err);
+    CHECK(mallet_reader_info(r, 0)->events == 12); /* marks are not events */
+    static const uint64_t want[] = {1000, 1100, 1200, 1300, 1400, 1500, 1600, 1700, 1800, 1900,
+                                    9000, 9300};
+    mallet_rec_t rec;
+    size_t n = 0;
+    int rc;
+    while ((rc = mallet_reader_next(r, &rec)) == 1) {
+        CHECKF(n < 12 && rec.ev.cycles == want[n], "record %zu at %" PRIu64 " where %" PRIu64
+               " was due", n, rec.ev.cycles, n < 12 ? want[n] : 0);
+        n++;
+    }
+    CHECKF(rc == 0 && n == 12, "%zu records, rc %d: %s", n, rc, mallet_reader_error(r));
+    mallet_reader_close(r);
+    check_next_run(paths, 1);
+}
+
 /* A run of carried times ended by a realloc: its release comes before its allocation, so the
  * run is spread up to the release (found by the fuzzer: the spread times went past a release
  * that had carried the run's time, and the records went back in time). Each case: a reading at
@@ -1296,6 +1341,7 @@ int main(int argc, char **argv)
     test_backwards_clock();
     test_spread();
     test_spread_long();
+    test_marks();
     test_spread_realloc();
     printf("test_format: ok\n");
     return 0;

@@ -202,7 +202,7 @@ static void test_header_fields(void)
 
     mallet_put_u32(b + 8, MALLET_TRACE_VERSION + 1);
     put_file(bad, b, len);
-    OPEN_FAILS(bad, "version 3");
+    OPEN_FAILS(bad, "version 4");
     mallet_put_u32(b + 8, 0);
     put_file(bad, b, len);
     OPEN_FAILS(bad, "version 0");
