@@ -769,7 +769,8 @@ static unsigned cursor_decode(cursor_t *c, const chunk_ref_t *k, unsigned i)
         if (__builtin_expect(c->st.mark != 0, 0)) { /* a mark came before ev */
             if (i > 0) { /* its time goes to the event before (format.h, MALLET_MARK) */
                 mallet_event_t *prev = &c->batch[i - 1].ev;
-                uint64_t m = c->st.mark < ev->cycles ? c->st.mark : ev->cycles;
+                uint64_t start = ev->old_ptr ? ev->free_cycles : ev->cycles; /* no later */
+                uint64_t m = c->st.mark < start ? c->st.mark : start;
                 if (m > prev->cycles) prev->cycles = m;
             }
             c->st.mark = 0;

@@ -1269,6 +1269,31 @@ static void test_marks(void)
     CHECKF(rc == 0 && n == 12, "%zu records, rc %d: %s", n, rc, mallet_reader_error(r));
     mallet_reader_close(r);
     check_next_run(paths, 1);
+
+    /* A mark before a realloc gives the event before no later time than the realloc's release
+     * (found by the fuzzer: the release went back in time): malloc at 1000, a mark at 1500, a
+     * realloc released at 1200 and returned at 2000. */
+    w = mallet_writer_open(path, NULL, 0, err, sizeof err);
+    CHECKF(w, "%s", err);
+    e = make_event(MALLET_OP_MALLOC, 0, 1000, 0x1000, 0, 8, 0, 0x400000, 0);
+    e.tid = 1;
+    CHECK(mallet_writer_event(w, &e) == 0);
+    CHECK(mallet_writer_mark(w, 1, 1500) == 0);
+    e = make_event(MALLET_OP_REALLOC, 0, 2000, 0x2000, 0x1000, 32, 0, 0x400000, 0);
+    e.tid = 1, e.free_cycles = 1200;
+    CHECK(mallet_writer_event(w, &e) == 0);
+    CHECK(mallet_writer_close(w, 1) == 0);
+    r = mallet_reader_open(paths, 1, err, sizeof err);
+    CHECKF(r, "%s", err);
+    static const uint64_t want2[] = {1200, 1200, 2000}; /* malloc; the realloc's two parts */
+    n = 0;
+    while ((rc = mallet_reader_next(r, &rec)) == 1) {
+        uint64_t key = rec.part == MALLET_PART_RELEASE ? rec.ev.free_cycles : rec.ev.cycles;
+        CHECKF(n < 3 && key == want2[n], "realloc case, record %zu at %" PRIu64, n, key);
+        n++;
+    }
+    CHECKF(rc == 0 && n == 3, "realloc case: %zu records, rc %d", n, rc);
+    mallet_reader_close(r);
 }
 
 /* A run of carried times ended by a realloc: its release comes before its allocation, so the
