@@ -677,16 +677,21 @@ static void cursor_free(cursor_t *c)
     free(c->raw), free(c);
 }
 
+/* The time k of `steps` even steps from t0 to t1. */
+static inline uint64_t spread_at(uint64_t t0, uint64_t t1, unsigned steps, unsigned k)
+{
+    return t0 + (uint64_t)((double)(t1 - t0) / (double)steps * (double)k);
+}
+
 /* Events from+1..until-1 carried the time of batch[from] (a clock reading): they get times
  * spread evenly from it toward t1, which is `steps` steps from batch[from]. */
 static void spread_between(mallet_rec_t *b, unsigned from, unsigned until, uint64_t t1,
                            unsigned steps)
 {
     uint64_t t0 = b[from].ev.cycles;
-    double step = (double)(t1 - t0) / (double)steps;
     for (unsigned i = from + 1; i < until; i++) {
         mallet_event_t *ev = &b[i].ev;
-        uint64_t t = t0 + (uint64_t)(step * (double)(i - from));
+        uint64_t t = spread_at(t0, t1, steps, i - from);
         if (ev->free_cycles == ev->cycles) ev->free_cycles = t; /* a realloc: both carried */
         ev->cycles = t;
     }
@@ -709,9 +714,7 @@ static void spread_run(mallet_rec_t *b, unsigned from, unsigned until)
     else if (next->old_ptr)
         t1 = next->free_cycles;
     spread_between(b, from, until, t1, steps);
-    if (release_in_run)
-        next->free_cycles = t0 + (uint64_t)((double)(t1 - t0) / (double)steps *
-                                            (double)(until - from));
+    if (release_in_run) next->free_cycles = spread_at(t0, t1, steps, until - from);
 }
 
 /* A single-threaded process reads the clock on one event in 16 while it allocates fast, gives
