@@ -4,10 +4,11 @@
 # the result is the median of the ratios. Each round also times the command under
 # bench/exec_floor (a static launcher that only execs: what the extra exec of any launcher costs,
 # the floor under `mallet record`), the command with the recorder preloaded but recording off
-# (MALLET_DISABLE=1: what interposing alone costs), and, given a second build, that build's
-# `mallet record` too,
-# so that two versions are compared in the same rounds. Also reports the trace size, and
-# heaptrack's for the same command when heaptrack is installed.
+# (MALLET_DISABLE=1: what interposing alone costs), the issue's two reference points under the
+# same launcher (bench/ref_recorder.c: pure interposition, and a 16-byte record per call into a
+# thread-local buffer, the floor under any recorder), and, given a second build, that build's
+# `mallet record` too, so that two versions are compared in the same rounds. Also reports the
+# trace size, and heaptrack's for the same command when heaptrack is installed.
 # usage: bench/record_overhead.sh [BUILD_DIR] [ROUNDS] [BASE_BUILD_DIR]
 set -euo pipefail
 build=$(realpath "${1:-build}")
@@ -42,13 +43,17 @@ timed() {
 measure() { # NAME CMD...
     name=$1
     shift
-    local rec=() floor=() off=() old=() alone t
+    local rec=() floor=() off=() refi=() ref16=() old=() alone t
     for r in $(seq 1 "$rounds"); do
         alone=$(timed "$@")
         t=$(timed "$build/bench/exec_floor" "$@")
         floor+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
         t=$(MALLET_DISABLE=1 LD_PRELOAD="$build/libmallet_record.so" timed "$@")
         off+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
+        t=$(LD_PRELOAD="$build/bench/libref_interpose.so" timed "$build/bench/exec_floor" "$@")
+        refi+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
+        t=$(LD_PRELOAD="$build/bench/libref_record16.so" timed "$build/bench/exec_floor" "$@")
+        ref16+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
         if [ -n "$base" ]; then
             t=$(timed "$base/mallet" record -q -o run.mtrace -- "$@")
             old+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
@@ -64,6 +69,10 @@ measure() { # NAME CMD...
     printf '%-16s exec_floor alone: median %.3fx\n' "$name" "$(printf '%s\n' "${floor[@]}" | median)"
     printf '%-16s preloaded, recording off: median %.3fx\n' "$name" \
         "$(printf '%s\n' "${off[@]}" | median)"
+    printf '%-16s exec_floor + pure interposition: median %.3fx\n' "$name" \
+        "$(printf '%s\n' "${refi[@]}" | median)"
+    printf '%-16s exec_floor + a 16-byte record per call: median %.3fx\n' "$name" \
+        "$(printf '%s\n' "${ref16[@]}" | median)"
     [ -n "$base" ] && printf '%-16s base build %s: median %.2fx (rounds: %s)\n' "$name" "$base" \
         "$(printf '%s\n' "${old[@]}" | median)" "${old[*]}"
     printf '%-16s trace %d bytes for %d events (%.2f bytes/event)\n' "$name" "$size" "$events" \
