@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake pkg-config libzstd-dev libjansson-dev python3 sqlite3 heaptrack
-          clang strace procps time libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0)
+packages=(build-essential cmake pkg-config libzstd-dev libjansson-dev libiberty-dev python3 sqlite3
+          heaptrack clang strace procps time libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -9,6 +9,7 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libiberty/demangle.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,9 @@
 typedef struct fsym {
     uint64_t value, size;
     const char *name; /* points into the module's mapped string table */
+    char *demangled;  /* name as C++ writes it (fsym_display), or NULL */
     uint8_t rank;     /* alias preference: lower wins among symbols at one address */
+    uint8_t tried;    /* demangling was tried */
 } fsym_t;
 
 typedef struct load_seg {
@@ -115,7 +118,9 @@ static long read_symtab(module_t *m, const uint8_t *file, uint64_t size, const E
         out[n].value = s.st_value;
         out[n].size = s.st_size;
         out[n].name = name;
+        out[n].demangled = NULL;
         out[n].rank = sym_rank(&s, name);
+        out[n].tried = 0;
         n++;
     }
     if (n == 0) {
@@ -229,7 +234,7 @@ static int module_vaddr(const module_t *m, uint64_t file_off, uint64_t *vaddr)
     return 0;
 }
 
-static const fsym_t *module_func(const module_t *m, uint64_t vaddr)
+static fsym_t *module_func(const module_t *m, uint64_t vaddr)
 {
     size_t lo = 0, hi = m->nsyms; /* first symbol with value > vaddr */
     while (lo < hi) {
@@ -240,9 +245,24 @@ static const fsym_t *module_func(const module_t *m, uint64_t vaddr)
             hi = mid;
     }
     if (lo == 0) return NULL;
-    const fsym_t *s = &m->syms[lo - 1];
+    fsym_t *s = &m->syms[lo - 1];
     if (s->size == 0 || vaddr - s->value < s->size) return s;
     return NULL;
+}
+
+/* The name to show: a C++ symbol as its source says it ("cache::Store::grow(unsigned int)", not
+ * "_ZN5cache5Store4growEj"), by libiberty's demangler, the one binutils' c++filt uses. Once per
+ * symbol, at its first lookup: a module has thousands and a trace names a few. The names come
+ * from files a trace names, so untrusted: the demangler bounds its own recursion, and a name too
+ * long for any real program is shown as it is. */
+static const char *fsym_display(fsym_t *f)
+{
+    if (!f->tried) {
+        f->tried = 1;
+        if (f->name[0] == '_' && f->name[1] == 'Z' && strnlen(f->name, 1 << 16) < (1 << 16))
+            f->demangled = cplus_demangle(f->name, DMGL_PARAMS | DMGL_ANSI);
+    }
+    return f->demangled ? f->demangled : f->name;
 }
 
 /* ---- maps text ----------------------------------------------------------------------------- */
@@ -391,6 +411,7 @@ void mallet_symbols_free(mallet_symbols_t *s)
         module_t *m = s->mods[i];
         if (m->map) munmap(m->map, m->map_len);
         free(m->loads);
+        for (size_t j = 0; j < m->nsyms; j++) free(m->syms[j].demangled);
         free(m->syms);
         free(m->path);
         free(m);
@@ -428,9 +449,9 @@ int mallet_symbols_lookup(mallet_symbols_t *s, unsigned space, uint64_t addr, ma
     uint64_t vaddr;
     if (!module_vaddr(m, file_off, &vaddr)) return 1;
     out->offset = vaddr;
-    const fsym_t *f = vaddr ? module_func(m, vaddr - 1) : NULL;
+    fsym_t *f = vaddr ? module_func(m, vaddr - 1) : NULL;
     if (f) {
-        out->func = f->name;
+        out->func = fsym_display(f);
         out->func_offset = vaddr - f->value;
     }
     return 1;

@@ -56,10 +56,6 @@ __attribute__((noinline)) void drop_long(long *p)
 {
     delete p;
 }
-__attribute__((noinline)) int *leak_ints()
-{
-    return new int[5];
-}
 __attribute__((noinline)) void *huge_nothrow()
 {
     return ::operator new(size_t(1) << 62, std::nothrow);
@@ -70,6 +66,17 @@ __attribute__((noinline)) void *huge()
 }
 }
 
+// The leak is made by a C++ function (not extern "C"): its name is mangled in the symbol table,
+// and `mallet check` must print it demangled.
+namespace store {
+struct Pool {
+    __attribute__((noinline)) static int *leak_ints(unsigned n)
+    {
+        return new int[n];
+    }
+};
+} // namespace store
+
 int main()
 {
     int rounds = 0, caught = 0;
@@ -77,7 +84,7 @@ int main()
         drop_ints(make_ints(10));
     drop_wide(make_wide());
     drop_long(make_long());
-    int *leaked = leak_ints();
+    int *leaked = store::Pool::leak_ints(5);
     void *none = huge_nothrow();
     try {
         huge();

@@ -21,6 +21,25 @@ __attribute__((noinline)) int mallet_test_symbol_target(int x)
     return v;
 }
 
+/* A C++ function's symbol, made in C with an assembler name: "mallet::test::target(int)". And a
+ * name that starts like one but is not (the demangler gives up): shown as it is. */
+int mallet_test_cxx_target(int x) __asm__("_ZN6mallet4test6targetEi");
+__attribute__((noinline)) int mallet_test_cxx_target(int x)
+{
+    volatile int v = x;
+    for (int i = 0; i < 8; i++)
+        v = v * 17 + i;
+    return v;
+}
+int mallet_test_not_cxx(int x) __asm__("_Z_not_a_mangled_name");
+__attribute__((noinline)) int mallet_test_not_cxx(int x)
+{
+    volatile int v = x;
+    for (int i = 0; i < 8; i++)
+        v = v * 13 + i;
+    return v;
+}
+
 static char *read_text(const char *path)
 {
     size_t cap = 1 << 16, len = 0;
@@ -78,6 +97,17 @@ static void test_self(void)
     addr = (uint64_t)(uintptr_t)&mallet_test_symbol_target + 1;
     CHECK_EQ(mallet_symbols_lookup(s, 0, addr, &sym), 1);
     CHECK_STREQ(sym.func, "mallet_test_symbol_target");
+
+    /* C++ names demangled; a name the demangler rejects as it is. */
+    addr = (uint64_t)(uintptr_t)&mallet_test_cxx_target + 4;
+    CHECK_EQ(mallet_symbols_lookup(s, 0, addr, &sym), 1);
+    CHECK_STREQ(sym.func, "mallet::test::target(int)");
+    snprintf(want, sizeof want, "mallet::test::target(int) (test_symbols+0x%" PRIx64 ")",
+             addr - bias);
+    CHECK_STREQ(mallet_symbols_format(s, 0, addr, buf, sizeof buf), want);
+    addr = (uint64_t)(uintptr_t)&mallet_test_not_cxx + 4;
+    CHECK_EQ(mallet_symbols_lookup(s, 0, addr, &sym), 1);
+    CHECK_STREQ(sym.func, "_Z_not_a_mangled_name");
 
     /* A function of a shared library, found through its .dynsym. */
     addr = (uint64_t)(uintptr_t)&getpid + 2;
