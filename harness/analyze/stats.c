@@ -337,7 +337,10 @@ static int pass_next(pass_t *p, mallet_rec_t *rec, char *err, size_t errlen)
 
 typedef struct stats_state {
     pass_t p;
-    table_t threads;     /* (file, thread) pairs seen making calls; only the keys matter */
+    /* (file, thread) pairs seen making calls. An entry's callsite field holds the pointer its
+     * thread's last call allocated (0: that call allocated nothing): a free of it by the
+     * thread's next call ends a temporary allocation. */
+    table_t threads;
     uint64_t live_bytes; /* modular arithmetic: exact again once absurd sizes are freed */
     uint64_t live_blocks;
     uint64_t *file_live;
@@ -352,6 +355,7 @@ static int stats_birth(stats_state_t *s, mallet_stats_t *st, const mallet_rec_t 
     if (!b) return -1;
     if (!created && !(b->tag & TAG_FREED)) { /* still live: its free was not recorded */
         st->missed_frees++;
+        mallet_sites_release(s->sites, rec->file, b->callsite, b->size, 0);
         s->live_bytes -= b->size;
         s->file_live[rec->file] -= b->size;
         s->live_blocks--;
@@ -373,12 +377,14 @@ static int stats_birth(stats_state_t *s, mallet_stats_t *st, const mallet_rec_t 
         st->peak_live_bytes = s->live_bytes;
         st->peak_live_blocks = s->live_blocks;
         st->peak_live_time_ns = rec->time_ns;
+        mallet_sites_peak(s->sites);
     }
     return 0;
 }
 
+/* th: the thread's entry in s->threads (its last call's block: a temporary allocation ends). */
 static void stats_death(stats_state_t *s, mallet_stats_t *st, const mallet_rec_t *rec,
-                        const effect_t *fx)
+                        const effect_t *fx, const block_t *th)
 {
     block_t *b = table_find(&s->p.blocks, rec->file, fx->dies);
     if (!b || (b->tag & TAG_FREED)) {
@@ -392,6 +398,9 @@ static void stats_death(stats_state_t *s, mallet_stats_t *st, const mallet_rec_t
     }
     st->blocks_freed++;
     if (b->thread != rec->ev.thread) st->cross_thread_frees++;
+    int temporary = th->callsite == fx->dies && b->thread == rec->ev.thread;
+    st->temporary_allocs += (uint64_t)temporary;
+    mallet_sites_release(s->sites, rec->file, b->callsite, b->size, temporary);
     uint64_t life = rec->time_ns > b->time_ns ? rec->time_ns - b->time_ns : 0;
     st->lifetime_hist.count[mallet_hist_bucket(life)]++;
     s->live_bytes -= b->size;
@@ -422,12 +431,13 @@ static int stats_event(stats_state_t *s, mallet_stats_t *st, const mallet_rec_t 
         st->events++;
         if (ev->op < MALLET_OP_COUNT_) st->by_kind[ev->op]++;
         pr->events++;
-        int created;
-        if (!table_get(&s->threads, rec->file, ev->thread, &created)) return -1;
-        if (created) {
-            st->threads++;
-            pr->threads++;
-        }
+    }
+    int created;
+    block_t *th = table_get(&s->threads, rec->file, ev->thread, &created);
+    if (!th) return -1;
+    if (created) {
+        st->threads++;
+        pr->threads++;
     }
     if (fx.is_free) {
         st->free_calls++;
@@ -437,8 +447,9 @@ static int stats_event(stats_state_t *s, mallet_stats_t *st, const mallet_rec_t 
         st->alloc_calls++;
         if (fx.failed) st->failed_calls++;
     }
-    if (fx.dies) stats_death(s, st, rec, &fx);
+    if (fx.dies) stats_death(s, st, rec, &fx, th);
     if (fx.born && stats_birth(s, st, rec, &fx)) return -1;
+    th->callsite = fx.born;
     return 0;
 }
 
@@ -751,7 +762,7 @@ json_t *mallet_stats_json(const mallet_stats_t *st)
     /* json_pack steals the "o" values even when it fails, so nothing leaks on the error path. */
     json_t *root = json_pack(
         "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-        " s:o, s:o, s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+        " s:o, s:o, s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
         "events", json_u64(st->events), "alloc_calls", json_u64(st->alloc_calls), "failed_calls",
         json_u64(st->failed_calls), "free_calls", json_u64(st->free_calls), "null_frees",
         json_u64(st->null_frees), "unknown_frees", json_u64(st->unknown_frees), "unknown_reallocs",
@@ -763,10 +774,11 @@ json_t *mallet_stats_json(const mallet_stats_t *st)
         "leaked_bytes", json_u64(st->leaked_bytes), "leaked_blocks", json_u64(st->leaked_blocks),
         "cross_thread_frees", json_u64(st->cross_thread_frees), "cross_thread_free_fraction",
         fraction(st->cross_thread_frees, st->blocks_freed), "blocks_freed",
-        json_u64(st->blocks_freed), "size_histogram", hist_json(&st->size_hist),
-        "lifetime_histogram", hist_json(&st->lifetime_hist), "rss_samples",
-        json_u64(st->rss_samples), "peak_rss_bytes", json_u64(st->peak_rss_bytes), "duration_ns",
-        json_u64(st->duration_ns), "trace_bytes", json_u64(st->trace_bytes));
+        json_u64(st->blocks_freed), "temporary_allocs", json_u64(st->temporary_allocs),
+        "size_histogram", hist_json(&st->size_hist), "lifetime_histogram",
+        hist_json(&st->lifetime_hist), "rss_samples", json_u64(st->rss_samples), "peak_rss_bytes",
+        json_u64(st->peak_rss_bytes), "duration_ns", json_u64(st->duration_ns), "trace_bytes",
+        json_u64(st->trace_bytes));
     if (root && json_object_set_new(root, "per_process", procs))
         json_decref(root), root = NULL;
     else if (!root)
@@ -776,9 +788,11 @@ json_t *mallet_stats_json(const mallet_stats_t *st)
         const mallet_site_t *t = &st->top_sites[i];
         char addr[32];
         snprintf(addr, sizeof addr, "0x%" PRIx64, t->callsite);
-        json_t *o = json_pack("{s:s, s:I, s:o, s:o}", "site", t->name ? t->name : addr, "process",
-                              (json_int_t)t->file, "calls", json_u64(t->calls), "bytes",
-                              json_u64(t->bytes));
+        json_t *o =
+            json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:o}", "site", t->name ? t->name : addr,
+                      "process", (json_int_t)t->file, "calls", json_u64(t->calls), "bytes",
+                      json_u64(t->bytes), "peak_bytes", json_u64(t->peak_bytes), "peak_blocks",
+                      json_u64(t->peak_blocks), "temporary", json_u64(t->temporary));
         if (!o || json_array_append_new(sites, o)) json_decref(sites), sites = NULL;
     }
     if (root && (!sites || json_object_set_new(root, "sites", json_u64(st->sites)) ||
@@ -851,6 +865,42 @@ static void hist_text(FILE *out, const char *title, const mallet_hist_t *h, int 
     }
 }
 
+static void site_text(const mallet_stats_t *st, const mallet_site_t *t, FILE *out)
+{
+    if (t->name)
+        fputs(t->name, out);
+    else
+        fprintf(out, "0x%" PRIx64, t->callsite);
+    if (st->nprocs > 1) fprintf(out, "  [pid %" PRId64 "]", st->procs[t->file].pid);
+    fputc('\n', out);
+}
+
+static int by_peak_bytes(const void *a, const void *b)
+{
+    const mallet_site_t *x = *(const mallet_site_t *const *)a,
+                        *y = *(const mallet_site_t *const *)b;
+    if (x->peak_bytes != y->peak_bytes) return x->peak_bytes > y->peak_bytes ? -1 : 1;
+    return x < y ? -1 : x > y; /* the table's order (by calls) among equals */
+}
+
+/* heaptrack's "peak memory consumers": the top sites by what they had live at the peak. */
+static void peak_text(const mallet_stats_t *st, FILE *out)
+{
+    const mallet_site_t **v = malloc(st->ntop_sites * sizeof *v);
+    if (!v) return;
+    size_t n = 0;
+    for (size_t i = 0; i < st->ntop_sites; i++)
+        if (st->top_sites[i].peak_bytes) v[n++] = &st->top_sites[i];
+    qsort(v, n, sizeof *v, by_peak_bytes);
+    if (n)
+        fprintf(out, "\nlive at the peak, by site:\n  %14s %10s  %s\n", "bytes", "blocks", "site");
+    for (size_t i = 0; i < n && i < MALLET_TOP_SITES; i++) {
+        fprintf(out, "  %14" PRIu64 " %10" PRIu64 "  ", v[i]->peak_bytes, v[i]->peak_blocks);
+        site_text(st, v[i], out);
+    }
+    free(v);
+}
+
 int mallet_stats_write_text(const mallet_stats_t *st, FILE *out)
 {
     char a[64], b[32];
@@ -883,6 +933,11 @@ int mallet_stats_write_text(const mallet_stats_t *st, FILE *out)
     fprintf(out, "cross-thread frees   %" PRIu64 " of %" PRIu64 " blocks freed (%.1f%%)\n",
             st->cross_thread_frees, st->blocks_freed,
             100.0 * fraction(st->cross_thread_frees, st->blocks_freed));
+    fprintf(out,
+            "temporary allocs     %" PRIu64 " of %" PRIu64
+            " blocks freed (%.1f%%): by the thread's next call\n",
+            st->temporary_allocs, st->blocks_freed,
+            100.0 * fraction(st->temporary_allocs, st->blocks_freed));
     fprintf(out, "live at end          %s in %" PRIu64 " blocks\n",
             bytes_text(st->leaked_bytes, a, sizeof a), st->leaked_blocks);
     if (st->rss_samples)
@@ -890,16 +945,15 @@ int mallet_stats_write_text(const mallet_stats_t *st, FILE *out)
                 bytes_text(st->peak_rss_bytes, a, sizeof a), st->rss_samples);
     if (st->ntop_sites) {
         fprintf(out, "\ntop allocation sites (of %" PRIu64 "), by calls:\n", st->sites);
-        fprintf(out, "  %12s %14s  %s\n", "calls", "bytes", "site");
+        fprintf(out, "  %12s %14s %14s %10s  %s\n", "calls", "bytes", "live at peak", "temporary",
+                "site");
         for (size_t i = 0; i < st->ntop_sites; i++) {
             const mallet_site_t *t = &st->top_sites[i];
-            char addr[32];
-            snprintf(addr, sizeof addr, "0x%" PRIx64, t->callsite);
-            fprintf(out, "  %12" PRIu64 " %14" PRIu64 "  %s", t->calls, t->bytes,
-                    t->name ? t->name : addr);
-            if (st->nprocs > 1) fprintf(out, "  [pid %" PRId64 "]", st->procs[t->file].pid);
-            fputc('\n', out);
+            fprintf(out, "  %12" PRIu64 " %14" PRIu64 " %14" PRIu64 " %10" PRIu64 "  ", t->calls,
+                    t->bytes, t->peak_bytes, t->temporary);
+            site_text(st, t, out);
         }
+        peak_text(st, out);
     }
     hist_text(out, "request sizes", &st->size_hist, 0);
     hist_text(out, "lifetimes", &st->lifetime_hist, 1);

@@ -46,16 +46,16 @@ uint64_t mallet_hist_le(unsigned bucket);
 /* One trace file (one process). */
 typedef struct mallet_proc_stats {
     int64_t pid, ppid;
-    char *cmdline;      /* argv joined by spaces; invalid UTF-8 and control bytes as '?' */
-    int forked;         /* forked from a traced parent */
-    uint64_t events;    /* allocation-API calls (RSS samples excluded) */
-    uint64_t threads;   /* distinct threads making allocation-API calls */
-    int thread_exits;   /* the recorder marked threads' ends: threads_exited is known */
+    char *cmdline;           /* argv joined by spaces; invalid UTF-8 and control bytes as '?' */
+    int forked;              /* forked from a traced parent */
+    uint64_t events;         /* allocation-API calls (RSS samples excluded) */
+    uint64_t threads;        /* distinct threads making allocation-API calls */
+    int thread_exits;        /* the recorder marked threads' ends: threads_exited is known */
     uint64_t threads_exited; /* threads that ended before the process */
-    int ended_cleanly;  /* the trace has an END chunk */
-    int end_reason;     /* its enum mallet_end_reason (exit, exec, _exit) */
-    int cut;            /* the trace ends inside a chunk */
-    uint64_t cut_bytes; /* bytes of that incomplete chunk, ignored */
+    int ended_cleanly;       /* the trace has an END chunk */
+    int end_reason;          /* its enum mallet_end_reason (exit, exec, _exit) */
+    int cut;                 /* the trace ends inside a chunk */
+    uint64_t cut_bytes;      /* bytes of that incomplete chunk, ignored */
     uint64_t peak_live_bytes;
     uint64_t leaked_bytes, leaked_blocks; /* live at the end of the trace */
     uint64_t rss_samples, peak_rss_bytes;
@@ -81,6 +81,8 @@ typedef struct mallet_stats {
     uint64_t cross_thread_frees; /* of those, killed by a thread other than the allocating one
                                   * (threads are told apart by the recorder's serial, as OS
                                   * thread ids are reused) */
+    uint64_t temporary_allocs;   /* of those, killed by their thread's very next call after the
+                                  * one that made them (heaptrack's temporary allocations) */
     uint64_t peak_live_bytes;    /* max over time of the live requested bytes, all processes */
     uint64_t peak_live_blocks;   /* blocks live at that moment */
     uint64_t peak_live_time_ns;  /* when it was first reached, ns since origin_ns */
@@ -91,8 +93,9 @@ typedef struct mallet_stats {
     uint64_t trace_bytes;       /* the trace files' sizes, summed */
     mallet_proc_stats_t *procs; /* one per trace file, in the order given */
     unsigned nprocs;
-    uint64_t sites;             /* distinct (process, callsite) pairs that allocated */
-    mallet_site_t *top_sites;   /* the MALLET_TOP_SITES with most calls and most bytes */
+    uint64_t sites;           /* distinct (process, callsite) pairs that allocated */
+    mallet_site_t *top_sites; /* the MALLET_TOP_SITES with most calls, most bytes, most bytes
+                               * live at the peak, most temporary blocks (sites.h) */
     size_t ntop_sites;
 } mallet_stats_t;
 

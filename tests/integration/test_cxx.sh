@@ -14,14 +14,19 @@ expect_eq "cxx_new alone" "$want" "$(./cxx_new)"
 out=$("$MALLET" record -q -o c.mtrace -- ./cxx_new); expect_eq "cxx_new status" 0 $?
 expect_eq "cxx_new recorded" "$want" "$out"
 "$MALLET" stats --json c.mtrace > c.json; expect_eq "stats status" 0 $?
-site_calls() { # NAME -> calls of the top site whose name starts with NAME
+site_key() { # NAME KEY -> KEY of the top sites whose name (up to a space) is NAME
     python3 -c 'import json, sys
 d = json.load(open("c.json"))
-print(sum(s["calls"] for s in d["top_sites"] if s["site"].split(" ")[0] == sys.argv[1]))' "$1"
+print(sum(s[sys.argv[2]] for s in d["top_sites"] if s["site"].split(" ")[0] == sys.argv[1]))' "$1" "$2"
 }
-expect_eq "new int[] sites: make_ints" 1100 "$(site_calls make_ints)"
-expect_eq "aligned new site: make_wide" 1 "$(site_calls make_wide)"
-expect_eq "new long site: make_long" 1 "$(site_calls make_long)"
+expect_eq "new int[] sites: make_ints" 1100 "$(site_key make_ints calls)"
+# every block but the leak is deleted by the next call after its new: temporary allocations
+expect_eq "temporary allocations" 1103 "$(json c.json temporary_allocs)"
+expect_eq "make_ints: all 1100 temporary" 1100 "$(site_key make_ints temporary)"
+expect_eq "make_ints: none live at the peak" 0 "$(site_key make_ints peak_bytes)"
+expect_eq "the leak: live at the peak" 20 "$(site_key 'store::Pool::leak_ints(unsigned' peak_bytes)"
+expect_eq "aligned new site: make_wide" 1 "$(site_key make_wide calls)"
+expect_eq "new long site: make_long" 1 "$(site_key make_long calls)"
 expect_eq "no site inside operator new" 0 "$(python3 -c 'import json
 print(sum(s["calls"] for s in json.load(open("c.json"))["top_sites"]
           if s["site"].startswith("operator new")))')"

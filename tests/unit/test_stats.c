@@ -386,6 +386,75 @@ static void test_threads(void)
     mallet_check_free(&c);
 }
 
+static const mallet_site_t *top_site(const mallet_stats_t *st, uint64_t callsite)
+{
+    for (size_t i = 0; i < st->ntop_sites; i++)
+        if (st->top_sites[i].callsite == callsite) return &st->top_sites[i];
+    return NULL;
+}
+
+/* heaptrack's two other views: what each site had live at the heap's peak, and temporary
+ * allocations (a block freed by its thread's very next call), per thread whatever the other
+ * threads do in between, a realloc counting as the call that frees. */
+static void test_peak_and_temporary(void)
+{
+    const char *path = trace_path("sites.mtrace");
+    mallet_writer_t *w = wopen(path, 9, 1, 0, 0);
+    if (!w) return;
+    enum { S1 = 0x51000, S2 = 0x52000, S3 = 0x53000, S4 = 0x54000 };
+    put(w, site(MALLOC(1, 1, 100, 0x1000), S1));
+    put(w, site(MALLOC(1, 2, 50, 0x2000), S2));
+    put(w, FREE(1, 3, 0x2000)); /* temporary (S2) */
+    put(w, site(MALLOC(1, 4, 100, 0x3000), S1));
+    put(w, site(MALLOC(2, 5, 10, 0x4000), S3)); /* the peak: 210 bytes, S1 200 and S3 10 */
+    put(w, FREE(1, 6, 0x3000));                 /* temporary (S1): thread 2's call is not its */
+    put(w, site(MALLOC(2, 7, 5, 0x5000), S3));
+    put(w, site(MALLOC(1, 8, 20, 0x6000), S2));
+    put(w, FREE(2, 9, 0x6000)); /* another thread's block: not temporary */
+    put(w, site(MALLOC(1, 10, 8, 0x7000), S2));
+    put(w, site(MALLOC(1, 11, 8, 0x8000), S2));
+    put(w, site(REALLOC(1, 12, 0x8000, 16, 0x9000), S4)); /* temporary (S2) */
+    put(w, FREE(1, 13, 0x7000)); /* calls came between: not temporary */
+    CHECK(mallet_writer_close(w, 1) == 0);
+    const char *paths[1] = {path};
+    mallet_stats_t st;
+    if (stats_of(paths, 1, &st)) return;
+    CHECK_EQ(st.peak_live_bytes, 210);
+    CHECK_EQ(st.blocks_freed, 5);
+    CHECK_EQ(st.temporary_allocs, 3);
+    const mallet_site_t *s1 = top_site(&st, S1), *s2 = top_site(&st, S2), *s3 = top_site(&st, S3),
+                        *s4 = top_site(&st, S4);
+    CHECK(s1 && s2 && s3 && s4);
+    if (s1 && s2 && s3 && s4) {
+        CHECK_EQ(s1->calls, 2);
+        CHECK_EQ(s1->peak_bytes, 200);
+        CHECK_EQ(s1->peak_blocks, 2);
+        CHECK_EQ(s1->temporary, 1);
+        CHECK_EQ(s2->calls, 4);
+        CHECK_EQ(s2->peak_bytes, 0);
+        CHECK_EQ(s2->temporary, 2);
+        CHECK_EQ(s3->peak_bytes, 10);
+        CHECK_EQ(s3->peak_blocks, 1);
+        CHECK_EQ(s3->temporary, 0);
+        CHECK_EQ(s4->peak_bytes, 0);
+        CHECK_EQ(s4->temporary, 0);
+    }
+    json_t *j = mallet_stats_json(&st);
+    CHECK(j && json_integer_value(json_object_get(j, "temporary_allocs")) == 3);
+    json_t *sites = j ? json_object_get(j, "top_sites") : NULL;
+    uint64_t peak = 0, temporary = 0;
+    for (size_t i = 0; i < json_array_size(sites); i++) {
+        peak +=
+            (uint64_t)json_integer_value(json_object_get(json_array_get(sites, i), "peak_bytes"));
+        temporary +=
+            (uint64_t)json_integer_value(json_object_get(json_array_get(sites, i), "temporary"));
+    }
+    CHECK_EQ(peak, 210);
+    CHECK_EQ(temporary, 3);
+    json_decref(j);
+    mallet_stats_free(&st);
+}
+
 /* Two processes with the same addresses, one not ended cleanly, and a forked child that frees
  * a block inherited from its parent. */
 static void test_processes(void)
@@ -716,14 +785,15 @@ int main(void)
     test_hist();
     test_single();
     test_threads();
+    test_peak_and_temporary();
     test_processes();
     test_fork_times();
     test_check();
     test_scale();
     test_damaged();
-    const char *names[] = {"single.mtrace", "threads.mtrace", "proc-a.mtrace",
-                           "proc-b.mtrace", "proc-c.mtrace",  "fork-p.mtrace",
-                           "fork-c.mtrace", "check.mtrace",   "scale.mtrace"};
+    const char *names[] = {"single.mtrace", "threads.mtrace", "proc-a.mtrace", "proc-b.mtrace",
+                           "proc-c.mtrace", "fork-p.mtrace",  "fork-c.mtrace", "check.mtrace",
+                           "scale.mtrace",  "sites.mtrace"};
     for (size_t i = 0; !keep && i < sizeof names / sizeof names[0]; i++)
         unlink(trace_path(names[i]));
     if (keep)
