@@ -11,7 +11,7 @@
  *
  * Builds as fuzz_reader.c does (README.md): libFuzzer, or -DMALLET_FUZZ_STANDALONE for a main()
  * that mutates a small ELF64 made here (a PT_LOAD segment and a symbol table with an alias and an
- * unsized function) and runs as a short ctest. */
+ * unsized C++ function) and runs as a short ctest. */
 #define _GNU_SOURCE
 #include "analyze/symbols.h"
 #include "fuzz.h"
@@ -114,14 +114,15 @@ static blob_t seed;
 /* The seed: maps text naming the module ('@') at SEED_START with file offset 0x1000, a vdso line,
  * a deleted file and an anonymous mapping; then a NUL and the module, an ELF64 shared object
  * whose one PT_LOAD maps file offset 0 at vaddr 0x10000, with .symtab: alpha (0x11000, 0x40
- * bytes), beta and its local alias _beta_alias (0x11040, 0x80 bytes), gamma (0x11100, unsized). */
+ * bytes), beta and its local alias _beta_alias (0x11040, 0x80 bytes), gamma (0x11100, unsized;
+ * a C++ name, g::gamma(), so that mutations reach the demangler). */
 static void make_seed(void)
 {
     static const char text[] = "7f0000001000-7f0000003000 r-xp 00001000 08:01 42 @\n"
                                "7f0000010000-7f0000011000 r-xp 00000000 00:00 0 [vdso]\n"
                                "555500000000-555500001000 r-xp 00000000 08:01 7 /gone (deleted)\n"
                                "7f0000020000-7f0000021000 rw-p 00000000 00:00 0\n";
-    static const char strtab[] = "\0alpha\0beta\0_beta_alias\0gamma";
+    static const char strtab[] = "\0alpha\0beta\0_beta_alias\0_ZN1g5gammaEv";
     enum { PH = 64, SYM = PH + 56, NSYM = 5, STR = SYM + NSYM * 24, SH = 320, NSH = 4 };
     uint8_t elf[SH + NSH * 64] = {0};
 
@@ -213,10 +214,10 @@ static void check_seed(void)
         {SEED_START + 0x10, "alpha (%s+0x11010)"}, /* inside alpha */
         {SEED_START + 0x40,
          "alpha (%s+0x11040)"}, /* returns to beta's start: the call was alpha's */
-        {SEED_START + 0x50, "beta (%s+0x11050)"},   /* the public alias */
-        {SEED_START + 0x140, "gamma (%s+0x11140)"}, /* unsized: reaches on */
-        {SEED_START + 0x0, "%s+0x11000"},           /* before every function */
-        {SEED_START + 0x2000, "0x7f0000003000"},    /* past the mapping */
+        {SEED_START + 0x50, "beta (%s+0x11050)"},        /* the public alias */
+        {SEED_START + 0x140, "g::gamma() (%s+0x11140)"}, /* unsized: reaches on; C++ */
+        {SEED_START + 0x0, "%s+0x11000"},                /* before every function */
+        {SEED_START + 0x2000, "0x7f0000003000"},         /* past the mapping */
     };
     const char *base = strrchr(fuzz_path, '/') + 1;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
