@@ -261,7 +261,10 @@ static void find_parents(pass_t *p)
     for (unsigned i = 0; i < p->nfiles; i++) {
         const mallet_trace_info_t *in = mallet_reader_info(p->r, i);
         p->parent[i] = -1;
-        p->fork_ns[i] = in->start_ns;
+        /* The child's start is the fork (the recorder reads it in the parent), in the cycles
+         * of the events' own times: ns read beside them would be converted otherwise. */
+        p->fork_ns[i] = in->start_cycles ? mallet_reader_time_ns(p->r, in->start_cycles)
+                                         : in->start_ns;
         for (unsigned j = 0; in->forked && j < p->nfiles; j++) {
             const mallet_trace_info_t *pj = mallet_reader_info(p->r, j);
             if (j == i || pj->pid != in->ppid) continue;

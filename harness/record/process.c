@@ -74,15 +74,25 @@ static void install_signal_handlers(void)
     }
 }
 
+/* The last fork, as the parent read the clocks just before it (before_fork): the start of a
+ * forked child, which inherits them. Read in the child (after_fork_child) the start came late:
+ * the parent runs on at once, and makes and frees blocks before the child is scheduled, tens of
+ * us later on these VMs; readers then placed those events before the fork, and the child's
+ * frees of its copies of them read as frees of unknown pointers (tests/programs/procs.c). */
+static uint64_t fork_realtime_ns, fork_ns, fork_cycles;
+
 static void start_clock(int calibrate)
 {
-    mallet_proc.start_realtime_ns = mallet_realtime_ns();
-    mallet_proc.start_ns = mallet_now_ns();
-    mallet_proc.start_cycles = mallet_cycles();
-    if (!calibrate) { /* a forked child keeps its parent's rates */
+    if (!calibrate) { /* a forked child: it started at the fork, and keeps its parent's rates */
+        mallet_proc.start_realtime_ns = fork_realtime_ns;
+        mallet_proc.start_ns = fork_ns;
+        mallet_proc.start_cycles = fork_cycles;
         atomic_store(&mallet_proc.next_rss, mallet_proc.opts.rss_ms ? 0 : UINT64_MAX);
         return;
     }
+    mallet_proc.start_realtime_ns = mallet_realtime_ns();
+    mallet_proc.start_ns = mallet_now_ns();
+    mallet_proc.start_cycles = mallet_cycles();
     /* The cycle rate converts the flush age, the RSS period and the 1 us of a fast event to
      * cycles; 10 us of spinning measures it to about 0.3% (the clock reads in ~30 ns), plenty
      * for those, and a tenth of what the process's start cost the recorder (readers fit the
@@ -118,6 +128,11 @@ static void before_fork(void)
     if (t->buf && !t->in_hook) mallet_tbuf_flush(t->buf, 0);
     t->unstamped = 0;
     t->last_read = 0; /* and that reading is kept as read, not rounded to a step (stamp.c) */
+    /* After every event before the fork (their readings and the ones they carry are earlier),
+     * before any after it in either process (the first reads the clock again). */
+    fork_cycles = mallet_cycles_after_loads();
+    fork_ns = mallet_now_ns();
+    fork_realtime_ns = mallet_realtime_ns();
 }
 
 static void after_fork_child(void)

@@ -1,7 +1,8 @@
 /* Test program for process trees: `procs fork` forks a child that allocates and exits;
  * `procs inherit` allocates fast (the recorder's sparse stamps), forks, and both processes free
- * the two blocks made just before the fork: the parent its first one right after the child has
- * started, so that only a clock reading after the fork tells the child's frees of it apart from
+ * the three blocks made just before the fork: the parent its first one at once, before the child
+ * has run (a child's start is not the fork: the fork is), its second right after the child has
+ * started, so that only a clock reading after the fork tells the child's frees of them apart from
  * frees of unknown pointers;
  * `procs exec` forks a child that execs this program again with `leaf`; `procs leaf` allocates
  * and exits. Every process allocates a block of a size that names it (1001 parent, 2002 child,
@@ -28,7 +29,7 @@ static int inherit(void)
         *s = malloc(16 + i % 200);
     }
     for (int i = 0; i < 256; i++) free(slots[i]);
-    void *x = malloc(5005), *y = malloc(6006);
+    void *x = malloc(5005), *y = malloc(6006), *z = malloc(7007);
     int ready[2];
     if (pipe(ready)) return 1;
     pid_t pid = fork();
@@ -38,8 +39,10 @@ static int inherit(void)
         if (write(ready[1], &c, 1) != 1) _exit(1);
         free(x);
         free(y);
+        free(z);
         _exit(0);
     }
+    free(z);
     char c;
     if (read(ready[0], &c, 1) != 1) return 1;
     free(x);
