@@ -34,10 +34,13 @@ void mallet_usage_allocators(FILE *out);
 void mallet_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* For usage errors: prints the message and "try 'mallet CMD --help'", returns MALLET_EXIT_USAGE. */
 int mallet_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A boolean option of a trace-reading command: "--name" sets *set to 1. */
+/* An option of a trace-reading command: "--name" sets *set to 1; or, with values, "--name VALUE"
+ * (or "--name=VALUE") appends VALUE to values, *count of them, at most max. */
 typedef struct mallet_flag {
     const char *name;
     int *set;
+    const char **values;
+    unsigned *count, max;
 } mallet_flag_t;
 
 /* Parses "CMD [OPTIONS] TRACE..." (options anywhere, "--" ends them), moving the traces to the

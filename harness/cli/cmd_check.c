@@ -2,6 +2,7 @@
  * (analysis in analyze/stats.h, callsite names from analyze/symbols.h). */
 #define _GNU_SOURCE
 #include "analyze/stats.h"
+#include "analyze/suppress.h"
 #include "analyze/symbols.h"
 #include "cli.h"
 
@@ -12,7 +13,8 @@
 void mallet_usage_check(FILE *out)
 {
     fprintf(out,
-            "usage: mallet check TRACE...\n\n"
+            "usage: mallet check [--suppressions FILE]... [--suppress PATTERN]...\n"
+            "                    [--no-builtin-suppressions] TRACE...\n\n"
             "Report, one line each with its callsite:\n"
             "  - blocks still live when the trace ends (leaks), grouped by the call that\n"
             "    allocated them, largest first;\n"
@@ -23,10 +25,18 @@ void mallet_usage_check(FILE *out)
             "they are now on disk: 'function (module+0xVADDR)', 'module+0xVADDR' or '0xADDR'.\n"
             "In a process forked from a traced parent, frees of blocks inherited from the\n"
             "parent (given among the TRACEs) are not problems.\n\n"
+            "Leaks can be suppressed, as LeakSanitizer and heaptrack do: a PATTERN matches a\n"
+            "leak's site when found in its function's name, its module's name or path ('*'\n"
+            "any run of characters, '^' and '$' anchor); suppressed leaks are listed apart\n"
+            "and are not problems. A few of the C runtime's own blocks, made once and never\n"
+            "freed, are suppressed by default (docs/CHECK.md).\n\n"
             "options:\n"
-            "  -h, --help  show this help\n\n"
-            "Exit status: 0 clean, 1 problems found (or an unreadable or corrupt trace),\n"
-            "2 usage error.\n");
+            "  --suppressions FILE        read 'leak:PATTERN' lines ('#' comments) from FILE\n"
+            "  --suppress PATTERN         suppress the leaks PATTERN matches\n"
+            "  --no-builtin-suppressions  report the C runtime's own blocks too\n"
+            "  -h, --help                 show this help\n\n"
+            "Exit status: 0 clean, 1 problems found (or an unreadable or corrupt trace, or\n"
+            "suppressions file), 2 usage error.\n");
 }
 
 /* A leak group after naming: callsites of different processes that resolve to the same name
@@ -67,21 +77,35 @@ static void count_phrase(uint64_t n, const char *one, const char *many)
         printf(", no %s", many);
 }
 
-/* Prints the leak lines; returns the number of lines, or -1 when out of memory. */
-static long print_leaks(const mallet_check_t *c, mallet_symbols_t *syms, const int64_t *pids,
-                        unsigned nfiles)
+/* True if a suppression matches the leak's site (and counts it there). */
+static int suppressed(mallet_suppressions_t *sup, mallet_symbols_t *syms, const mallet_leak_t *l)
+{
+    mallet_sym_t sym;
+    if (!sup->n || !mallet_symbols_lookup(syms, l->file, l->callsite, &sym)) return 0;
+    const char *subjects[] = {sym.func, sym.module, sym.path};
+    return mallet_suppressions_match(sup, subjects, 3, l->blocks, l->bytes) != NULL;
+}
+
+/* Prints the lines of the leaks no suppression matches, adding those to *blocks and *bytes;
+ * returns the number of lines, or -1 when out of memory. */
+static long print_leaks(const mallet_check_t *c, mallet_symbols_t *syms, mallet_suppressions_t *sup,
+                        const int64_t *pids, unsigned nfiles, uint64_t *blocks, uint64_t *bytes)
 {
     if (c->nleaks == 0) return 0;
     named_leak_t *v = calloc(c->nleaks, sizeof *v);
     if (!v) return -1;
     size_t n = 0, k = 0;
     long rc = -1;
-    for (; n < c->nleaks; n++) {
-        const mallet_leak_t *l = &c->leaks[n];
+    for (size_t i = 0; i < c->nleaks; i++) {
+        const mallet_leak_t *l = &c->leaks[i];
+        if (suppressed(sup, syms, l)) continue;
         char buf[1024];
         mallet_symbols_format(syms, l->file, l->callsite, buf, sizeof buf);
         if (!(v[n].where = strdup(buf))) goto out;
         v[n].file = l->file, v[n].nfiles = 1, v[n].blocks = l->blocks, v[n].bytes = l->bytes;
+        *blocks += l->blocks;
+        *bytes += l->bytes;
+        n++;
     }
     qsort(v, n, sizeof *v, cmp_named_where);
     for (size_t i = 0; i < n; i++) {
@@ -138,15 +162,61 @@ static void print_problem(const mallet_problem_t *p, mallet_symbols_t *syms, con
     printf(" (tid %" PRIu32 ")\n", p->tid);
 }
 
+/* The suppressions the options ask for; 0, or -1 after saying why. */
+static int load_suppressions(mallet_suppressions_t *sup, int builtin, const char **files,
+                             unsigned nfiles, const char **patterns, unsigned npatterns)
+{
+    char err[4400];
+    if (builtin && mallet_suppressions_builtin(sup)) return mallet_err("out of memory"), -1;
+    for (unsigned i = 0; i < nfiles; i++)
+        if (mallet_suppressions_load(sup, files[i], err, sizeof err))
+            return mallet_err("%s", err), -1;
+    for (unsigned i = 0; i < npatterns; i++)
+        if (mallet_suppressions_add(sup, patterns[i], "--suppress"))
+            return mallet_err("out of memory"), -1;
+    return 0;
+}
+
+/* "suppressed: 1 block, 4096 bytes by leak:PATTERN (ORIGIN)", for each suppression used. */
+static void print_suppressed(const mallet_suppressions_t *sup)
+{
+    for (size_t i = 0; i < sup->n; i++) {
+        const mallet_suppression_t *e = &sup->v[i];
+        if (!e->blocks) continue;
+        printf("suppressed: %" PRIu64 " %s, %" PRIu64 " %s by leak:%s (%s)\n", e->blocks,
+               plural(e->blocks, "block", "blocks"), e->bytes, plural(e->bytes, "byte", "bytes"),
+               e->pattern, e->origin);
+    }
+}
+
+enum { MAX_SUPPRESSION_OPTIONS = 256 };
+
 int mallet_cmd_check(int argc, char **argv)
 {
-    const mallet_flag_t flags[] = {{NULL, NULL}};
+    const char *files[MAX_SUPPRESSION_OPTIONS], *patterns[MAX_SUPPRESSION_OPTIONS];
+    unsigned nfiles = 0, npatterns = 0;
+    int no_builtin = 0;
+    const mallet_flag_t flags[] = {{.name = "--suppressions",
+                                    .values = files,
+                                    .count = &nfiles,
+                                    .max = MAX_SUPPRESSION_OPTIONS},
+                                   {.name = "--suppress",
+                                    .values = patterns,
+                                    .count = &npatterns,
+                                    .max = MAX_SUPPRESSION_OPTIONS},
+                                   {.name = "--no-builtin-suppressions", .set = &no_builtin},
+                                   {.name = NULL}};
     unsigned n = 0;
     int done = mallet_cli_parse_traces(argc, argv, "check", mallet_usage_check, flags, &n);
     if (done >= 0) return done;
+    mallet_suppressions_t sup = {0};
+    if (load_suppressions(&sup, !no_builtin, files, nfiles, patterns, npatterns)) {
+        mallet_suppressions_free(&sup);
+        return MALLET_EXIT_FAIL;
+    }
 
     mallet_reader_t *r = mallet_cli_open_traces(argv, n);
-    if (!r) return MALLET_EXIT_FAIL;
+    if (!r) return mallet_suppressions_free(&sup), MALLET_EXIT_FAIL;
     int64_t *pids = calloc(n, sizeof *pids);
     mallet_symbols_t *syms = NULL;
     mallet_check_t c;
@@ -154,7 +224,8 @@ int mallet_cmd_check(int argc, char **argv)
     char err[512] = "out of memory";
     int rc = -1;
     if (pids) {
-        for (unsigned i = 0; i < n; i++) pids[i] = mallet_reader_info(r, i)->pid;
+        for (unsigned i = 0; i < n; i++)
+            pids[i] = mallet_reader_info(r, i)->pid;
         syms = mallet_cli_symbols(r);
         if (syms) rc = mallet_check_compute(r, &c, err, sizeof err);
     }
@@ -162,24 +233,31 @@ int mallet_cmd_check(int argc, char **argv)
     if (rc) {
         mallet_err("%s", err);
         mallet_symbols_free(syms);
+        mallet_suppressions_free(&sup);
         free(pids);
         return MALLET_EXIT_FAIL;
     }
 
-    long sites = print_leaks(&c, syms, pids, n);
+    uint64_t leaked_blocks = 0, leaked_bytes = 0; /* not suppressed */
+    long sites = print_leaks(&c, syms, &sup, pids, n, &leaked_blocks, &leaked_bytes);
+    print_suppressed(&sup);
     for (size_t i = 0; sites >= 0 && i < c.nproblems; i++)
         print_problem(&c.problems[i], syms, pids, n);
     if (c.problems_total > c.nproblems)
         printf("(%" PRIu64 " more problems not listed)\n", c.problems_total - c.nproblems);
     uint64_t bad_reallocs = c.realloc_freed + c.realloc_unknown;
     printf("mallet check: ");
-    if (c.leaked_blocks)
-        printf("%" PRIu64 " %s leaked in %" PRIu64 " %s from %ld %s", c.leaked_bytes,
-               plural(c.leaked_bytes, "byte", "bytes"), c.leaked_blocks,
-               plural(c.leaked_blocks, "block", "blocks"), sites < 0 ? 0 : sites,
+    if (leaked_blocks)
+        printf("%" PRIu64 " %s leaked in %" PRIu64 " %s from %ld %s", leaked_bytes,
+               plural(leaked_bytes, "byte", "bytes"), leaked_blocks,
+               plural(leaked_blocks, "block", "blocks"), sites < 0 ? 0 : sites,
                plural((uint64_t)sites, "callsite", "callsites"));
     else
         printf("no leaks");
+    if (leaked_blocks < c.leaked_blocks)
+        printf(" (%" PRIu64 "%s %s suppressed)", c.leaked_blocks - leaked_blocks,
+               leaked_blocks ? " more" : "",
+               plural(c.leaked_blocks - leaked_blocks, "block", "blocks"));
     count_phrase(c.double_frees, "double free", "double frees");
     count_phrase(c.unknown_frees, "free of an unknown pointer", "frees of unknown pointers");
     if (bad_reallocs)
@@ -192,9 +270,10 @@ int mallet_cmd_check(int argc, char **argv)
         printf(" (%" PRIu64 " %s live at an exec, released by it)", c.exec_blocks,
                plural(c.exec_blocks, "block", "blocks"));
     putchar('\n');
-    int problems = c.leaked_blocks || c.problems_total;
+    int problems = leaked_blocks || c.problems_total;
     mallet_check_free(&c);
     mallet_symbols_free(syms);
+    mallet_suppressions_free(&sup);
     free(pids);
     if (sites < 0) {
         mallet_err("out of memory");

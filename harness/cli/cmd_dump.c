@@ -125,7 +125,9 @@ static void ends_print(const mallet_reader_t *r, ends_t *d, uint64_t cycles, uin
 int mallet_cmd_dump(int argc, char **argv)
 {
     int no_time = 0, symbols = 0;
-    const mallet_flag_t flags[] = {{"--no-time", &no_time}, {"--symbols", &symbols}, {NULL, NULL}};
+    const mallet_flag_t flags[] = {{.name = "--no-time", .set = &no_time},
+                                   {.name = "--symbols", .set = &symbols},
+                                   {.name = NULL}};
     unsigned n = 0;
     int done = mallet_cli_parse_traces(argc, argv, "dump", mallet_usage_dump, flags, &n);
     if (done >= 0) return done;

@@ -25,7 +25,7 @@ void mallet_usage_stats(FILE *out)
 int mallet_cmd_stats(int argc, char **argv)
 {
     int json = 0;
-    const mallet_flag_t flags[] = {{"--json", &json}, {NULL, NULL}};
+    const mallet_flag_t flags[] = {{.name = "--json", .set = &json}, {.name = NULL}};
     unsigned n = 0;
     int done = mallet_cli_parse_traces(argc, argv, "stats", mallet_usage_stats, flags, &n);
     if (done >= 0) return done;

@@ -71,9 +71,20 @@ int mallet_cli_parse_traces(int argc, char **argv, const char *cmd, void (*usage
             return MALLET_EXIT_OK;
         }
         const mallet_flag_t *f = flags;
-        while (f->name && strcmp(f->name, a)) f++;
-        if (!f->name) return mallet_usage_error(cmd, "unknown option '%s'", a);
-        *f->set = 1;
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        while (f->name && (strncmp(f->name, a, len) || f->name[len]))
+            f++;
+        if (!f->name || (eq && !f->values))
+            return mallet_usage_error(cmd, "unknown option '%s'", a);
+        if (!f->values) {
+            *f->set = 1;
+            continue;
+        }
+        const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+        if (!v || !*v) return mallet_usage_error(cmd, "%s needs a value", f->name);
+        if (*f->count == f->max) return mallet_usage_error(cmd, "too many %s", f->name);
+        f->values[(*f->count)++] = v;
     }
     if (n == 0) return mallet_usage_error(cmd, "no TRACE given");
     *ntraces = n;
@@ -102,7 +113,8 @@ mallet_symbols_t *mallet_cli_symbols(mallet_reader_t *r)
     unsigned n = mallet_reader_nfiles(r);
     const char **maps = calloc(n ? n : 1, sizeof *maps);
     if (!maps) return NULL;
-    for (unsigned i = 0; i < n; i++) maps[i] = mallet_reader_info(r, i)->maps;
+    for (unsigned i = 0; i < n; i++)
+        maps[i] = mallet_reader_info(r, i)->maps;
     mallet_symbols_t *syms = mallet_symbols_new(maps, n);
     free(maps);
     return syms;
@@ -122,8 +134,7 @@ static int exe_dir(char *out, size_t cap)
 }
 
 /* The first of dir/rel... that exists, made absolute, into out. */
-static int first_existing(const char *dir, const char *const *rels, size_t n, char *out,
-                          size_t cap)
+static int first_existing(const char *dir, const char *const *rels, size_t n, char *out, size_t cap)
 {
     for (size_t i = 0; i < n; i++) {
         char path[PATH_MAX], real[PATH_MAX];
@@ -150,7 +161,8 @@ int mallet_cli_allocators_dir(char *out, size_t cap)
     const char *env = getenv("MALLET_ALLOCATORS");
     if (env && *env) return snprintf(out, cap, "%s", env) < (int)cap ? 0 : -1;
     char dir[PATH_MAX];
-    static const char *const rels[] = {"../share/mallet/allocators", MALLET_SOURCE_DIR "/allocators"};
+    static const char *const rels[] = {"../share/mallet/allocators",
+                                       MALLET_SOURCE_DIR "/allocators"};
     if (exe_dir(dir, sizeof dir)) return -1;
     if (first_existing(dir, rels, 1, out, cap) == 0) return 0;
     return first_existing("", rels + 1, 1, out, cap);

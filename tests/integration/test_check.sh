@@ -12,6 +12,32 @@ expect_match "leak from make_leak" '^leak: 3 blocks, 300 bytes allocated at make
 expect_match "leak from make_other_leak" '^leak: 1 block, 4000 bytes allocated at make_other_leak \(leaky\+0x[0-9a-f]+\)$' "$(grep make_other_leak leak.txt)"
 expect_eq "no double free reported" 0 "$(grep -c '^double free' leak.txt)"
 
+# suppressions (docs/CHECK.md): suppressed leaks are listed apart, and are no problem
+"$MALLET" check --suppress make_other_leak leak.mtrace > s1.txt; expect_eq "one suppressed: status" 1 $?
+expect_eq "one suppressed: leak lines" 1 "$(grep -c '^leak:' s1.txt)"
+expect_match "one suppressed: listed apart" \
+    '^suppressed: 1 block, 4000 bytes by leak:make_other_leak \(--suppress\)$' "$(grep '^suppressed:.*--suppress' s1.txt)"
+"$MALLET" check --suppress=make_other_leak leak.mtrace > s1b.txt
+expect_eq "--suppress=PATTERN is the same" "$(cat s1.txt)" "$(cat s1b.txt)"
+"$MALLET" check leak.mtrace --suppress > /dev/null 2>&1; expect_eq "--suppress without a pattern: usage" 2 $?
+"$MALLET" check --no-builtin-suppressions=1 leak.mtrace > /dev/null 2>&1
+expect_eq "a value to a flag: usage" 2 $?
+printf '# the known ones\n\nleak:^make_leak$\n  leak:make_other*\n' > known.supp
+"$MALLET" check --suppressions known.supp leak.mtrace > s2.txt; expect_eq "all suppressed: status" 0 $?
+expect_match "all suppressed: summary" '^mallet check: no leaks \(4 blocks suppressed\)' "$(tail -1 s2.txt)"
+expect_match "all suppressed: file and line" 'by leak:make_other\* \(known.supp:4\)$' "$(cat s2.txt)"
+printf 'leak:ok\nleek:typo\n' > bad.supp
+"$MALLET" check --suppressions bad.supp leak.mtrace > /dev/null 2> bad.err; expect_eq "bad suppressions: status" 1 $?
+expect_eq "bad suppressions: one line naming file and line" \
+    "mallet: bad.supp:2: not a leak:PATTERN line: leek:typo" "$(cat bad.err)"
+# the built-in list: glibc's stdio buffer of a program that prints (to a file: fully buffered)
+"$MALLET" record -q -o io.mtrace -- "$PROGS/procs" print > io.out; expect_eq "procs print status" 0 $?
+"$MALLET" check io.mtrace > io.txt; expect_eq "stdio buffer: suppressed by default" 0 $?
+expect_match "stdio buffer: listed apart" \
+    '^suppressed: 1 block, [0-9]+ bytes by leak:\^_IO_file_doallocate\$ \(built-in\)$' "$(cat io.txt)"
+"$MALLET" check --no-builtin-suppressions io.mtrace > io2.txt; expect_eq "no built-ins: status" 1 $?
+expect_match "no built-ins: the buffer is a leak" '^leak: 1 block, [0-9]+ bytes allocated at _IO_file_doallocate ' "$(cat io2.txt)"
+
 (ulimit -c 0; "$MALLET" record -q -o df.mtrace -- "$PROGS/leaky" --double-free 2> df.err)
 expect_eq "double free aborts" 134 $?
 "$MALLET" check df.mtrace > df.txt; expect_eq "double free: check status" 1 $?

@@ -5,9 +5,10 @@
  * started, so that only a clock reading after the fork tells the child's frees of them apart from
  * frees of unknown pointers;
  * `procs exec` forks a child that execs this program again with `leaf`; `procs leaf` allocates
- * and exits. Every process allocates a block of a size that names it (1001 parent, 2002 child,
+ * and exits; `procs print` prints a line with stdio (its buffer, glibc's, is never freed). Every process allocates a block of a size that names it (1001 parent, 2002 child,
  * 3003 leaf), so the traces can be told apart. Before its exec the child also holds a 4004-byte
  * block that only the exec releases. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -60,6 +61,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(mode, "inherit")) return inherit();
+    if (!strcmp(mode, "print")) return printf("printed\n") < 0;
     touch(1001);
     pid_t pid = fork();
     if (pid < 0) return 1;
