@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libzstd-dev libjansson-dev libiberty-dev python3 sqlite3
-          heaptrack clang strace procps time libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0)
+          heaptrack clang strace procps time libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
+          libc6-dbg) # libc's debug symbols: its internal functions named (docs/CHECK.md)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -9,13 +9,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The C runtime's own blocks, made once per process and never freed by design. heaptrack's
- * built-in list (glibc's NSS modules, iconv configuration, atexit blocks, time zone data, the
- * dynamic loader's dlopen), and the buffers glibc gives FILE streams (stdout's, any fopen's not
- * closed) at their first output. */
+/* The C runtime's own blocks, made once per process, kept in its statics and never freed by
+ * design. heaptrack's built-in list (glibc's NSS modules, iconv configuration, atexit blocks,
+ * time zone data, the dynamic loader's dlopen); then what glibc 2.36 showed here, named by its
+ * debug symbols (libc6-dbg): the buffers it gives FILE streams at their first output, the locale
+ * data setlocale and gettext load, its other NSS, time zone and iconv caches, getpwuid's result
+ * buffer and setenv's environment array. Each names the function that called malloc, the one
+ * frame mallet records (docs/CHECK.md). */
 static const char *const builtin[] = {
-    "__nss_module_allocate", "__gconv_read_conf", "__new_exitfn",
-    "tzset_internal",        "dl_open_worker",    "^_IO_file_doallocate$",
+    /* heaptrack's */
+    "__nss_module_allocate",
+    "__gconv_read_conf",
+    "__new_exitfn",
+    "tzset_internal",
+    "dl_open_worker",
+    /* stdio */
+    "^_IO_file_doallocate$",
+    /* locale and message catalogs */
+    "^_nl_intern_locale_data$",
+    "^_nl_make_l10nflist$",
+    "^read_alias_file$",
+    "^new_composite_name$",
+    "^set_binding_values",
+    "^__wcsmbs_load_conv$",
+    /* NSS, time zones, iconv, passwd, environment */
+    "^__nss_action_allocate$",
+    "^global_state_allocate$",
+    "^__tzfile_read$",
+    "^__tzstring_len$",
+    "^__gconv_lookup_cache$",
+    "^getpwuid$",
+    "^getpwnam$",
+    "^getgrgid$",
+    "^getgrnam$",
+    "^__add_to_environ$",
 };
 
 int mallet_suppressions_add(mallet_suppressions_t *s, const char *pattern, const char *origin)

@@ -30,7 +30,7 @@ typedef struct load_seg {
 } load_seg_t;
 
 typedef struct module {
-    char *path;       /* as the maps text names it */
+    char *path; /* as the maps text names it */
     size_t path_len;
     const char *base; /* basename, inside path */
     int parsed;       /* the file was looked at (successfully or not) */
@@ -40,6 +40,9 @@ typedef struct module {
     size_t nloads;
     fsym_t *syms; /* sorted by value, one per address */
     size_t nsyms;
+    int full_symtab; /* syms come from a .symtab (every function), not .dynsym (the exports) */
+    uint8_t build_id[64];
+    size_t build_id_len; /* 0: none */
 } module_t;
 
 typedef struct mapping {
@@ -88,6 +91,28 @@ static uint8_t sym_rank(const Elf64_Sym *s, const char *name)
     if (name[0] == '_') r += 2;
     if (ELF64_ST_BIND(s->st_info) != STB_GLOBAL) r += 1;
     return r;
+}
+
+/* The GNU build ID among the notes of a SHT_NOTE section's bytes, if there is one. */
+static void read_build_id(module_t *m, const uint8_t *p, uint64_t len)
+{
+    while (len >= 12) {
+        uint32_t namesz, descsz, type;
+        memcpy(&namesz, p, 4);
+        memcpy(&descsz, p + 4, 4);
+        memcpy(&type, p + 8, 4);
+        uint64_t name_pad = ((uint64_t)namesz + 3) & ~3ull,
+                 desc_pad = ((uint64_t)descsz + 3) & ~3ull;
+        if (name_pad > len - 12 || desc_pad > len - 12 - name_pad) return;
+        if (type == NT_GNU_BUILD_ID && namesz == 4 && !memcmp(p + 12, "GNU", 4) && descsz >= 2 &&
+            descsz <= sizeof m->build_id) {
+            memcpy(m->build_id, p + 12 + name_pad, descsz);
+            m->build_id_len = descsz;
+            return;
+        }
+        p += 12 + name_pad + desc_pad;
+        len -= 12 + name_pad + desc_pad;
+    }
 }
 
 /* Collects the function symbols of symbol table section sh. Returns the count added, or -1 when
@@ -171,6 +196,12 @@ static int parse_elf(module_t *m, const uint8_t *file, uint64_t size)
         !in_file(eh.e_shoff, shnum * eh.e_shentsize, size))
         return 0;
     const uint8_t *shtab = file + eh.e_shoff;
+    for (uint64_t i = 0; i < shnum && !m->build_id_len; i++) {
+        Elf64_Shdr sh;
+        memcpy(&sh, shtab + i * eh.e_shentsize, sizeof sh);
+        if (sh.sh_type == SHT_NOTE && in_file(sh.sh_offset, sh.sh_size, size))
+            read_build_id(m, file + sh.sh_offset, sh.sh_size);
+    }
     /* .symtab has every function; .dynsym (always there in a shared object) only the exported
      * ones, but it is all a stripped file has. */
     const uint32_t order[2] = {SHT_SYMTAB, SHT_DYNSYM};
@@ -181,15 +212,75 @@ static int parse_elf(module_t *m, const uint8_t *file, uint64_t size)
             if (sh.sh_type != order[pass]) continue;
             long got = read_symtab(m, file, size, &sh, shtab, eh.e_shentsize, shnum);
             if (got < 0) return -1;
-            if (got > 0) return 0;
+            if (got > 0) {
+                m->full_symtab = pass == 0;
+                return 0;
+            }
         }
     }
     return 0;
 }
 
-/* Opens and parses the module's file once. Only absolute paths of regular files are opened, and
- * that is checked before the open too: a maps line may name anything, and opening a FIFO or a
- * device can block or have side effects (a watchdog, a tape drive). */
+/* Maps path read-only if it is a regular file: *len its size. NULL if not. A maps line or a
+ * build ID may name anything, and opening a FIFO or a device can block or have side effects (a
+ * watchdog, a tape drive): the type is checked before the open, and again on what was opened. */
+static void *map_regular(const char *path, size_t *len)
+{
+    struct stat sb;
+    if (stat(path, &sb) || !S_ISREG(sb.st_mode)) return NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return NULL;
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_size <= 0 ||
+        (uint64_t)sb.st_size > SIZE_MAX) {
+        close(fd);
+        return NULL;
+    }
+    void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return NULL;
+    *len = (size_t)sb.st_size;
+    return p;
+}
+
+/* A stripped module names only its exports (.dynsym). Its separate debug file has every
+ * function: DIR/.build-id/XX/REST.debug, by the module's build ID, where Debian's -dbg and
+ * -dbgsym packages put it and gdb and perf look (DIR: $MALLET_DEBUG_DIR, else /usr/lib/debug).
+ * Used only if it is an ELF with a .symtab and the same build ID (a stale one would name the
+ * wrong functions); its names then replace the module's. Returns -1 when out of memory. */
+static int module_load_debug(module_t *m)
+{
+    if (m->full_symtab || !m->build_id_len) return 0;
+    const char *dir = getenv("MALLET_DEBUG_DIR");
+    char path[4096];
+    int k = snprintf(path, sizeof path, "%s/.build-id/%02x/", dir && *dir ? dir : "/usr/lib/debug",
+                     m->build_id[0]);
+    for (size_t i = 1; i < m->build_id_len && k > 0 && (size_t)k < sizeof path - 8; i++)
+        k += snprintf(path + k, sizeof path - (size_t)k, "%02x", m->build_id[i]);
+    if (k <= 0 || (size_t)k >= sizeof path - 8) return 0;
+    memcpy(path + k, ".debug", 7);
+    module_t d = {0};
+    void *p = map_regular(path, &d.map_len);
+    if (!p) return 0;
+    int rc = parse_elf(&d, p, d.map_len);
+    free(d.loads); /* the module's own segments place its addresses */
+    if (rc || !d.full_symtab || d.build_id_len != m->build_id_len ||
+        memcmp(d.build_id, m->build_id, m->build_id_len)) {
+        free(d.syms);
+        munmap(p, d.map_len);
+        return rc;
+    }
+    free(m->syms);
+    if (m->map) munmap(m->map, m->map_len);
+    m->syms = d.syms;
+    m->nsyms = d.nsyms;
+    m->full_symtab = 1;
+    m->map = p;
+    m->map_len = d.map_len;
+    return 0;
+}
+
+/* Opens and parses the module's file once (and its debug file, if it is stripped). Only
+ * absolute paths of regular files are opened. */
 static int module_load(module_t *m)
 {
     if (m->parsed) return 0;
@@ -199,21 +290,10 @@ static int module_load(module_t *m)
     if (m->path[0] != '/' ||
         (plen >= sizeof deleted - 1 && !strcmp(m->path + plen - (sizeof deleted - 1), deleted)))
         return 0;
-    struct stat sb;
-    if (stat(m->path, &sb) || !S_ISREG(sb.st_mode)) return 0;
-    int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) return 0;
-    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_size <= 0 ||
-        (uint64_t)sb.st_size > SIZE_MAX) {
-        close(fd);
-        return 0;
-    }
-    void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) return 0;
-    m->map = p;
-    m->map_len = (size_t)sb.st_size;
-    int rc = parse_elf(m, p, (uint64_t)sb.st_size);
+    m->map = map_regular(m->path, &m->map_len);
+    if (!m->map) return 0;
+    int rc = parse_elf(m, m->map, m->map_len);
+    if (rc == 0) rc = module_load_debug(m);
     if (m->nsyms == 0) { /* names are the only thing kept pointing into the file */
         munmap(m->map, m->map_len);
         m->map = NULL;
@@ -411,7 +491,8 @@ void mallet_symbols_free(mallet_symbols_t *s)
         module_t *m = s->mods[i];
         if (m->map) munmap(m->map, m->map_len);
         free(m->loads);
-        for (size_t j = 0; j < m->nsyms; j++) free(m->syms[j].demangled);
+        for (size_t j = 0; j < m->nsyms; j++)
+            free(m->syms[j].demangled);
         free(m->syms);
         free(m->path);
         free(m);

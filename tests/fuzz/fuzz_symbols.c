@@ -115,7 +115,7 @@ static blob_t seed;
  * a deleted file and an anonymous mapping; then a NUL and the module, an ELF64 shared object
  * whose one PT_LOAD maps file offset 0 at vaddr 0x10000, with .symtab: alpha (0x11000, 0x40
  * bytes), beta and its local alias _beta_alias (0x11040, 0x80 bytes), gamma (0x11100, unsized;
- * a C++ name, g::gamma(), so that mutations reach the demangler). */
+ * a C++ name, g::gamma(), so that mutations reach the demangler), and a build ID note. */
 static void make_seed(void)
 {
     static const char text[] = "7f0000001000-7f0000003000 r-xp 00001000 08:01 42 @\n"
@@ -123,7 +123,11 @@ static void make_seed(void)
                                "555500000000-555500001000 r-xp 00000000 08:01 7 /gone (deleted)\n"
                                "7f0000020000-7f0000021000 rw-p 00000000 00:00 0\n";
     static const char strtab[] = "\0alpha\0beta\0_beta_alias\0_ZN1g5gammaEv";
-    enum { PH = 64, SYM = PH + 56, NSYM = 5, STR = SYM + NSYM * 24, SH = 320, NSH = 4 };
+    /* a GNU build ID note (namesz 4, descsz 8, type 3, "GNU", 8 bytes): the reader looks for a
+     * separate debug file by it (none is there: the module's own names stay) */
+    static const uint8_t note[24] = {4,   0,   0,   0, 8,    0,    0, 0, 3, 0, 0, 0,
+                                     'G', 'N', 'U', 0, 0xfe, 0xed, 1, 2, 3, 4, 5, 6};
+    enum { PH = 64, SYM = PH + 56, NSYM = 5, STR = SYM + NSYM * 24, NOTE = 280, SH = 320, NSH = 5 };
     uint8_t elf[SH + NSH * 64] = {0};
 
     Elf64_Ehdr eh = {.e_type = ET_DYN,
@@ -186,8 +190,11 @@ static void make_seed(void)
          .sh_info = 1,
          .sh_entsize = sizeof(Elf64_Sym)},
         {.sh_type = SHT_STRTAB, .sh_offset = STR, .sh_size = sizeof strtab},
+        {.sh_type = SHT_NOTE, .sh_offset = NOTE, .sh_size = sizeof note},
     };
-    _Static_assert(STR + sizeof strtab <= SH, "the section headers overlap the strings");
+    _Static_assert(STR + sizeof strtab <= NOTE, "the note overlaps the strings");
+    _Static_assert(NOTE + sizeof note <= SH, "the section headers overlap the note");
+    memcpy(elf + NOTE, note, sizeof note);
     memcpy(elf + SH, sh, sizeof sh);
 
     seed.len = sizeof text + sizeof elf; /* the text's NUL separates the two */
