@@ -132,6 +132,20 @@ int mallet_cmd_record(int argc, char **argv)
         snprintf(defout, sizeof defout, "%s.mtrace", basename(tmp));
         output = defout;
     }
+    /* Every process of the tree writes where this one means, whatever directory it changes to
+     * (make -C, a script's cd): a relative path is made absolute here, once. */
+    char absout[PATH_MAX];
+    if (output[0] != '/') {
+        char cwd[PATH_MAX];
+        errno = 0;
+        if (!getcwd(cwd, sizeof cwd) ||
+            snprintf(absout, sizeof absout, "%s/%s", cwd, output) >= (int)sizeof absout) {
+            mallet_err("record: %s: cannot make the path absolute: %s", output,
+                       errno ? strerror(errno) : "too long");
+            return MALLET_EXIT_FAIL;
+        }
+        output = absout;
+    }
     int dir_mode = is_dir_output(output);
     if (dir_mode) {
         if (mkdir(output, 0700) && errno != EEXIST) {

@@ -32,6 +32,14 @@ for run in 1 2 3; do
     expect_eq "inherit run $run: unknown frees" 0 "$(json inh.json unknown_frees)"
 done
 
+# a relative -o names one place for every process, whatever directory it changes to
+mkdir -p sub
+"$MALLET" record -q -o rel/ -- sh -c "cd sub && '$PROGS/procs' fork"; expect_eq "relative -o: status" 0 $?
+expect_eq "relative -o: every trace in rel/" 3 "$(ls rel | wc -l)"
+expect_eq "relative -o: nothing under sub/" 0 "$(ls sub | wc -l)"
+"$MALLET" record -q -o rel.mtrace -- sh -c "cd sub && '$PROGS/procs' fork"
+expect_eq "relative -o FILE: every trace beside it" 3 "$(ls rel.mtrace* | wc -l)"
+
 # fork + exec: three images (parent, forked child, exec'd leaf)
 "$MALLET" record -q -o exec.mtrace -- "$PROGS/procs" exec; expect_eq "procs exec status" 0 $?
 all=$("$MALLET" dump --no-time exec.mtrace*)
