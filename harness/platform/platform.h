@@ -90,6 +90,16 @@ size_t mallet_page_size(void);
  * faults: stack i starts at base + i * (size + page) + page. Address space only until touched.
  * NULL on failure; mallet_unmap(base, n * (size + page)) gives them back. */
 void *mallet_map_stacks(size_t n, size_t size);
+/* The first function named name in the objects loaded after the one that holds self (any
+ * address in it), in load order: what dlsym(RTLD_NEXT, name) finds from there, and also in
+ * objects dlopen'd into a local scope; or, !after, in the objects loaded before it (is self's
+ * definition the one in effect?). Unlike dlsym it allocates nothing and leaves the thread's
+ * dlerror state alone: a dlsym made inside a hook leaves its error message (or clears the
+ * program's) in that state, for the program's dlerror() to return, or its next dl call to free
+ * (a free of a block the trace never saw made). Reads the objects' dynamic symbol tables (GNU
+ * hash); NULL if none defines it. Takes the loader's lock (dl_iterate_phdr): not for signal
+ * handlers. */
+void *mallet_find_function(const char *name, const void *self, int after);
 /* Looks a shared library up by soname in LD_LIBRARY_PATH and the system's library directories
  * (without loading it). Writes its path to out; returns 0, or -ENOENT. */
 int mallet_find_library(const char *soname, char *out, size_t cap);

@@ -3,8 +3,10 @@
 #define _GNU_SOURCE
 #include "platform.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <linux/membarrier.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,10 +113,13 @@ uint64_t mallet_rss_bytes(int statm_fd)
     buf[n] = 0;
     /* statm: size resident shared text lib data dt, in pages */
     const char *p = buf;
-    while (*p && *p != ' ') p++;
-    while (*p == ' ') p++;
+    while (*p && *p != ' ')
+        p++;
+    while (*p == ' ')
+        p++;
     uint64_t pages = 0;
-    while (*p >= '0' && *p <= '9') pages = pages * 10 + (uint64_t)(*p++ - '0');
+    while (*p >= '0' && *p <= '9')
+        pages = pages * 10 + (uint64_t)(*p++ - '0');
     return pages * mallet_page_size();
 }
 
@@ -137,7 +142,8 @@ int mallet_rss_peak(uint64_t *peak)
     for (p += 7; *p == ' ' || *p == '\t'; p++) {
     }
     uint64_t kb = 0;
-    while (*p >= '0' && *p <= '9') kb = kb * 10 + (uint64_t)(*p++ - '0');
+    while (*p >= '0' && *p <= '9')
+        kb = kb * 10 + (uint64_t)(*p++ - '0');
     *peak = kb * 1024u;
     return 0;
 }
@@ -173,11 +179,19 @@ int mallet_find_library(const char *soname, char *out, size_t cap)
 {
     static const char *const system_dirs[] = {
 #if defined(__x86_64__)
-        "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu",
 #elif defined(__aarch64__)
-        "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+        "/lib/aarch64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
 #endif
-        "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib", NULL};
+        "/lib64",
+        "/usr/lib64",
+        "/lib",
+        "/usr/lib",
+        "/usr/local/lib",
+        NULL
+    };
     const char *llp = getenv("LD_LIBRARY_PATH");
     char dir[4096];
     /* LD_LIBRARY_PATH first, as the dynamic loader does, then the system directories. */
@@ -203,4 +217,106 @@ size_t mallet_page_size(void)
     static size_t ps;
     if (!ps) ps = (size_t)sysconf(_SC_PAGESIZE);
     return ps;
+}
+
+/* ---- symbol lookup without dlsym ----------------------------------------------------------- */
+
+typedef struct next_lookup {
+    const char *name;
+    uint32_t hash;
+    const void *self;
+    int after;     /* look after self's object (else before it) */
+    int past_self; /* self's object was seen */
+    void *found;
+} next_lookup_t;
+
+static uint32_t gnu_hash(const char *s)
+{
+    uint32_t h = 5381;
+    for (; *s; s++)
+        h = h * 33 + (uint8_t)*s;
+    return h;
+}
+
+/* A .dynamic address: the loader relocates the entries of a loaded object in place (x86-64), not
+ * those of the vDSO, which stay offsets. */
+static uintptr_t dyn_addr(uintptr_t base, ElfW(Addr) v)
+{
+    return v < base ? base + v : v;
+}
+
+/* The GNU hash table's lookup (the bloom filter, the bucket, the chain of equal hashes). */
+static int find_in_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    next_lookup_t *lk = arg;
+    uintptr_t base = info->dlpi_addr, self = (uintptr_t)lk->self;
+    const ElfW(Dyn) *dyn = NULL;
+    int holds_self = 0;
+    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && self - base - ph->p_vaddr < ph->p_memsz) holds_self = 1;
+        if (ph->p_type == PT_DYNAMIC) dyn = (const ElfW(Dyn) *)(base + ph->p_vaddr);
+    }
+    if (holds_self) {
+        lk->past_self = 1;
+        return !lk->after; /* before it: the search ends there */
+    }
+    if (lk->past_self != lk->after || !dyn) return 0;
+    const ElfW(Sym) *symtab = NULL;
+    const char *strtab = NULL;
+    const uint32_t *gh = NULL;
+    const ElfW(Half) *versym = NULL;
+    size_t strsz = 0;
+    for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++) {
+        switch (d->d_tag) {
+        case DT_SYMTAB:
+            symtab = (const ElfW(Sym) *)dyn_addr(base, d->d_un.d_ptr);
+            break;
+        case DT_STRTAB:
+            strtab = (const char *)dyn_addr(base, d->d_un.d_ptr);
+            break;
+        case DT_GNU_HASH:
+            gh = (const uint32_t *)dyn_addr(base, d->d_un.d_ptr);
+            break;
+        case DT_VERSYM:
+            versym = (const ElfW(Half) *)dyn_addr(base, d->d_un.d_ptr);
+            break;
+        case DT_STRSZ:
+            strsz = d->d_un.d_val;
+            break;
+        default:
+            break;
+        }
+    }
+    if (!symtab || !strtab || !gh || gh[0] == 0 || gh[2] == 0) return 0;
+    uint32_t nbuckets = gh[0], symoffset = gh[1], bloom_size = gh[2], shift = gh[3];
+    const ElfW(Addr) *bloom = (const ElfW(Addr) *)(gh + 4);
+    const uint32_t *buckets = (const uint32_t *)(bloom + bloom_size), *chain = buckets + nbuckets;
+    const unsigned bits = sizeof(ElfW(Addr)) * 8;
+    uint32_t h = lk->hash;
+    ElfW(Addr) word = bloom[(h / bits) % bloom_size];
+    ElfW(Addr) mask = (ElfW(Addr))1 << (h % bits) | (ElfW(Addr))1 << ((h >> shift) % bits);
+    if ((word & mask) != mask) return 0;
+    for (uint32_t i = buckets[h % nbuckets]; i >= symoffset; i++) {
+        uint32_t h2 = chain[i - symoffset];
+        const ElfW(Sym) *sym = &symtab[i];
+        unsigned type = ELF64_ST_TYPE(sym->st_info), bind = ELF64_ST_BIND(sym->st_info);
+        if ((h | 1) == (h2 | 1) && sym->st_name < strsz &&
+            !strcmp(strtab + sym->st_name, lk->name) && sym->st_shndx != SHN_UNDEF &&
+            type == STT_FUNC && (bind == STB_GLOBAL || bind == STB_WEAK) &&
+            !(versym && (versym[i] & 0x8000))) {
+            lk->found = (void *)(base + sym->st_value);
+            return 1;
+        }
+        if (h2 & 1) break; /* the chain's last */
+    }
+    return 0;
+}
+
+void *mallet_find_function(const char *name, const void *self, int after)
+{
+    next_lookup_t lk = {.name = name, .hash = gnu_hash(name), .self = self, .after = after};
+    dl_iterate_phdr(find_in_object, &lk);
+    return lk.found;
 }

@@ -28,7 +28,8 @@
 #define CXX_OPS(X)                                                                                 \
     X(_Znwm)                                                                                       \
     X(_Znam)                                                                                       \
-    X(_ZnwmRKSt9nothrow_t) X(_ZnamRKSt9nothrow_t) X(_ZnwmSt11align_val_t) X(_ZnamSt11align_val_t)  \
+    X(_ZnwmRKSt9nothrow_t)                                                                         \
+    X(_ZnamRKSt9nothrow_t) X(_ZnwmSt11align_val_t) X(_ZnamSt11align_val_t)                         \
         X(_ZnwmSt11align_val_tRKSt9nothrow_t) X(_ZnamSt11align_val_tRKSt9nothrow_t) X(_ZdlPv)      \
             X(_ZdaPv) X(_ZdlPvm) X(_ZdaPvm) X(_ZdlPvRKSt9nothrow_t) X(_ZdaPvRKSt9nothrow_t)        \
                 X(_ZdlPvSt11align_val_t) X(_ZdaPvSt11align_val_t) X(_ZdlPvmSt11align_val_t)        \
@@ -40,18 +41,25 @@ enum { CXX_OPS(AS_INDEX) NOPS };
 static const char *const op_names[NOPS] = {CXX_OPS(AS_NAME)};
 static void *_Atomic next_ops[NOPS];
 
-/* The next definition of operator i, or NULL when there is none to be found: libstdc++ loaded
- * only into a library's local scope (dlopen without RTLD_GLOBAL) while the library's calls come
- * here. The operators are then done with the C allocator, as libstdc++ does them. Found at the
- * recorder's start in a C++ program (mallet_cxx_resolve), else at the first call. */
+/* next_ops[i] when operator i has no definition after ours (libc++ has no
+ * std::__throw_bad_alloc): looked up once, not at every call. */
+#define NONE ((void *)&next_ops)
+
+/* The next definition of operator i, or NULL when there is none: the operators are then done
+ * with the C allocator, as libstdc++ does them. Found at the recorder's start in a C++ program
+ * (mallet_cxx_resolve), else at the first call, among every object loaded after the recorder
+ * (libstdc++ may be in a dlopen'd library's local scope, which dlsym(RTLD_NEXT) does not
+ * search), without dlsym: a dlsym that fails inside a hook leaves its error message in the
+ * thread's dlerror state, for the program's dlerror() to return, or its next dl call to free (a
+ * free of a block the trace never saw made: `ar` loading its LTO plugin). */
 static void *next_fn(int i)
 {
     void *f = atomic_load_explicit(&next_ops[i], memory_order_acquire);
     if (MALLET_UNLIKELY(!f)) {
-        f = dlsym(RTLD_NEXT, op_names[i]);
-        atomic_store_explicit(&next_ops[i], f, memory_order_release);
+        f = mallet_find_function(op_names[i], (const void *)&next_ops, 1);
+        atomic_store_explicit(&next_ops[i], f ? f : NONE, memory_order_release);
     }
-    return f;
+    return f == NONE ? NULL : f;
 }
 
 /* std::bad_alloc, thrown by libstdc++; an abort where there is no libstdc++ to be found. */
@@ -71,12 +79,6 @@ static void throw_bad_alloc(void)
  * (mallet_cxx_resolve), or at the first call in a program that loads libstdc++ later. */
 static _Atomic int direct_known; /* 0: not yet, 1: direct, 2: through the real operators */
 
-static const void *object_of(const void *addr)
-{
-    Dl_info info;
-    return addr && dladdr(addr, &info) ? info.dli_fbase : NULL;
-}
-
 /* Whether the file at path is named prefix... (libstdc++.so.6 for "libstdc++.so") */
 static int named(const char *path, const char *prefix)
 {
@@ -85,10 +87,10 @@ static int named(const char *path, const char *prefix)
     return base && strncmp(base, prefix, strlen(prefix)) == 0;
 }
 
-static int in_libstdcxx(const char *name)
+static int in_libstdcxx(int op)
 {
     Dl_info info;
-    void *fn = dlsym(RTLD_NEXT, name);
+    void *fn = next_fn(op);
     return fn && dladdr(fn, &info) && named(info.dli_fname, "libstdc++.so");
 }
 
@@ -96,13 +98,11 @@ static int direct(void)
 {
     int known = atomic_load_explicit(&direct_known, memory_order_relaxed);
     if (MALLET_LIKELY(known)) return known == 1;
-    static const char *const ours[] = {"_Znwm", "_ZdlPv", "malloc", "free"};
-    static const char *const libstdcxx[] = {"_Znwm",  "_Znam",   "_ZdlPv",
-                                            "_ZdaPv", "_ZdlPvm", "_ZdaPvm"};
-    const void *self = object_of(&direct_known);
-    int ok = self != NULL;
+    static const char *const ours[] = {"_Znwm", "_ZdlPv", "malloc", "free"}; /* none before us */
+    static const int libstdcxx[] = {OP_Znwm, OP_Znam, OP_ZdlPv, OP_ZdaPv, OP_ZdlPvm, OP_ZdaPvm};
+    int ok = 1;
     for (size_t i = 0; ok && i < sizeof ours / sizeof ours[0]; i++)
-        ok = object_of(dlsym(RTLD_DEFAULT, ours[i])) == self;
+        ok = !mallet_find_function(ours[i], &direct_known, 0);
     for (size_t i = 0; ok && i < sizeof libstdcxx / sizeof libstdcxx[0]; i++)
         ok = in_libstdcxx(libstdcxx[i]);
     atomic_store_explicit(&direct_known, ok ? 1 : 2, memory_order_relaxed);

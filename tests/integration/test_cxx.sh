@@ -44,6 +44,22 @@ calls=$(($(json c.json alloc_calls) - 2 + 1103)) # the failed calls are not repl
 expect_eq "replayed calls, glibc and bump" "$calls $calls" \
     "$(python3 -c 'import json; print(*[r["ops"] for r in json.load(open("r.json"))["runs"]])')"
 
+# a C program that loads a C++ library into a local scope (as ar its LTO plugin): the operators
+# are found there, and the program's dlerror() state is its own (the recorder once looked them
+# up with dlsym inside its hooks: its failures became the program's dlerror(), and the error
+# strings, freed by the program's next dl call, frees of unknown pointers)
+g++ -O1 -g -shared -fPIC -o libplugin.so "$SRC/tests/programs/cxx_plugin.cpp" &&
+    gcc -O1 -g -o dl_host "$SRC/tests/programs/dl_host.c" -ldl || { fail "the plugin test does not build"; finish; }
+want=$(./dl_host ./libplugin.so)
+expect_eq "plugin host alone" "plugin_work 40, dlerror right" "$want"
+expect_eq "plugin host recorded" "$want" "$("$MALLET" record -q -o pl.mtrace -- ./dl_host ./libplugin.so)"
+"$MALLET" check pl.mtrace > pl.txt
+expect_match "plugin host: no double free, no unknown pointer" \
+    "no double frees, no frees of unknown pointers" "$(tail -1 pl.txt)"
+"$MALLET" dump --symbols pl.mtrace > pl.dump
+expect_eq "plugin: the constructor's new[] recorded there" 1 "$(grep -c 'malloc(64) .*(libplugin.so+' pl.dump)"
+expect_eq "plugin: plugin_work's new[] recorded there" 1 "$(grep -c 'malloc(160) .*plugin_work (libplugin.so' pl.dump)"
+
 g++ -O1 -g -DOWN_NEW -o own_new "$SRC/tests/programs/cxx_new.cpp" || { fail "-DOWN_NEW does not build"; finish; }
 own=$(./own_new)
 expect_match "own operator new called" "own 1104" "$own"
