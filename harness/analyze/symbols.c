@@ -50,9 +50,17 @@ typedef struct mapping {
     module_t *mod;
 } mapping_t;
 
-typedef struct space {
-    mapping_t *maps; /* sorted by start */
+/* One snapshot of an address space's map: sorted by start, no overlaps. */
+typedef struct layer {
+    mapping_t *maps;
     size_t n;
+} layer_t;
+
+/* An address space's snapshots, newest first: an address resolves in the newest that maps it,
+ * so that a library unloaded before the last one was taken is still found. */
+typedef struct space {
+    layer_t *layers;
+    size_t nlayers;
 } space_t;
 
 struct mallet_symbols {
@@ -435,16 +443,23 @@ static int cmp_mapping(const void *a, const void *b)
     return x->end < y->end ? -1 : x->end > y->end;
 }
 
-/* Parses "start-end perms offset dev inode [path]" lines. Lines that do not parse and mappings
- * without a path (anonymous memory) are skipped. Returns 0 or -1 when out of memory. */
+/* Parses "start-end perms offset dev inode [path]" lines; an empty line starts an older snapshot
+ * (mallet_symbols_new). Lines that do not parse and mappings without a path (anonymous memory)
+ * are skipped. Returns 0 or -1 when out of memory. */
 static int parse_maps(mallet_symbols_t *s, space_t *sp, const char *text)
 {
-    size_t cap = 0;
+    size_t cap = 0, layers_cap = 0;
+    layer_t *ly = NULL;
     const char *line = text;
     while (line && *line) {
         const char *end = strchr(line, '\n');
         const char *next = end ? end + 1 : NULL;
         if (!end) end = line + strlen(line);
+        if (end == line) { /* the next snapshot */
+            line = next;
+            if (ly && ly->n) ly = NULL;
+            continue;
+        }
         uint64_t start = 0, stop = 0, off = 0;
         const char *p = parse_hex(line, end, &start);
         p = p && p < end && *p == '-' ? parse_hex(p + 1, end, &stop) : NULL;
@@ -457,16 +472,42 @@ static int parse_maps(mallet_symbols_t *s, space_t *sp, const char *text)
         if (!p || p == end || stop <= start) continue;
         module_t *m = module_get(s, p, (size_t)(end - p));
         if (!m) return -1;
-        if (sp->n == cap) {
-            cap = cap ? 2 * cap : 64;
-            mapping_t *nm = realloc(sp->maps, cap * sizeof *nm);
-            if (!nm) return -1;
-            sp->maps = nm;
+        if (!ly) {
+            if (sp->nlayers == layers_cap) {
+                layers_cap = layers_cap ? 2 * layers_cap : 4;
+                layer_t *nl = realloc(sp->layers, layers_cap * sizeof *nl);
+                if (!nl) return -1;
+                sp->layers = nl;
+            }
+            ly = &sp->layers[sp->nlayers++];
+            *ly = (layer_t){0};
+            cap = 0;
         }
-        sp->maps[sp->n++] = (mapping_t){start, stop, off, m};
+        if (ly->n == cap) {
+            cap = cap ? 2 * cap : 64;
+            mapping_t *nm = realloc(ly->maps, cap * sizeof *nm);
+            if (!nm) return -1;
+            ly->maps = nm;
+        }
+        ly->maps[ly->n++] = (mapping_t){start, stop, off, m};
     }
-    if (sp->n) qsort(sp->maps, sp->n, sizeof *sp->maps, cmp_mapping);
+    for (size_t i = 0; i < sp->nlayers; i++)
+        qsort(sp->layers[i].maps, sp->layers[i].n, sizeof *sp->layers[i].maps, cmp_mapping);
     return 0;
+}
+
+/* The mapping of layer ly that holds addr, or NULL. */
+static const mapping_t *layer_find(const layer_t *ly, uint64_t addr)
+{
+    size_t lo = 0, hi = ly->n; /* first mapping starting above addr */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ly->maps[mid].start <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo == 0 || addr >= ly->maps[lo - 1].end ? NULL : &ly->maps[lo - 1];
 }
 
 /* ---- public -------------------------------------------------------------------------------- */
@@ -499,8 +540,11 @@ void mallet_symbols_free(mallet_symbols_t *s)
     }
     free(s->mods);
     free(s->index);
-    for (unsigned i = 0; s->spaces && i < s->nspaces; i++)
-        free(s->spaces[i].maps);
+    for (unsigned i = 0; s->spaces && i < s->nspaces; i++) {
+        for (size_t j = 0; j < s->spaces[i].nlayers; j++)
+            free(s->spaces[i].layers[j].maps);
+        free(s->spaces[i].layers);
+    }
     free(s->spaces);
     free(s);
 }
@@ -510,16 +554,10 @@ int mallet_symbols_lookup(mallet_symbols_t *s, unsigned space, uint64_t addr, ma
     memset(out, 0, sizeof *out);
     if (space >= s->nspaces) return 0;
     const space_t *sp = &s->spaces[space];
-    size_t lo = 0, hi = sp->n; /* first mapping starting above addr */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (sp->maps[mid].start <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == 0 || addr >= sp->maps[lo - 1].end) return 0;
-    const mapping_t *mp = &sp->maps[lo - 1];
+    const mapping_t *mp = NULL;
+    for (size_t i = 0; !mp && i < sp->nlayers; i++)
+        mp = layer_find(&sp->layers[i], addr);
+    if (!mp) return 0;
     module_t *m = mp->mod;
     out->module = m->base;
     out->path = m->path;

@@ -31,8 +31,10 @@ typedef struct mallet_sym {
 } mallet_sym_t;
 
 /* Creates a resolver for nspaces address spaces; maps[i] is the /proc/PID/maps text of space i
- * (NULL or "" if unknown: its addresses print as 0xADDR). The texts are parsed now and need not
- * outlive the call. Returns NULL only when out of memory. */
+ * (NULL or "" if unknown: its addresses print as 0xADDR), or several, newest first, an empty
+ * line between each: an address resolves in the newest that maps it (a library unloaded since
+ * an older one was taken is named from that one). The texts are parsed now and need not outlive
+ * the call. Returns NULL only when out of memory. */
 mallet_symbols_t *mallet_symbols_new(const char *const *maps, unsigned nspaces);
 void mallet_symbols_free(mallet_symbols_t *s);
 

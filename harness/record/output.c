@@ -33,7 +33,8 @@ static char exe_buf[4096];
 
 static size_t put_str(char *dst, size_t pos, size_t cap, const char *s)
 {
-    while (*s && pos + 1 < cap) dst[pos++] = *s++;
+    while (*s && pos + 1 < cap)
+        dst[pos++] = *s++;
     dst[pos < cap ? pos : cap - 1] = 0;
     return pos;
 }
@@ -46,7 +47,8 @@ static size_t put_num(char *dst, size_t pos, size_t cap, uint64_t v)
         tmp[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    while (n > 0 && pos + 1 < cap) dst[pos++] = tmp[--n];
+    while (n > 0 && pos + 1 < cap)
+        dst[pos++] = tmp[--n];
     dst[pos < cap ? pos : cap - 1] = 0;
     return pos;
 }
@@ -56,7 +58,8 @@ static void say(const char *const *pieces)
 {
     char msg[4600];
     size_t n = 0;
-    for (; *pieces; pieces++) n = put_str(msg, n, sizeof msg - 1, *pieces);
+    for (; *pieces; pieces++)
+        n = put_str(msg, n, sizeof msg - 1, *pieces);
     msg[n++] = '\n';
     (void)!write(2, msg, n);
 }
@@ -67,15 +70,15 @@ void mallet_output_failed(int err)
     atomic_store(&mallet_ready, 2); /* stop recording; the program runs on untouched */
     if (atomic_exchange(&out_reported, 1)) return;
     const char *why = strerrordesc_np(err);
-    const char *line[] = {"mallet: cannot write trace ", out_path[0] ? out_path : "(no file)", ": ",
-                          why ? why : "unknown error", "; recording stopped, the program continues",
-                          NULL};
+    const char *line[] = {
+        "mallet: cannot write trace ", out_path[0] ? out_path : "(no file)",         ": ",
+        why ? why : "unknown error",   "; recording stopped, the program continues", NULL};
     say(line);
 }
 
 /* Picks the file name: DIR/COMM.PID.mtrace in directory mode; FILE for the root process and
- * FILE.PID for the others in file mode (the root: the child of MALLET_ROOT_PPID). O_EXCL never clobbers an earlier image's file (an exec
- * keeps the pid), so a taken name gets a .N suffix. */
+ * FILE.PID for the others in file mode (the root: the child of MALLET_ROOT_PPID). O_EXCL never
+ * clobbers an earlier image's file (an exec keeps the pid), so a taken name gets a .N suffix. */
 static int create_file(void)
 {
     const mallet_opts_t *o = &mallet_proc.opts;
@@ -87,7 +90,8 @@ static int create_file(void)
     char comm[64] = "prog";
     ssize_t cn = dir_mode ? mallet_read_small_file("/proc/self/comm", comm, sizeof comm) : 0;
     for (ssize_t i = 0; i < cn; i++)
-        if (comm[i] == '\n' || comm[i] == '/' || comm[i] == ' ') comm[i] = comm[i] == '\n' ? 0 : '_';
+        if (comm[i] == '\n' || comm[i] == '/' || comm[i] == ' ')
+            comm[i] = comm[i] == '\n' ? 0 : '_';
     if (!comm[0]) strcpy(comm, "prog");
     uint64_t pid = (uint64_t)mallet_proc.pid;
     for (int n = 0; n < 1000; n++) {
@@ -235,7 +239,8 @@ int mallet_output_fd(void)
         }
         s = atomic_load(&out_state);
     }
-    while (s == OUT_OPENING) s = atomic_load(&out_state);
+    while (s == OUT_OPENING)
+        s = atomic_load(&out_state);
     if (s != OUT_OPEN) return -EBADF;
     struct stat sb;
     int saved_errno = errno;
@@ -266,6 +271,32 @@ uint64_t mallet_output_dso_changes(void)
     uint64_t n = 0;
     dl_iterate_phdr(count_dso_changes, &n);
     return n;
+}
+
+static int count_dso_adds(struct dl_phdr_info *info, size_t size, void *out)
+{
+    if (size >= offsetof(struct dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds)
+        *(uint64_t *)out = (uint64_t)info->dlpi_adds;
+    return 1;
+}
+
+uint64_t mallet_output_dso_adds(void)
+{
+    uint64_t n = 0;
+    dl_iterate_phdr(count_dso_adds, &n);
+    return n;
+}
+
+/* Objects loaded when a MAPS chunk was last written for an unload (0: none yet). */
+static _Atomic uint64_t unload_adds;
+
+void mallet_output_maps_before_unload(void)
+{
+    uint64_t adds = mallet_output_dso_adds(), seen = atomic_load(&unload_adds);
+    if (!seen) seen = mallet_proc.dso_adds; /* those of the start are in the first MAPS */
+    if (adds == seen) return;               /* nothing loaded since: the last MAPS has it */
+    atomic_store(&unload_adds, adds);       /* two threads at once: one MAPS more, no harm */
+    mallet_output_maps(NULL, 1);
 }
 
 void mallet_output_maps(mallet_zslot_t *z, int again)

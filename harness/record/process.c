@@ -22,9 +22,8 @@ static pthread_key_t thread_key;
 static int have_key;
 
 /* Signals whose default action kills the process: on those we flush, then die the same way. */
-static const int fatal_signals[] = {SIGABRT, SIGSEGV, SIGBUS, SIGILL,  SIGFPE,  SIGSYS,
-                                    SIGTRAP, SIGTERM, SIGINT, SIGHUP,  SIGQUIT, SIGPIPE,
-                                    SIGXCPU, SIGXFSZ};
+static const int fatal_signals[] = {SIGABRT, SIGSEGV, SIGBUS, SIGILL,  SIGFPE,  SIGSYS,  SIGTRAP,
+                                    SIGTERM, SIGINT,  SIGHUP, SIGQUIT, SIGPIPE, SIGXCPU, SIGXFSZ};
 
 static void on_thread_exit(void *arg)
 {
@@ -110,7 +109,8 @@ static void start_clock(int calibrate)
     mallet_proc.rss_cycles = (uint64_t)(per_ms * (double)rss_ms);
     mallet_proc.fast_event_cycles = (uint64_t)(per_ms / 1000.0);
     uint64_t step = (uint64_t)(per_ms / 1000.0 * (double)mallet_proc.opts.time_step_us), p2 = 1;
-    while (p2 < step && p2 < (1ull << 62)) p2 <<= 1;
+    while (p2 < step && p2 < (1ull << 62))
+        p2 <<= 1;
     mallet_proc.step_mask = step ? p2 - 1 : 0;
     atomic_store(&mallet_proc.next_rss, rss_ms ? c1 : UINT64_MAX);
 }
@@ -179,6 +179,7 @@ void mallet_init(void)
         mallet_proc.membarrier_ok = mallet_membarrier_register() == 0;
         start_clock(1);
         mallet_proc.dso_changes = mallet_output_dso_changes();
+        mallet_proc.dso_adds = mallet_output_dso_adds();
         have_key = pthread_key_create(&thread_key, on_thread_exit) == 0;
         mallet_proc.thread_exits = have_key;
         pthread_atfork(before_fork, NULL, after_fork_child);
@@ -304,22 +305,45 @@ EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
     return real(fd, argv, envp);
 }
 
+/* A library about to be unloaded: its callsites keep their names (mallet_output_maps_before_
+ * unload). The real dlclose is found without dlsym, whose use here would change the program's
+ * dlerror() state (platform.h). */
+EXPORT int dlclose(void *handle)
+{
+    typedef int dlclose_fn(void *);
+    static dlclose_fn *_Atomic real;
+    dlclose_fn *fn = atomic_load_explicit(&real, memory_order_acquire);
+    if (!fn) {
+        fn = (dlclose_fn *)mallet_find_function("dlclose", (const void *)&real, 1);
+        if (!fn) fn = (dlclose_fn *)next_sym("dlclose");
+        atomic_store_explicit(&real, fn, memory_order_release);
+    }
+    mallet_tstate_t *t = &mallet_tls;
+    if (atomic_load(&mallet_ready) == 1 && !t->in_hook && getpid() == mallet_proc.pid) {
+        t->in_hook++;
+        mallet_output_maps_before_unload();
+        t->in_hook--;
+    }
+    return fn(handle);
+}
+
 /* execl, execlp, execle: collect the variadic list on the stack, then go through the v forms
  * above (glibc's own execl* call execve internally, where no hook would see them). */
 #define MAX_EXECL_ARGS 4096
-#define COLLECT_ARGS(arg0, extra_env)                                                           \
-    char *argv_[MAX_EXECL_ARGS + 1];                                                            \
-    size_t n_ = 0;                                                                              \
-    va_list ap_;                                                                                \
-    va_start(ap_, arg0);                                                                        \
-    argv_[n_++] = (char *)(arg0);                                                               \
-    while (argv_[n_ - 1] && n_ <= MAX_EXECL_ARGS) argv_[n_++] = va_arg(ap_, char *);          \
-    if (argv_[n_ - 1]) {                                                                        \
-        va_end(ap_);                                                                            \
-        errno = E2BIG;                                                                          \
-        return -1;                                                                              \
-    }                                                                                           \
-    extra_env;                                                                                  \
+#define COLLECT_ARGS(arg0, extra_env)                                                              \
+    char *argv_[MAX_EXECL_ARGS + 1];                                                               \
+    size_t n_ = 0;                                                                                 \
+    va_list ap_;                                                                                   \
+    va_start(ap_, arg0);                                                                           \
+    argv_[n_++] = (char *)(arg0);                                                                  \
+    while (argv_[n_ - 1] && n_ <= MAX_EXECL_ARGS)                                                  \
+        argv_[n_++] = va_arg(ap_, char *);                                                         \
+    if (argv_[n_ - 1]) {                                                                           \
+        va_end(ap_);                                                                               \
+        errno = E2BIG;                                                                             \
+        return -1;                                                                                 \
+    }                                                                                              \
+    extra_env;                                                                                     \
     va_end(ap_)
 
 EXPORT int execl(const char *path, const char *arg, ...)

@@ -23,18 +23,18 @@
 
 /* ---- options (options.c) ------------------------------------------------------------------ */
 typedef struct mallet_opts {
-    char output[4096]; /* MALLET_OUTPUT: a directory (existing, or ending in '/') or a file */
-    long root_ppid;    /* MALLET_ROOT_PPID: the process whose parent has this pid writes
-                        * MALLET_OUTPUT itself (0: whichever process creates it first) */
-    int level;         /* MALLET_ZSTD_LEVEL: 0 no compression, < 0 zstd's fast levels */
-    size_t buffer_bytes;  /* MALLET_BUFFER_KB: per-thread buffer (default 64 KiB) */
-    uint64_t flush_ms;    /* MALLET_FLUSH_MS: flush a buffer whose first event is older */
-    uint64_t rss_ms;      /* MALLET_RSS_MS: RSS sampling period, 0 = off (default 10) */
-    uint32_t stamp_every; /* MALLET_STAMP_EVERY: while the process has one thread, read the
-                           * clock on one event in this many (default 16; 1 = every event) */
+    char output[4096];     /* MALLET_OUTPUT: a directory (existing, or ending in '/') or a file */
+    long root_ppid;        /* MALLET_ROOT_PPID: the process whose parent has this pid writes
+                            * MALLET_OUTPUT itself (0: whichever process creates it first) */
+    int level;             /* MALLET_ZSTD_LEVEL: 0 no compression, < 0 zstd's fast levels */
+    size_t buffer_bytes;   /* MALLET_BUFFER_KB: per-thread buffer (default 64 KiB) */
+    uint64_t flush_ms;     /* MALLET_FLUSH_MS: flush a buffer whose first event is older */
+    uint64_t rss_ms;       /* MALLET_RSS_MS: RSS sampling period, 0 = off (default 10) */
+    uint32_t stamp_every;  /* MALLET_STAMP_EVERY: while the process has one thread, read the
+                            * clock on one event in this many (default 16; 1 = every event) */
     uint32_t time_step_us; /* MALLET_TIME_STEP_US: while the process has one thread and
                             * allocates fast, times advance in steps this long (stamp.c) */
-    bool disabled;        /* MALLET_DISABLE=1: pass everything through, write nothing */
+    bool disabled;         /* MALLET_DISABLE=1: pass everything through, write nothing */
 } mallet_opts_t;
 MALLET_HIDDEN void mallet_opts_read(mallet_opts_t *o);
 
@@ -47,22 +47,22 @@ typedef struct mallet_tbuf {
      * thread (a dying process) sees only whole events. */
     _Atomic uint64_t pos;
     uint32_t tid, serial;
-    uint64_t seq_base; /* sequence number of the buffer's first event */
+    uint64_t seq_base;     /* sequence number of the buffer's first event */
     uint64_t first_cycles; /* no event in the buffer is older (set at attach and at each flush) */
     uint64_t flush_at;     /* cycles after which the buffer is flushed even if not full */
     uint64_t deadline;     /* min(flush_at, next RSS sample): the hot path's one time check */
     mallet_enc_state_t st;
-    size_t cap; /* flush when the length reaches this */
+    size_t cap;     /* flush when the length reaches this */
     uint32_t zskip; /* chunks still to write raw: the last one compressed shrank less than 2x */
     uint8_t data[];
 } mallet_tbuf_t;
 
 typedef struct mallet_tstate {
-    int in_hook;          /* recursion guard: nested allocator calls are not recorded */
-    int exited;           /* the thread's key destructor ran: events are written one by one */
+    int in_hook; /* recursion guard: nested allocator calls are not recorded */
+    int exited;  /* the thread's key destructor ran: events are written one by one */
     mallet_tbuf_t *buf;
-    uint32_t serial;      /* kept when the buffer is released, for events after thread exit */
-    uint32_t unstamped;   /* events left that may reuse last_cycles (see mallet_stamp) */
+    uint32_t serial;    /* kept when the buffer is released, for events after thread exit */
+    uint32_t unstamped; /* events left that may reuse last_cycles (see mallet_stamp) */
     uint64_t seq;
     uint64_t last_cycles; /* the time its events carry: its last clock reading (or claim, or
                            * step: stamp.c) */
@@ -102,25 +102,26 @@ MALLET_HIDDEN void mallet_thread_register(mallet_tstate_t *t);
 typedef struct mallet_proc {
     mallet_opts_t opts;
     pid_t pid, ppid;
-    int forked;                /* this process was forked from a traced one */
+    int forked; /* this process was forked from a traced one */
     uint64_t start_realtime_ns, start_ns, start_cycles;
-    _Atomic int write_through; /* set at exit(): every later event is written at once */
-    uint64_t flush_cycles;     /* opts.flush_ms in cycles */
-    uint64_t rss_cycles;       /* opts.rss_ms in cycles */
+    _Atomic int write_through;  /* set at exit(): every later event is written at once */
+    uint64_t flush_cycles;      /* opts.flush_ms in cycles */
+    uint64_t rss_cycles;        /* opts.rss_ms in cycles */
     uint64_t fast_event_cycles; /* 1 us: events closer than this skip the clock (mallet_stamp) */
-    uint64_t step_mask;        /* opts.time_step_us in cycles, rounded up to a power of two,
-                                * minus one; 0: readings are stored as read (stamp.c) */
-    uint64_t cycles_per_sec;   /* measured at start */
-    _Atomic uint64_t next_rss; /* cycle count at which the next RSS sample is due */
+    uint64_t step_mask;         /* opts.time_step_us in cycles, rounded up to a power of two,
+                                 * minus one; 0: readings are stored as read (stamp.c) */
+    uint64_t cycles_per_sec;    /* measured at start */
+    _Atomic uint64_t next_rss;  /* cycle count at which the next RSS sample is due */
     int statm_fd;
     _Atomic uint32_t next_serial;
-    _Atomic uint32_t attaches; /* buffers attached since the process started (or forked); from 2
-                                * on, events go through the owner table, and with MALLET_DENSE
-                                * set every event reads the clock (mallet_stamp) */
+    _Atomic uint32_t attaches;    /* buffers attached since the process started (or forked); from 2
+                                   * on, events go through the owner table, and with MALLET_DENSE
+                                   * set every event reads the clock (mallet_stamp) */
     _Atomic uint64_t single_last; /* the last reading of the process's one thread (stamp.c) */
-    int membarrier_ok;         /* mallet_membarrier() works: threads may carry times */
-    int thread_exits;          /* a thread's end is seen (its key destructor): META says so */
-    uint64_t dso_changes;      /* shared objects loaded + unloaded at start (0: unknown) */
+    int membarrier_ok;            /* mallet_membarrier() works: threads may carry times */
+    int thread_exits;             /* a thread's end is seen (its key destructor): META says so */
+    uint64_t dso_changes;         /* shared objects loaded + unloaded at start (0: unknown) */
+    uint64_t dso_adds;            /* shared objects loaded at start */
 } mallet_proc_t;
 extern mallet_proc_t mallet_proc;
 
@@ -147,6 +148,11 @@ MALLET_HIDDEN void mallet_output_maps(mallet_zslot_t *z, int again);
 /* Shared objects loaded and unloaded so far (dl_iterate_phdr's counters), 0 if unknown. Takes
  * the loader's lock: not for signal handlers. */
 MALLET_HIDDEN uint64_t mallet_output_dso_changes(void);
+MALLET_HIDDEN uint64_t mallet_output_dso_adds(void);
+/* Before a dlclose: a MAPS chunk with the library still mapped, if objects were loaded since the
+ * last one that has them, so that its callsites stay named (readers keep every MAPS). Takes the
+ * loader's lock. */
+MALLET_HIDDEN void mallet_output_maps_before_unload(void);
 MALLET_HIDDEN int mallet_output_is_open(void);
 /* Around every write of the trace: a file-size limit (RLIMIT_FSIZE) must make our write fail
  * with EFBIG, never raise a SIGXFSZ that would kill the program. begin blocks SIGXFSZ; end
@@ -229,14 +235,16 @@ static inline uint64_t mallet_stamp_exact(int release)
  *   depends on can only have come before the claim, and the claim's reading (stamp.c) is later.
  * Every other event reads the clock; docs/RECORDER.md has the whole argument. */
 __attribute__((always_inline)) static inline uint64_t mallet_stamp(mallet_tstate_t *t,
-                                                                  uintptr_t addr, int release)
+                                                                   uintptr_t addr, int release)
 {
     uint32_t a = atomic_load_explicit(&mallet_proc.attaches, memory_order_relaxed);
     if (MALLET_LIKELY(t->unstamped != 0) &&
         (MALLET_LIKELY(a < 2) ||
          (a < MALLET_DENSE &&
-          (!addr || atomic_load_explicit(&mallet_owners[mallet_owner_index(addr)],
-                                         memory_order_relaxed) >> MALLET_TAG_SHIFT == t->tag)))) {
+          (!addr ||
+           atomic_load_explicit(&mallet_owners[mallet_owner_index(addr)], memory_order_relaxed) >>
+                   MALLET_TAG_SHIFT ==
+               t->tag)))) {
         t->unstamped--;
         return t->last_cycles;
     }
@@ -249,7 +257,8 @@ __attribute__((always_inline)) static inline uint64_t mallet_stamp(mallet_tstate
 
 /* ---- the hot path ------------------------------------------------------------------------- */
 
-__attribute__((always_inline)) static inline void mallet_rec_event(mallet_tstate_t *t, mallet_event_t *ev)
+__attribute__((always_inline)) static inline void mallet_rec_event(mallet_tstate_t *t,
+                                                                   mallet_event_t *ev)
 {
     mallet_tbuf_t *b = t->buf;
     if (MALLET_UNLIKELY(!b)) {

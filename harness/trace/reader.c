@@ -305,6 +305,24 @@ int mallet_decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state
 
 /* ---- META ---------------------------------------------------------------------------------- */
 
+/* Every MAPS snapshot of a file, newest first, an empty line between (reader.h): past 64 MiB of
+ * them the older ones are dropped. Takes now (NULL: out of memory, the older ones are kept). */
+static void add_maps(mallet_trace_info_t *info, char *now)
+{
+    if (!now) return;
+    size_t a = strlen(now), b = info->maps ? strlen(info->maps) : 0;
+    char *both = b && a + b < (64u << 20) ? malloc(a + 2 + b + 1) : NULL;
+    if (both) {
+        memcpy(both, now, a);
+        memcpy(both + a, "\n\n", 2);
+        memcpy(both + a + 2, info->maps, b + 1);
+        free(now);
+        now = both;
+    }
+    free(info->maps);
+    info->maps = now;
+}
+
 static char *dup_bytes(const uint8_t *p, size_t n, int nul_to_space)
 {
     char *s = malloc(n + 1);
@@ -535,8 +553,7 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
                 }
                 free(pl);
             } else {
-                free(info->maps);
-                info->maps = dup_bytes(pl, h.raw_size, 0);
+                add_maps(info, dup_bytes(pl, h.raw_size, 0));
                 free(pl);
             }
         } else if (h.type == MALLET_CHUNK_END) {

@@ -25,7 +25,8 @@ typedef struct mallet_trace_info {
     uint64_t cycles_per_sec; /* the recorder's own measurement at start, 0 if absent */
     char *cmdline; /* argv joined by spaces, or NULL if the trace does not say */
     char *exe;     /* or NULL */
-    char *maps;          /* the last MAPS chunk's text (NUL-terminated), or NULL */
+    char *maps;          /* the MAPS chunks' texts, newest first, an empty line between each
+                          * (NUL-terminated), or NULL: what analyze/symbols.h takes */
     uint64_t events;     /* records in EVENTS chunks, from the headers (RSS samples and events a
                           * dying process wrote twice included: the merge yields each once) */
     uint64_t chunks;

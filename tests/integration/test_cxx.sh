@@ -59,6 +59,11 @@ expect_match "plugin host: no double free, no unknown pointer" \
 "$MALLET" dump --symbols pl.mtrace > pl.dump
 expect_eq "plugin: the constructor's new[] recorded there" 1 "$(grep -c 'malloc(64) .*(libplugin.so+' pl.dump)"
 expect_eq "plugin: plugin_work's new[] recorded there" 1 "$(grep -c 'malloc(160) .*plugin_work (libplugin.so' pl.dump)"
+# unloaded before the end: its callsites are named still (a MAPS chunk before the dlclose)
+expect_eq "plugin host, unloading" "$want" "$("$MALLET" record -q -o pc.mtrace -- ./dl_host ./libplugin.so close)"
+"$MALLET" dump --symbols pc.mtrace > pc.dump
+expect_eq "unloaded plugin: plugin_work named" 1 "$(grep -c 'malloc(160) .*plugin_work (libplugin.so' pc.dump)"
+expect_eq "unloaded plugin: its destructor named" 1 "$(grep -c 'free(.*Init::~Init() (libplugin.so' pc.dump)"
 
 g++ -O1 -g -DOWN_NEW -o own_new "$SRC/tests/programs/cxx_new.cpp" || { fail "-DOWN_NEW does not build"; finish; }
 own=$(./own_new)

@@ -1,9 +1,11 @@
 /* Loads the C++ library argv[1] (tests/programs/cxx_plugin.cpp) with dlopen(RTLD_LOCAL) and
  * calls it, checking dlerror() at each step as plugin loaders do: no error after a dlopen and a
- * dlsym that succeed, however the recorder finds the operators the library calls. Prints what it
- * saw; exits 1 on an error it did not expect. */
+ * dlsym that succeed, however the recorder finds the operators the library calls. With a second
+ * argument "close", unloads it before exiting. Prints what it saw; exits 1 on an error it did not
+ * expect. */
 #include <dlfcn.h>
 #include <stdio.h>
+#include <string.h>
 
 static int expect_no_error(const char *after)
 {
@@ -25,7 +27,11 @@ int main(int argc, char **argv)
     int r = work(40); /* its first new[] and std::string: the operators' first calls */
     bad |= expect_no_error("the library's first calls");
     if (!dlsym(h, "no_such_function") && !dlerror()) bad = 1, printf("a failed dlsym, no error\n");
-    bad |= expect_no_error("dlerror"); /* (not unloaded: its callsites are named at the end) */
+    bad |= expect_no_error("dlerror");
+    if (argc > 2 && !strcmp(argv[2], "close")) {
+        dlclose(h);
+        bad |= expect_no_error("dlclose");
+    }
     printf("plugin_work %d, %s\n", r, bad ? "dlerror wrong" : "dlerror right");
     return bad;
 }
