@@ -38,7 +38,7 @@ uint64_t mallet_hist_le(unsigned bucket)
 
 typedef struct block {
     uint64_t ptr;
-    uint64_t size;
+    uint64_t size;     /* requested bytes; a freed entry: its birth (ns), for inherited() */
     uint64_t time_ns;  /* birth, or death for a freed entry */
     uint64_t callsite; /* allocating call, or freeing call for a freed entry */
     uint32_t tag;      /* 0: empty slot; else (file + 1) | TAG_FREED if freed */
@@ -242,6 +242,12 @@ static char *clean_text(const char *s)
     return out;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* State shared by both passes. */
 typedef struct pass {
     mallet_reader_t *r;
@@ -250,7 +256,14 @@ typedef struct pass {
     long *parent;        /* per file: the file of the traced process that forked it, or -1 */
     uint64_t *fork_ns;   /* per file: when it was forked (its recorder's start), 0 if unknown */
     uint8_t *keep_freed; /* per file: keep freed entries (check: all; stats: parents only) */
-    uint64_t origin;     /* resolved at the first event */
+    /* Per parent, its children's fork times (ns since origin, sorted): kid_forks[kid_start[f]
+     * .. kid_start[f + 1]). And the blocks of parents whose address was reused: the last life
+     * before, kept when a child was forked during it (its copy of the block is the child's to
+     * free, however the parent reused the address since). Keyed (parent, ptr), as blocks are. */
+    uint64_t *kid_forks;
+    size_t *kid_start;
+    table_t past;
+    uint64_t origin; /* resolved at the first event */
     int started;
 } pass_t;
 
@@ -263,8 +276,8 @@ static void find_parents(pass_t *p)
         p->parent[i] = -1;
         /* The child's start is the fork (the recorder reads it in the parent), in the cycles
          * of the events' own times: ns read beside them would be converted otherwise. */
-        p->fork_ns[i] = in->start_cycles ? mallet_reader_time_ns(p->r, in->start_cycles)
-                                         : in->start_ns;
+        p->fork_ns[i] =
+            in->start_cycles ? mallet_reader_time_ns(p->r, in->start_cycles) : in->start_ns;
         for (unsigned j = 0; in->forked && j < p->nfiles; j++) {
             const mallet_trace_info_t *pj = mallet_reader_info(p->r, j);
             if (j == i || pj->pid != in->ppid) continue;
@@ -274,6 +287,55 @@ static void find_parents(pass_t *p)
         }
         if (p->parent[i] >= 0) p->keep_freed[p->parent[i]] = 1;
     }
+    for (unsigned i = 0; i < p->nfiles; i++)
+        if (p->parent[i] >= 0) p->kid_start[p->parent[i] + 1]++;
+    for (unsigned f = 0; f < p->nfiles; f++)
+        p->kid_start[f + 1] += p->kid_start[f];
+    size_t *fill = p->kid_start + p->nfiles + 1; /* scratch: the next free place per parent */
+    memcpy(fill, p->kid_start, p->nfiles * sizeof *fill);
+    for (unsigned i = 0; i < p->nfiles; i++)
+        if (p->parent[i] >= 0) p->kid_forks[fill[p->parent[i]]++] = p->fork_ns[i];
+    for (unsigned f = 0; f < p->nfiles; f++)
+        qsort(p->kid_forks + p->kid_start[f], p->kid_start[f + 1] - p->kid_start[f],
+              sizeof *p->kid_forks, cmp_u64);
+}
+
+/* True if a child of file was forked while a block lived from born to died (absolute ns). */
+static int fork_within(const pass_t *p, unsigned file, uint64_t born, uint64_t died)
+{
+    size_t lo = p->kid_start[file], hi = p->kid_start[file + 1];
+    while (lo < hi) { /* the first fork at or after born */
+        size_t mid = lo + (hi - lo) / 2;
+        if (p->kid_forks[mid] < born)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < p->kid_start[file + 1] && p->kid_forks[lo] <= died;
+}
+
+/* A freed entry of file is about to live again at its address: if a child was forked during
+ * its last life, that life is kept (p->past), for the child's free of its copy. */
+static int keep_past(pass_t *p, unsigned file, const block_t *b)
+{
+    uint64_t born = b->size + p->origin, died = b->time_ns + p->origin;
+    if (!p->keep_freed[file] || !fork_within(p, file, born, died)) return 0;
+    int created;
+    block_t *e = table_get(&p->past, file, b->ptr, &created);
+    if (!e) return -1;
+    if (!created && fork_within(p, file, e->size + p->origin, e->time_ns + p->origin) &&
+        e->time_ns > b->time_ns)
+        return 0;
+    *e = *b;
+    return 0;
+}
+
+/* The freed entry's bookkeeping, in both passes: its birth moves to size (block_t). */
+static void mark_freed(block_t *b, uint64_t death_ns)
+{
+    b->size = b->time_ns;
+    b->time_ns = death_ns;
+    b->tag |= TAG_FREED;
 }
 
 /* True if ptr, unknown in file, is a block its process inherited across fork(): one that an
@@ -284,10 +346,19 @@ static int inherited(const pass_t *p, unsigned file, uint64_t ptr)
     unsigned child = file;
     long f = p->parent[file];
     for (unsigned depth = 0; f >= 0 && depth < p->nfiles; depth++) {
-        const block_t *b = table_find(&p->blocks, (uint32_t)f, ptr);
-        uint64_t fork_ns = p->fork_ns[child], t = b ? b->time_ns + p->origin : 0;
-        /* A live entry's time is its birth, a freed one's its death. */
-        if (b && (!fork_ns || ((b->tag & TAG_FREED) ? t >= fork_ns : t <= fork_ns))) return 1;
+        uint64_t fork_ns = p->fork_ns[child];
+        const block_t *lives[2] = {table_find(&p->blocks, (uint32_t)f, ptr),
+                                   table_find(&p->past, (uint32_t)f, ptr)};
+        for (int k = 0; k < 2; k++) {
+            const block_t *b = lives[k];
+            if (!b) continue;
+            if (!fork_ns) return 1;
+            /* alive at the fork: a live entry born before it, a freed one born before and
+             * dead after */
+            int freed = k == 1 || (b->tag & TAG_FREED);
+            uint64_t born = (freed ? b->size : b->time_ns) + p->origin;
+            if (born <= fork_ns && (!freed || b->time_ns + p->origin >= fork_ns)) return 1;
+        }
         child = (unsigned)f;
         f = p->parent[f];
     }
@@ -297,6 +368,9 @@ static int inherited(const pass_t *p, unsigned file, uint64_t ptr)
 static void pass_close(pass_t *p)
 {
     table_destroy(&p->blocks);
+    table_destroy(&p->past);
+    free(p->kid_forks);
+    free(p->kid_start);
     free(p->parent);
     free(p->fork_ns);
     free(p->keep_freed);
@@ -313,7 +387,10 @@ static int pass_open(pass_t *p, mallet_reader_t *r, int keep_all_freed, char *er
     p->parent = malloc(n * sizeof *p->parent);
     p->fork_ns = malloc(n * sizeof *p->fork_ns);
     p->keep_freed = malloc(n);
-    if (!p->parent || !p->fork_ns || !p->keep_freed || table_init(&p->blocks, 12)) {
+    p->kid_forks = malloc(n * sizeof *p->kid_forks);
+    p->kid_start = calloc(2 * n + 1, sizeof *p->kid_start);
+    if (!p->parent || !p->fork_ns || !p->keep_freed || !p->kid_forks || !p->kid_start ||
+        table_init(&p->blocks, 12) || table_init(&p->past, 4)) {
         pass_close(p);
         return mallet_errorf(err, errlen, "out of memory");
     }
@@ -355,7 +432,7 @@ static int stats_birth(stats_state_t *s, mallet_stats_t *st, const mallet_rec_t 
 {
     int created;
     block_t *b = table_get(&s->p.blocks, rec->file, fx->born, &created);
-    if (!b) return -1;
+    if (!b || (!created && (b->tag & TAG_FREED) && keep_past(&s->p, rec->file, b))) return -1;
     if (!created && !(b->tag & TAG_FREED)) { /* still live: its free was not recorded */
         st->missed_frees++;
         mallet_sites_release(s->sites, rec->file, b->callsite, b->size, 0);
@@ -410,8 +487,7 @@ static void stats_death(stats_state_t *s, mallet_stats_t *st, const mallet_rec_t
     s->file_live[rec->file] -= b->size;
     s->live_blocks--;
     if (s->p.keep_freed[rec->file]) { /* a forked child may free its copy later: see inherited */
-        b->tag |= TAG_FREED;
-        b->time_ns = rec->time_ns;
+        mark_freed(b, rec->time_ns);
     } else {
         table_remove(&s->p.blocks, b);
     }
@@ -573,9 +649,8 @@ static int check_event(pass_t *p, mallet_check_t *c, const mallet_rec_t *rec)
     if (fx.dies) {
         block_t *b = table_find(&p->blocks, rec->file, fx.dies);
         if (b && !(b->tag & TAG_FREED)) { /* a normal free: remember who freed it */
-            b->tag |= TAG_FREED;
+            mark_freed(b, rec->time_ns);
             b->callsite = rec->ev.callsite;
-            b->time_ns = rec->time_ns;
             b->thread = rec->ev.thread;
         } else if (!b && inherited(p, rec->file, fx.dies)) {
             c->inherited_frees++;
@@ -589,7 +664,7 @@ static int check_event(pass_t *p, mallet_check_t *c, const mallet_rec_t *rec)
     if (fx.born) {
         int created;
         block_t *b = table_get(&p->blocks, rec->file, fx.born, &created);
-        if (!b) return -1;
+        if (!b || (!created && (b->tag & TAG_FREED) && keep_past(p, rec->file, b))) return -1;
         b->tag = rec->file + 1; /* live again if it was freed */
         b->size = fx.size;
         b->time_ns = rec->time_ns;

@@ -17,8 +17,9 @@
  *     the files given), a free of a pointer the child never allocated but its parent (or an older
  *     ancestor) allocated before the fork and had not freed by then is of a block inherited
  *     across fork(): counted as inherited, not as a problem. (The fork time is the child's
- *     START_CYCLES, which the recorder reads in the parent just before the fork; the parent's
- *     freed entries are kept for this.)
+ *     START_CYCLES, which the recorder reads in the parent just before the fork. The parent's
+ *     freed entries are kept for this, and when it reuses an address, the block's life before,
+ *     if a child was forked during it.)
  * A call "failed" if it returned no block when one was due: NULL, except realloc/reallocarray of
  * size 0 where NULL is the documented result.
  *

@@ -554,32 +554,40 @@ static void test_fork_times(void)
     put(p, MALLOC(1, 2, 20, 0xb000)); /* before the fork, freed by the parent after it */
     put(p, MALLOC(1, 3, 40, 0xd000)); /* before the fork, freed by the parent before it */
     put(p, FREE(1, 4, 0xd000));
+    put(p, MALLOC(1, 5, 50, 0xe000)); /* before the fork; after it freed, and the address reused */
     put(p, MALLOC(1, 100000, 30, 0xc000)); /* after the fork: the child never had it */
     put(p, FREE(1, 100001, 0xb000));
     put(c, FREE(9, 100002, 0xa000)); /* inherited */
     put(c, FREE(9, 100003, 0xb000)); /* inherited: the child's copy outlives the parent's */
     put(c, FREE(9, 100004, 0xc000)); /* unknown */
     put(c, FREE(9, 100005, 0xd000)); /* unknown */
+    put(p, FREE(1, 100006, 0xe000));
+    put(p, MALLOC(1, 100007, 60, 0xe000));
+    put(c, FREE(9, 100008, 0xe000)); /* inherited: its copy of the parent's first 0xe000 */
+    put(p, MALLOC(1, 100009, 70, 0xf000)); /* born and dead after the fork */
+    put(p, FREE(1, 100010, 0xf000));
+    put(c, FREE(9, 100011, 0xf000)); /* unknown */
     CHECK(mallet_writer_close(p, 1) == 0);
     CHECK(mallet_writer_close(c, 1) == 0);
     const char *paths[2] = {pp, pc};
     mallet_stats_t st;
     if (stats_of(paths, 2, &st)) return;
-    CHECK_EQ(st.inherited_frees, 2);
-    CHECK_EQ(st.unknown_frees, 2);
-    CHECK_EQ(st.leaked_blocks, 2); /* the parent's 0xa000 and 0xc000 */
-    CHECK_EQ(st.leaked_bytes, 40);
+    CHECK_EQ(st.inherited_frees, 3);
+    CHECK_EQ(st.unknown_frees, 3);
+    CHECK_EQ(st.leaked_blocks, 3); /* the parent's 0xa000, 0xc000 and second 0xe000 */
+    CHECK_EQ(st.leaked_bytes, 100);
     CHECK_EQ(st.missed_frees, 0);
     mallet_stats_free(&st);
     mallet_check_t ck;
     if (check_of(paths, 2, &ck)) return;
-    CHECK_EQ(ck.inherited_frees, 2);
-    CHECK_EQ(ck.unknown_frees, 2);
-    CHECK_EQ(ck.problems_total, 2);
-    if (ck.nproblems == 2) {
+    CHECK_EQ(ck.inherited_frees, 3);
+    CHECK_EQ(ck.unknown_frees, 3);
+    CHECK_EQ(ck.problems_total, 3);
+    if (ck.nproblems == 3) {
         CHECK_EQ(ck.problems[0].ptr, 0xc000);
         CHECK_EQ(ck.problems[1].ptr, 0xd000);
         CHECK_EQ(ck.problems[1].file, 1);
+        CHECK_EQ(ck.problems[2].ptr, 0xf000);
     }
     mallet_check_free(&ck);
 }
