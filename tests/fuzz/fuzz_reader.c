@@ -5,7 +5,9 @@
  *      must survive encode -> decode unchanged;
  *   2. as a trace file: open, read every record, close (through a memfd, so no temporary files);
  *   3. the same file with its chunk checksums recomputed, so that mutations reach the payload
- *      decoders instead of stopping at the checksums; read alone and merged with itself.
+ *      decoders instead of stopping at the checksums; read alone and merged with itself;
+ *   4. each file that opens, through the analyses (`mallet stats` and `mallet check`), which
+ *      must end as the reader did, with counts that agree.
  * Besides "no crash, no sanitizer report", it checks what the reader promises: records come in
  * non-decreasing time order, file indexes are in range, errors name the file.
  *
@@ -16,6 +18,7 @@
  *               fields) for a number of iterations, or replays files given on the command line.
  *               It runs as a short ctest without libFuzzer. */
 #define _GNU_SOURCE
+#include "analyze/stats.h"
 #include "fuzz.h"
 #include "trace/reader.h"
 #include "trace/writer.h"
@@ -27,7 +30,6 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
 
 static int ev_same(const mallet_event_t *a, const mallet_event_t *b)
 {
@@ -77,6 +79,50 @@ static void check_message(const char *msg)
 
 /* How deep the inputs got, for the standalone runner's summary. */
 static unsigned long stat_opened, stat_read_to_end, stat_records;
+
+/* 4: stats and check over what the reader read (read_ok: to its end); a process merged with
+ * itself is a fork-free tree of two processes with the same pid. */
+static void analyze_all(const char *const *paths, unsigned npaths, int read_ok)
+{
+    char err[512] = "";
+    mallet_reader_t *r = mallet_reader_open(paths, npaths, err, sizeof err);
+    FUZZ_ASSERT(r, "the analyses' open failed: %s", err);
+    mallet_stats_t st;
+    int rc = mallet_stats_compute(r, &st, err, sizeof err);
+    mallet_reader_close(r);
+    FUZZ_ASSERT((rc == 0) == read_ok || !strcmp(err, "out of memory"), "stats: %d, read %d: %s", rc,
+                read_ok, err);
+    if (rc == 0) {
+        FUZZ_ASSERT(st.alloc_calls + st.free_calls == st.events, "calls do not add up");
+        FUZZ_ASSERT(st.temporary_allocs <= st.blocks_freed &&
+                        st.cross_thread_frees <= st.blocks_freed,
+                    "more temporary or cross-thread blocks than blocks freed");
+        uint64_t temporary = 0;
+        for (size_t i = 0; i < st.ntop_sites; i++)
+            temporary += st.top_sites[i].temporary;
+        FUZZ_ASSERT(temporary <= st.temporary_allocs, "sites' temporaries exceed the total");
+        json_t *j = mallet_stats_json(&st);
+        FUZZ_ASSERT(j, "no JSON");
+        json_decref(j);
+        mallet_stats_free(&st);
+    } else {
+        check_message(err);
+    }
+    r = mallet_reader_open(paths, npaths, err, sizeof err);
+    FUZZ_ASSERT(r, "the check's open failed: %s", err);
+    mallet_check_t c;
+    rc = mallet_check_compute(r, &c, err, sizeof err);
+    mallet_reader_close(r);
+    FUZZ_ASSERT((rc == 0) == read_ok || !strcmp(err, "out of memory"), "check: %d, read %d: %s", rc,
+                read_ok, err);
+    if (rc == 0) {
+        FUZZ_ASSERT(c.nproblems <= c.problems_total && c.nproblems <= MALLET_CHECK_MAX_PROBLEMS,
+                    "problems kept: %zu of %" PRIu64, c.nproblems, c.problems_total);
+        mallet_check_free(&c);
+    } else {
+        check_message(err);
+    }
+}
 
 /* 2 and 3: the reader over the memfd (npaths copies of it). */
 static void read_all(unsigned npaths)
@@ -147,6 +193,7 @@ static void read_all(unsigned npaths)
         FUZZ_ASSERT(mallet_reader_next(r, &rec) == 0, "the end is not sticky");
     stat_read_to_end += rc == 0;
     mallet_reader_close(r);
+    analyze_all(paths, npaths, rc == 0);
 }
 
 /* Recomputes every chunk's payload and header hashes in place. Returns 1 if any changed. */
