@@ -14,7 +14,7 @@ void mallet_usage_check(FILE *out)
 {
     fprintf(out,
             "usage: mallet check [--suppressions FILE]... [--suppress PATTERN]...\n"
-            "                    [--no-builtin-suppressions] TRACE...\n\n"
+            "                    [--no-builtin-suppressions] [--gen-suppressions] TRACE...\n\n"
             "Report, one line each with its callsite:\n"
             "  - blocks still live when the trace ends (leaks), grouped by the call that\n"
             "    allocated them, largest first;\n"
@@ -34,6 +34,8 @@ void mallet_usage_check(FILE *out)
             "  --suppressions FILE        read 'leak:PATTERN' lines ('#' comments) from FILE\n"
             "  --suppress PATTERN         suppress the leaks PATTERN matches\n"
             "  --no-builtin-suppressions  report the C runtime's own blocks too\n"
+            "  --gen-suppressions         print, instead of the report, a suppressions file\n"
+            "                             for the leaks found (a baseline for later checks)\n"
             "  -h, --help                 show this help\n\n"
             "Exit status: 0 clean, 1 problems found (or an unreadable or corrupt trace, or\n"
             "suppressions file), 2 usage error.\n");
@@ -162,6 +164,37 @@ static void print_problem(const mallet_problem_t *p, mallet_symbols_t *syms, con
     printf(" (tid %" PRIu32 ")\n", p->tid);
 }
 
+/* --gen-suppressions: a suppressions file for the leaks no suppression takes, one exact
+ * `leak:^FUNCTION$` a named site (sites of several processes once); a site with no function
+ * name is a comment (a pattern for its module would take every leak of the module). */
+static int gen_suppressions(const mallet_check_t *c, mallet_symbols_t *syms,
+                            mallet_suppressions_t *sup)
+{
+    printf("# mallet check --gen-suppressions: the leaks found, as leak:PATTERN lines\n");
+    mallet_suppressions_t seen = {0};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < c->nleaks; i++) {
+        const mallet_leak_t *l = &c->leaks[i];
+        mallet_sym_t sym;
+        if (suppressed(sup, syms, l)) continue;
+        if (!mallet_symbols_lookup(syms, l->file, l->callsite, &sym) || !sym.func) {
+            char where[1024];
+            mallet_symbols_format(syms, l->file, l->callsite, where, sizeof where);
+            printf("# %" PRIu64 " %s at %s: no function name\n", l->blocks,
+                   plural(l->blocks, "block", "blocks"), where);
+            continue;
+        }
+        char pattern[4096];
+        snprintf(pattern, sizeof pattern, "^%s$", sym.func);
+        const char *subject[] = {sym.func};
+        if (mallet_suppressions_match(&seen, subject, 1, 0, 0)) continue; /* printed already */
+        if (mallet_suppressions_add(&seen, pattern, "")) rc = -1;
+        printf("leak:%s\n", pattern);
+    }
+    mallet_suppressions_free(&seen);
+    return rc;
+}
+
 /* The suppressions the options ask for; 0, or -1 after saying why. */
 static int load_suppressions(mallet_suppressions_t *sup, int builtin, const char **files,
                              unsigned nfiles, const char **patterns, unsigned npatterns)
@@ -195,7 +228,7 @@ int mallet_cmd_check(int argc, char **argv)
 {
     const char *files[MAX_SUPPRESSION_OPTIONS], *patterns[MAX_SUPPRESSION_OPTIONS];
     unsigned nfiles = 0, npatterns = 0;
-    int no_builtin = 0;
+    int no_builtin = 0, gen = 0;
     const mallet_flag_t flags[] = {{.name = "--suppressions",
                                     .values = files,
                                     .count = &nfiles,
@@ -205,6 +238,7 @@ int mallet_cmd_check(int argc, char **argv)
                                     .count = &npatterns,
                                     .max = MAX_SUPPRESSION_OPTIONS},
                                    {.name = "--no-builtin-suppressions", .set = &no_builtin},
+                                   {.name = "--gen-suppressions", .set = &gen},
                                    {.name = NULL}};
     unsigned n = 0;
     int done = mallet_cli_parse_traces(argc, argv, "check", mallet_usage_check, flags, &n);
@@ -238,6 +272,18 @@ int mallet_cmd_check(int argc, char **argv)
         return MALLET_EXIT_FAIL;
     }
 
+    if (gen) {
+        int g = gen_suppressions(&c, syms, &sup);
+        mallet_check_free(&c);
+        mallet_symbols_free(syms);
+        mallet_suppressions_free(&sup);
+        free(pids);
+        if (g || fflush(stdout) || ferror(stdout)) {
+            mallet_err(g ? "out of memory" : "check: cannot write the suppressions");
+            return MALLET_EXIT_FAIL;
+        }
+        return MALLET_EXIT_OK;
+    }
     uint64_t leaked_blocks = 0, leaked_bytes = 0; /* not suppressed */
     long sites = print_leaks(&c, syms, &sup, pids, n, &leaked_blocks, &leaked_bytes);
     print_suppressed(&sup);

@@ -26,6 +26,11 @@ printf '# the known ones\n\nleak:^make_leak$\n  leak:make_other*\n' > known.supp
 "$MALLET" check --suppressions known.supp leak.mtrace > s2.txt; expect_eq "all suppressed: status" 0 $?
 expect_match "all suppressed: summary" '^mallet check: no leaks \(4 blocks suppressed\)' "$(tail -1 s2.txt)"
 expect_match "all suppressed: file and line" 'by leak:make_other\* \(known.supp:4\)$' "$(cat s2.txt)"
+# a baseline: the leaks found, as a suppressions file that then passes the same trace
+"$MALLET" check --gen-suppressions leak.mtrace > gen.supp; expect_eq "gen-suppressions: status" 0 $?
+expect_eq "gen-suppressions: one exact pattern a site" \
+    "leak:^make_leak\$ leak:^make_other_leak\$" "$(grep '^leak:' gen.supp | sort | tr '\n' ' ' | sed 's/ $//')"
+"$MALLET" check --suppressions gen.supp leak.mtrace > /dev/null; expect_eq "baseline: passes" 0 $?
 printf 'leak:ok\nleek:typo\n' > bad.supp
 "$MALLET" check --suppressions bad.supp leak.mtrace > /dev/null 2> bad.err; expect_eq "bad suppressions: status" 1 $?
 expect_eq "bad suppressions: one line naming file and line" \
