@@ -172,16 +172,20 @@ static int write_maps(mallet_zslot_t *z)
     }
 }
 
+/* Moves fd clear of the low descriptors that programs dup2 over and shells redirect. */
+static int high_fd(int fd)
+{
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 700);
+    if (high < 0) return fd;
+    close(fd);
+    return high;
+}
+
 static int open_output(void)
 {
     int fd = create_file();
     if (fd < 0) return fd;
-    /* Keep clear of the low descriptors that programs dup2 over and shells redirect. */
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, 700);
-    if (high >= 0) {
-        close(fd);
-        fd = high;
-    }
+    fd = high_fd(fd);
     struct stat sb;
     uint8_t fh[MALLET_FILE_HEADER_SIZE];
     mallet_file_header_pack(fh);
@@ -223,6 +227,35 @@ void mallet_output_guard_end(mallet_sigmask_t saved)
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, saved.bits, NULL, 8);
 }
 
+/* True if fd is our trace file still. */
+static int ours(int fd)
+{
+    struct stat sb;
+    return fd >= 0 && !fstat(fd, &sb) && sb.st_dev == out_dev && sb.st_ino == out_ino;
+}
+
+/* The program closed our descriptor (daemons close every descriptor at their start) or reused
+ * its number: the file is opened again by its path, if it is still ours (the same device and
+ * inode: not one made since under the name), and recording goes on. A descriptor the program
+ * reused is its own now, and left alone. Serialised: every thread that writes comes here. */
+static int reopen_output(void)
+{
+    static _Atomic int busy;
+    while (atomic_exchange_explicit(&busy, 1, memory_order_acquire))
+        ;
+    int fd = out_fd;
+    if (!ours(fd)) { /* not done by another thread meanwhile */
+        fd = open(out_path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+        if (fd >= 0 && !ours(fd)) {
+            close(fd);
+            fd = -1;
+        }
+        out_fd = fd = fd >= 0 ? high_fd(fd) : -1;
+    }
+    atomic_store_explicit(&busy, 0, memory_order_release);
+    return fd;
+}
+
 int mallet_output_fd(void)
 {
     int s = atomic_load_explicit(&out_state, memory_order_acquire);
@@ -242,16 +275,10 @@ int mallet_output_fd(void)
     while (s == OUT_OPENING)
         s = atomic_load(&out_state);
     if (s != OUT_OPEN) return -EBADF;
-    struct stat sb;
-    int saved_errno = errno;
-    if (fstat(out_fd, &sb) || sb.st_dev != out_dev || sb.st_ino != out_ino) {
-        errno = saved_errno;
-        out_fd = -1;
-        mallet_output_failed(EBADF); /* the program closed or reused our descriptor */
-        return -EBADF;
-    }
+    int saved_errno = errno, fd = ours(out_fd) ? out_fd : reopen_output();
     errno = saved_errno;
-    return out_fd;
+    if (fd < 0) mallet_output_failed(EBADF);
+    return fd < 0 ? -EBADF : fd;
 }
 
 int mallet_output_is_open(void)

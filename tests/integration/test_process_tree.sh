@@ -32,6 +32,13 @@ for run in 1 2 3; do
     expect_eq "inherit run $run: unknown frees" 0 "$(json inh.json unknown_frees)"
 done
 
+# a program that closes every descriptor (a daemon's start), then takes the recorder's number for
+# a file of its own: recording goes on in a descriptor reopened elsewhere, the program's is left
+"$MALLET" record -q -o ca.mtrace -- "$PROGS/procs" closeall 2> ca.err; expect_eq "closeall: status" 0 $?
+expect_eq "closeall: nothing said" "" "$(cat ca.err)"
+expect_eq "closeall: events after the close recorded" 1 "$("$MALLET" dump --no-time ca.mtrace | grep -c 'malloc(9009)')"
+expect_eq "closeall: the trace ends cleanly" true "$("$MALLET" stats --json ca.mtrace | python3 -c 'import json,sys; print(str(json.load(sys.stdin)["per_process"][0]["ended_cleanly"]).lower())')"
+
 # a relative -o names one place for every process, whatever directory it changes to
 mkdir -p sub
 "$MALLET" record -q -o rel/ -- sh -c "cd sub && '$PROGS/procs' fork"; expect_eq "relative -o: status" 0 $?

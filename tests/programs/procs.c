@@ -5,12 +5,16 @@
  * started, so that only a clock reading after the fork tells the child's frees of them apart from
  * frees of unknown pointers;
  * `procs exec` forks a child that execs this program again with `leaf`; `procs leaf` allocates
- * and exits; `procs print` prints a line with stdio (its buffer, glibc's, is never freed). Every process allocates a block of a size that names it (1001 parent, 2002 child,
+ * and exits; `procs print` prints a line with stdio (its buffer, glibc's, is never freed);
+ * `procs closeall` allocates, closes every descriptor from 3 up (as daemons do), makes its own
+ * descriptor 700 (the recorder's number), allocates again, and checks that 700 is still its own. Every process allocates a block of a size that names it (1001 parent, 2002 child,
  * 3003 leaf), so the traces can be told apart. Before its exec the child also holds a 4004-byte
  * block that only the exec releases. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,6 +66,15 @@ int main(int argc, char **argv)
     }
     if (!strcmp(mode, "inherit")) return inherit();
     if (!strcmp(mode, "print")) return printf("printed\n") < 0;
+    if (!strcmp(mode, "closeall")) {
+        touch(8008);
+        for (int fd = 3; fd < 1024; fd++) close(fd);
+        int nul = open("/dev/null", O_WRONLY);
+        if (nul < 0 || dup2(nul, 700) != 700) return 1;
+        touch(9009);
+        struct stat a, b;
+        return fstat(nul, &a) || fstat(700, &b) || a.st_ino != b.st_ino || a.st_dev != b.st_dev;
+    }
     touch(1001);
     pid_t pid = fork();
     if (pid < 0) return 1;
