@@ -237,12 +237,14 @@ static int ours(int fd)
 /* The program closed our descriptor (daemons close every descriptor at their start) or reused
  * its number: the file is opened again by its path, if it is still ours (the same device and
  * inode: not one made since under the name), and recording goes on. A descriptor the program
- * reused is its own now, and left alone. Serialised: every thread that writes comes here. */
+ * reused is its own now, and left alone. Serialised: every thread that writes comes here. -1:
+ * not ours any more, or not to be had. */
 static int reopen_output(void)
 {
     static _Atomic int busy;
-    while (atomic_exchange_explicit(&busy, 1, memory_order_acquire))
-        ;
+    /* Bounded: a fatal signal's flush may interrupt the very thread that holds it. */
+    for (int tries = 1 << 20; atomic_exchange_explicit(&busy, 1, memory_order_acquire);)
+        if (--tries == 0) return -1;
     int fd = out_fd;
     if (!ours(fd)) { /* not done by another thread meanwhile */
         fd = open(out_path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
