@@ -43,6 +43,10 @@ static const char *const builtin[] = {
     "^getgrgid$",
     "^getgrnam$",
     "^__add_to_environ$",
+    /* the C library's own strdup and strndup calls (setlocale's locale names): a program's come
+     * to the recorder's, which records them as the caller's (harness/record/preload.c) */
+    "^strdup$",
+    "^strndup$",
 };
 
 int mallet_suppressions_add(mallet_suppressions_t *s, const char *pattern, const char *origin)

@@ -30,8 +30,9 @@ static inline mallet_tstate_t *enter(void)
  * whole (mallet_rec_event passes its rare path the fields one by one), so the compiler keeps each
  * field in a register and the zeros cost nothing; an event in memory cost the hook a stack frame
  * and a store per field, and, zeroed, a `rep stos`. */
-#define EVENT(opcode, fail)                                                                        \
-    mallet_event_t ev = {.op = (opcode), .failed = (uint8_t)(fail), .callsite = CALLSITE()}
+#define EVENT(opcode, fail) EVENT_AT(opcode, fail, CALLSITE())
+#define EVENT_AT(opcode, fail, site)                                                               \
+    mallet_event_t ev = {.op = (opcode), .failed = (uint8_t)(fail), .callsite = (site)}
 
 static inline void leave(mallet_tstate_t *t)
 {

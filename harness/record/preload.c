@@ -46,7 +46,8 @@ static size_t boot_size(const void *p)
 
 void mallet_resolve_real(void)
 {
-#define RESOLVE(field, name) mallet_real.field = (__typeof__(mallet_real.field))dlsym(RTLD_NEXT, name)
+#define RESOLVE(field, name)                                                                       \
+    mallet_real.field = (__typeof__(mallet_real.field))dlsym(RTLD_NEXT, name)
     RESOLVE(malloc, "malloc");
     RESOLVE(calloc, "calloc");
     RESOLVE(realloc, "realloc");
@@ -72,7 +73,8 @@ static inline int early(void *fn)
     return 1;
 }
 
-EXPORT void *malloc(size_t n)
+/* malloc, recorded as made at site. */
+__attribute__((always_inline)) static inline void *malloc_at(size_t n, uint64_t site)
 {
     mallet_tstate_t *t = enter();
     if (MALLET_UNLIKELY(!t)) {
@@ -80,12 +82,38 @@ EXPORT void *malloc(size_t n)
         return mallet_real.malloc(n);
     }
     void *p = mallet_real.malloc(n);
-    EVENT(MALLET_OP_MALLOC, !p);
+    EVENT_AT(MALLET_OP_MALLOC, !p, site);
     ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);
     ev.size = n;
     ev.ptr = (uintptr_t)p;
     mallet_rec_event(t, &ev);
     leave(t);
+    return p;
+}
+
+EXPORT void *malloc(size_t n)
+{
+    return malloc_at(n, CALLSITE());
+}
+
+/* strdup and strndup allocate inside the C library: their blocks' site was libc's strdup,
+ * whatever code duplicated the string (every strdup leak of a program read as libc's). They are
+ * done here as glibc does them, recorded as a malloc made by their caller; the C library's own
+ * calls of them (setlocale's) do not come here and stay libc's. */
+EXPORT char *strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc_at(n, CALLSITE());
+    return p ? memcpy(p, s, n) : NULL;
+}
+
+EXPORT char *strndup(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    char *p = malloc_at(n + 1, CALLSITE());
+    if (!p) return NULL;
+    memcpy(p, s, n);
+    p[n] = 0;
     return p;
 }
 
@@ -201,40 +229,40 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
     return r;
 }
 
-#define ALIGNED_HOOK(name, opcode)                                                               \
-    EXPORT void *name(size_t align, size_t n)                                                   \
-    {                                                                                           \
-        if (early((void *)mallet_real.name) && !mallet_real.name) return boot_alloc(n, align);  \
-        mallet_tstate_t *t = enter();                                                           \
-        if (!t) return mallet_real.name(align, n);                                              \
-        void *p = mallet_real.name(align, n);                                                   \
-        EVENT(opcode, !p);                                                                      \
-        ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);                                           \
-        ev.align = align;                                                                       \
-        ev.size = n;                                                                            \
-        ev.ptr = (uintptr_t)p;                                                                  \
-        mallet_rec_event(t, &ev);                                                               \
-        leave(t);                                                                               \
-        return p;                                                                               \
+#define ALIGNED_HOOK(name, opcode)                                                                 \
+    EXPORT void *name(size_t align, size_t n)                                                      \
+    {                                                                                              \
+        if (early((void *)mallet_real.name) && !mallet_real.name) return boot_alloc(n, align);     \
+        mallet_tstate_t *t = enter();                                                              \
+        if (!t) return mallet_real.name(align, n);                                                 \
+        void *p = mallet_real.name(align, n);                                                      \
+        EVENT(opcode, !p);                                                                         \
+        ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);                                              \
+        ev.align = align;                                                                          \
+        ev.size = n;                                                                               \
+        ev.ptr = (uintptr_t)p;                                                                     \
+        mallet_rec_event(t, &ev);                                                                  \
+        leave(t);                                                                                  \
+        return p;                                                                                  \
     }
 ALIGNED_HOOK(aligned_alloc, MALLET_OP_ALIGNED_ALLOC)
 ALIGNED_HOOK(memalign, MALLET_OP_MEMALIGN)
 
-#define PAGE_HOOK(name, opcode)                                                                  \
-    EXPORT void *name(size_t n)                                                                 \
-    {                                                                                           \
-        if (early((void *)mallet_real.name) && !mallet_real.name)                               \
-            return boot_alloc(n, mallet_page_size());                                           \
-        mallet_tstate_t *t = enter();                                                           \
-        if (!t) return mallet_real.name(n);                                                     \
-        void *p = mallet_real.name(n);                                                          \
-        EVENT(opcode, !p);                                                                      \
-        ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);                                           \
-        ev.size = n;                                                                            \
-        ev.ptr = (uintptr_t)p;                                                                  \
-        mallet_rec_event(t, &ev);                                                               \
-        leave(t);                                                                               \
-        return p;                                                                               \
+#define PAGE_HOOK(name, opcode)                                                                    \
+    EXPORT void *name(size_t n)                                                                    \
+    {                                                                                              \
+        if (early((void *)mallet_real.name) && !mallet_real.name)                                  \
+            return boot_alloc(n, mallet_page_size());                                              \
+        mallet_tstate_t *t = enter();                                                              \
+        if (!t) return mallet_real.name(n);                                                        \
+        void *p = mallet_real.name(n);                                                             \
+        EVENT(opcode, !p);                                                                         \
+        ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);                                              \
+        ev.size = n;                                                                               \
+        ev.ptr = (uintptr_t)p;                                                                     \
+        mallet_rec_event(t, &ev);                                                                  \
+        leave(t);                                                                                  \
+        return p;                                                                                  \
     }
 PAGE_HOOK(valloc, MALLET_OP_VALLOC)
 PAGE_HOOK(pvalloc, MALLET_OP_PVALLOC)

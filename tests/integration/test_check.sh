@@ -53,6 +53,11 @@ expect_eq "same leaks as without" 2 "$(grep -c '^leak:' df.txt)"
 "$MALLET" dump --no-time df.mtrace > df.dump
 expect_eq "frees in the trace" 3 "$(grep -c 'free(0x' df.dump)"
 
+# strdup and strndup allocate inside libc: their blocks are the caller's (the recorder does them)
+"$MALLET" record -q -o dup.mtrace -- "$PROGS/procs" dup; expect_eq "procs dup status" 0 $?
+"$MALLET" check dup.mtrace > dup.txt
+expect_eq "strdup, strndup: the caller's leaks" 2 "$(grep -c '^leak: 1 block, 5 bytes allocated at dup_leak (procs+' dup.txt)"
+
 # a leak from a library loaded after the start is named too (the memory map is written again)
 "$MALLET" record -q -o late.mtrace -- "$PROGS/leaky" --late "$PROGS/liblate_lib.so"
 expect_eq "late library: status" 0 $?

@@ -6,10 +6,12 @@
  * frees of unknown pointers;
  * `procs exec` forks a child that execs this program again with `leaf`; `procs leaf` allocates
  * and exits; `procs print` prints a line with stdio (its buffer, glibc's, is never freed);
+ * `procs dup` keeps a strdup and a strndup to the end (leaks made by dup_leak);
  * `procs closeall` allocates, closes every descriptor from 3 up (as daemons do), makes its own
  * descriptor 700 (the recorder's number), allocates again, and checks that 700 is still its own. Every process allocates a block of a size that names it (1001 parent, 2002 child,
  * 3003 leaf), so the traces can be told apart. Before its exec the child also holds a 4004-byte
  * block that only the exec releases. */
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +59,15 @@ static int inherit(void)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 }
 
+static char *kept[2];
+
+__attribute__((noinline)) static int dup_leak(void)
+{
+    kept[0] = strdup("kept");
+    kept[1] = strndup("kept too", 4);
+    return !kept[0] || !kept[1] || strcmp(kept[1], "kept");
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "leaf";
@@ -66,6 +77,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(mode, "inherit")) return inherit();
     if (!strcmp(mode, "print")) return printf("printed\n") < 0;
+    if (!strcmp(mode, "dup")) return dup_leak();
     if (!strcmp(mode, "closeall")) {
         touch(8008);
         for (int fd = 3; fd < 1024; fd++) close(fd);
