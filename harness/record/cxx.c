@@ -29,12 +29,13 @@
     X(_Znwm)                                                                                       \
     X(_Znam)                                                                                       \
     X(_ZnwmRKSt9nothrow_t)                                                                         \
-    X(_ZnamRKSt9nothrow_t) X(_ZnwmSt11align_val_t) X(_ZnamSt11align_val_t)                         \
-        X(_ZnwmSt11align_val_tRKSt9nothrow_t) X(_ZnamSt11align_val_tRKSt9nothrow_t) X(_ZdlPv)      \
-            X(_ZdaPv) X(_ZdlPvm) X(_ZdaPvm) X(_ZdlPvRKSt9nothrow_t) X(_ZdaPvRKSt9nothrow_t)        \
-                X(_ZdlPvSt11align_val_t) X(_ZdaPvSt11align_val_t) X(_ZdlPvmSt11align_val_t)        \
-                    X(_ZdaPvmSt11align_val_t) X(_ZdlPvSt11align_val_tRKSt9nothrow_t)               \
-                        X(_ZdaPvSt11align_val_tRKSt9nothrow_t) X(_ZSt17__throw_bad_allocv)
+    X(_ZnamRKSt9nothrow_t)                                                                         \
+    X(_ZnwmSt11align_val_t) X(_ZnamSt11align_val_t) X(_ZnwmSt11align_val_tRKSt9nothrow_t)          \
+        X(_ZnamSt11align_val_tRKSt9nothrow_t) X(_ZdlPv) X(_ZdaPv) X(_ZdlPvm) X(_ZdaPvm)            \
+            X(_ZdlPvRKSt9nothrow_t) X(_ZdaPvRKSt9nothrow_t) X(_ZdlPvSt11align_val_t)               \
+                X(_ZdaPvSt11align_val_t) X(_ZdlPvmSt11align_val_t) X(_ZdaPvmSt11align_val_t)       \
+                    X(_ZdlPvSt11align_val_tRKSt9nothrow_t) X(_ZdaPvSt11align_val_tRKSt9nothrow_t)  \
+                        X(_ZSt17__throw_bad_allocv)
 #define AS_INDEX(name) OP##name,
 #define AS_NAME(name) #name,
 enum { CXX_OPS(AS_INDEX) NOPS };
@@ -141,12 +142,7 @@ static void *new_nothrow(void *fn, size_t n, size_t al, const void *nt)
         }                                                                                          \
         void *p = (plain) && direct() ? mallet_real.malloc(n ? n : 1) : NULL;                      \
         if (!p) p = new_nothrow(next_fn(OP##nothrow_name), n, al, nt);                             \
-        EVENT((al) ? MALLET_OP_ALIGNED_ALLOC : MALLET_OP_MALLOC, !p);                              \
-        ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);                                              \
-        ev.size = n;                                                                               \
-        ev.align = al;                                                                             \
-        ev.ptr = (uintptr_t)p;                                                                     \
-        mallet_rec_event(t, &ev);                                                                  \
+        rec_alloc(t, (al) ? MALLET_OP_ALIGNED_ALLOC : MALLET_OP_MALLOC, p, n, al, CALLSITE());     \
         leave(t);                                                                                  \
         if (!p && (throws)) {                                                                      \
             /* another C++ runtime's exception: its own operator, called again out of the hook */  \

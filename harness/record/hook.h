@@ -34,6 +34,20 @@ static inline mallet_tstate_t *enter(void)
 #define EVENT_AT(opcode, fail, site)                                                               \
     mallet_event_t ev = {.op = (opcode), .failed = (uint8_t)(fail), .callsite = (site)}
 
+/* Records a block of n bytes (aligned to align, 0: the default) that an allocation at site
+ * returned (p; NULL: failed): the hooks that make one block share it, each passing its own
+ * CALLSITE(), which must be taken in the hook itself. */
+__attribute__((always_inline)) static inline void rec_alloc(mallet_tstate_t *t, uint8_t op, void *p,
+                                                            size_t n, size_t align, uint64_t site)
+{
+    EVENT_AT(op, !p, site);
+    ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);
+    ev.size = n;
+    ev.align = align;
+    ev.ptr = (uintptr_t)p;
+    mallet_rec_event(t, &ev);
+}
+
 static inline void leave(mallet_tstate_t *t)
 {
     t->in_hook = 0;

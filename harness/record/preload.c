@@ -82,11 +82,7 @@ __attribute__((always_inline)) static inline void *malloc_at(size_t n, uint64_t 
         return mallet_real.malloc(n);
     }
     void *p = mallet_real.malloc(n);
-    EVENT_AT(MALLET_OP_MALLOC, !p, site);
-    ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);
-    ev.size = n;
-    ev.ptr = (uintptr_t)p;
-    mallet_rec_event(t, &ev);
+    rec_alloc(t, MALLET_OP_MALLOC, p, n, 0, site);
     leave(t);
     return p;
 }
@@ -236,12 +232,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
         mallet_tstate_t *t = enter();                                                              \
         if (!t) return mallet_real.name(align, n);                                                 \
         void *p = mallet_real.name(align, n);                                                      \
-        EVENT(opcode, !p);                                                                         \
-        ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);                                              \
-        ev.align = align;                                                                          \
-        ev.size = n;                                                                               \
-        ev.ptr = (uintptr_t)p;                                                                     \
-        mallet_rec_event(t, &ev);                                                                  \
+        rec_alloc(t, opcode, p, n, align, CALLSITE());                                             \
         leave(t);                                                                                  \
         return p;                                                                                  \
     }
@@ -256,11 +247,7 @@ ALIGNED_HOOK(memalign, MALLET_OP_MEMALIGN)
         mallet_tstate_t *t = enter();                                                              \
         if (!t) return mallet_real.name(n);                                                        \
         void *p = mallet_real.name(n);                                                             \
-        EVENT(opcode, !p);                                                                         \
-        ev.cycles = mallet_stamp(t, (uintptr_t)p, 0);                                              \
-        ev.size = n;                                                                               \
-        ev.ptr = (uintptr_t)p;                                                                     \
-        mallet_rec_event(t, &ev);                                                                  \
+        rec_alloc(t, opcode, p, n, 0, CALLSITE());                                                 \
         leave(t);                                                                                  \
         return p;                                                                                  \
     }
