@@ -242,10 +242,15 @@ static char *clean_text(const char *s)
     return out;
 }
 
-static int cmp_u64(const void *a, const void *b)
+typedef struct kid {
+    uint64_t parent, fork_ns;
+} kid_t;
+
+static int cmp_kid(const void *a, const void *b)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+    const kid_t *x = a, *y = b;
+    if (x->parent != y->parent) return x->parent < y->parent ? -1 : 1;
+    return x->fork_ns < y->fork_ns ? -1 : x->fork_ns > y->fork_ns;
 }
 
 /* State shared by both passes. */
@@ -256,11 +261,11 @@ typedef struct pass {
     long *parent;        /* per file: the file of the traced process that forked it, or -1 */
     uint64_t *fork_ns;   /* per file: when it was forked (its recorder's start), 0 if unknown */
     uint8_t *keep_freed; /* per file: keep freed entries (check: all; stats: parents only) */
-    /* Per parent, its children's fork times (ns since origin, sorted): kid_forks[kid_start[f]
-     * .. kid_start[f + 1]). And the blocks of parents whose address was reused: the last life
+    /* The forks, by parent then time (absolute ns): file f's are kids[kid_start[f] ..
+     * kid_start[f + 1]). And the blocks of parents whose address was reused: the last life
      * before, kept when a child was forked during it (its copy of the block is the child's to
      * free, however the parent reused the address since). Keyed (parent, ptr), as blocks are. */
-    uint64_t *kid_forks;
+    kid_t *kids;
     size_t *kid_start;
     table_t past;
     uint64_t origin; /* resolved at the first event */
@@ -287,17 +292,15 @@ static void find_parents(pass_t *p)
         }
         if (p->parent[i] >= 0) p->keep_freed[p->parent[i]] = 1;
     }
+    size_t n = 0;
     for (unsigned i = 0; i < p->nfiles; i++)
-        if (p->parent[i] >= 0) p->kid_start[p->parent[i] + 1]++;
-    for (unsigned f = 0; f < p->nfiles; f++)
-        p->kid_start[f + 1] += p->kid_start[f];
-    size_t *fill = p->kid_start + p->nfiles + 1; /* scratch: the next free place per parent */
-    memcpy(fill, p->kid_start, p->nfiles * sizeof *fill);
-    for (unsigned i = 0; i < p->nfiles; i++)
-        if (p->parent[i] >= 0) p->kid_forks[fill[p->parent[i]]++] = p->fork_ns[i];
-    for (unsigned f = 0; f < p->nfiles; f++)
-        qsort(p->kid_forks + p->kid_start[f], p->kid_start[f + 1] - p->kid_start[f],
-              sizeof *p->kid_forks, cmp_u64);
+        if (p->parent[i] >= 0) p->kids[n++] = (kid_t){(uint64_t)p->parent[i], p->fork_ns[i]};
+    qsort(p->kids, n, sizeof *p->kids, cmp_kid);
+    for (unsigned f = 0, k = 0; f <= p->nfiles; f++) {
+        while (k < n && p->kids[k].parent < f)
+            k++;
+        p->kid_start[f] = k;
+    }
 }
 
 /* True if a child of file was forked while a block lived from born to died (absolute ns). */
@@ -306,12 +309,12 @@ static int fork_within(const pass_t *p, unsigned file, uint64_t born, uint64_t d
     size_t lo = p->kid_start[file], hi = p->kid_start[file + 1];
     while (lo < hi) { /* the first fork at or after born */
         size_t mid = lo + (hi - lo) / 2;
-        if (p->kid_forks[mid] < born)
+        if (p->kids[mid].fork_ns < born)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < p->kid_start[file + 1] && p->kid_forks[lo] <= died;
+    return lo < p->kid_start[file + 1] && p->kids[lo].fork_ns <= died;
 }
 
 /* A freed entry of file is about to live again at its address: if a child was forked during
@@ -369,7 +372,7 @@ static void pass_close(pass_t *p)
 {
     table_destroy(&p->blocks);
     table_destroy(&p->past);
-    free(p->kid_forks);
+    free(p->kids);
     free(p->kid_start);
     free(p->parent);
     free(p->fork_ns);
@@ -387,9 +390,9 @@ static int pass_open(pass_t *p, mallet_reader_t *r, int keep_all_freed, char *er
     p->parent = malloc(n * sizeof *p->parent);
     p->fork_ns = malloc(n * sizeof *p->fork_ns);
     p->keep_freed = malloc(n);
-    p->kid_forks = malloc(n * sizeof *p->kid_forks);
-    p->kid_start = calloc(2 * n + 1, sizeof *p->kid_start);
-    if (!p->parent || !p->fork_ns || !p->keep_freed || !p->kid_forks || !p->kid_start ||
+    p->kids = malloc(n * sizeof *p->kids);
+    p->kid_start = malloc((n + 1) * sizeof *p->kid_start);
+    if (!p->parent || !p->fork_ns || !p->keep_freed || !p->kids || !p->kid_start ||
         table_init(&p->blocks, 12) || table_init(&p->past, 4)) {
         pass_close(p);
         return mallet_errorf(err, errlen, "out of memory");

@@ -171,9 +171,10 @@ static int gen_suppressions(const mallet_check_t *c, mallet_symbols_t *syms,
                             mallet_suppressions_t *sup)
 {
     printf("# mallet check --gen-suppressions: the leaks found, as leak:PATTERN lines\n");
-    mallet_suppressions_t seen = {0};
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < c->nleaks; i++) {
+    const char **seen = calloc(c->nleaks ? c->nleaks : 1, sizeof *seen); /* names printed */
+    size_t nseen = 0;
+    if (!seen) return -1;
+    for (size_t i = 0; i < c->nleaks; i++) {
         const mallet_leak_t *l = &c->leaks[i];
         mallet_sym_t sym;
         if (suppressed(sup, syms, l)) continue;
@@ -184,15 +185,15 @@ static int gen_suppressions(const mallet_check_t *c, mallet_symbols_t *syms,
                    plural(l->blocks, "block", "blocks"), where);
             continue;
         }
-        char pattern[4096];
-        snprintf(pattern, sizeof pattern, "^%s$", sym.func);
-        const char *subject[] = {sym.func};
-        if (mallet_suppressions_match(&seen, subject, 1, 0, 0)) continue; /* printed already */
-        if (mallet_suppressions_add(&seen, pattern, "")) rc = -1;
-        printf("leak:%s\n", pattern);
+        size_t k = 0;
+        while (k < nseen && strcmp(seen[k], sym.func))
+            k++;
+        if (k < nseen) continue;  /* another site of the same function */
+        seen[nseen++] = sym.func; /* the resolver's string, alive as long as syms */
+        printf("leak:^%s$\n", sym.func);
     }
-    mallet_suppressions_free(&seen);
-    return rc;
+    free(seen);
+    return 0;
 }
 
 /* The suppressions the options ask for; 0, or -1 after saying why. */

@@ -288,31 +288,18 @@ int mallet_output_is_open(void)
     return atomic_load(&out_state) == OUT_OPEN;
 }
 
-static int count_dso_changes(struct dl_phdr_info *info, size_t size, void *out)
+static int count_dsos(struct dl_phdr_info *info, size_t size, void *out)
 {
     if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
-        *(uint64_t *)out = (uint64_t)info->dlpi_adds + (uint64_t)info->dlpi_subs;
+        *(mallet_dso_counts_t *)out =
+            (mallet_dso_counts_t){(uint64_t)info->dlpi_adds, (uint64_t)info->dlpi_subs};
     return 1; /* the counters are the same in every entry */
 }
 
-uint64_t mallet_output_dso_changes(void)
+mallet_dso_counts_t mallet_output_dso_counts(void)
 {
-    uint64_t n = 0;
-    dl_iterate_phdr(count_dso_changes, &n);
-    return n;
-}
-
-static int count_dso_adds(struct dl_phdr_info *info, size_t size, void *out)
-{
-    if (size >= offsetof(struct dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds)
-        *(uint64_t *)out = (uint64_t)info->dlpi_adds;
-    return 1;
-}
-
-uint64_t mallet_output_dso_adds(void)
-{
-    uint64_t n = 0;
-    dl_iterate_phdr(count_dso_adds, &n);
+    mallet_dso_counts_t n = {0, 0};
+    dl_iterate_phdr(count_dsos, &n);
     return n;
 }
 
@@ -321,10 +308,10 @@ static _Atomic uint64_t unload_adds;
 
 void mallet_output_maps_before_unload(void)
 {
-    uint64_t adds = mallet_output_dso_adds(), seen = atomic_load(&unload_adds);
-    if (!seen) seen = mallet_proc.dso_adds; /* those of the start are in the first MAPS */
-    if (adds == seen) return;               /* nothing loaded since: the last MAPS has it */
-    atomic_store(&unload_adds, adds);       /* two threads at once: one MAPS more, no harm */
+    uint64_t adds = mallet_output_dso_counts().adds, seen = atomic_load(&unload_adds);
+    if (!seen) seen = mallet_proc.dsos.adds; /* those of the start are in the first MAPS */
+    if (adds == seen) return;                /* nothing loaded since: the last MAPS has it */
+    atomic_store(&unload_adds, adds);        /* two threads at once: one MAPS more, no harm */
     mallet_output_maps(NULL, 1);
 }
 

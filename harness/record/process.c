@@ -178,8 +178,7 @@ void mallet_init(void)
          * grace period, milliseconds */
         mallet_proc.membarrier_ok = mallet_membarrier_register() == 0;
         start_clock(1);
-        mallet_proc.dso_changes = mallet_output_dso_changes();
-        mallet_proc.dso_adds = mallet_output_dso_adds();
+        mallet_proc.dsos = mallet_output_dso_counts();
         have_key = pthread_key_create(&thread_key, on_thread_exit) == 0;
         mallet_proc.thread_exits = have_key;
         pthread_atfork(before_fork, NULL, after_fork_child);
@@ -209,8 +208,8 @@ void mallet_finish(int reason)
     if (mallet_output_is_open()) {
         /* Libraries loaded since the start; a program that loaded none (most) is spared a
          * second read of /proc/self/maps (~10% of a short process's recording cost). */
-        uint64_t changes = mallet_output_dso_changes();
-        mallet_output_maps(NULL, !changes || changes != mallet_proc.dso_changes);
+        mallet_dso_counts_t now = mallet_output_dso_counts(), then = mallet_proc.dsos;
+        mallet_output_maps(NULL, !now.adds || now.adds != then.adds || now.subs != then.subs);
         uint8_t why = (uint8_t)reason;
         mallet_chunk_header_t h = {.type = MALLET_CHUNK_END};
         int r = mallet_zslot_write(NULL, &h, &why, 1);

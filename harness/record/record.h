@@ -99,6 +99,9 @@ MALLET_HIDDEN void mallet_tbuf_mark(mallet_tstate_t *t, uint64_t cycles);
 MALLET_HIDDEN void mallet_thread_register(mallet_tstate_t *t);
 
 /* ---- the process (process.c) ------------------------------------------------------------- */
+typedef struct mallet_dso_counts {
+    uint64_t adds, subs;
+} mallet_dso_counts_t;
 typedef struct mallet_proc {
     mallet_opts_t opts;
     pid_t pid, ppid;
@@ -120,8 +123,7 @@ typedef struct mallet_proc {
     _Atomic uint64_t single_last; /* the last reading of the process's one thread (stamp.c) */
     int membarrier_ok;            /* mallet_membarrier() works: threads may carry times */
     int thread_exits;             /* a thread's end is seen (its key destructor): META says so */
-    uint64_t dso_changes;         /* shared objects loaded + unloaded at start (0: unknown) */
-    uint64_t dso_adds;            /* shared objects loaded at start */
+    mallet_dso_counts_t dsos;     /* shared objects loaded and unloaded at start */
 } mallet_proc_t;
 extern mallet_proc_t mallet_proc;
 
@@ -145,10 +147,9 @@ MALLET_HIDDEN void mallet_output_after_fork_child(void);
  * below zpool.c's 8 KiB threshold, takes ~1 KB) and libraries loaded since the start are in
  * it; again: even if the file has one already (libraries were loaded or unloaded since). */
 MALLET_HIDDEN void mallet_output_maps(mallet_zslot_t *z, int again);
-/* Shared objects loaded and unloaded so far (dl_iterate_phdr's counters), 0 if unknown. Takes
- * the loader's lock: not for signal handlers. */
-MALLET_HIDDEN uint64_t mallet_output_dso_changes(void);
-MALLET_HIDDEN uint64_t mallet_output_dso_adds(void);
+/* Shared objects loaded and unloaded so far (dl_iterate_phdr's counters), both 0 if unknown.
+ * Takes the loader's lock: not for signal handlers. */
+MALLET_HIDDEN mallet_dso_counts_t mallet_output_dso_counts(void);
 /* Before a dlclose: a MAPS chunk with the library still mapped, if objects were loaded since the
  * last one that has them, so that its callsites stay named (readers keep every MAPS). Takes the
  * loader's lock. */
