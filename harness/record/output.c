@@ -76,42 +76,95 @@ void mallet_output_failed(int err)
     say(line);
 }
 
-/* Picks the file name: DIR/COMM.PID.mtrace in directory mode; FILE for the root process and
- * FILE.PID for the others in file mode (the root: the child of MALLET_ROOT_PPID). O_EXCL never
- * clobbers an earlier image's file (an exec keeps the pid), so a taken name gets a .N suffix. */
-static int create_file(void)
+/* Where the file goes and how it is named (name_for). */
+typedef struct placement {
+    const char *out;
+    size_t olen;
+    int dir_mode;
+    char comm[64];
+    char dir[4096]; /* the directory the file goes in */
+} placement_t;
+
+static void place(placement_t *pl)
 {
     const mallet_opts_t *o = &mallet_proc.opts;
     const char *out = o->output[0] ? o->output : ".";
     size_t olen = strlen(out);
     struct stat sb;
-    int dir_mode = out[olen - 1] == '/' || (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode));
-    if (dir_mode && out[olen - 1] == '/') (void)mkdir(out, 0700);
-    char comm[64] = "prog";
-    ssize_t cn = dir_mode ? mallet_read_small_file("/proc/self/comm", comm, sizeof comm) : 0;
+    pl->out = out;
+    pl->olen = olen;
+    pl->dir_mode = out[olen - 1] == '/' || (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode));
+    if (pl->dir_mode && out[olen - 1] == '/') (void)mkdir(out, 0700);
+    strcpy(pl->comm, "prog");
+    ssize_t cn =
+        pl->dir_mode ? mallet_read_small_file("/proc/self/comm", pl->comm, sizeof pl->comm) : 0;
     for (ssize_t i = 0; i < cn; i++)
-        if (comm[i] == '\n' || comm[i] == '/' || comm[i] == ' ')
-            comm[i] = comm[i] == '\n' ? 0 : '_';
-    if (!comm[0]) strcpy(comm, "prog");
+        if (pl->comm[i] == '\n' || pl->comm[i] == '/' || pl->comm[i] == ' ')
+            pl->comm[i] = pl->comm[i] == '\n' ? 0 : '_';
+    if (!pl->comm[0]) strcpy(pl->comm, "prog");
+    size_t d = 0;
+    if (pl->dir_mode) {
+        d = put_str(pl->dir, 0, sizeof pl->dir, out);
+    } else {
+        const char *slash = strrchr(out, '/');
+        if (!slash)
+            d = put_str(pl->dir, 0, sizeof pl->dir, ".");
+        else if (slash == out)
+            d = put_str(pl->dir, 0, sizeof pl->dir, "/");
+        else
+            for (d = 0; out + d < slash && d + 1 < sizeof pl->dir; d++)
+                pl->dir[d] = out[d];
+        pl->dir[d] = 0;
+    }
+    if (d + 1 >= sizeof pl->dir) pl->dir[0] = 0; /* too long: no unnamed file (create_file) */
+}
+
+/* Candidate name n into out_path: DIR/COMM.PID.mtrace in directory mode; FILE for the root
+ * process and FILE.PID for the others in file mode (the root: the child of MALLET_ROOT_PPID).
+ * Names are never clobbered (an exec keeps the pid), so a taken name gets a .N suffix. */
+static int name_for(const placement_t *pl, int n)
+{
+    const mallet_opts_t *o = &mallet_proc.opts;
     uint64_t pid = (uint64_t)mallet_proc.pid;
+    size_t p = 0, cap = sizeof out_path;
+    if (pl->dir_mode) {
+        p = put_str(out_path, p, cap, pl->out);
+        if (pl->out[pl->olen - 1] != '/') p = put_str(out_path, p, cap, "/");
+        p = put_str(out_path, p, cap, pl->comm);
+        p = put_str(out_path, p, cap, ".");
+        p = put_num(out_path, p, cap, pid);
+        if (n) p = put_num(out_path, put_str(out_path, p, cap, "."), cap, (uint64_t)n);
+        p = put_str(out_path, p, cap, ".mtrace");
+    } else {
+        int root = o->root_ppid == 0 || o->root_ppid == (long)mallet_proc.ppid;
+        p = put_str(out_path, p, cap, pl->out);
+        if (!(root && n == 0)) p = put_num(out_path, put_str(out_path, p, cap, "."), cap, pid);
+        if (n > (root ? 1 : 0))
+            p = put_num(out_path, put_str(out_path, p, cap, "."), cap, (uint64_t)n);
+    }
+    return p + 1 >= cap ? -ENAMETOOLONG : 0;
+}
+
+/* Gives the unnamed file fd (O_TMPFILE) the first free name; -errno if none. */
+static int link_file(const placement_t *pl, int fd)
+{
+    char self[64];
+    put_num(self, put_str(self, 0, sizeof self, "/proc/self/fd/"), sizeof self, (uint64_t)fd);
     for (int n = 0; n < 1000; n++) {
-        size_t p = 0, cap = sizeof out_path;
-        if (dir_mode) {
-            p = put_str(out_path, p, cap, out);
-            if (out[olen - 1] != '/') p = put_str(out_path, p, cap, "/");
-            p = put_str(out_path, p, cap, comm);
-            p = put_str(out_path, p, cap, ".");
-            p = put_num(out_path, p, cap, pid);
-            if (n) p = put_num(out_path, put_str(out_path, p, cap, "."), cap, (uint64_t)n);
-            p = put_str(out_path, p, cap, ".mtrace");
-        } else {
-            int root = o->root_ppid == 0 || o->root_ppid == (long)mallet_proc.ppid;
-            p = put_str(out_path, p, cap, out);
-            if (!(root && n == 0)) p = put_num(out_path, put_str(out_path, p, cap, "."), cap, pid);
-            if (n > (root ? 1 : 0))
-                p = put_num(out_path, put_str(out_path, p, cap, "."), cap, (uint64_t)n);
-        }
-        if (p + 1 >= cap) return -ENAMETOOLONG;
+        int r = name_for(pl, n);
+        if (r) return r;
+        if (linkat(AT_FDCWD, self, AT_FDCWD, out_path, AT_SYMLINK_FOLLOW) == 0) return 0;
+        if (errno != EEXIST) return -errno;
+    }
+    return -EEXIST;
+}
+
+/* Creates a named file (the first free name) the old way, where no unnamed one can be had. */
+static int create_file(const placement_t *pl)
+{
+    for (int n = 0; n < 1000; n++) {
+        int r = name_for(pl, n);
+        if (r) return r;
         int fd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
         if (fd >= 0) return fd;
         if (errno != EEXIST) return -errno;
@@ -181,16 +234,42 @@ static int high_fd(int fd)
     return high;
 }
 
-static int open_output(void)
+/* Writes the file header and META. */
+static int write_head(int fd)
 {
-    int fd = create_file();
-    if (fd < 0) return fd;
-    fd = high_fd(fd);
-    struct stat sb;
     uint8_t fh[MALLET_FILE_HEADER_SIZE];
     mallet_file_header_pack(fh);
     int r = mallet_write_all(fd, fh, sizeof fh);
-    if (!r) r = write_meta(fd);
+    return r ? r : write_meta(fd);
+}
+
+/* The file is made unnamed (O_TMPFILE) and named once its header and META are in it, so that
+ * no process killed meanwhile (SIGKILL) leaves an empty or headless file, which would make
+ * `mallet stats` of the folder fail as a whole. Where the file system has no unnamed files, or
+ * /proc is missing, it is made the old way. */
+static int open_output(void)
+{
+    placement_t pl;
+    place(&pl);
+    int fd = pl.dir[0] ? open(pl.dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600) : -1;
+    int r = -1;
+    if (fd >= 0) {
+        fd = high_fd(fd);
+        r = write_head(fd);
+        if (!r) r = link_file(&pl, fd);
+        if (r == -ENOENT || r == -EXDEV || r == -EPERM) { /* no /proc, or linking refused */
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0) {
+        fd = create_file(&pl);
+        if (fd < 0) return fd;
+        fd = high_fd(fd);
+        r = write_head(fd);
+    }
+    struct stat sb;
+    if (!r && fcntl(fd, F_SETFL, O_APPEND)) r = -errno;
     if (!r && fstat(fd, &sb)) r = -errno;
     if (r) {
         close(fd);
@@ -202,12 +281,26 @@ static int open_output(void)
     return 0;
 }
 
+/* Every signal a process can receive asynchronously: all but the faults (a fault in the
+ * recorder's own code must still kill it at once), SIGKILL and SIGSTOP (which cannot be blocked),
+ * and the C library's two internal signals (32, 33: cancellation and setuid across threads,
+ * which glibc never blocks either). */
+static unsigned long long async_signals(void)
+{
+    unsigned long long all = ~0ull;
+    const int keep[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGKILL, SIGSTOP, 32, 33};
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        all &= ~(1ull << (keep[i] - 1));
+    return all;
+}
+
 /* Raw rt_sigprocmask/rt_sigpending/rt_sigtimedwait: glibc's wrappers are fine too, but these
  * leave no doubt that nothing here can allocate or take a lock. */
 mallet_sigmask_t mallet_output_guard_begin(void)
 {
     mallet_sigmask_t saved = {{0, 0}, 0};
-    unsigned long long set[2] = {1ull << (SIGXFSZ - 1), 0}, pend[2] = {0, 0};
+    if (mallet_tls.guarded++) return saved; /* already blocked (a write while a buffer's locked) */
+    unsigned long long set[2] = {async_signals(), 0}, pend[2] = {0, 0};
     syscall(SYS_rt_sigprocmask, SIG_BLOCK, set, saved.bits, 8);
     syscall(SYS_rt_sigpending, pend, 8);
     saved.was_pending = (pend[0] >> (SIGXFSZ - 1)) & 1;
@@ -216,14 +309,16 @@ mallet_sigmask_t mallet_output_guard_begin(void)
 
 void mallet_output_guard_end(mallet_sigmask_t saved)
 {
-    unsigned long long set[2] = {1ull << (SIGXFSZ - 1), 0}, pend[2] = {0, 0};
+    if (--mallet_tls.guarded) return;
+    unsigned long long xfsz[2] = {1ull << (SIGXFSZ - 1), 0}, pend[2] = {0, 0};
     if (!saved.was_pending && !((saved.bits[0] >> (SIGXFSZ - 1)) & 1)) {
         syscall(SYS_rt_sigpending, pend, 8);
         if ((pend[0] >> (SIGXFSZ - 1)) & 1) {
             struct timespec zero = {0, 0};
-            syscall(SYS_rt_sigtimedwait, set, NULL, &zero, 8);
+            syscall(SYS_rt_sigtimedwait, xfsz, NULL, &zero, 8);
         }
     }
+    /* a signal that came meanwhile is delivered here, its handler finding no write half-done */
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, saved.bits, NULL, 8);
 }
 

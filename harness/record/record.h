@@ -60,6 +60,7 @@ typedef struct mallet_tbuf {
 typedef struct mallet_tstate {
     int in_hook; /* recursion guard: nested allocator calls are not recorded */
     int exited;  /* the thread's key destructor ran: events are written one by one */
+    int guarded; /* depth of mallet_output_guard_begin: only the outermost blocks signals */
     mallet_tbuf_t *buf;
     uint32_t serial;    /* kept when the buffer is released, for events after thread exit */
     uint32_t unstamped; /* events left that may reuse last_cycles (see mallet_stamp) */
@@ -155,9 +156,13 @@ MALLET_HIDDEN mallet_dso_counts_t mallet_output_dso_counts(void);
  * loader's lock. */
 MALLET_HIDDEN void mallet_output_maps_before_unload(void);
 MALLET_HIDDEN int mallet_output_is_open(void);
-/* Around every write of the trace: a file-size limit (RLIMIT_FSIZE) must make our write fail
- * with EFBIG, never raise a SIGXFSZ that would kill the program. begin blocks SIGXFSZ; end
- * discards a SIGXFSZ our write raised (not one that was pending already) and restores the mask. */
+/* Around every write of the trace, the file's creation, and a buffer's lock: begin blocks every
+ * asynchronous signal, end restores the mask. A handler that runs in between (the program's
+ * that calls exit(), common though not async-signal-safe, or ours for a fatal signal, which
+ * flushes) would find the file half-made or the buffer locked by the very thread it
+ * interrupted: it waited forever, or the process died with an empty file. And a file-size limit
+ * (RLIMIT_FSIZE) must make our write fail with EFBIG, never raise a SIGXFSZ that would kill the
+ * program: end discards a SIGXFSZ our write raised (not one that was pending already). */
 typedef struct mallet_sigmask {
     unsigned long long bits[2]; /* the kernel's sigset: 128 signals */
     int was_pending;

@@ -83,13 +83,26 @@ mallet_tbuf_t *mallet_tbuf_attach(mallet_tstate_t *t)
 static void tbuf_write(mallet_tbuf_t *b, int emergency, uint64_t ended)
 {
     int saved_errno = errno;
+    /* No signal handler runs on this thread while it holds the lock (mallet_output_guard_begin
+     * says why), so only another thread can be holding it. */
+    mallet_sigmask_t guard = mallet_output_guard_begin();
     if (emergency) {
-        /* Bounded wait: the holder may be this very thread, interrupted by the signal. */
-        int tries = 1000;
-        while (atomic_exchange_explicit(&b->lock, 1, memory_order_acquire))
-            if (--tries == 0) return;
+        /* Bounded wait all the same: a dying process does not wait on a holder stuck in a
+         * write to a hung disk, nor on one that faulted inside the recorder. */
+        uint64_t give_up = 0;
+        while (atomic_exchange_explicit(&b->lock, 1, memory_order_acquire)) {
+            uint64_t now = mallet_now_ns();
+            if (!give_up) give_up = now + 100 * 1000000ull;
+            if (now > give_up) {
+                mallet_output_guard_end(guard);
+                errno = saved_errno;
+                return;
+            }
+            cpu_relax();
+        }
     } else {
-        while (atomic_exchange_explicit(&b->lock, 1, memory_order_acquire)) cpu_relax();
+        while (atomic_exchange_explicit(&b->lock, 1, memory_order_acquire))
+            cpu_relax();
     }
     uint64_t pos = atomic_load_explicit(&b->pos, memory_order_acquire);
     uint32_t len = (uint32_t)pos, count = (uint32_t)(pos >> 32);
@@ -129,6 +142,7 @@ static void tbuf_write(mallet_tbuf_t *b, int emergency, uint64_t ended)
         tbuf_arm(b, last);
     }
     atomic_store_explicit(&b->lock, 0, memory_order_release);
+    mallet_output_guard_end(guard);
     errno = saved_errno;
 }
 

@@ -1,16 +1,84 @@
 /* Test program: allocates N blocks (argv[2]) then ends the way argv[1] says: exit, _exit,
  * abort, segv, kill (SIGKILL to itself), term (SIGTERM to itself), or hang (waits to be killed).
- * Prints "ready" to stdout (after the allocations) so a test can kill it at the right moment. */
+ * Prints "ready" to stdout (after the allocations) so a test can kill it at the right moment.
+ *
+ * race-term / race-kill: forks N children that each make 200 malloc-free pairs and _exit, and
+ * sends each SIGTERM / SIGKILL after a delay that sweeps 0-400 us: the signal lands anywhere in
+ * a child's life, the recorder's file creation and final write included. Prints a line "PID
+ * MALLOCS" per child, MALLOCS the mallocs that had returned to it when it died.
+ *
+ * alarm-exit: allocates until a timer's signal, argv[2] us away, runs a handler that calls
+ * exit(7), as many programs do (though exit is not async-signal-safe). */
+#define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+static long now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000L + t.tv_nsec / 1000;
+}
+
+static void *volatile sink; /* keeps the compiler from eliding a malloc-free pair */
+
+static int race(long n, int sig)
+{
+    volatile long *done =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (done == MAP_FAILED) return 1;
+    for (long i = 0; i < n; i++) {
+        *done = 0;
+        pid_t p = fork();
+        if (p < 0) return 1;
+        if (p == 0) {
+            for (int k = 0; k < 200; k++) {
+                sink = malloc(16 + (size_t)k);
+                ++*done;
+                free(sink);
+            }
+            _exit(0);
+        }
+        for (long t0 = now_us(), d = i * 397 % 400; now_us() - t0 < d;)
+            ;
+        kill(p, sig);
+        if (waitpid(p, NULL, 0) != p) return 1;
+        printf("%d %ld\n", (int)p, *done);
+    }
+    return 0;
+}
+
+static void exit_7(int sig)
+{
+    (void)sig;
+    exit(7);
+}
+
+static _Noreturn void alarm_exit(long us)
+{
+    signal(SIGALRM, exit_7);
+    struct itimerval it = {{0, 0}, {us / 1000000, us % 1000000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    for (;;) {
+        sink = malloc(100);
+        free(sink);
+    }
+}
 
 int main(int argc, char **argv)
 {
     if (argc < 3) return 2;
     long n = atol(argv[2]);
+    if (!strcmp(argv[1], "alarm-exit")) alarm_exit(n);
+    if (!strcmp(argv[1], "race-term")) return race(n, SIGTERM);
+    if (!strcmp(argv[1], "race-kill")) return race(n, SIGKILL);
     for (long i = 0; i < n; i++) {
         void *p = malloc(24 + (size_t)(i % 100));
         if (i % 2) free(p);
@@ -27,7 +95,8 @@ int main(int argc, char **argv)
     if (!strcmp(how, "kill")) raise(SIGKILL);
     if (!strcmp(how, "term")) raise(SIGTERM);
     if (!strcmp(how, "hang")) {
-        for (;;) pause();
+        for (;;)
+            pause();
     }
     exit(5);
 }
