@@ -43,6 +43,12 @@ static const char *const builtin[] = {
     "^getgrgid$",
     "^getgrnam$",
     "^__add_to_environ$",
+    /* The dynamic loader's own blocks (any function of ld-linux*.so): the bookkeeping of the
+     * libraries dlopen loaded and threads' TLS (allocate_dtv, kept with the thread's stack in
+     * glibc's cache after a join); and dlerror's message, kept for the next call. Reachable
+     * from the loader's and libc's statics, as LeakSanitizer treats them. */
+    "ld-linux",
+    "^_dlerror_run$",
     /* the C library's own strdup and strndup calls (setlocale's locale names): a program's come
      * to the recorder's, which records them as the caller's (harness/record/preload.c) */
     "^strdup$",

@@ -42,6 +42,12 @@ expect_match "stdio buffer: listed apart" \
     '^suppressed: 1 block, [0-9]+ bytes by leak:\^_IO_file_doallocate\$ \(built-in\)$' "$(cat io.txt)"
 "$MALLET" check --no-builtin-suppressions io.mtrace > io2.txt; expect_eq "no built-ins: status" 1 $?
 expect_match "no built-ins: the buffer is a leak" '^leak: 1 block, [0-9]+ bytes allocated at _IO_file_doallocate ' "$(cat io2.txt)"
+# the dynamic loader's: a joined thread's TLS stays with its cached stack
+"$MALLET" record -q -o th.mtrace -- "$PROGS/handover" > /dev/null; expect_eq "handover status" 0 $?
+"$MALLET" check th.mtrace > th.txt; expect_eq "thread TLS: suppressed by default" 0 $?
+expect_match "thread TLS: by the loader's pattern" '^suppressed: .* by leak:ld-linux \(built-in\)$' "$(cat th.txt)"
+"$MALLET" check --no-builtin-suppressions th.mtrace > th2.txt; expect_eq "no built-ins: a leak" 1 $?
+expect_match "no built-ins: in the loader" '^leak: .*ld-linux' "$(cat th2.txt)"
 
 (ulimit -c 0; "$MALLET" record -q -o df.mtrace -- "$PROGS/leaky" --double-free 2> df.err)
 expect_eq "double free aborts" 134 $?
