@@ -65,6 +65,20 @@ PY
     expect_match "race-$sig: every trace readable and whole" '^[0-9]+ files; 0 bad' "$out"
 done
 
+# Without /proc an unnamed file cannot be linked (its path is /proc/self/fd/N): the file is made
+# by name, as on a file system without O_TMPFILE. Needs a mount namespace (root, as in CI).
+mkdir noproc
+if unshare --mount --propagation private true 2> /dev/null; then
+    MALLET_OUTPUT="$WORK/noproc/" unshare --mount --propagation private sh -c \
+        'umount -l /proc && LD_PRELOAD="$1" exec "$0" exit 100' "$PROGS/ender" "$MALLET_RECORD_LIB" \
+        > /dev/null
+    expect_eq "no /proc: status" 5 $?
+    "$MALLET" stats --json noproc/*.mtrace > noproc.json; expect_eq "no /proc: readable" 0 $?
+    expect_eq "no /proc: ended cleanly" True "$(json noproc.json per_process.0.ended_cleanly)"
+else
+    echo "skipped: no mount namespace (unshare)"
+fi
+
 # A program's signal handler that calls exit() while the recorder writes a buffer (small buffers:
 # it often does): the program exits as it would alone. Before the fix, 6 of these 20 runs hung,
 # the exit's flush waiting on the buffer the handler had interrupted.
