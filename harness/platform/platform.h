@@ -71,6 +71,9 @@ int mallet_membarrier(void);
 uint64_t mallet_now_ns(void);      /* CLOCK_MONOTONIC in ns */
 uint64_t mallet_realtime_ns(void); /* CLOCK_REALTIME in ns (wall clock, for the file header) */
 pid_t mallet_gettid(void);
+/* True while the calling thread runs on its alternate signal stack (sigaltstack(2)), which may
+ * be small. */
+int mallet_on_signal_stack(void);
 
 /* write(2) until done; retries EINTR. Returns 0 or -errno. */
 int mallet_write_all(int fd, const void *buf, size_t len);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <linux/membarrier.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,12 @@ int mallet_membarrier(void)
 pid_t mallet_gettid(void)
 {
     return (pid_t)syscall(SYS_gettid);
+}
+
+int mallet_on_signal_stack(void)
+{
+    stack_t ss;
+    return sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK);
 }
 
 int mallet_write_all(int fd, const void *buf, size_t len)

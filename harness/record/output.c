@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 enum { OUT_UNOPENED = 0, OUT_OPENING = 1, OUT_OPEN = 2, OUT_FAILED = 3 };
@@ -26,10 +27,13 @@ static int out_fd = -1;
 static dev_t out_dev;
 static ino_t out_ino;
 static char out_path[4096 + 64];
-/* Only the thread that wins OUT_OPENING uses these, so they can be static (no malloc, and
- * signal handlers may have small stacks). */
+/* Only the thread that wins OUT_OPENING uses these, so they can be static: no malloc, and the
+ * file may be made in our handler of a fatal signal, on the program's alternate signal stack,
+ * which may be as small as 8 KiB (Rust's, for one): an array of these on the stack ran off
+ * it, and the process died of SIGSEGV instead of the signal it was sent. */
 static char cmdline_buf[16384];
 static char exe_buf[4096];
+static uint8_t meta_buf[sizeof cmdline_buf + sizeof exe_buf + 256];
 
 static size_t put_str(char *dst, size_t pos, size_t cap, const char *s)
 {
@@ -53,15 +57,16 @@ static size_t put_num(char *dst, size_t pos, size_t cap, uint64_t v)
     return pos;
 }
 
-/* One line on stderr, from NULL-terminated pieces; write(2) only. */
+/* One line on stderr, from NULL-terminated pieces: one writev, no buffer (a signal handler's
+ * stack may be small, see cmdline_buf). */
 static void say(const char *const *pieces)
 {
-    char msg[4600];
-    size_t n = 0;
-    for (; *pieces; pieces++)
-        n = put_str(msg, n, sizeof msg - 1, *pieces);
-    msg[n++] = '\n';
-    (void)!write(2, msg, n);
+    struct iovec iov[16];
+    int n = 0;
+    for (; *pieces && n < 15; pieces++)
+        iov[n++] = (struct iovec){(void *)*pieces, strlen(*pieces)};
+    iov[n++] = (struct iovec){"\n", 1};
+    (void)!writev(2, iov, n);
 }
 
 void mallet_output_failed(int err)
@@ -174,7 +179,6 @@ static int create_file(const placement_t *pl)
 
 static int write_meta(int fd)
 {
-    uint8_t meta[sizeof cmdline_buf + sizeof exe_buf + 256];
     ssize_t cl = mallet_read_small_file("/proc/self/cmdline", cmdline_buf, sizeof cmdline_buf);
     ssize_t el = readlink("/proc/self/exe", exe_buf, sizeof exe_buf - 1);
     exe_buf[el > 0 ? el : 0] = 0;
@@ -192,9 +196,9 @@ static int write_meta(int fd)
         .cycles_per_sec = mallet_proc.cycles_per_sec,
         .thread_exits = mallet_proc.thread_exits,
     };
-    size_t n = mallet_meta_encode(meta, sizeof meta, &m);
+    size_t n = mallet_meta_encode(meta_buf, sizeof meta_buf, &m);
     mallet_chunk_header_t h = {.type = MALLET_CHUNK_META};
-    return mallet_chunk_write(fd, &h, meta, n, NULL, 0, NULL, 0);
+    return mallet_chunk_write(fd, &h, meta_buf, n, NULL, 0, NULL, 0);
 }
 
 /* z: a compression context the caller holds, or NULL to borrow one. */
@@ -249,7 +253,7 @@ static int write_head(int fd)
  * /proc is missing, it is made the old way. */
 static int open_output(void)
 {
-    placement_t pl;
+    static placement_t pl; /* static: see cmdline_buf */
     place(&pl);
     int fd = pl.dir[0] ? open(pl.dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600) : -1;
     int r = -1;

@@ -49,9 +49,13 @@ static int zslot_create(mallet_zslot_t *z)
  * one). So a process that never fills a buffer writes raw chunks. */
 #define ZMIN (8u << 10)
 
+/* A thread that runs a signal handler on its alternate signal stack (ours for a fatal signal,
+ * flushing, or the program's that calls exit()) writes its chunks raw: that stack may be 8 KiB,
+ * ~3.4 KiB of it the kernel's frame here (AT_MINSIGSTKSZ), and compressing takes ~6 KiB more
+ * (zstd's histograms): a process sent SIGTERM died of SIGSEGV. */
 mallet_zslot_t *mallet_zslot_get(size_t len)
 {
-    if (mallet_proc.opts.level == 0) return NULL;
+    if (mallet_proc.opts.level == 0 || mallet_on_signal_stack()) return NULL;
     int may_create = len >= ZMIN;
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < ZSLOTS; i++) {
@@ -75,7 +79,8 @@ void mallet_zslot_put(mallet_zslot_t *z)
 
 void mallet_zslot_after_fork_child(void)
 {
-    for (int i = 0; i < ZSLOTS; i++) atomic_store(&slots[i].busy, 0);
+    for (int i = 0; i < ZSLOTS; i++)
+        atomic_store(&slots[i].busy, 0);
     atomic_store(&creating, 0);
 }
 

@@ -90,6 +90,13 @@ done
 "$MALLET" stats --json alarm*.mtrace > /dev/null
 expect_eq "alarm-exit: traces readable" 0 $?
 
+# Our SIGTERM handler on the program's alternate signal stack of 8 KiB (Rust's size), in a forked
+# child whose file is made there: it died of SIGSEGV (a 20 KiB array on the stack; lazy binding
+# of a libc function, whose resolver saves the AVX-512 state on the stack; zstd's histograms).
+"$MALLET" record -q -o alt/ -- "$PROGS/ender" altstack 8192 > alt.txt
+expect_eq "altstack: the child dies of SIGTERM" 15 "$(cat alt.txt)"
+"$MALLET" stats --json alt/*.mtrace > /dev/null; expect_eq "altstack: traces readable" 0 $?
+
 # A file cut by a crash in the middle of a chunk: all complete chunks are read, and it says so
 size=$(stat -c %s exit.mtrace)
 head -c $((size - 7)) exit.mtrace > cut.mtrace

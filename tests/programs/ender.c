@@ -8,7 +8,11 @@
  * MALLOCS" per child, MALLOCS the mallocs that had returned to it when it died.
  *
  * alarm-exit: allocates until a timer's signal, argv[2] us away, runs a handler that calls
- * exit(7), as many programs do (though exit is not async-signal-safe). */
+ * exit(7), as many programs do (though exit is not async-signal-safe).
+ *
+ * altstack: a forked child sets up an alternate signal stack of argv[2] bytes, with a guard page
+ * below it (as Rust's runtime does, 8 KiB), allocates, and sends itself SIGTERM; prints the
+ * signal the child died of. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -72,11 +76,35 @@ static _Noreturn void alarm_exit(long us)
     }
 }
 
+static int altstack(long size)
+{
+    pid_t p = fork();
+    if (p < 0) return 1;
+    if (p == 0) {
+        char *m = mmap(NULL, 4096 + (size_t)size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED || mprotect(m, 4096, PROT_NONE)) _exit(1);
+        stack_t ss = {.ss_sp = m + 4096, .ss_size = (size_t)size, .ss_flags = 0};
+        if (sigaltstack(&ss, NULL)) _exit(1);
+        for (int k = 0; k < 100; k++) {
+            sink = malloc(32);
+            free(sink);
+        }
+        raise(SIGTERM);
+        _exit(0);
+    }
+    int st;
+    if (waitpid(p, &st, 0) != p) return 1;
+    printf("%d\n", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) return 2;
     long n = atol(argv[2]);
     if (!strcmp(argv[1], "alarm-exit")) alarm_exit(n);
+    if (!strcmp(argv[1], "altstack")) return altstack(n);
     if (!strcmp(argv[1], "race-term")) return race(n, SIGTERM);
     if (!strcmp(argv[1], "race-kill")) return race(n, SIGKILL);
     for (long i = 0; i < n; i++) {
