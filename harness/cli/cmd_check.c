@@ -30,6 +30,7 @@ void mallet_usage_check(FILE *out)
             "any run of characters, '^' and '$' anchor); suppressed leaks are listed apart\n"
             "and are not problems. A few of the C runtime's own blocks, made once and never\n"
             "freed, are suppressed by default (docs/CHECK.md).\n\n"
+            "A TRACE may be a folder: its *.mtrace files (mallet record -o DIR/).\n\n"
             "options:\n"
             "  --suppressions FILE        read 'leak:PATTERN' lines ('#' comments) from FILE\n"
             "  --suppress PATTERN         suppress the leaks PATTERN matches\n"
@@ -252,6 +253,7 @@ int mallet_cmd_check(int argc, char **argv)
 
     mallet_reader_t *r = mallet_cli_open_traces(argv, n);
     if (!r) return mallet_suppressions_free(&sup), MALLET_EXIT_FAIL;
+    n = mallet_reader_nfiles(r); /* a folder given is its files */
     int64_t *pids = calloc(n, sizeof *pids);
     mallet_symbols_t *syms = NULL;
     mallet_check_t c;

@@ -20,6 +20,7 @@ void mallet_usage_dump(FILE *out)
                  "(docs/TRACE_FORMAT.md 9.3). Failed calls end in 'failed'; RSS samples print as\n"
                  "'rss BYTES', and the end of a thread that ended before its process as\n"
                  "'thread ended'.\n\n"
+                 "A TRACE may be a folder: its *.mtrace files (mallet record -o DIR/).\n\n"
                  "options:\n"
                  "  --no-time   leave out the time column (stable output for diffs)\n"
                  "  --symbols   name callsites 'function (module+0xVADDR)' instead of 0xADDR\n"

@@ -168,6 +168,10 @@ static int prepare_cached(const char *trace, uint64_t gap_ns, char *prepared, si
         mallet_err("%s: %s", trace, strerror(errno));
         return -1;
     }
+    if (!S_ISREG(sb.st_mode)) { /* a folder of traces is for stats, check and dump */
+        mallet_err("%s: not a regular file (replay takes one trace)", trace);
+        return -1;
+    }
     uint64_t mtime = (uint64_t)sb.st_mtim.tv_sec * 1000000000u + (uint64_t)sb.st_mtim.tv_nsec;
     *temporary = 0;
     if (snprintf(prepared, cap, "%s.replay", trace) < (int)cap &&

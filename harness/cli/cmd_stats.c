@@ -16,6 +16,7 @@ void mallet_usage_stats(FILE *out)
                  "and what was still live at the end. By allocation site: calls, bytes, what it\n"
                  "held at the peak and its temporary allocations (blocks freed by their thread's\n"
                  "next call, as heaptrack counts them).\n\n"
+                 "A TRACE may be a folder: its *.mtrace files (mallet record -o DIR/).\n\n"
                  "options:\n"
                  "  --json      print one JSON document (stable key order) instead of text\n"
                  "  -h, --help  show this help\n\n"

@@ -6,6 +6,8 @@
 #include "backend/backend.h"
 #include "trace/reader.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const mallet_cmd_t commands[] = {
     {"record", "run a program with the recorder preloaded, one trace file per process",
@@ -91,10 +94,122 @@ int mallet_cli_parse_traces(int argc, char **argv, const char *cmd, void (*usage
     return -1;
 }
 
+/* The paths the folders given expanded to: they live as long as the command (the reader keeps
+ * them), and go at exit. */
+static char **folder_paths;
+static size_t nfolder_paths;
+
+static void free_folder_paths(void)
+{
+    for (size_t i = 0; i < nfolder_paths; i++)
+        free(folder_paths[i]);
+    free(folder_paths);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int push(char ***list, size_t *n, size_t *cap, char *p)
+{
+    if (*n == *cap) {
+        char **v = realloc(*list, (*cap ? 2 * *cap : 16) * sizeof *v);
+        if (!v) return mallet_err("out of memory"), -1;
+        *list = v;
+        *cap = *cap ? 2 * *cap : 16;
+    }
+    (*list)[(*n)++] = p;
+    return 0;
+}
+
+/* Appends p to the list, or, for a folder (what `mallet record -o DIR/` writes), its *.mtrace
+ * files in name order. 0, or -1 after saying why. */
+static int add_path(char ***list, size_t *n, size_t *cap, char *p)
+{
+    struct stat sb;
+    if (stat(p, &sb) || !S_ISDIR(sb.st_mode)) return push(list, n, cap, p); /* the reader says */
+    DIR *d = opendir(p);
+    if (!d) return mallet_err("%s: %s", p, strerror(errno)), -1;
+    size_t first = nfolder_paths, len = strlen(p);
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+        size_t el = strlen(e->d_name);
+        if (el <= 7 || strcmp(e->d_name + el - 7, ".mtrace")) continue;
+        char *path = malloc(len + el + 2);
+        char **v = realloc(folder_paths, (nfolder_paths + 1) * sizeof *v);
+        if (v) folder_paths = v;
+        if (!path || !v) {
+            free(path);
+            mallet_err("out of memory");
+            rc = -1;
+            break;
+        }
+        sprintf(path, "%s%s%s", p, len && p[len - 1] == '/' ? "" : "/", e->d_name);
+        folder_paths[nfolder_paths++] = path;
+    }
+    closedir(d);
+    if (rc) return rc;
+    if (first == nfolder_paths) return mallet_err("%s: a folder with no .mtrace file", p), -1;
+    qsort(folder_paths + first, nfolder_paths - first, sizeof *folder_paths, by_name);
+    for (size_t i = first; i < nfolder_paths; i++)
+        if (push(list, n, cap, folder_paths[i])) return -1;
+    return 0;
+}
+
+typedef struct file_id {
+    dev_t dev;
+    ino_t ino;
+    size_t i;
+} file_id_t;
+
+static int by_id(const void *a, const void *b)
+{
+    const file_id_t *x = a, *y = b;
+    if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
+    if (x->ino != y->ino) return x->ino < y->ino ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* A file given twice (a folder and one of its files, say) would count its process twice. */
+static int check_once(char **list, size_t n)
+{
+    file_id_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    if (!ids) return mallet_err("out of memory"), -1;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat sb;
+        if (stat(list[i], &sb) == 0) ids[k++] = (file_id_t){sb.st_dev, sb.st_ino, i};
+    }
+    qsort(ids, k, sizeof *ids, by_id);
+    int rc = 0;
+    for (size_t i = 1; rc == 0 && i < k; i++)
+        if (ids[i].dev == ids[i - 1].dev && ids[i].ino == ids[i - 1].ino) {
+            const char *a = list[ids[i - 1].i], *b = list[ids[i].i];
+            if (strcmp(a, b))
+                mallet_err("%s: given twice (also as %s)", b, a);
+            else
+                mallet_err("%s: given twice", b);
+            rc = -1;
+        }
+    free(ids);
+    return rc;
+}
+
 mallet_reader_t *mallet_cli_open_traces(char **paths, unsigned n)
 {
+    static int registered;
+    if (!registered) registered = atexit(free_folder_paths) == 0;
+    char **list = NULL;
+    size_t count = 0, cap = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (add_path(&list, &count, &cap, paths[i])) return free(list), NULL;
+    if (count > UINT_MAX) return free(list), mallet_err("too many traces"), NULL;
+    if (check_once(list, count)) return free(list), NULL;
+    n = (unsigned)count;
     char err[512];
-    mallet_reader_t *r = mallet_reader_open((const char *const *)paths, n, err, sizeof err);
+    mallet_reader_t *r = mallet_reader_open((const char *const *)list, n, err, sizeof err);
+    free(list);
     if (!r) {
         mallet_err("%s", err);
         return NULL;

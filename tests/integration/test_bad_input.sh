@@ -32,6 +32,19 @@ check_bad corrupt flip.mtrace 'corrupt|checksum'
 # only the file header
 head -c 16 good.mtrace > header.mtrace
 check_bad header-only header.mtrace 'nothing|no complete chunk'
+# a file given twice (here also within its folder) would count its process twice
+mkdir twice && cp good.mtrace twice/
+mkdir nothing
+for cmd in stats check dump; do
+    "$MALLET" $cmd twice/good.mtrace twice > /dev/null 2> err.txt
+    expect_eq "twice: mallet $cmd status" 1 $?
+    expect_eq "twice: mallet $cmd message" "mallet: twice/good.mtrace: given twice" "$(cat err.txt)"
+    "$MALLET" $cmd nothing > /dev/null 2> err.txt; expect_eq "empty folder: mallet $cmd status" 1 $?
+    expect_eq "empty folder: mallet $cmd message" "mallet: nothing: a folder with no .mtrace file" "$(cat err.txt)"
+done
+"$MALLET" replay --allocator glibc --no-syscalls twice > /dev/null 2> err.txt
+expect_eq "replay of a folder: status" 1 $?
+expect_match "replay of a folder: message" '^mallet: twice: not a regular file' "$(cat err.txt)"
 
 # usage errors exit 2
 "$MALLET" stats 2> /dev/null; expect_eq "stats without trace" 2 $?

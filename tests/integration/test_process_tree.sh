@@ -65,6 +65,10 @@ for prog in ls sort head; do
 done
 "$MALLET" stats --json pipe/*.mtrace > pipe.json; expect_eq "pipeline: stats over all" 0 $?
 expect_eq "pipeline: processes" "$n" "$(json pipe.json processes)"
+# the folder itself stands for its traces
+"$MALLET" stats --json pipe > pipe-dir.json; expect_eq "pipeline: stats of the folder" 0 $?
+expect_eq "pipeline: the folder is its traces" "$(cat pipe.json)" "$(cat pipe-dir.json)"
+expect_eq "pipeline: check of the folder" "$("$MALLET" check pipe/*.mtrace)" "$("$MALLET" check pipe)"
 
 # make -j2 with two compile jobs
 if command -v make > /dev/null && command -v cc > /dev/null; then
