@@ -242,8 +242,13 @@ static char *clean_text(const char *s)
     return out;
 }
 
+/* A fork: the parent's file, and the window in which the child's copy of the parent's memory
+ * was taken: from the parent's reading before the fork (the child's start) to the child's own
+ * first reading (docs/TRACE_FORMAT.md 5, FORK_END_CYCLES; the start, when the trace does not
+ * say). The parent's other threads run on meanwhile: a block they made or freed in it may be in
+ * the child or not. */
 typedef struct kid {
-    uint64_t parent, fork_ns;
+    uint64_t parent, fork_ns, fork_end_ns;
 } kid_t;
 
 static int cmp_kid(const void *a, const void *b)
@@ -258,9 +263,11 @@ typedef struct pass {
     mallet_reader_t *r;
     unsigned nfiles;
     table_t blocks;
-    long *parent;        /* per file: the file of the traced process that forked it, or -1 */
-    uint64_t *fork_ns;   /* per file: when it was forked (its recorder's start), 0 if unknown */
-    uint8_t *keep_freed; /* per file: keep freed entries (check: all; stats: parents only) */
+    long *parent;           /* per file: the file of the traced process that forked it, or -1 */
+    uint64_t *fork_ns;      /* per file: when it was forked (its recorder's start), 0 if unknown */
+    uint64_t *fork_end_ns;  /* per file: the end of its fork's window (kid_t), >= fork_ns */
+    uint64_t max_window_ns; /* the longest of those windows */
+    uint8_t *keep_freed;    /* per file: keep freed entries (check: all; stats: parents only) */
     /* The forks, by parent then time (absolute ns): file f's are kids[kid_start[f] ..
      * kid_start[f + 1]). And the blocks of parents whose address was reused: the last life
      * before, kept when a child was forked during it (its copy of the block is the child's to
@@ -283,6 +290,10 @@ static void find_parents(pass_t *p)
          * of the events' own times: ns read beside them would be converted otherwise. */
         p->fork_ns[i] =
             in->start_cycles ? mallet_reader_time_ns(p->r, in->start_cycles) : in->start_ns;
+        uint64_t end = in->forked && in->fork_end_cycles && in->start_cycles
+                           ? mallet_reader_time_ns(p->r, in->fork_end_cycles)
+                           : 0;
+        p->fork_end_ns[i] = end > p->fork_ns[i] ? end : p->fork_ns[i];
         for (unsigned j = 0; in->forked && j < p->nfiles; j++) {
             const mallet_trace_info_t *pj = mallet_reader_info(p->r, j);
             if (j == i || pj->pid != in->ppid) continue;
@@ -294,7 +305,11 @@ static void find_parents(pass_t *p)
     }
     size_t n = 0;
     for (unsigned i = 0; i < p->nfiles; i++)
-        if (p->parent[i] >= 0) p->kids[n++] = (kid_t){(uint64_t)p->parent[i], p->fork_ns[i]};
+        if (p->parent[i] >= 0) {
+            p->kids[n++] = (kid_t){(uint64_t)p->parent[i], p->fork_ns[i], p->fork_end_ns[i]};
+            if (p->fork_end_ns[i] - p->fork_ns[i] > p->max_window_ns)
+                p->max_window_ns = p->fork_end_ns[i] - p->fork_ns[i];
+        }
     qsort(p->kids, n, sizeof *p->kids, cmp_kid);
     for (unsigned f = 0, k = 0; f <= p->nfiles; f++) {
         while (k < n && p->kids[k].parent < f)
@@ -303,10 +318,11 @@ static void find_parents(pass_t *p)
     }
 }
 
-/* True if a child of file was forked while a block lived from born to died (absolute ns). */
+/* True if a child of file was forked while a block lived from born to died (absolute ns): its
+ * fork's window meets that life. */
 static int fork_within(const pass_t *p, unsigned file, uint64_t born, uint64_t died)
 {
-    size_t lo = p->kid_start[file], hi = p->kid_start[file + 1];
+    size_t first = p->kid_start[file], lo = first, hi = p->kid_start[file + 1];
     while (lo < hi) { /* the first fork at or after born */
         size_t mid = lo + (hi - lo) / 2;
         if (p->kids[mid].fork_ns < born)
@@ -314,7 +330,11 @@ static int fork_within(const pass_t *p, unsigned file, uint64_t born, uint64_t d
         else
             hi = mid;
     }
-    return lo < p->kid_start[file + 1] && p->kids[lo].fork_ns <= died;
+    if (lo < p->kid_start[file + 1] && p->kids[lo].fork_ns <= died) return 1;
+    /* one that started before born, whose window reaches it (windows are short: a few back) */
+    for (size_t k = lo; k > first && p->kids[k - 1].fork_ns + p->max_window_ns >= born; k--)
+        if (p->kids[k - 1].fork_end_ns >= born) return 1;
+    return 0;
 }
 
 /* A freed entry of file is about to live again at its address: if a child was forked during
@@ -349,18 +369,18 @@ static int inherited(const pass_t *p, unsigned file, uint64_t ptr)
     unsigned child = file;
     long f = p->parent[file];
     for (unsigned depth = 0; f >= 0 && depth < p->nfiles; depth++) {
-        uint64_t fork_ns = p->fork_ns[child];
+        uint64_t fork_ns = p->fork_ns[child], fork_end_ns = p->fork_end_ns[child];
         const block_t *lives[2] = {table_find(&p->blocks, (uint32_t)f, ptr),
                                    table_find(&p->past, (uint32_t)f, ptr)};
         for (int k = 0; k < 2; k++) {
             const block_t *b = lives[k];
             if (!b) continue;
             if (!fork_ns) return 1;
-            /* alive at the fork: a live entry born before it, a freed one born before and
-             * dead after */
+            /* alive during the fork's window: a live entry born before its end, a freed one
+             * born before its end and dead after its start */
             int freed = k == 1 || (b->tag & TAG_FREED);
             uint64_t born = (freed ? b->size : b->time_ns) + p->origin;
-            if (born <= fork_ns && (!freed || b->time_ns + p->origin >= fork_ns)) return 1;
+            if (born <= fork_end_ns && (!freed || b->time_ns + p->origin >= fork_ns)) return 1;
         }
         child = (unsigned)f;
         f = p->parent[f];
@@ -376,6 +396,7 @@ static void pass_close(pass_t *p)
     free(p->kid_start);
     free(p->parent);
     free(p->fork_ns);
+    free(p->fork_end_ns);
     free(p->keep_freed);
 }
 
@@ -389,11 +410,12 @@ static int pass_open(pass_t *p, mallet_reader_t *r, int keep_all_freed, char *er
     size_t n = p->nfiles ? p->nfiles : 1;
     p->parent = malloc(n * sizeof *p->parent);
     p->fork_ns = malloc(n * sizeof *p->fork_ns);
+    p->fork_end_ns = malloc(n * sizeof *p->fork_end_ns);
     p->keep_freed = malloc(n);
     p->kids = malloc(n * sizeof *p->kids);
     p->kid_start = malloc((n + 1) * sizeof *p->kid_start);
-    if (!p->parent || !p->fork_ns || !p->keep_freed || !p->kids || !p->kid_start ||
-        table_init(&p->blocks, 12) || table_init(&p->past, 4)) {
+    if (!p->parent || !p->fork_ns || !p->fork_end_ns || !p->keep_freed || !p->kids ||
+        !p->kid_start || table_init(&p->blocks, 12) || table_init(&p->past, 4)) {
         pass_close(p);
         return mallet_errorf(err, errlen, "out of memory");
     }

@@ -195,6 +195,7 @@ static int write_meta(int fd)
         .level = mallet_proc.opts.level,
         .cycles_per_sec = mallet_proc.cycles_per_sec,
         .thread_exits = mallet_proc.thread_exits,
+        .fork_end_cycles = mallet_proc.forked ? mallet_proc.fork_end_cycles : 0,
     };
     size_t n = mallet_meta_encode(meta_buf, sizeof meta_buf, &m);
     mallet_chunk_header_t h = {.type = MALLET_CHUNK_META};

@@ -86,6 +86,11 @@ static void start_clock(int calibrate)
         mallet_proc.start_realtime_ns = fork_realtime_ns;
         mallet_proc.start_ns = fork_ns;
         mallet_proc.start_cycles = fork_cycles;
+        /* The parent's other threads run on between that reading and the kernel's copy of its
+         * memory (tens of us while it copies the page tables): blocks they made meanwhile are
+         * in the child, with times after its start. The child's own reading, after the copy,
+         * closes that window for readers (META FORK_END_CYCLES). */
+        mallet_proc.fork_end_cycles = mallet_cycles_after_loads();
         atomic_store(&mallet_proc.next_rss, mallet_proc.opts.rss_ms ? 0 : UINT64_MAX);
         return;
     }
@@ -128,6 +133,7 @@ static void before_fork(void)
     if (t->buf && !t->in_hook) mallet_tbuf_flush(t->buf, 0);
     t->unstamped = 0;
     t->last_read = 0; /* and that reading is kept as read, not rounded to a step (stamp.c) */
+    mallet_stamp_before_fork();
     /* After every event before the fork (their readings and the ones they carry are earlier),
      * before any after it in either process (the first reads the clock again). */
     fork_cycles = mallet_cycles_after_loads();

@@ -108,6 +108,7 @@ typedef struct mallet_proc {
     pid_t pid, ppid;
     int forked; /* this process was forked from a traced one */
     uint64_t start_realtime_ns, start_ns, start_cycles;
+    uint64_t fork_end_cycles; /* a forked child: its first reading, after the fork */
     _Atomic int write_through;  /* set at exit(): every later event is written at once */
     uint64_t flush_cycles;      /* opts.flush_ms in cycles */
     uint64_t rss_cycles;        /* opts.rss_ms in cycles */
@@ -216,6 +217,9 @@ MALLET_HIDDEN uint64_t mallet_stamp_slow(mallet_tstate_t *t, uintptr_t addr, int
 MALLET_HIDDEN void mallet_stamp_join(mallet_tstate_t *t, uint32_t attaches);
 /* Gives t its serial number, and with it its owner tag. */
 MALLET_HIDDEN void mallet_stamp_set_serial(mallet_tstate_t *t, uint32_t serial);
+/* Before a fork, before its reading: no event of another thread after it carries a time from
+ * before it (stamp.c). */
+MALLET_HIDDEN void mallet_stamp_before_fork(void);
 
 /* A reading for an event that may depend on another thread's and does not use the owner table: a
  * release (a free, a realloc's old block) comes after the program got the pointer, maybe from

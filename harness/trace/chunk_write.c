@@ -68,6 +68,7 @@ size_t mallet_meta_encode(uint8_t *out, size_t cap, const mallet_meta_t *m)
         p = meta_put_num(p, end, MALLET_META_CODEC_FAST_LEVEL, (uint64_t)(-(int64_t)m->level));
     if (m->cycles_per_sec) p = meta_put_num(p, end, MALLET_META_CYCLES_PER_SEC, m->cycles_per_sec);
     if (m->thread_exits) p = meta_put_num(p, end, MALLET_META_THREAD_EXITS, 1);
+    if (m->fork_end_cycles) p = meta_put_num(p, end, MALLET_META_FORK_END_CYCLES, m->fork_end_cycles);
     if (m->cmdline) p = meta_put(p, end, MALLET_META_CMDLINE, m->cmdline, m->cmdline_len);
     if (m->exe) p = meta_put(p, end, MALLET_META_EXE, m->exe, strlen(m->exe));
     return p ? (size_t)(p - out) : 0;

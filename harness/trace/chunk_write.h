@@ -29,6 +29,7 @@ typedef struct mallet_meta {
     int level;
     uint64_t cycles_per_sec; /* 0: not measured, not written */
     int thread_exits;        /* MALLET_META_THREAD_EXITS (0: not written) */
+    uint64_t fork_end_cycles; /* MALLET_META_FORK_END_CYCLES (0: not written) */
 } mallet_meta_t;
 
 /* Encodes m into out (cap bytes); returns the length, or 0 if it does not fit. No allocation. */

@@ -97,6 +97,8 @@ enum mallet_meta_key {
     MALLET_META_THREAD_EXITS = 11,     /* 1: every thread that ended before the process has a
                                         * THREAD_EXIT chunk (one without lived to the end) */
     MALLET_META_CODEC_FAST_LEVEL = 12, /* N: zstd's fast level -N was used (informative) */
+    MALLET_META_FORK_END_CYCLES = 13,  /* a forked child: the cycle counter it read at its start,
+                                        * after the fork (docs/TRACE_FORMAT.md 5) */
 };
 
 /* Event ops. An EVENTS payload is a sequence of events, each:

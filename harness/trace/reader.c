@@ -347,7 +347,8 @@ static int parse_meta(mallet_trace_info_t *info, const uint8_t *p, const uint8_t
         const uint8_t *val = p, *vend = p + len;
         uint64_t num = 0;
         int is_num = key != MALLET_META_CMDLINE && key != MALLET_META_EXE;
-        if (is_num && key >= MALLET_META_PID && key <= MALLET_META_THREAD_EXITS) {
+        if (is_num && ((key >= MALLET_META_PID && key <= MALLET_META_THREAD_EXITS) ||
+                       key == MALLET_META_FORK_END_CYCLES)) {
             const uint8_t *q = val;
             if (get_varint(&q, vend, &num, 1) || q != vend) return -1;
         }
@@ -360,6 +361,7 @@ static int parse_meta(mallet_trace_info_t *info, const uint8_t *p, const uint8_t
         case MALLET_META_PARENT_TRACE: info->forked = num != 0; break;
         case MALLET_META_CYCLES_PER_SEC: info->cycles_per_sec = num; break;
         case MALLET_META_THREAD_EXITS: info->thread_exits = num != 0; break;
+        case MALLET_META_FORK_END_CYCLES: info->fork_end_cycles = num; break;
         case MALLET_META_CMDLINE:
             free(info->cmdline);
             if (!(info->cmdline = dup_bytes(val, len, 1))) return -2;

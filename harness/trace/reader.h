@@ -22,6 +22,7 @@ typedef struct mallet_trace_info {
     int forked;                 /* process was forked from a traced parent */
     uint64_t start_realtime_ns; /* wall clock when recording started */
     uint64_t start_cycles, start_ns;
+    uint64_t fork_end_cycles; /* a forked child: read by it just after the fork, 0 if unknown */
     uint64_t cycles_per_sec; /* the recorder's own measurement at start, 0 if absent */
     char *cmdline; /* argv joined by spaces, or NULL if the trace does not say */
     char *exe;     /* or NULL */

@@ -8,11 +8,17 @@
  * and exits; `procs print` prints a line with stdio (its buffer, glibc's, is never freed);
  * `procs dup` keeps a strdup and a strndup to the end (leaks made by dup_leak);
  * `procs closeall` allocates, closes every descriptor from 3 up (as daemons do), makes its own
- * descriptor 700 (the recorder's number), allocates again, and checks that 700 is still its own. Every process allocates a block of a size that names it (1001 parent, 2002 child,
- * 3003 leaf), so the traces can be told apart. Before its exec the child also holds a 4004-byte
- * block that only the exec releases. */
+ * descriptor 700 (the recorder's number), allocates again, and checks that 700 is still its own;
+ * `procs threads-fork N` has two threads replace blocks on shelves of their own at full speed
+ * while the main thread forks N children one after the other, each of which frees every block
+ * it finds on the shelves: blocks the threads made or freed around the fork, in its window. Every
+ * process allocates a block of a size that names it (1001 parent, 2002 child, 3003 leaf), so the
+ * traces can be told apart. Before its exec the child also holds a 4004-byte block that only the
+ * exec releases. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +33,57 @@ static void touch(size_t n)
     free(p);
 }
 
+#define SHELF 64
+static void *volatile shelves[2][SHELF];
+static volatile int stop;
+static _Atomic int filled;
+
+static void *replace(void *arg)
+{
+    long k = (long)arg;
+    unsigned s = (unsigned)k + 1;
+    for (int i = 0; i < SHELF; i++)
+        shelves[k][i] = malloc(16);
+    filled++;
+    while (!stop) {
+        s = s * 1103515245u + 12345u;
+        unsigned i = (s >> 8) % SHELF;
+        void *old = shelves[k][i];
+        shelves[k][i] = malloc(16 + s % 64);
+        free(old);
+    }
+    return NULL;
+}
+
+static int threads_fork(int n)
+{
+    pthread_t t[2];
+    for (long k = 0; k < 2; k++)
+        if (pthread_create(&t[k], NULL, replace, (void *)k)) return 1;
+    while (filled < 2) /* every shelf holds a block: each child frees 128 */
+        ;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid < 0) return 1;
+        if (pid == 0) {
+            for (int k = 0; k < 2; k++)
+                for (int j = 0; j < SHELF; j++)
+                    free(shelves[k][j]);
+            _exit(0);
+        }
+        int st;
+        bad |= waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st);
+    }
+    stop = 1;
+    for (int k = 0; k < 2; k++)
+        pthread_join(t[k], NULL);
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < SHELF; j++)
+            free(shelves[k][j]);
+    return bad;
+}
+
 static int inherit(void)
 {
     static void *slots[256];
@@ -35,7 +92,8 @@ static int inherit(void)
         free(*s);
         *s = malloc(16 + i % 200);
     }
-    for (int i = 0; i < 256; i++) free(slots[i]);
+    for (int i = 0; i < 256; i++)
+        free(slots[i]);
     void *x = malloc(5005), *y = malloc(6006), *z = malloc(7007);
     int ready[2];
     if (pipe(ready)) return 1;
@@ -76,11 +134,13 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(mode, "inherit")) return inherit();
+    if (!strcmp(mode, "threads-fork")) return threads_fork(argc > 2 ? atoi(argv[2]) : 100);
     if (!strcmp(mode, "print")) return printf("printed\n") < 0;
     if (!strcmp(mode, "dup")) return dup_leak();
     if (!strcmp(mode, "closeall")) {
         touch(8008);
-        for (int fd = 3; fd < 1024; fd++) close(fd);
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
         int nul = open("/dev/null", O_WRONLY);
         if (nul < 0 || dup2(nul, 700) != 700) return 1;
         touch(9009);
