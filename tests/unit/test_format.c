@@ -627,6 +627,7 @@ static mallet_meta_t test_meta(uint64_t pid, int level)
                        .cmdline_len = sizeof cmdline - 1,
                        .exe = "/usr/bin/prog",
                        .forked = 1,
+                       .fork_end_cycles = 987654999,
                        .level = level};
     return m;
 }
@@ -745,6 +746,7 @@ static void check_info(const mallet_trace_info_t *in, const char *path, unsigned
     CHECK(in->forked == 1);
     CHECK(in->start_realtime_ns == 1700000000000000001ull);
     CHECK(in->start_ns == 123456789 && in->start_cycles == 987654321);
+    CHECK(in->fork_end_cycles == 987654999);
     CHECKF(in->cmdline && !strcmp(in->cmdline, "prog --flag two words"), "cmdline '%s'",
            in->cmdline ? in->cmdline : "(null)");
     CHECK(in->exe && !strcmp(in->exe, "/usr/bin/prog"));
