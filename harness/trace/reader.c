@@ -511,6 +511,7 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
             r->ends[r->nends++] = (mallet_thread_end_t){fi, h.thread, h.tid, h.last_cycles};
             info->threads_exited++;
         }
+        if (h.flags & MALLET_CHUNK_F_EMERGENCY) info->flushed_dying = 1;
         if (events) {
             chunk_ref_t *c = &r->chunks[r->nchunks];
             c->file = fi, c->tid = h.tid, c->thread = h.thread, c->codec = h.codec;

@@ -39,6 +39,7 @@ typedef struct mallet_trace_info {
     int ended_cleanly;   /* an END chunk was seen */
     int end_reason;      /* its mallet_end_reason */
     int cut;             /* the file ends inside a chunk (the process died mid-write) */
+    int flushed_dying;   /* it has a chunk written by a dying process (a fatal signal's handler) */
     uint64_t cut_bytes;  /* bytes of that incomplete chunk, ignored */
     double ns_per_cycle; /* fitted from the chunk clock pairs */
     uint64_t file_bytes;

@@ -7,6 +7,7 @@ for how in exit _exit abort segv term; do
     (ulimit -c 0; "$MALLET" record -q -o "$how.mtrace" -- "$PROGS/ender" "$how" "$N" > /dev/null 2>&1)
     "$MALLET" stats --json "$how.mtrace" > "$how.json" 2> "$how.err"
     expect_eq "$how: stats status" 0 $?
+    expect_eq "$how: nothing said (ended, or flushed by the signal's handler)" "" "$(cat "$how.err")"
     # every malloc of the loop is there (libc adds a few of its own: stdout's buffer)
     m=$(json "$how.json" by_kind.malloc)
     if [ "$m" -ge "$N" ] && [ "$m" -le $((N + 10)) ]; then pass; else fail "$how: mallocs $m, expected $N..$((N + 10))"; fi
@@ -26,7 +27,10 @@ read -r line < ready.fifo
 expect_eq "ender ready" ready "$line"
 pkill -KILL -f "ender hang $N" ; wait $rec
 expect_eq "mallet record status after SIGKILL" 137 $?
-"$MALLET" stats --json kill.mtrace > kill.json; expect_eq "SIGKILL: trace readable" 0 $?
+"$MALLET" stats --json kill.mtrace > kill.json 2> kill.err; expect_eq "SIGKILL: trace readable" 0 $?
+expect_eq "SIGKILL: said the process had not ended" \
+    "mallet: kill.mtrace: the process had not ended (still running, or killed): its threads' last unwritten events are missing" \
+    "$(cat kill.err)"
 m=$(json kill.json by_kind.malloc)
 if [ "$m" -le $((N + 10)) ]; then pass; else fail "SIGKILL: $m mallocs, more than made"; fi
 expect_eq "SIGKILL: not ended cleanly" False "$(json kill.json per_process.0.ended_cleanly)"
