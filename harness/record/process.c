@@ -43,8 +43,10 @@ static void on_fatal_signal(int sig, siginfo_t *si, void *uctx)
 {
     (void)uctx;
     int saved_errno = errno;
-    if (atomic_load(&mallet_ready) == 1 && getpid() == mallet_proc.pid)
+    if (atomic_load(&mallet_ready) == 1 && getpid() == mallet_proc.pid) {
         mallet_tbuf_flush_all(&mallet_tls, 1);
+        mallet_tbuf_dying(&mallet_tls);
+    }
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;

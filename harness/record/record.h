@@ -79,6 +79,10 @@ extern __thread mallet_tstate_t mallet_tls __attribute__((tls_model("initial-exe
 MALLET_HIDDEN mallet_tbuf_t *mallet_tbuf_attach(mallet_tstate_t *t);
 MALLET_HIDDEN void mallet_tbuf_flush(mallet_tbuf_t *b, int emergency);
 MALLET_HIDDEN void mallet_tbuf_flush_all(mallet_tstate_t *self, int emergency);
+/* After a dying process's flush: an empty EVENTS chunk flagged EMERGENCY, so that its file says
+ * the process died flushed (by a fatal signal), even when every buffer was empty (a process that
+ * had written nothing has no file, and gets none). */
+MALLET_HIDDEN void mallet_tbuf_dying(mallet_tstate_t *t);
 /* Flushes and gives up t's buffer; thread_exit: because the thread ends (its last chunk says
  * so, with the time: docs/TRACE_FORMAT.md), not the process. */
 MALLET_HIDDEN void mallet_tbuf_release(mallet_tstate_t *t, int thread_exit);

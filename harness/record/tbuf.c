@@ -193,6 +193,21 @@ void mallet_tbuf_after_fork_child(mallet_tstate_t *self)
     self->seq = 0;
 }
 
+void mallet_tbuf_dying(mallet_tstate_t *t)
+{
+    if (!mallet_output_is_open()) return; /* nothing recorded: no file to say it in */
+    mallet_chunk_header_t h = {0};
+    h.type = MALLET_CHUNK_EVENTS;
+    h.flags = MALLET_CHUNK_F_EMERGENCY;
+    h.tid = (uint32_t)mallet_gettid();
+    h.thread = t->serial;
+    h.first_cycles = h.last_cycles = mallet_cycles();
+    int saved_errno = errno;
+    int r = mallet_zslot_write(NULL, &h, NULL, 0);
+    if (r && r != -EBADF) mallet_output_failed(-r);
+    errno = saved_errno;
+}
+
 /* Writes one event as its own chunk. */
 static void write_single(mallet_tstate_t *t, mallet_event_t ev)
 {

@@ -3,7 +3,7 @@
 . "$(dirname "$0")/lib.sh"
 N=20000 # allocations by ender: N mallocs, N/2 frees
 
-for how in exit _exit abort segv term; do
+for how in exit _exit abort segv term fork-term; do
     (ulimit -c 0; "$MALLET" record -q -o "$how.mtrace" -- "$PROGS/ender" "$how" "$N" > /dev/null 2>&1)
     "$MALLET" stats --json "$how.mtrace" > "$how.json" 2> "$how.err"
     expect_eq "$how: stats status" 0 $?

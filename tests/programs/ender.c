@@ -1,5 +1,7 @@
 /* Test program: allocates N blocks (argv[2]) then ends the way argv[1] says: exit, _exit,
- * abort, segv, kill (SIGKILL to itself), term (SIGTERM to itself), or hang (waits to be killed).
+ * abort, segv, kill (SIGKILL to itself), term (SIGTERM to itself), fork-term (forks a child that
+ * exits, waits for it, then SIGTERM to itself: the fork wrote its buffer, so it dies with
+ * nothing left to write), or hang (waits to be killed).
  * Prints "ready" to stdout (after the allocations) so a test can kill it at the right moment.
  *
  * race-term / race-kill: forks N children that each make 200 malloc-free pairs and _exit, and
@@ -122,6 +124,12 @@ int main(int argc, char **argv)
     }
     if (!strcmp(how, "kill")) raise(SIGKILL);
     if (!strcmp(how, "term")) raise(SIGTERM);
+    if (!strcmp(how, "fork-term")) {
+        pid_t child = fork();
+        if (child == 0) _exit(0);
+        if (child < 0 || waitpid(child, NULL, 0) != child) return 1;
+        raise(SIGTERM);
+    }
     if (!strcmp(how, "hang")) {
         for (;;)
             pause();
