@@ -219,12 +219,13 @@ mallet_reader_t *mallet_cli_open_traces(char **paths, unsigned n)
         if (in->cut)
             mallet_err("%s: trace was cut (%" PRIu64 " bytes of an incomplete chunk ignored)",
                        in->path, in->cut_bytes);
-        /* Neither an end nor a dying process's flush: the process is still running, or was
-         * killed (SIGKILL), and what its threads had not written yet is not here: a block made
-         * there and freed by another thread that wrote reads as a double free. */
+        /* Neither an end nor a dying process's flush: the process is still running, was killed
+         * (SIGKILL), or its recorder stopped (out of memory), and what its threads had not
+         * written yet is not here: a block made there and freed by another thread that wrote
+         * reads as a double free. */
         else if (!in->ended_cleanly && !in->flushed_dying)
-            mallet_err("%s: the process had not ended (still running, or killed): its threads' "
-                       "last unwritten events are missing",
+            mallet_err("%s: no end: the process still runs, was killed, or stopped recording; "
+                       "events not yet written are missing",
                        in->path);
     }
     return r;

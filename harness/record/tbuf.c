@@ -250,7 +250,15 @@ void mallet_rec_first(mallet_tstate_t *t, uint8_t op, uint8_t failed, uint64_t c
         return;
     }
     mallet_tbuf_t *b = mallet_tbuf_attach(t);
-    if (!b) return;
+    if (!b) {
+        /* No memory for a buffer (or no mapping left): recording stops with one line on
+         * stderr, as when the disk is full, and the program runs on. Going on without this
+         * thread's events would make its frees of other threads' blocks frees of unknown
+         * pointers, silently; the file, with no end, says its last events are missing. */
+        write_single(t, ev);
+        mallet_output_failed(ENOMEM);
+        return;
+    }
     b->first_cycles = mallet_event_start(&ev); /* the stamp was taken before the attach */
     mallet_rec_event(t, &ev);
 }

@@ -29,7 +29,7 @@ pkill -KILL -f "ender hang $N" ; wait $rec
 expect_eq "mallet record status after SIGKILL" 137 $?
 "$MALLET" stats --json kill.mtrace > kill.json 2> kill.err; expect_eq "SIGKILL: trace readable" 0 $?
 expect_eq "SIGKILL: said the process had not ended" \
-    "mallet: kill.mtrace: the process had not ended (still running, or killed): its threads' last unwritten events are missing" \
+    "mallet: kill.mtrace: no end: the process still runs, was killed, or stopped recording; events not yet written are missing" \
     "$(cat kill.err)"
 m=$(json kill.json by_kind.malloc)
 if [ "$m" -le $((N + 10)) ]; then pass; else fail "SIGKILL: $m mallocs, more than made"; fi

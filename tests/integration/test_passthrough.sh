@@ -59,6 +59,20 @@ expect_eq "one complaint under a file-size limit" 1 "$(grep -c '^mallet: cannot 
 expect_eq "nothing else on stderr" 1 "$(wc -l < fsize.err)"
 "$MALLET" stats fsize.mtrace > /dev/null 2>&1; expect_eq "trace readable up to the limit" 0 $?
 
+# no memory for a thread's buffer (tests/programs/mapless.c refuses the second one): one line on
+# stderr, recording stops, the program's output and status are its own, the trace says it has no
+# end. Before, that thread's events were dropped silently.
+"$PROGS/handover" > ml-alone.out; alone=$?
+MALLET_BUFFER_KB=4 MAPLESS_AFTER=1 MALLET_OUTPUT="$WORK/ml.mtrace" \
+    LD_PRELOAD="$MALLET_RECORD_LIB $PROGS/libmapless.so" "$PROGS/handover" > ml.out 2> ml.err
+expect_eq "no buffer: status" "$alone" $?
+expect_eq "no buffer: output" "$(cat ml-alone.out)" "$(cat ml.out)"
+expect_match "no buffer: one line" \
+    '^mallet: cannot write trace .*ml.mtrace: Cannot allocate memory; recording stopped, the program continues$' \
+    "$(cat ml.err)"
+"$MALLET" stats ml.mtrace > /dev/null 2> ml-stats.err; expect_eq "no buffer: trace readable" 0 $?
+expect_match "no buffer: the trace says it has no end" 'ml.mtrace: no end' "$(cat ml-stats.err)"
+
 # a full disk (a tiny tmpfs, where this machine lets us mount one)
 mkdir full
 if mount -t tmpfs -o size=64k tmpfs full 2> /dev/null; then
