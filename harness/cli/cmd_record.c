@@ -27,6 +27,8 @@ void mallet_usage_record(FILE *out)
             "  -o FILE        trace of CMD's first process; others write FILE.PID\n"
             "                 (default: ./NAME.mtrace, NAME being CMD's base name)\n"
             "  -o DIR/        one file per process, DIR/COMM.PID.mtrace (DIR is created)\n"
+            "                 A recording replaces the one before it: FILE and FILE.*, or\n"
+            "                 DIR's *.mtrace files, are removed first.\n"
             "  -q             do not print where the traces went\n"
             "  --zstd-level N compress event chunks with zstd at level N, -7..19 (default -1,\n"
             "                 zstd's fast level: real programs' traces 2-20x smaller; 0: raw)\n\n"
@@ -67,19 +69,28 @@ static int is_sibling_name(const char *name, const char *base)
     return digits > 0;
 }
 
-/* Removes FILE and FILE.PID[.N], a previous recording to FILE: a recording replaces it. */
-static void remove_previous(const char *output)
+static int is_trace_name(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 7 && !strcmp(name + n - 7, ".mtrace");
+}
+
+/* Removes a previous recording to the same place, which a recording replaces (`mallet stats
+ * DIR` would merge the two runs' processes): FILE and FILE.PID[.N], or DIR's *.mtrace files. */
+static void remove_previous(const char *output, int dir_mode)
 {
     char dirbuf[PATH_MAX], basebuf[PATH_MAX];
     snprintf(dirbuf, sizeof dirbuf, "%s", output);
     snprintf(basebuf, sizeof basebuf, "%s", output);
-    const char *dir = dirname(dirbuf), *base = basename(basebuf);
+    const char *dir = dir_mode ? output : dirname(dirbuf), *base = basename(basebuf);
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
     while ((e = readdir(d))) {
         char path[PATH_MAX];
-        if (strcmp(e->d_name, base) && !is_sibling_name(e->d_name, base)) continue;
+        if (dir_mode ? !is_trace_name(e->d_name)
+                     : strcmp(e->d_name, base) && !is_sibling_name(e->d_name, base))
+            continue;
         if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
         struct stat sb;
         if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode)) unlink(path);
@@ -147,14 +158,11 @@ int mallet_cmd_record(int argc, char **argv)
         output = absout;
     }
     int dir_mode = is_dir_output(output);
-    if (dir_mode) {
-        if (mkdir(output, 0700) && errno != EEXIST) {
-            mallet_err("record: %s: %s", output, strerror(errno));
-            return MALLET_EXIT_FAIL;
-        }
-    } else {
-        remove_previous(output);
+    if (dir_mode && mkdir(output, 0700) && errno != EEXIST) {
+        mallet_err("record: %s: %s", output, strerror(errno));
+        return MALLET_EXIT_FAIL;
     }
+    remove_previous(output, dir_mode);
     char preload[2 * PATH_MAX];
     const char *old = getenv("LD_PRELOAD");
     snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? " " : "", old ? old : "");

@@ -78,6 +78,11 @@ expect_eq "pipeline: processes" "$n" "$(json pipe.json processes)"
 "$MALLET" stats --json pipe > pipe-dir.json; expect_eq "pipeline: stats of the folder" 0 $?
 expect_eq "pipeline: the folder is its traces" "$(cat pipe.json)" "$(cat pipe-dir.json)"
 expect_eq "pipeline: check of the folder" "$("$MALLET" check pipe/*.mtrace)" "$("$MALLET" check pipe)"
+# a recording to the same folder replaces that one's traces (only them)
+echo notes > pipe/notes.txt
+"$MALLET" record -q -o pipe/ -- "$PROGS/procs" leaf; expect_eq "again: status" 0 $?
+expect_eq "again: only the new recording's trace" "procs" "$(ls pipe/*.mtrace | sed 's|.*/||; s|\..*||')"
+expect_eq "again: other files kept" notes "$(cat pipe/notes.txt)"
 
 # make -j2 with two compile jobs
 if command -v make > /dev/null && command -v cc > /dev/null; then
