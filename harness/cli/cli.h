@@ -48,6 +48,8 @@ typedef struct mallet_flag {
  * (0 after --help, 2 on a usage error, which it has reported). flags ends with {NULL, NULL}. */
 int mallet_cli_parse_traces(int argc, char **argv, const char *cmd, void (*usage)(FILE *),
                             const mallet_flag_t *flags, unsigned *ntraces);
+/* True for a trace's file name: NAME.mtrace (what a folder given for traces stands for). */
+int mallet_cli_is_trace_name(const char *name);
 /* Opens traces for a command; prints the reader's error (NULL) or one warning per cut file. */
 struct mallet_reader;
 struct mallet_reader *mallet_cli_open_traces(char **paths, unsigned n);

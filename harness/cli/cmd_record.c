@@ -69,12 +69,6 @@ static int is_sibling_name(const char *name, const char *base)
     return digits > 0;
 }
 
-static int is_trace_name(const char *name)
-{
-    size_t n = strlen(name);
-    return n > 7 && !strcmp(name + n - 7, ".mtrace");
-}
-
 /* Removes a previous recording to the same place, which a recording replaces (`mallet stats
  * DIR` would merge the two runs' processes): FILE and FILE.PID[.N], or DIR's *.mtrace files. */
 static void remove_previous(const char *output, int dir_mode)
@@ -88,7 +82,7 @@ static void remove_previous(const char *output, int dir_mode)
     struct dirent *e;
     while ((e = readdir(d))) {
         char path[PATH_MAX];
-        if (dir_mode ? !is_trace_name(e->d_name)
+        if (dir_mode ? !mallet_cli_is_trace_name(e->d_name)
                      : strcmp(e->d_name, base) && !is_sibling_name(e->d_name, base))
             continue;
         if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;

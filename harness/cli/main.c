@@ -111,6 +111,12 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+int mallet_cli_is_trace_name(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 7 && !strcmp(name + n - 7, ".mtrace");
+}
+
 static int push(char ***list, size_t *n, size_t *cap, char *p)
 {
     if (*n == *cap) {
@@ -134,8 +140,8 @@ static int add_path(char ***list, size_t *n, size_t *cap, char *p)
     size_t first = nfolder_paths, len = strlen(p);
     int rc = 0;
     for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+        if (!mallet_cli_is_trace_name(e->d_name)) continue;
         size_t el = strlen(e->d_name);
-        if (el <= 7 || strcmp(e->d_name + el - 7, ".mtrace")) continue;
         char *path = malloc(len + el + 2);
         char **v = realloc(folder_paths, (nfolder_paths + 1) * sizeof *v);
         if (v) folder_paths = v;
