@@ -268,6 +268,11 @@ static void make_seeds(void)
                            .cmdline_len = sizeof argv0 - 1,
                            .exe = "/bin/seed",
                            .level = s & 1};
+        if (s == 6) { /* a forked child of itself: merged with itself, each is the other's
+                       * parent, through the fork's window (the analyses' inherited blocks) */
+            m.forked = 1, m.ppid = m.pid;
+            m.start_cycles = 999000, m.fork_end_cycles = 1000300;
+        }
         char err[512];
         mallet_writer_t *w = mallet_writer_open(path, &m, s & 1 ? 3 : 0, err, sizeof err);
         if (!w) {
