@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 static const mallet_cmd_t commands[] = {
@@ -202,6 +203,27 @@ static int check_once(char **list, size_t n)
     return rc;
 }
 
+/* The reader keeps every trace open (a merge in time order reads them all at once): a folder of
+ * a build's processes can hold more than the usual soft limit of 1,024 descriptors, so it is
+ * raised as far as the hard limit lets it, as tools that open many files do. */
+static int room_for_files(size_t n)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl)) return 0;
+    rlim_t need = (rlim_t)n + 64; /* the standard streams, the suppressions file, ... */
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
+            mallet_err("%zu traces: more than this process may open at once (%llu files: ulimit "
+                       "-n)",
+                       n, (unsigned long long)rl.rlim_cur);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 mallet_reader_t *mallet_cli_open_traces(char **paths, unsigned n)
 {
     static int registered;
@@ -212,6 +234,7 @@ mallet_reader_t *mallet_cli_open_traces(char **paths, unsigned n)
         if (add_path(&list, &count, &cap, paths[i])) return free(list), NULL;
     if (count > UINT_MAX) return free(list), mallet_err("too many traces"), NULL;
     if (check_once(list, count)) return free(list), NULL;
+    if (room_for_files(count)) return free(list), NULL;
     n = (unsigned)count;
     char err[512];
     mallet_reader_t *r = mallet_reader_open((const char *const *)list, n, err, sizeof err);

@@ -78,6 +78,17 @@ expect_eq "pipeline: processes" "$n" "$(json pipe.json processes)"
 "$MALLET" stats --json pipe > pipe-dir.json; expect_eq "pipeline: stats of the folder" 0 $?
 expect_eq "pipeline: the folder is its traces" "$(cat pipe.json)" "$(cat pipe-dir.json)"
 expect_eq "pipeline: check of the folder" "$("$MALLET" check pipe/*.mtrace)" "$("$MALLET" check pipe)"
+# more traces than the soft limit of open files (a build's processes): the reader holds them all
+# open, so mallet raises the limit as far as the hard one lets it, and says so past that
+"$MALLET" record -q -o many/ -- sh -c 'for i in $(seq 300); do /bin/true; done'
+n=$(ls many | wc -l) # the 300 trues, sh, and seq (and its subshell)
+if [ "$n" -gt 300 ]; then pass; else fail "many: $n traces"; fi
+(ulimit -Sn 128; "$MALLET" stats --json many > many.json); expect_eq "many: stats under ulimit -Sn 128" 0 $?
+expect_eq "many: processes" "$n" "$(json many.json processes)"
+(ulimit -n 128; "$MALLET" stats many > /dev/null 2> many.err); expect_eq "many: hard limit" 1 $?
+expect_eq "many: hard limit said" \
+    "mallet: $n traces: more than this process may open at once (128 files: ulimit -n)" "$(cat many.err)"
+
 # a recording to the same folder replaces that one's traces (only them)
 echo notes > pipe/notes.txt
 "$MALLET" record -q -o pipe/ -- "$PROGS/procs" leaf; expect_eq "again: status" 0 $?
