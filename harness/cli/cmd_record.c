@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define RECORD_LIB "libmallet_record.so"
@@ -90,6 +91,38 @@ static void remove_previous(const char *output, int dir_mode)
         if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode)) unlink(path);
     }
     closedir(d);
+}
+
+/* The file execvp would run for cmd, into out; 0 if none is found. */
+static int find_command(const char *cmd, char *out, size_t cap)
+{
+    if (strchr(cmd, '/')) return snprintf(out, cap, "%s", cmd) < (int)cap;
+    const char *path = getenv("PATH");
+    for (const char *p = path && *path ? path : "/bin:/usr/bin"; *p;) {
+        const char *end = strchr(p, ':');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (snprintf(out, cap, "%.*s%s%s", (int)n, p, n ? "/" : "", cmd) < (int)cap &&
+            access(out, X_OK) == 0)
+            return 1;
+        p += n + (end != NULL);
+    }
+    return 0;
+}
+
+/* A set-user-ID or set-group-ID program that changes who runs it: the loader then ignores
+ * LD_PRELOAD (secure-execution mode), and nothing of its process would be recorded, silently. */
+static void warn_if_secure(const char *cmd)
+{
+    char file[PATH_MAX];
+    struct stat sb;
+    struct statvfs vfs;
+    if (!find_command(cmd, file, sizeof file) || stat(file, &sb)) return;
+    if (statvfs(file, &vfs) == 0 && (vfs.f_flag & ST_NOSUID)) return; /* the bits do nothing */
+    if (((sb.st_mode & S_ISUID) && sb.st_uid != geteuid()) ||
+        ((sb.st_mode & S_ISGID) && sb.st_gid != getegid()))
+        mallet_err("record: %s is set-user-ID or set-group-ID: the loader ignores LD_PRELOAD for "
+                   "it (and drops it for its children), so nothing of it is recorded",
+                   file);
 }
 
 int mallet_cmd_record(int argc, char **argv)
@@ -177,6 +210,7 @@ int mallet_cmd_record(int argc, char **argv)
     if (!quiet)
         mallet_err("record: tracing %s into %s%s", cmd[0], output,
                    dir_mode ? " (one file per process)" : " (other processes: FILE.PID)");
+    warn_if_secure(cmd[0]);
     fflush(NULL);
     execvp(cmd[0], cmd);
     int e = errno;

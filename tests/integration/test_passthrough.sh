@@ -73,6 +73,18 @@ expect_match "no buffer: one line" \
 "$MALLET" stats ml.mtrace > /dev/null 2> ml-stats.err; expect_eq "no buffer: trace readable" 0 $?
 expect_match "no buffer: the trace says it has no end" 'ml.mtrace: no end' "$(cat ml-stats.err)"
 
+# a set-user-ID program that changes the user: the loader ignores LD_PRELOAD for it, and `mallet
+# record` says so rather than record nothing silently (as root: a copy owned by nobody)
+cp "$PROGS/procs" suid-procs
+if chown nobody suid-procs 2> /dev/null && chmod u+s suid-procs &&
+    ! findmnt -no OPTIONS -T . | grep -q nosuid; then
+    "$MALLET" record -q -o suid/ -- ./suid-procs leaf 2> suid.err; expect_eq "suid: status" 0 $?
+    expect_match "suid: said" '^mallet: record: ./suid-procs is set-user-ID or set-group-ID: the loader ignores LD_PRELOAD' "$(cat suid.err)"
+    expect_eq "suid: indeed nothing recorded" 0 "$(ls suid | wc -l)"
+else
+    echo "skipped: cannot make a set-user-ID file here"
+fi
+
 # a full disk (a tiny tmpfs, where this machine lets us mount one)
 mkdir full
 if mount -t tmpfs -o size=64k tmpfs full 2> /dev/null; then
