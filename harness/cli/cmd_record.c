@@ -5,7 +5,9 @@
 #include "cli.h"
 
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -109,14 +111,45 @@ static int find_command(const char *cmd, char *out, size_t cap)
     return 0;
 }
 
-/* A set-user-ID or set-group-ID program that changes who runs it: the loader then ignores
- * LD_PRELOAD (secure-execution mode), and nothing of its process would be recorded, silently. */
-static void warn_if_secure(const char *cmd)
+/* True if file is an ELF executable with no program interpreter: statically linked, so no
+ * dynamic loader runs to preload anything. */
+static int is_static_elf(const char *file)
+{
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    Elf64_Ehdr eh;
+    int is_static = 0;
+    if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh && !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
+        eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phentsize == sizeof(Elf64_Phdr) &&
+        eh.e_phnum > 0 && eh.e_phnum < 1024) {
+        is_static = 1;
+        for (unsigned i = 0; i < eh.e_phnum && is_static; i++) {
+            Elf64_Phdr ph;
+            if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + i * sizeof ph)) != (ssize_t)sizeof ph)
+                is_static = 0; /* unreadable: say nothing */
+            else if (ph.p_type == PT_INTERP)
+                is_static = 0;
+        }
+    }
+    close(fd);
+    return is_static;
+}
+
+/* Programs that LD_PRELOAD cannot reach, of which nothing would be recorded, silently: a
+ * statically linked one (no dynamic loader), and a set-user-ID or set-group-ID one that changes
+ * who runs it (the loader ignores LD_PRELOAD in secure-execution mode). */
+static void warn_if_unreachable(const char *cmd)
 {
     char file[PATH_MAX];
     struct stat sb;
     struct statvfs vfs;
     if (!find_command(cmd, file, sizeof file) || stat(file, &sb)) return;
+    if (is_static_elf(file)) {
+        mallet_err("record: %s is statically linked: LD_PRELOAD cannot reach it, so its own "
+                   "allocations are not recorded (only those of programs it runs)",
+                   file);
+        return;
+    }
     if (statvfs(file, &vfs) == 0 && (vfs.f_flag & ST_NOSUID)) return; /* the bits do nothing */
     if (((sb.st_mode & S_ISUID) && sb.st_uid != geteuid()) ||
         ((sb.st_mode & S_ISGID) && sb.st_gid != getegid()))
@@ -210,7 +243,7 @@ int mallet_cmd_record(int argc, char **argv)
     if (!quiet)
         mallet_err("record: tracing %s into %s%s", cmd[0], output,
                    dir_mode ? " (one file per process)" : " (other processes: FILE.PID)");
-    warn_if_secure(cmd[0]);
+    warn_if_unreachable(cmd[0]);
     fflush(NULL);
     execvp(cmd[0], cmd);
     int e = errno;

@@ -85,6 +85,16 @@ else
     echo "skipped: cannot make a set-user-ID file here"
 fi
 
+# a statically linked program: no dynamic loader, so no preload; said, not silently nothing
+if printf 'int main(void){return 3;}\n' | cc -static -x c - -o static-prog 2> /dev/null; then
+    "$MALLET" record -q -o static/ -- ./static-prog 2> static.err; expect_eq "static: status" 3 $?
+    expect_match "static: said" '^mallet: record: ./static-prog is statically linked: LD_PRELOAD cannot reach it' "$(cat static.err)"
+    "$MALLET" record -q -o dyn.mtrace -- "$PROGS/procs" leaf 2> dyn.err
+    expect_eq "dynamic: nothing said" "" "$(cat dyn.err)"
+else
+    echo "skipped: no static C library (cc -static)"
+fi
+
 # a full disk (a tiny tmpfs, where this machine lets us mount one)
 mkdir full
 if mount -t tmpfs -o size=64k tmpfs full 2> /dev/null; then
