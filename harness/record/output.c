@@ -59,7 +59,7 @@ static size_t put_num(char *dst, size_t pos, size_t cap, uint64_t v)
 
 /* One line on stderr, from NULL-terminated pieces: one writev, no buffer (a signal handler's
  * stack may be small, see cmdline_buf). */
-static void say(const char *const *pieces)
+void mallet_say(const char *const *pieces)
 {
     struct iovec iov[16];
     int n = 0;
@@ -78,7 +78,7 @@ void mallet_output_failed(int err)
     const char *line[] = {
         "mallet: cannot write trace ", out_path[0] ? out_path : "(no file)",         ": ",
         why ? why : "unknown error",   "; recording stopped, the program continues", NULL};
-    say(line);
+    mallet_say(line);
 }
 
 /* Where the file goes and how it is named (name_for). */

@@ -61,6 +61,24 @@ void mallet_resolve_real(void)
     RESOLVE(exit_, "_exit");
     RESOLVE(Exit_, "_Exit");
 #undef RESOLVE
+    /* Whose malloc the program's calls reach: an executable that defines malloc (a statically
+     * linked allocator: Firefox's, Chrome's, a Rust program's unprefixed jemalloc) comes before
+     * any preloaded library. */
+    void *first = dlsym(RTLD_DEFAULT, "malloc");
+    Dl_info mine, theirs;
+    if (first && dladdr((void *)mallet_resolve_real, &mine) && dladdr(first, &theirs) &&
+        mine.dli_fbase != theirs.dli_fbase)
+        mallet_real.first_malloc = (void *(*)(size_t))first;
+}
+
+const char *mallet_malloc_owner(void)
+{
+    Dl_info theirs;
+    if (!mallet_real.first_malloc) return NULL;
+    return dladdr((void *)mallet_real.first_malloc, &theirs) && theirs.dli_fname &&
+                   *theirs.dli_fname
+               ? theirs.dli_fname
+               : "the program";
 }
 
 /* Before the real allocator is known (inside dlsym) every request comes from the pool. The hooks
@@ -96,17 +114,25 @@ EXPORT void *malloc(size_t n)
  * whatever code duplicated the string (every strdup leak of a program read as libc's). They are
  * done here as glibc does them, recorded as a malloc made by their caller; the C library's own
  * calls of them (setlocale's) do not come here and stay libc's. */
+/* The block for strdup's copy: the C library's would come from whichever malloc the program's
+ * calls reach, so it does here: one the program defines itself is freed by its own free. */
+__attribute__((always_inline)) static inline void *dup_alloc(size_t n, uint64_t site)
+{
+    if (MALLET_UNLIKELY(mallet_real.first_malloc != NULL)) return mallet_real.first_malloc(n);
+    return malloc_at(n, site);
+}
+
 EXPORT char *strdup(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *p = malloc_at(n, CALLSITE());
+    char *p = dup_alloc(n, CALLSITE());
     return p ? memcpy(p, s, n) : NULL;
 }
 
 EXPORT char *strndup(const char *s, size_t max)
 {
     size_t n = strnlen(s, max);
-    char *p = malloc_at(n + 1, CALLSITE());
+    char *p = dup_alloc(n + 1, CALLSITE());
     if (!p) return NULL;
     memcpy(p, s, n);
     p[n] = 0;

@@ -177,7 +177,15 @@ void mallet_init(void)
     mallet_resolve_real();
     mallet_cxx_resolve();
     mallet_opts_read(&mallet_proc.opts);
-    if (!mallet_proc.opts.disabled) {
+    const char *owner = mallet_proc.opts.disabled ? NULL : mallet_malloc_owner();
+    if (owner) { /* nothing the program allocates would come here: say so, record nothing */
+        const char *line[] = {"mallet: malloc here is ", owner,
+                              "'s own, found before the recorder's: this process's allocations "
+                              "are not recorded",
+                              NULL};
+        mallet_say(line);
+    }
+    if (!mallet_proc.opts.disabled && !owner) {
         mallet_proc.pid = getpid();
         mallet_proc.ppid = getppid();
         atomic_store(&mallet_proc.next_serial, 1);

@@ -145,6 +145,8 @@ typedef struct mallet_zslot mallet_zslot_t; /* a compression context (zpool.c) *
 MALLET_HIDDEN int mallet_output_fd(void);
 /* Called when a write fails: says so once on stderr and stops recording. */
 MALLET_HIDDEN void mallet_output_failed(int err);
+/* One line on stderr from NULL-terminated pieces (write(2) only: no malloc, no stdio). */
+MALLET_HIDDEN void mallet_say(const char *const *pieces);
 /* Forget the parent's file in a forked child (the child opens its own on first use). */
 MALLET_HIDDEN void mallet_output_after_fork_child(void);
 /* Appends a MAPS chunk with the current /proc/self/maps, compressed with z if the caller holds
@@ -199,9 +201,15 @@ typedef struct mallet_real {
     void *(*pvalloc)(size_t);
     void (*exit_)(int);
     void (*Exit_)(int);
+    /* The malloc a call of `malloc` reaches, when it is not the recorder's: the program (or a
+     * library preloaded before the recorder) defines its own. NULL: ours. */
+    void *(*first_malloc)(size_t);
 } mallet_real_t;
 extern mallet_real_t mallet_real;
 MALLET_HIDDEN void mallet_resolve_real(void);
+/* After mallet_resolve_real: the object whose malloc the loader finds first, if not the
+ * recorder (then nothing the program allocates reaches the recorder), else NULL. */
+MALLET_HIDDEN const char *mallet_malloc_owner(void);
 /* C++'s operators (cxx.c): their next definitions and how to call them, where there are any. */
 MALLET_HIDDEN void mallet_cxx_resolve(void);
 

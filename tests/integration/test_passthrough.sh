@@ -95,6 +95,15 @@ else
     echo "skipped: no static C library (cc -static)"
 fi
 
+# a program with a malloc of its own (found before the recorder's): one line says nothing of it is
+# recorded, and the recorder's strdup takes its blocks from that malloc as the C library's would
+# (before: strdup gave a glibc block, the program's free aborted, status 134)
+"$PROGS/own_malloc" > own-alone.out; expect_eq "own malloc: alone" 0 $?
+"$MALLET" record -q -o own/ -- "$PROGS/own_malloc" > own.out 2> own.err
+expect_eq "own malloc: status" 0 $?
+expect_eq "own malloc: output" "$(cat own-alone.out)" "$(cat own.out)"
+expect_match "own malloc: said" "^mallet: malloc here is .*own_malloc's own, found before the recorder's" "$(cat own.err)"
+
 # a full disk (a tiny tmpfs, where this machine lets us mount one)
 mkdir full
 if mount -t tmpfs -o size=64k tmpfs full 2> /dev/null; then
