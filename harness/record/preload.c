@@ -63,12 +63,10 @@ void mallet_resolve_real(void)
 #undef RESOLVE
     /* Whose malloc the program's calls reach: an executable that defines malloc (a statically
      * linked allocator: Firefox's, Chrome's, a Rust program's unprefixed jemalloc) comes before
-     * any preloaded library. */
-    void *first = dlsym(RTLD_DEFAULT, "malloc");
-    Dl_info mine, theirs;
-    if (first && dladdr((void *)mallet_resolve_real, &mine) && dladdr(first, &theirs) &&
-        mine.dli_fbase != theirs.dli_fbase)
-        mallet_real.first_malloc = (void *(*)(size_t))first;
+     * any preloaded library. A definition, not dlsym(RTLD_DEFAULT): an executable that takes
+     * malloc's address has a symbol for its PLT entry (node does), which calls still ours. */
+    mallet_real.first_malloc =
+        (void *(*)(size_t))mallet_find_function("malloc", (const void *)mallet_resolve_real, 0);
 }
 
 const char *mallet_malloc_owner(void)

@@ -104,6 +104,17 @@ expect_eq "own malloc: status" 0 $?
 expect_eq "own malloc: output" "$(cat own-alone.out)" "$(cat own.out)"
 expect_match "own malloc: said" "^mallet: malloc here is .*own_malloc's own, found before the recorder's" "$(cat own.err)"
 
+# an executable (not PIE) that takes malloc's address has a symbol for its PLT entry, which is
+# not a malloc of its own: recorded, nothing said (node is one)
+if printf '#include <stdlib.h>\nvoid *(*volatile f)(size_t);\nint main(void){f = malloc; free(f(4242)); return 0;}\n' |
+    cc -no-pie -fno-pic -fno-builtin -x c - -o plt-prog 2> /dev/null; then
+    "$MALLET" record -q -o plt.mtrace -- ./plt-prog 2> plt.err; expect_eq "malloc's address: status" 0 $?
+    expect_eq "malloc's address: nothing said" "" "$(cat plt.err)"
+    expect_eq "malloc's address: recorded" 1 "$("$MALLET" dump --no-time plt.mtrace | grep -c 'malloc(4242)')"
+else
+    echo "skipped: cc -no-pie"
+fi
+
 # a full disk (a tiny tmpfs, where this machine lets us mount one)
 mkdir full
 if mount -t tmpfs -o size=64k tmpfs full 2> /dev/null; then
