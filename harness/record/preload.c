@@ -64,7 +64,7 @@ void mallet_resolve_real(void)
     /* Whose malloc the program's calls reach: an executable that defines malloc (a statically
      * linked allocator: Firefox's, Chrome's, a Rust program's unprefixed jemalloc) comes before
      * any preloaded library. A definition, not dlsym(RTLD_DEFAULT): an executable that takes
-     * malloc's address has a symbol for its PLT entry (node does), which calls still ours. */
+     * malloc's address has a symbol for its PLT entry (node does), whose calls still reach ours. */
     mallet_real.first_malloc =
         (void *(*)(size_t))mallet_find_function("malloc", (const void *)mallet_resolve_real, 0);
 }

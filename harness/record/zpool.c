@@ -51,8 +51,9 @@ static int zslot_create(mallet_zslot_t *z)
 
 /* A thread that runs a signal handler on its alternate signal stack (ours for a fatal signal,
  * flushing, or the program's that calls exit()) writes its chunks raw: that stack may be 8 KiB,
- * ~3.4 KiB of it the kernel's frame here (AT_MINSIGSTKSZ), and compressing takes ~6 KiB more
- * (zstd's histograms): a process sent SIGTERM died of SIGSEGV. */
+ * ~3.4 KiB of it the kernel's frame here (AT_MINSIGSTKSZ), and zstd's compressor has frames of
+ * 4 KiB and more (its histograms; objdump of the recorder), where the rest of the recorder's
+ * path there takes about 1 KiB (tests/programs/ender.c altstack). */
 mallet_zslot_t *mallet_zslot_get(size_t len)
 {
     if (mallet_proc.opts.level == 0 || mallet_on_signal_stack()) return NULL;
