@@ -94,6 +94,18 @@ done
 "$MALLET" stats --json alarm*.mtrace > /dev/null
 expect_eq "alarm-exit: traces readable" 0 $?
 
+# Children of four allocating threads, small buffers (often writing), ended after 0.5-20 ms by
+# SIGTERM, SIGINT, or SIGUSR1 whose handler calls exit(): none hangs, each ends as it would alone,
+# every trace reads and has an end (a cut tail is allowed: a thread still allocating after exit()
+# wrote its events one by one, and exit_group can stop a write half-way), and no child's trace
+# has a double free or an unknown pointer.
+MALLET_BUFFER_KB=4 "$MALLET" record -q -o chaos/ -- "$PROGS/ender" chaos 60 > chaos.txt
+expect_eq "chaos: status" 0 $?
+expect_eq "chaos: every child ended as alone" "hung 0 odd 0" "$(cat chaos.txt)"
+"$MALLET" check chaos > chaos.check 2> chaos.err
+expect_match "chaos: no double frees or unknown pointers" 'no double frees, no frees of unknown pointers' "$(tail -1 chaos.check)"
+expect_eq "chaos: every trace readable, each with an end" "" "$(grep -v 'trace was cut' chaos.err)"
+
 # Our SIGTERM handler on the program's alternate signal stack of 8 KiB (Rust's size), in a forked
 # child whose file is made there: it died of SIGSEGV (a 20 KiB array on the stack; lazy binding
 # of a libc function, whose resolver saves the AVX-512 state on the stack; zstd's histograms).

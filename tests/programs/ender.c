@@ -12,10 +12,16 @@
  * alarm-exit: allocates until a timer's signal, argv[2] us away, runs a handler that calls
  * exit(7), as many programs do (though exit is not async-signal-safe).
  *
+ * chaos: forks N children of four threads that allocate without end, and ends each after a
+ * delay that sweeps 0.5-20 ms with SIGTERM, SIGINT, or SIGUSR1, whose handler calls exit(9);
+ * prints "hung H odd O": children still alive 3 s after their signal (then SIGKILLed), and those
+ * that ended otherwise than by their signal or exit(9).
+ *
  * altstack: a forked child sets up an alternate signal stack of argv[2] bytes, with a guard page
  * below it (as Rust's runtime does, 8 KiB), allocates, and sends itself SIGTERM; prints the
  * signal the child died of. */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +84,55 @@ static _Noreturn void alarm_exit(long us)
     }
 }
 
+static void exit_9(int sig)
+{
+    (void)sig;
+    exit(9);
+}
+
+static void *allocate_on(void *arg)
+{
+    for (;;) {
+        void *p = malloc(16 + 40 * (size_t)(long)arg);
+        sink = p;
+        free(p);
+    }
+    return NULL;
+}
+
+static int chaos(long n)
+{
+    int hung = 0, odd = 0;
+    for (long i = 0; i < n; i++) {
+        pid_t p = fork();
+        if (p < 0) return 1;
+        if (p == 0) {
+            signal(SIGUSR1, exit_9);
+            pthread_t t;
+            for (long k = 0; k < 3; k++)
+                if (pthread_create(&t, NULL, allocate_on, (void *)k)) _exit(1);
+            allocate_on((void *)3);
+        }
+        for (long t0 = now_us(), d = 500 + i * 7919 % 20000; now_us() - t0 < d;)
+            ;
+        int sig = i % 3 == 0 ? SIGTERM : i % 3 == 1 ? SIGUSR1 : SIGINT, st = 0;
+        kill(p, sig);
+        pid_t r;
+        for (long w0 = now_us(); (r = waitpid(p, &st, WNOHANG)) == 0 && now_us() - w0 < 3000000;)
+            usleep(1000);
+        if (r == 0) {
+            hung++;
+            kill(p, SIGKILL);
+            waitpid(p, &st, 0);
+        } else if (!(WIFSIGNALED(st) && WTERMSIG(st) == sig) &&
+                   !(WIFEXITED(st) && WEXITSTATUS(st) == 9)) {
+            odd++;
+        }
+    }
+    printf("hung %d odd %d\n", hung, odd);
+    return 0;
+}
+
 static int altstack(long size)
 {
     pid_t p = fork();
@@ -107,6 +162,7 @@ int main(int argc, char **argv)
     long n = atol(argv[2]);
     if (!strcmp(argv[1], "alarm-exit")) alarm_exit(n);
     if (!strcmp(argv[1], "altstack")) return altstack(n);
+    if (!strcmp(argv[1], "chaos")) return chaos(n);
     if (!strcmp(argv[1], "race-term")) return race(n, SIGTERM);
     if (!strcmp(argv[1], "race-kill")) return race(n, SIGKILL);
     for (long i = 0; i < n; i++) {
