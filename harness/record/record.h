@@ -60,7 +60,6 @@ typedef struct mallet_tbuf {
 typedef struct mallet_tstate {
     int in_hook; /* recursion guard: nested allocator calls are not recorded */
     int exited;  /* the thread's key destructor ran: events are written one by one */
-    int guarded; /* depth of mallet_output_guard_begin: only the outermost blocks signals */
     mallet_tbuf_t *buf;
     uint32_t serial;    /* kept when the buffer is released, for events after thread exit */
     uint32_t unstamped; /* events left that may reuse last_cycles (see mallet_stamp) */
@@ -72,6 +71,8 @@ typedef struct mallet_tstate {
     uint32_t tag;         /* its owner-table tag (owners.h): the serial, or MALLET_TAG_NONE */
     uint32_t claims;      /* owner-table claims since the event claims_from (stamp.c) */
     uint64_t claims_from;
+    int guarded; /* depth of mallet_output_guard_begin: only the outermost blocks signals (last:
+                  * the hot path's fields keep their places) */
 } mallet_tstate_t;
 
 extern __thread mallet_tstate_t mallet_tls __attribute__((tls_model("initial-exec")));
@@ -112,7 +113,7 @@ typedef struct mallet_proc {
     pid_t pid, ppid;
     int forked; /* this process was forked from a traced one */
     uint64_t start_realtime_ns, start_ns, start_cycles;
-    uint64_t fork_end_cycles; /* a forked child: its first reading, after the fork */
+    uint64_t fork_end_cycles;   /* a forked child: its first reading, after the fork */
     _Atomic int write_through;  /* set at exit(): every later event is written at once */
     uint64_t flush_cycles;      /* opts.flush_ms in cycles */
     uint64_t rss_cycles;        /* opts.rss_ms in cycles */

@@ -193,19 +193,24 @@ void mallet_tbuf_after_fork_child(mallet_tstate_t *self)
     self->seq = 0;
 }
 
+/* Writes an EVENTS chunk of t's, h's other fields set, from outside t's buffer (raw). */
+static void write_alone(mallet_tstate_t *t, mallet_chunk_header_t *h, const uint8_t *p, size_t len)
+{
+    h->type = MALLET_CHUNK_EVENTS;
+    h->tid = (uint32_t)mallet_gettid();
+    h->thread = t->serial;
+    int saved_errno = errno;
+    int r = mallet_zslot_write(NULL, h, p, len);
+    if (r && r != -EBADF) mallet_output_failed(-r);
+    errno = saved_errno;
+}
+
 void mallet_tbuf_dying(mallet_tstate_t *t)
 {
     if (!mallet_output_is_open()) return; /* nothing recorded: no file to say it in */
-    mallet_chunk_header_t h = {0};
-    h.type = MALLET_CHUNK_EVENTS;
-    h.flags = MALLET_CHUNK_F_EMERGENCY;
-    h.tid = (uint32_t)mallet_gettid();
-    h.thread = t->serial;
+    mallet_chunk_header_t h = {.flags = MALLET_CHUNK_F_EMERGENCY};
     h.first_cycles = h.last_cycles = mallet_cycles();
-    int saved_errno = errno;
-    int r = mallet_zslot_write(NULL, &h, NULL, 0);
-    if (r && r != -EBADF) mallet_output_failed(-r);
-    errno = saved_errno;
+    write_alone(t, &h, NULL, 0);
 }
 
 /* Writes one event as its own chunk. */
@@ -216,18 +221,10 @@ static void write_single(mallet_tstate_t *t, mallet_event_t ev)
     mallet_enc_state_t st = {0};
     size_t len = (size_t)(mallet_encode_event(buf, &st, &ev) - buf);
     if (!t->serial) mallet_stamp_set_serial(t, atomic_fetch_add(&mallet_proc.next_serial, 1));
-    mallet_chunk_header_t h = {0};
-    h.type = MALLET_CHUNK_EVENTS;
-    h.tid = (uint32_t)mallet_gettid();
-    h.thread = t->serial;
-    h.count = 1;
+    mallet_chunk_header_t h = {.count = 1, .first_seq = t->seq++};
     h.first_cycles = mallet_event_start(&ev);
     h.last_cycles = ev.cycles;
-    h.first_seq = t->seq++;
-    int saved_errno = errno;
-    int r = mallet_zslot_write(NULL, &h, buf, len);
-    if (r && r != -EBADF) mallet_output_failed(-r);
-    errno = saved_errno;
+    write_alone(t, &h, buf, len);
 }
 
 void mallet_rec_first(mallet_tstate_t *t, uint8_t op, uint8_t failed, uint64_t callsite,
