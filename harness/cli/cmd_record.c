@@ -111,40 +111,78 @@ static int find_command(const char *cmd, char *out, size_t cap)
     return 0;
 }
 
-/* True if file is an ELF executable with no program interpreter: statically linked, so no
- * dynamic loader runs to preload anything. */
-static int is_static_elf(const char *file)
+/* What the loader needs to know of an ELF file: its word size and machine (e_ident[EI_CLASS],
+ * e_machine, at the same offsets in both classes), and for a 64-bit one whether it names a
+ * program interpreter. 0 if file is not a readable ELF file. */
+typedef struct elf_kind {
+    int class, machine, is_static;
+} elf_kind_t;
+
+static int read_elf_kind(const char *file, elf_kind_t *k)
 {
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     Elf64_Ehdr eh;
-    int is_static = 0;
-    if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh && !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
-        eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phentsize == sizeof(Elf64_Phdr) &&
-        eh.e_phnum > 0 && eh.e_phnum < 1024) {
-        is_static = 1;
-        for (unsigned i = 0; i < eh.e_phnum && is_static; i++) {
+    int ok = pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh &&
+             !memcmp(eh.e_ident, ELFMAG, SELFMAG);
+    if (ok) {
+        k->class = eh.e_ident[EI_CLASS];
+        k->machine = eh.e_machine;
+        k->is_static = 0;
+    }
+    /* Without PT_INTERP no dynamic loader runs, to preload anything or not (64-bit only: a
+     * 32-bit program is unreachable anyway). */
+    if (ok && k->class == ELFCLASS64 && eh.e_phentsize == sizeof(Elf64_Phdr) && eh.e_phnum > 0 &&
+        eh.e_phnum < 1024) {
+        k->is_static = 1;
+        for (unsigned i = 0; i < eh.e_phnum && k->is_static; i++) {
             Elf64_Phdr ph;
             if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + i * sizeof ph)) != (ssize_t)sizeof ph)
-                is_static = 0; /* unreadable: say nothing */
+                k->is_static = 0; /* unreadable: say nothing */
             else if (ph.p_type == PT_INTERP)
-                is_static = 0;
+                k->is_static = 0;
         }
     }
     close(fd);
-    return is_static;
+    return ok;
 }
 
-/* Programs that LD_PRELOAD cannot reach, of which nothing would be recorded, silently: a
- * statically linked one (no dynamic loader), and a set-user-ID or set-group-ID one that changes
- * who runs it (the loader ignores LD_PRELOAD in secure-execution mode). */
-static void warn_if_unreachable(const char *cmd)
+/* "32-bit i386", "64-bit x86-64", ... into buf. */
+static const char *elf_kind_name(const elf_kind_t *k, char *buf, size_t cap)
+{
+    const char *m = k->machine == EM_386       ? "i386"
+                    : k->machine == EM_X86_64  ? "x86-64"
+                    : k->machine == EM_ARM     ? "arm"
+                    : k->machine == EM_AARCH64 ? "aarch64"
+                                               : NULL;
+    char num[24];
+    if (!m) snprintf(num, sizeof num, "machine %d", k->machine);
+    snprintf(buf, cap, "%s %s", k->class == ELFCLASS32 ? "32-bit" : "64-bit", m ? m : num);
+    return buf;
+}
+
+/* Programs that LD_PRELOAD cannot reach, of which nothing would be recorded, silently: one built
+ * for another word size or machine than the recorder library lib (a 32-bit program: its loader
+ * skips a 64-bit library with a line of its own that does not say what it means), a statically
+ * linked one (no dynamic loader), and a set-user-ID or set-group-ID one that changes who runs it
+ * (the loader ignores LD_PRELOAD in secure-execution mode). */
+static void warn_if_unreachable(const char *cmd, const char *lib)
 {
     char file[PATH_MAX];
     struct stat sb;
     struct statvfs vfs;
+    elf_kind_t prog = {0}, rec = {0};
     if (!find_command(cmd, file, sizeof file) || stat(file, &sb)) return;
-    if (is_static_elf(file)) {
+    if (read_elf_kind(file, &prog) && read_elf_kind(lib, &rec) &&
+        (prog.class != rec.class || prog.machine != rec.machine)) {
+        char a[32], b[32];
+        mallet_err("record: %s is a %s program, the recorder library %s is %s: it cannot be "
+                   "loaded there, so nothing of it is recorded (only of programs it runs that "
+                   "match)",
+                   file, elf_kind_name(&prog, a, sizeof a), lib, elf_kind_name(&rec, b, sizeof b));
+        return;
+    }
+    if (prog.is_static) {
         mallet_err("record: %s is statically linked: LD_PRELOAD cannot reach it, so its own "
                    "allocations are not recorded (only those of programs it runs)",
                    file);
@@ -243,7 +281,7 @@ int mallet_cmd_record(int argc, char **argv)
     if (!quiet)
         mallet_err("record: tracing %s into %s%s", cmd[0], output,
                    dir_mode ? " (one file per process)" : " (other processes: FILE.PID)");
-    warn_if_unreachable(cmd[0]);
+    warn_if_unreachable(cmd[0], lib);
     fflush(NULL);
     execvp(cmd[0], cmd);
     int e = errno;

@@ -95,6 +95,25 @@ else
     echo "skipped: no static C library (cc -static)"
 fi
 
+# a 32-bit program: its loader cannot take the 64-bit recorder (it skips it with a line of its
+# own, for a dynamic one); said, not silently nothing. A hand-made static i386 executable (an ELF
+# header, one loadable segment, and `exit(3)` by int 0x80), since the 32-bit C library may be
+# missing; the kernel may not run 32-bit code at all (status 126 then), either way the same.
+{
+    printf '\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00' # 32-bit, little-endian
+    printf '\x02\x00\x03\x00\x01\x00\x00\x00\x54\x80\x04\x08'         # EXEC, i386, entry
+    printf '\x34\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'         # phoff 52, no sections
+    printf '\x34\x00\x20\x00\x01\x00\x00\x00\x00\x00\x00\x00'         # sizes, one segment
+    printf '\x01\x00\x00\x00\x00\x00\x00\x00\x00\x80\x04\x08\x00\x80\x04\x08' # LOAD at 0x8048000
+    printf '\x60\x00\x00\x00\x60\x00\x00\x00\x05\x00\x00\x00\x00\x10\x00\x00' # 96 bytes, r-x
+    printf '\xbb\x03\x00\x00\x00\xb8\x01\x00\x00\x00\xcd\x80'         # exit(3)
+} > elf32-prog
+chmod +x elf32-prog
+./elf32-prog 2> /dev/null; alone=$?
+"$MALLET" record -q -o elf32/ -- ./elf32-prog 2> elf32.err; expect_eq "32-bit: status" "$alone" $?
+expect_match "32-bit: said" '^mallet: record: ./elf32-prog is a 32-bit i386 program, the recorder library .*libmallet_record.so is 64-bit x86-64: it cannot be loaded there' "$(cat elf32.err)"
+expect_eq "32-bit: one line" 1 "$(wc -l < elf32.err)"
+
 # a program with a malloc of its own (found before the recorder's): one line says nothing of it is
 # recorded, and the recorder's strdup takes its blocks from that malloc as the C library's would
 # (before: strdup gave a glibc block, the program's free aborted, status 134)
