@@ -6,7 +6,9 @@
 # the floor under `mallet record`), the command with the recorder preloaded but recording off
 # (MALLET_DISABLE=1: what interposing alone costs), the issue's two reference points under the
 # same launcher (bench/ref_recorder.c: pure interposition, and a 16-byte record per call into a
-# thread-local buffer, the floor under any recorder), and, given a second build, that build's
+# thread-local buffer, the floor under any recorder), for the single-threaded workloads the hooks'
+# part of a recorder that would encode off the program's core (bench/ref_recorder.c), and, given
+# a second build, that build's
 # `mallet record` too, so that two versions are compared in the same rounds. Also reports the
 # trace size, and heaptrack's for the same command when heaptrack is installed.
 # usage: bench/record_overhead.sh [BUILD_DIR] [ROUNDS] [BASE_BUILD_DIR]
@@ -44,6 +46,7 @@ measure() { # NAME CMD...
     name=$1
     shift
     local rec=() floor=() off=() refi=() ref16=() old=() alone t
+    local raw32=() shm32=() poll32=() spin32=() ol="$build/bench/offcore_launch"
     for r in $(seq 1 "$rounds"); do
         alone=$(timed "$@")
         t=$(timed "$build/bench/exec_floor" "$@")
@@ -54,6 +57,16 @@ measure() { # NAME CMD...
         refi+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
         t=$(LD_PRELOAD="$build/bench/libref_record16.so" timed "$build/bench/exec_floor" "$@")
         ref16+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
+        if [ "$name" != malloc_bench ]; then # one thread: the off-core floor (ref_recorder.c)
+            t=$(LD_PRELOAD="$build/bench/libref_raw32.so" timed "$build/bench/exec_floor" "$@")
+            raw32+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
+            t=$(LD_PRELOAD="$build/bench/libref_consumer32.so" timed "$ol" none "$@")
+            shm32+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
+            t=$(LD_PRELOAD="$build/bench/libref_consumer32.so" timed "$ol" 20 "$@")
+            poll32+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
+            t=$(LD_PRELOAD="$build/bench/libref_consumer32.so" timed "$ol" 0 "$@")
+            spin32+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
+        fi
         if [ -n "$base" ]; then
             t=$(timed "$base/mallet" record -q -o run.mtrace -- "$@")
             old+=("$(awk -v a="$alone" -v b="$t" 'BEGIN {printf "%.3f", b / a}')")
@@ -73,6 +86,15 @@ measure() { # NAME CMD...
         "$(printf '%s\n' "${refi[@]}" | median)"
     printf '%-16s exec_floor + a 16-byte record per call: median %.3fx\n' "$name" \
         "$(printf '%s\n' "${ref16[@]}" | median)"
+    if [ "${#raw32[@]}" -gt 0 ]; then
+        printf '%-16s exec_floor + a 32-byte record per call (callsite, time): median %.3fx\n' \
+            "$name" "$(printf '%s\n' "${raw32[@]}" | median)"
+        printf '%-16s   the same in shared memory from the launcher, never read: %.3fx\n' \
+            "$name" "$(printf '%s\n' "${shm32[@]}" | median)"
+        printf '%-16s   the launcher reads it, polling every 20 us: %.3fx; spinning: %.3fx\n' \
+            "$name" "$(printf '%s\n' "${poll32[@]}" | median)" \
+            "$(printf '%s\n' "${spin32[@]}" | median)"
+    fi
     [ -n "$base" ] && printf '%-16s base build %s: median %.2fx (rounds: %s)\n' "$name" "$base" \
         "$(printf '%s\n' "${old[@]}" | median)" "${old[*]}"
     printf '%-16s trace %d bytes for %d events (%.2f bytes/event)\n' "$name" "$size" "$events" \
