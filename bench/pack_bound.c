@@ -1,8 +1,8 @@
 /* How small could a trace of this recording be, and still say which block each free releases (what
- * a faithful replay needs)? An estimate from below, by hand (docs/PERFORMANCE.md, "Trace size:
- * how low a replayable trace can go"): the events of TRACE re-encoded with a model of the
- * allocator, off line, as columns, each compressed by zstd at level 19 -- with no time, no thread
- * and no callsite at all, which a real trace needs on top.
+ * a faithful replay needs)? Estimates (docs/PERFORMANCE.md, "How small a trace can be"): the
+ * events of TRACE re-encoded with a model of the allocator, off line, as columns, each compressed
+ * by zstd at level 19, and each column's order-0 entropy (what an arithmetic coder of its values
+ * would take) -- with no time, no thread and no callsite at all, which a real trace needs on top.
  * - op: per event, a byte: a free, or an allocation and how its address was predicted: the block
  *   freed last by this thread in the same size class (glibc's chunk size), or the one before it
  *   ... (8 deep: allocators reuse a class's blocks last-in first-out), or not predicted;
@@ -18,18 +18,33 @@
 #include "trace/reader.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 
+/* A column: its values as LEB128 varints, and how often each value below HIST_MAX came (for
+ * its order-0 entropy: what an arithmetic coder of the same values, each coded alone with its
+ * frequency, would take; larger values count as their varint's bits). */
+#define HIST_MAX (1u << 20)
 typedef struct col {
     uint8_t *p;
     size_t len, cap;
+    uint32_t *hist;
+    uint64_t counted, escape_bits;
 } col_t;
 
 static void col_put(col_t *c, uint64_t v) /* LEB128 */
 {
+    if (!c->hist && !(c->hist = calloc(HIST_MAX, sizeof *c->hist))) abort();
+    if (v < HIST_MAX) {
+        c->hist[v]++;
+        c->counted++;
+    } else {
+        for (uint64_t w = v; w; w >>= 7)
+            c->escape_bits += 8;
+    }
     if (c->cap - c->len < 10) {
         c->cap = c->cap ? c->cap * 2 : 1 << 20;
         if (!(c->p = realloc(c->p, c->cap))) abort();
@@ -168,6 +183,15 @@ static void on_free(thread_t *t, uint64_t ptr)
     e->used = 2;
 }
 
+/* The column's order-0 entropy, in bytes. */
+static double entropy(const col_t *c)
+{
+    double bits = (double)c->escape_bits;
+    for (uint32_t v = 0; c->hist && v < HIST_MAX; v++)
+        if (c->hist[v]) bits -= c->hist[v] * log2((double)c->hist[v] / (double)c->counted);
+    return bits / 8;
+}
+
 static size_t packed(const col_t *c)
 {
     if (!c->len) return 0;
@@ -218,15 +242,21 @@ int main(int argc, char **argv)
     const col_t *cols[] = {&ops, &sizes, &frees, &addrs};
     const char *names[] = {"op", "size", "free", "addr"};
     size_t total = 0;
+    double coded = 0, per = 1.0 / (double)(events ? events : 1);
     for (int i = 0; i < 4; i++) {
         size_t n = packed(cols[i]);
+        double h = entropy(cols[i]);
         total += n;
-        printf("%-5s %10zu bytes raw, %10zu packed, %.3f bytes/event\n", names[i], cols[i]->len, n,
-               (double)n / (double)(events ? events : 1));
+        coded += i < 3 ? h : (double)n; /* addresses: no symbols to count, zstd's size */
+        printf("%-5s %10zu bytes raw, %10zu packed, %.3f bytes/event; order-0 entropy %.3f "
+               "bytes/event\n",
+               names[i], cols[i]->len, n, (double)n * per, h * per);
     }
     printf("events %" PRIu64 ", threads %zu: %zu bytes packed, %.3f bytes/event (no time, thread "
            "or callsite)\n",
-           events, nthreads, total, (double)total / (double)(events ? events : 1));
+           events, nthreads, total, (double)total * per);
+    printf("entropy-coded op, size and free, packed addr: %.0f bytes, %.3f bytes/event\n", coded,
+           coded * per);
     mallet_reader_close(r);
     return 0;
 }
