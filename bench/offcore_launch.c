@@ -28,7 +28,8 @@ int main(int argc, char **argv)
     if (argc < 3) return 2;
     int fd = memfd_create("ref_ring", 0);
     if (fd < 0 || ftruncate(fd, sizeof(ref_shared_t))) return 1;
-    ref_shared_t *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    ref_shared_t *s =
+        mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (s == MAP_FAILED) return 1;
     s->unread = !strcmp(argv[1], "none");
     char num[16];
@@ -53,7 +54,8 @@ int main(int argc, char **argv)
         uint64_t h = atomic_load_explicit(&s->head, memory_order_acquire);
         if (h == t) {
             if ((poll_us || idle % 1024 == 0) && waitpid(kid, &st, WNOHANG) == kid) break;
-            if (poll_us) nanosleep(&nap, NULL);
+            if (poll_us)
+                nanosleep(&nap, NULL);
             else
                 for (int i = 0; i < 64; i++)
                     __builtin_ia32_pause();

@@ -5,8 +5,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-enum { REF_RING = 8192, /* records of 32 bytes: 256 KiB */
-       REF_BATCH = 64   /* records between two publications of the head */ };
+enum {
+    REF_RING = 8192, /* records of 32 bytes: 256 KiB */
+    REF_BATCH = 64   /* records between two publications of the head */
+};
 
 /* The head and the tail each on its own page: the hooks write one, the consumer the other. */
 typedef struct {

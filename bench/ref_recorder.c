@@ -68,8 +68,8 @@ __attribute__((constructor)) static void start(void)
 #if REF_RECORD == 3
     const char *fd = getenv("REF_RING_FD");
     if (fd && *fd)
-        m = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                 atoi(fd), 0);
+        m = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, atoi(fd),
+                 0);
     unsetenv("REF_RING_FD"); /* the program's children are not the launcher's */
 #else
     m = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE,

@@ -20,7 +20,6 @@
 
 #define RECORD_LIB "libmallet_record.so"
 
-
 void mallet_usage_record(FILE *out)
 {
     fprintf(out,
@@ -65,9 +64,12 @@ static int is_sibling_name(const char *name, const char *base)
     const char *p = name + bl + 1;
     int dots = 0, digits = 0;
     for (; *p; p++) {
-        if (*p == '.' && digits && dots++ == 0) digits = 0;
-        else if (*p >= '0' && *p <= '9') digits++;
-        else return 0;
+        if (*p == '.' && digits && dots++ == 0)
+            digits = 0;
+        else if (*p >= '0' && *p <= '9')
+            digits++;
+        else
+            return 0;
     }
     return digits > 0;
 }
@@ -123,8 +125,8 @@ static int read_elf_kind(const char *file, elf_kind_t *k)
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     Elf64_Ehdr eh;
-    int ok = pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh &&
-             !memcmp(eh.e_ident, ELFMAG, SELFMAG);
+    int ok =
+        pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh && !memcmp(eh.e_ident, ELFMAG, SELFMAG);
     if (ok) {
         k->class = eh.e_ident[EI_CLASS];
         k->machine = eh.e_machine;
@@ -137,7 +139,8 @@ static int read_elf_kind(const char *file, elf_kind_t *k)
         k->is_static = 1;
         for (unsigned i = 0; i < eh.e_phnum && k->is_static; i++) {
             Elf64_Phdr ph;
-            if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + i * sizeof ph)) != (ssize_t)sizeof ph)
+            if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + i * sizeof ph)) !=
+                (ssize_t)sizeof ph)
                 k->is_static = 0; /* unreadable: say nothing */
             else if (ph.p_type == PT_INTERP)
                 k->is_static = 0;
@@ -210,8 +213,12 @@ int mallet_cmd_record(int argc, char **argv)
     /* '+': stop at the first non-option, which is CMD; its own options are not ours. */
     while ((c = getopt_long(argc, argv, "+o:qh", opts, NULL)) != -1) {
         switch (c) {
-        case 'o': output = optarg; break;
-        case 'q': quiet = 1; break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
         case 'z': {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -220,7 +227,9 @@ int mallet_cmd_record(int argc, char **argv)
             level = (int)v;
             break;
         }
-        case 'h': mallet_usage_record(stdout); return MALLET_EXIT_OK;
+        case 'h':
+            mallet_usage_record(stdout);
+            return MALLET_EXIT_OK;
         default:
             return mallet_usage_error("record", "unknown option '%s'", argv[optind - 1]);
         }

@@ -103,6 +103,15 @@ void *mallet_map_stacks(size_t n, size_t size);
  * hash); NULL if none defines it. Takes the loader's lock (dl_iterate_phdr): not for signal
  * handlers. */
 void *mallet_find_function(const char *name, const void *self, int after);
+/* The path of the first loaded object (in load order; not self's, any address in it) with a GOT
+ * slot, of a call (JUMP_SLOT) or of an address taken (GLOB_DAT), that binds names[i] to addrs[i]:
+ * an object whose calls of that function reach addrs[i] directly, not the definition the
+ * program's others reach (a library loaded with RTLD_DEEPBIND, which looks in its own
+ * dependencies, the C library, before the preloaded ones). A lazily bound slot not called yet
+ * still points into its object, and is not seen. NULL if none. Takes the loader's lock
+ * (dl_iterate_phdr): not for signal handlers. */
+const char *mallet_find_direct_binding(const char *const *names, void *const *addrs, size_t n,
+                                       const void *self);
 /* Looks a shared library up by soname in LD_LIBRARY_PATH and the system's library directories
  * (without loading it). Writes its path to out; returns 0, or -ENOENT. */
 int mallet_find_library(const char *soname, char *out, size_t cap);

@@ -327,3 +327,102 @@ void *mallet_find_function(const char *name, const void *self, int after)
     dl_iterate_phdr(find_in_object, &lk);
     return lk.found;
 }
+
+#if defined(__x86_64__)
+#define GOT_CALL R_X86_64_JUMP_SLOT
+#define GOT_ADDR R_X86_64_GLOB_DAT
+#elif defined(__aarch64__)
+#define GOT_CALL R_AARCH64_JUMP_SLOT
+#define GOT_ADDR R_AARCH64_GLOB_DAT
+#endif
+
+typedef struct binding_search {
+    const char *const *names;
+    void *const *addrs;
+    size_t n;
+    const void *self;
+    const char *found;
+} binding_search_t;
+
+/* Does one of rel[0..count) bind a searched name to its searched address? */
+static int binds_directly(const binding_search_t *bs, uintptr_t base, const ElfW(Rela) * rel,
+                          size_t count, const ElfW(Sym) * symtab, const char *strtab, size_t strsz)
+{
+#ifdef GOT_CALL
+    for (size_t i = 0; i < count; i++) {
+        unsigned type = (unsigned)ELF64_R_TYPE(rel[i].r_info);
+        if (type != GOT_CALL && type != GOT_ADDR) continue;
+        const ElfW(Sym) *sym = &symtab[ELF64_R_SYM(rel[i].r_info)];
+        if (sym->st_name >= strsz) continue;
+        const char *name = strtab + sym->st_name;
+        for (size_t k = 0; k < bs->n; k++)
+            if (bs->addrs[k] && !strcmp(name, bs->names[k]) &&
+                *(void *const *)(base + rel[i].r_offset) == bs->addrs[k])
+                return 1;
+    }
+#else
+    (void)bs, (void)base, (void)rel, (void)count, (void)symtab, (void)strtab, (void)strsz;
+#endif
+    return 0;
+}
+
+static int find_binding(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    binding_search_t *bs = arg;
+    uintptr_t base = info->dlpi_addr, self = (uintptr_t)bs->self;
+    const ElfW(Dyn) *dyn = NULL;
+    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && self - base - ph->p_vaddr < ph->p_memsz) return 0;
+        if (ph->p_type == PT_DYNAMIC) dyn = (const ElfW(Dyn) *)(base + ph->p_vaddr);
+    }
+    if (!dyn || !info->dlpi_name || !info->dlpi_name[0]) return 0; /* the vDSO, or the program */
+    const ElfW(Sym) *symtab = NULL;
+    const char *strtab = NULL;
+    const ElfW(Rela) *jmprel = NULL, *rela = NULL;
+    size_t strsz = 0, jmpsz = 0, relasz = 0;
+    for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++) {
+        switch (d->d_tag) {
+        case DT_SYMTAB:
+            symtab = (const ElfW(Sym) *)dyn_addr(base, d->d_un.d_ptr);
+            break;
+        case DT_STRTAB:
+            strtab = (const char *)dyn_addr(base, d->d_un.d_ptr);
+            break;
+        case DT_STRSZ:
+            strsz = d->d_un.d_val;
+            break;
+        case DT_JMPREL:
+            jmprel = (const ElfW(Rela) *)dyn_addr(base, d->d_un.d_ptr);
+            break;
+        case DT_PLTRELSZ:
+            jmpsz = d->d_un.d_val;
+            break;
+        case DT_RELA:
+            rela = (const ElfW(Rela) *)dyn_addr(base, d->d_un.d_ptr);
+            break;
+        case DT_RELASZ:
+            relasz = d->d_un.d_val;
+            break;
+        default:
+            break;
+        }
+    }
+    if (!symtab || !strtab) return 0;
+    if ((jmprel &&
+         binds_directly(bs, base, jmprel, jmpsz / sizeof *jmprel, symtab, strtab, strsz)) ||
+        (rela && binds_directly(bs, base, rela, relasz / sizeof *rela, symtab, strtab, strsz))) {
+        bs->found = info->dlpi_name;
+        return 1;
+    }
+    return 0;
+}
+
+const char *mallet_find_direct_binding(const char *const *names, void *const *addrs, size_t n,
+                                       const void *self)
+{
+    binding_search_t bs = {.names = names, .addrs = addrs, .n = n, .self = self};
+    dl_iterate_phdr(find_binding, &bs);
+    return bs.found;
+}

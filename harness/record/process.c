@@ -213,6 +213,34 @@ __attribute__((constructor)) static void mallet_constructor(void)
     mallet_init();
 }
 
+/* A library whose calls of the allocator go to the C library's directly (loaded with
+ * RTLD_DEEPBIND: it looks in its own dependencies first) is out of the recorder's reach, and
+ * what it does shows in the analyses as frees of unknown pointers (its blocks freed by others)
+ * or leaks (others' blocks it freed): says so once, naming it. Looked for when a library was
+ * loaded since the start (now: the loader's counts), at the end and before an unload. */
+static void warn_direct_bindings(mallet_dso_counts_t now)
+{
+    static _Atomic int warned;
+    if (atomic_load(&warned) || !now.adds || now.adds == mallet_proc.dsos.adds) return;
+    const char *const names[] = {"malloc", "calloc",         "realloc",       "reallocarray",
+                                 "free",   "posix_memalign", "aligned_alloc", "memalign",
+                                 "valloc", "pvalloc"};
+    void *const addrs[] = {(void *)mallet_real.malloc,        (void *)mallet_real.calloc,
+                           (void *)mallet_real.realloc,       (void *)mallet_real.reallocarray,
+                           (void *)mallet_real.free,          (void *)mallet_real.posix_memalign,
+                           (void *)mallet_real.aligned_alloc, (void *)mallet_real.memalign,
+                           (void *)mallet_real.valloc,        (void *)mallet_real.pvalloc};
+    const char *lib = mallet_find_direct_binding(names, addrs, sizeof names / sizeof names[0],
+                                                 (const void *)&warned);
+    if (!lib || atomic_exchange(&warned, 1)) return;
+    const char *line[] = {"mallet: ", lib,
+                          " calls the C library's allocator directly, not through the recorder "
+                          "(loaded with RTLD_DEEPBIND?): its allocations are not recorded, and "
+                          "its blocks freed elsewhere read as frees of unknown pointers",
+                          NULL};
+    mallet_say(line);
+}
+
 void mallet_finish(int reason)
 {
     if (atomic_load(&mallet_ready) != 1 || getpid() != mallet_proc.pid) return;
@@ -221,10 +249,11 @@ void mallet_finish(int reason)
     if (reason != MALLET_END_EXEC) atomic_store(&mallet_proc.write_through, 1);
     mallet_tbuf_flush_all(t, 0);
     if (reason != MALLET_END_EXEC) mallet_tbuf_release(t, 0);
+    /* Libraries loaded since the start; a program that loaded none (most) is spared a second
+     * read of /proc/self/maps (~10% of a short process's recording cost) and the search. */
+    mallet_dso_counts_t now = mallet_output_dso_counts(), then = mallet_proc.dsos;
+    warn_direct_bindings(now);
     if (mallet_output_is_open()) {
-        /* Libraries loaded since the start; a program that loaded none (most) is spared a
-         * second read of /proc/self/maps (~10% of a short process's recording cost). */
-        mallet_dso_counts_t now = mallet_output_dso_counts(), then = mallet_proc.dsos;
         mallet_output_maps(NULL, !now.adds || now.adds != then.adds || now.subs != then.subs);
         uint8_t why = (uint8_t)reason;
         mallet_chunk_header_t h = {.type = MALLET_CHUNK_END};
@@ -337,6 +366,7 @@ EXPORT int dlclose(void *handle)
     if (atomic_load(&mallet_ready) == 1 && !t->in_hook && getpid() == mallet_proc.pid) {
         t->in_hook++;
         mallet_output_maps_before_unload();
+        warn_direct_bindings(mallet_output_dso_counts());
         t->in_hook--;
     }
     return fn(handle);

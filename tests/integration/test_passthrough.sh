@@ -114,6 +114,22 @@ chmod +x elf32-prog
 expect_match "32-bit: said" '^mallet: record: ./elf32-prog is a 32-bit i386 program, the recorder library .*libmallet_record.so is 64-bit x86-64: it cannot be loaded there' "$(cat elf32.err)"
 expect_eq "32-bit: one line" 1 "$(wc -l < elf32.err)"
 
+# a library loaded with RTLD_DEEPBIND calls the C library's malloc, not the recorder's: the
+# host's frees of its blocks are frees of pointers the trace never saw. Said once, naming the
+# library, at the end; the same library loaded plainly is recorded, and nothing is said.
+"$MALLET" record -q -o plain.mtrace -- "$PROGS/deep_host" "$PROGS/liblate_lib.so" > plain.out 2> plain.err
+expect_eq "plain plugin: status" 0 $?
+expect_eq "plain plugin: nothing said" "" "$(cat plain.err)"
+"$MALLET" check plain.mtrace > plain.check
+expect_eq "plain plugin: clean" 0 $?
+"$MALLET" record -q -o deep.mtrace -- "$PROGS/deep_host" "$PROGS/liblate_lib.so" deep > deep.out 2> deep.err
+expect_eq "deep plugin: status" 0 $?
+expect_eq "deep plugin: output" "freed 3 blocks of a deep-bound library" "$(cat deep.out)"
+expect_match "deep plugin: said" "^mallet: .*liblate_lib.so calls the C library's allocator directly, not through the recorder \(loaded with RTLD_DEEPBIND\?\)" "$(cat deep.err)"
+expect_eq "deep plugin: one line" 1 "$(wc -l < deep.err)"
+"$MALLET" check deep.mtrace > deep.check
+expect_eq "deep plugin: what the line explains" 3 "$(grep -c '^free of unknown pointer' deep.check)"
+
 # a program with a malloc of its own (found before the recorder's): one line says nothing of it is
 # recorded, and the recorder's strdup takes its blocks from that malloc as the C library's would
 # (before: strdup gave a glibc block, the program's free aborted, status 134)
