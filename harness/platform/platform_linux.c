@@ -252,50 +252,88 @@ static uintptr_t dyn_addr(uintptr_t base, ElfW(Addr) v)
     return v < base ? base + v : v;
 }
 
-/* The GNU hash table's lookup (the bloom filter, the bucket, the chain of equal hashes). */
-static int find_in_object(struct dl_phdr_info *info, size_t size, void *arg)
+/* What the lookups below read of a loaded object's dynamic section. */
+typedef struct dyn_tables {
+    uintptr_t base;
+    int holds_self; /* the object holds the address self */
+    int has_dyn;    /* it has a dynamic section, and the pointers below come from it */
+    const ElfW(Sym) * symtab;
+    const char *strtab;
+    size_t strsz;
+    const uint32_t *gnu_hash;
+    const ElfW(Half) * versym;
+    const ElfW(Rela) * jmprel, *rela; /* relocations: the PLT's, the others */
+    size_t jmprel_count, rela_count;
+} dyn_tables_t;
+
+static dyn_tables_t read_dyn(const struct dl_phdr_info *info, const void *self)
 {
-    (void)size;
-    next_lookup_t *lk = arg;
-    uintptr_t base = info->dlpi_addr, self = (uintptr_t)lk->self;
+    dyn_tables_t t = {.base = info->dlpi_addr};
     const ElfW(Dyn) *dyn = NULL;
-    int holds_self = 0;
     for (unsigned i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_LOAD && self - base - ph->p_vaddr < ph->p_memsz) holds_self = 1;
-        if (ph->p_type == PT_DYNAMIC) dyn = (const ElfW(Dyn) *)(base + ph->p_vaddr);
+        if (ph->p_type == PT_LOAD && (uintptr_t)self - t.base - ph->p_vaddr < ph->p_memsz)
+            t.holds_self = 1;
+        if (ph->p_type == PT_DYNAMIC) dyn = (const ElfW(Dyn) *)(t.base + ph->p_vaddr);
     }
-    if (holds_self) {
-        lk->past_self = 1;
-        return !lk->after; /* before it: the search ends there */
-    }
-    if (lk->past_self != lk->after || !dyn) return 0;
-    const ElfW(Sym) *symtab = NULL;
-    const char *strtab = NULL;
-    const uint32_t *gh = NULL;
-    const ElfW(Half) *versym = NULL;
-    size_t strsz = 0;
-    for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++) {
+    t.has_dyn = dyn != NULL;
+    size_t jmprel_size = 0, rela_size = 0;
+    for (const ElfW(Dyn) *d = dyn; d && d->d_tag != DT_NULL; d++) {
+        uintptr_t a = dyn_addr(t.base, d->d_un.d_ptr);
         switch (d->d_tag) {
         case DT_SYMTAB:
-            symtab = (const ElfW(Sym) *)dyn_addr(base, d->d_un.d_ptr);
+            t.symtab = (const ElfW(Sym) *)a;
             break;
         case DT_STRTAB:
-            strtab = (const char *)dyn_addr(base, d->d_un.d_ptr);
-            break;
-        case DT_GNU_HASH:
-            gh = (const uint32_t *)dyn_addr(base, d->d_un.d_ptr);
-            break;
-        case DT_VERSYM:
-            versym = (const ElfW(Half) *)dyn_addr(base, d->d_un.d_ptr);
+            t.strtab = (const char *)a;
             break;
         case DT_STRSZ:
-            strsz = d->d_un.d_val;
+            t.strsz = d->d_un.d_val;
+            break;
+        case DT_GNU_HASH:
+            t.gnu_hash = (const uint32_t *)a;
+            break;
+        case DT_VERSYM:
+            t.versym = (const ElfW(Half) *)a;
+            break;
+        case DT_JMPREL:
+            t.jmprel = (const ElfW(Rela) *)a;
+            break;
+        case DT_PLTRELSZ:
+            jmprel_size = d->d_un.d_val;
+            break;
+        case DT_RELA:
+            t.rela = (const ElfW(Rela) *)a;
+            break;
+        case DT_RELASZ:
+            rela_size = d->d_un.d_val;
             break;
         default:
             break;
         }
     }
+    t.jmprel_count = t.jmprel ? jmprel_size / sizeof *t.jmprel : 0;
+    t.rela_count = t.rela ? rela_size / sizeof *t.rela : 0;
+    return t;
+}
+
+/* The GNU hash table's lookup (the bloom filter, the bucket, the chain of equal hashes). */
+static int find_in_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    next_lookup_t *lk = arg;
+    dyn_tables_t t = read_dyn(info, lk->self);
+    if (t.holds_self) {
+        lk->past_self = 1;
+        return !lk->after; /* before it: the search ends there */
+    }
+    if (lk->past_self != lk->after || !t.has_dyn) return 0;
+    const ElfW(Sym) *symtab = t.symtab;
+    const char *strtab = t.strtab;
+    const uint32_t *gh = t.gnu_hash;
+    const ElfW(Half) *versym = t.versym;
+    size_t strsz = t.strsz;
+    uintptr_t base = t.base;
     if (!symtab || !strtab || !gh || gh[0] == 0 || gh[2] == 0) return 0;
     uint32_t nbuckets = gh[0], symoffset = gh[1], bloom_size = gh[2], shift = gh[3];
     const ElfW(Addr) *bloom = (const ElfW(Addr) *)(gh + 4);
@@ -345,23 +383,23 @@ typedef struct binding_search {
 } binding_search_t;
 
 /* Does one of rel[0..count) bind a searched name to its searched address? */
-static int binds_directly(const binding_search_t *bs, uintptr_t base, const ElfW(Rela) * rel,
-                          size_t count, const ElfW(Sym) * symtab, const char *strtab, size_t strsz)
+static int binds_directly(const binding_search_t *bs, const dyn_tables_t *t, const ElfW(Rela) * rel,
+                          size_t count)
 {
 #ifdef GOT_CALL
     for (size_t i = 0; i < count; i++) {
         unsigned type = (unsigned)ELF64_R_TYPE(rel[i].r_info);
         if (type != GOT_CALL && type != GOT_ADDR) continue;
-        const ElfW(Sym) *sym = &symtab[ELF64_R_SYM(rel[i].r_info)];
-        if (sym->st_name >= strsz) continue;
-        const char *name = strtab + sym->st_name;
+        const ElfW(Sym) *sym = &t->symtab[ELF64_R_SYM(rel[i].r_info)];
+        if (sym->st_name >= t->strsz) continue;
+        const char *name = t->strtab + sym->st_name;
         for (size_t k = 0; k < bs->n; k++)
             if (bs->addrs[k] && !strcmp(name, bs->names[k]) &&
-                *(void *const *)(base + rel[i].r_offset) == bs->addrs[k])
+                *(void *const *)(t->base + rel[i].r_offset) == bs->addrs[k])
                 return 1;
     }
 #else
-    (void)bs, (void)base, (void)rel, (void)count, (void)symtab, (void)strtab, (void)strsz;
+    (void)bs, (void)t, (void)rel, (void)count;
 #endif
     return 0;
 }
@@ -370,49 +408,11 @@ static int find_binding(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     binding_search_t *bs = arg;
-    uintptr_t base = info->dlpi_addr, self = (uintptr_t)bs->self;
-    const ElfW(Dyn) *dyn = NULL;
-    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_LOAD && self - base - ph->p_vaddr < ph->p_memsz) return 0;
-        if (ph->p_type == PT_DYNAMIC) dyn = (const ElfW(Dyn) *)(base + ph->p_vaddr);
-    }
-    if (!dyn || !info->dlpi_name || !info->dlpi_name[0]) return 0; /* the vDSO, or the program */
-    const ElfW(Sym) *symtab = NULL;
-    const char *strtab = NULL;
-    const ElfW(Rela) *jmprel = NULL, *rela = NULL;
-    size_t strsz = 0, jmpsz = 0, relasz = 0;
-    for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++) {
-        switch (d->d_tag) {
-        case DT_SYMTAB:
-            symtab = (const ElfW(Sym) *)dyn_addr(base, d->d_un.d_ptr);
-            break;
-        case DT_STRTAB:
-            strtab = (const char *)dyn_addr(base, d->d_un.d_ptr);
-            break;
-        case DT_STRSZ:
-            strsz = d->d_un.d_val;
-            break;
-        case DT_JMPREL:
-            jmprel = (const ElfW(Rela) *)dyn_addr(base, d->d_un.d_ptr);
-            break;
-        case DT_PLTRELSZ:
-            jmpsz = d->d_un.d_val;
-            break;
-        case DT_RELA:
-            rela = (const ElfW(Rela) *)dyn_addr(base, d->d_un.d_ptr);
-            break;
-        case DT_RELASZ:
-            relasz = d->d_un.d_val;
-            break;
-        default:
-            break;
-        }
-    }
-    if (!symtab || !strtab) return 0;
-    if ((jmprel &&
-         binds_directly(bs, base, jmprel, jmpsz / sizeof *jmprel, symtab, strtab, strsz)) ||
-        (rela && binds_directly(bs, base, rela, relasz / sizeof *rela, symtab, strtab, strsz))) {
+    dyn_tables_t t = read_dyn(info, bs->self);
+    /* not self's object, nor the vDSO or the program (no name) */
+    if (t.holds_self || !t.symtab || !t.strtab || !info->dlpi_name || !info->dlpi_name[0]) return 0;
+    if (binds_directly(bs, &t, t.jmprel, t.jmprel_count) ||
+        binds_directly(bs, &t, t.rela, t.rela_count)) {
         bs->found = info->dlpi_name;
         return 1;
     }
