@@ -98,7 +98,7 @@ fi
 # a 32-bit program: its loader cannot take the 64-bit recorder (it skips it with a line of its
 # own, for a dynamic one); said, not silently nothing. A hand-made static i386 executable (an ELF
 # header, one loadable segment, and `exit(3)` by int 0x80), since the 32-bit C library may be
-# missing; the kernel may not run 32-bit code at all (status 126 then), either way the same.
+# missing.
 {
     printf '\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00' # 32-bit, little-endian
     printf '\x02\x00\x03\x00\x01\x00\x00\x00\x54\x80\x04\x08'         # EXEC, i386, entry
@@ -110,17 +110,19 @@ fi
 } > elf32-prog
 chmod +x elf32-prog
 ./elf32-prog 2> /dev/null; alone=$?
-"$MALLET" record -q -o elf32/ -- ./elf32-prog 2> elf32.err; expect_eq "32-bit: status" "$alone" $?
+"$MALLET" record -q -o elf32/ -- ./elf32-prog 2> elf32.err; recorded=$?
+# (a kernel without 32-bit support: bash says 126, execvp hands the file to sh; not compared)
+[ "$alone" = 3 ] && expect_eq "32-bit: status" 3 "$recorded"
 expect_match "32-bit: said" '^mallet: record: ./elf32-prog is a 32-bit i386 program, the recorder library .*libmallet_record.so is 64-bit x86-64: it cannot be loaded there' "$(cat elf32.err)"
-expect_eq "32-bit: one line" 1 "$(wc -l < elf32.err)"
+expect_eq "32-bit: said once" 1 "$(grep -c "^mallet:" elf32.err)"
 
 # a library loaded with RTLD_DEEPBIND calls the C library's malloc, not the recorder's: the
 # host's frees of its blocks are frees of pointers the trace never saw. Said once, naming the
 # library, at the end; the same library loaded plainly is recorded, and nothing is said.
-"$MALLET" record -q -o plain.mtrace -- "$PROGS/deep_host" "$PROGS/liblate_lib.so" > plain.out 2> plain.err
+"$MALLET" record -q -o plugin.mtrace -- "$PROGS/deep_host" "$PROGS/liblate_lib.so" > plugin.out 2> plugin.err
 expect_eq "plain plugin: status" 0 $?
-expect_eq "plain plugin: nothing said" "" "$(cat plain.err)"
-"$MALLET" check plain.mtrace > plain.check
+expect_eq "plain plugin: nothing said" "" "$(cat plugin.err)"
+"$MALLET" check plugin.mtrace > plugin.check
 expect_eq "plain plugin: clean" 0 $?
 "$MALLET" record -q -o deep.mtrace -- "$PROGS/deep_host" "$PROGS/liblate_lib.so" deep > deep.out 2> deep.err
 expect_eq "deep plugin: status" 0 $?
