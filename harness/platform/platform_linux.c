@@ -130,6 +130,14 @@ uint64_t mallet_rss_bytes(int statm_fd)
     return pages * mallet_page_size();
 }
 
+int mallet_high_fd(int fd)
+{
+    int high = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 700) : -1;
+    if (high < 0) return fd;
+    close(fd);
+    return high;
+}
+
 int mallet_rss_peak_reset(void)
 {
     int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);

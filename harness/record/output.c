@@ -230,15 +230,6 @@ static int write_maps(mallet_zslot_t *z)
     }
 }
 
-/* Moves fd clear of the low descriptors that programs dup2 over and shells redirect. */
-static int high_fd(int fd)
-{
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, 700);
-    if (high < 0) return fd;
-    close(fd);
-    return high;
-}
-
 /* Writes the file header and META. */
 static int write_head(int fd)
 {
@@ -259,7 +250,7 @@ static int open_output(void)
     int fd = pl.dir[0] ? open(pl.dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600) : -1;
     int r = -1;
     if (fd >= 0) {
-        fd = high_fd(fd);
+        fd = mallet_high_fd(fd);
         r = write_head(fd);
         if (!r) r = link_file(&pl, fd);
         if (r == -ENOENT || r == -EXDEV || r == -EPERM) { /* no /proc, or linking refused */
@@ -270,7 +261,7 @@ static int open_output(void)
     if (fd < 0) {
         fd = create_file(&pl);
         if (fd < 0) return fd;
-        fd = high_fd(fd);
+        fd = mallet_high_fd(fd);
         r = write_head(fd);
     }
     struct stat sb;
@@ -352,7 +343,7 @@ static int reopen_output(void)
             close(fd);
             fd = -1;
         }
-        out_fd = fd = fd >= 0 ? high_fd(fd) : -1;
+        out_fd = fd = fd >= 0 ? mallet_high_fd(fd) : -1;
     }
     atomic_store_explicit(&busy, 0, memory_order_release);
     return fd;

@@ -158,7 +158,7 @@ static void after_fork_child(void)
     mallet_output_after_fork_child();
     /* /proc/self was resolved when the parent opened statm: reopen it as ours. */
     if (mallet_proc.statm_fd >= 0) close(mallet_proc.statm_fd);
-    mallet_proc.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    mallet_proc.statm_fd = mallet_high_fd(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
     start_clock(0);
 }
 
@@ -189,7 +189,7 @@ void mallet_init(void)
         mallet_proc.pid = getpid();
         mallet_proc.ppid = getppid();
         atomic_store(&mallet_proc.next_serial, 1);
-        mallet_proc.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        mallet_proc.statm_fd = mallet_high_fd(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
         /* now, while the process (almost always) has one thread: registering later costs an RCU
          * grace period, milliseconds */
         mallet_proc.membarrier_ok = mallet_membarrier_register() == 0;

@@ -95,6 +95,17 @@ else
     echo "skipped: no static C library (cc -static)"
 fi
 
+# the recorder's own descriptors (the trace, /proc/self/statm) stay clear of the low ones: a
+# program's first open() gets 3 as without the recorder (before: statm took 3, and sh's first
+# file here got 4); above 699 is the recorder's, and a forked child's reopened statm too
+# (the child: a subshell, forked, whose glob reads its own /proc/self)
+fds() { tr ' ' '\n' | sed 's#.*/##' | sort -n | awk -v above="$1" '($1 >= 700) == above'; }
+sh -c 'ls /proc/$$/fd; (echo /proc/self/fd/* > child-alone.txt)' > fds-alone.txt
+"$MALLET" record -q -o fds/ -- sh -c 'ls /proc/$$/fd; (echo /proc/self/fd/* > child-rec.txt)' > fds-rec.txt
+expect_eq "descriptors: the program's, unchanged" "$(fds 0 < fds-alone.txt)" "$(fds 0 < fds-rec.txt)"
+expect_eq "descriptors: the recorder's, high" 2 "$(fds 1 < fds-rec.txt | wc -l)"
+expect_eq "descriptors: a forked child's, unchanged" "$(fds 0 < child-alone.txt)" "$(fds 0 < child-rec.txt)"
+
 # a 32-bit program: its loader cannot take the 64-bit recorder (it skips it with a line of its
 # own, for a dynamic one); said, not silently nothing. A hand-made static i386 executable (an ELF
 # header, one loadable segment, and `exit(3)` by int 0x80), since the 32-bit C library may be
