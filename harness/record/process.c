@@ -13,6 +13,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#define EXPORT __attribute__((visibility("default")))
+
 __thread mallet_tstate_t mallet_tls __attribute__((tls_model("initial-exec")));
 mallet_proc_t mallet_proc;
 _Atomic int mallet_ready; /* 0 not started, 1 recording, 2 pass-through (starting, off, failed) */
@@ -39,6 +41,43 @@ void mallet_thread_register(mallet_tstate_t *t)
     if (have_key) pthread_setspecific(thread_key, t);
 }
 
+/* The signals whose disposition is the recorder's handler, installed where the program had
+ * SIG_DFL (bit sig - 1). The program reads them back as SIG_DFL (the sigaction and signal hooks
+ * below): a program that looks before it installs a handler sees what it would see alone.
+ * CPython installs its KeyboardInterrupt handler only where SIGINT is SIG_DFL: with ours
+ * visible, a recorded python died of Ctrl-C instead of raising KeyboardInterrupt. */
+static _Atomic uint64_t ours_mask;
+
+static uint64_t sig_bit(int sig)
+{
+    return sig > 0 && sig <= 64 ? 1ull << (sig - 1) : 0;
+}
+
+typedef int sigaction_fn(int, const struct sigaction *, struct sigaction *);
+typedef void (*handler_t)(int);
+typedef handler_t signal_fn(int, handler_t);
+
+/* The next definition of name after the recorder's, found without dlsym (see dlclose below). */
+static void *next_function(void *_Atomic *cache, const char *name)
+{
+    void *fn = atomic_load_explicit(cache, memory_order_acquire);
+    if (!fn) {
+        fn = mallet_find_function(name, (const void *)cache, 1);
+        atomic_store_explicit(cache, fn, memory_order_release);
+    }
+    return fn;
+}
+
+static void *_Atomic real_sigaction_fn;
+
+static int real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    sigaction_fn *fn = (sigaction_fn *)next_function(&real_sigaction_fn, "sigaction");
+    if (fn) return fn(sig, act, old);
+    errno = ENOSYS;
+    return -1;
+}
+
 static void on_fatal_signal(int sig, siginfo_t *si, void *uctx)
 {
     (void)uctx;
@@ -50,7 +89,8 @@ static void on_fatal_signal(int sig, siginfo_t *si, void *uctx)
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
-    sigaction(sig, &dfl, NULL);
+    real_sigaction(sig, &dfl, NULL);
+    atomic_fetch_and(&ours_mask, ~sig_bit(sig));
     /* A fault re-executes the faulting instruction on return and dies by default. A sent signal
      * (kill, abort, raise) is re-sent: it stays pending while the handler runs and kills the
      * process on return, so the exit status says the same signal. */
@@ -60,20 +100,109 @@ static void on_fatal_signal(int sig, siginfo_t *si, void *uctx)
     errno = saved_errno;
 }
 
+static int is_fatal(int sig)
+{
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
+        if (fatal_signals[i] == sig) return 1;
+    return 0;
+}
+
+static _Atomic int handlers_on; /* recording: SIG_DFL on a fatal signal means ours */
+
+/* Puts the recorder's handler on sig (old: the disposition before, as it was). */
+static int put_ours(int sig, struct sigaction *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fatal_signal;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    int r = real_sigaction(sig, &sa, old);
+    if (r == 0) atomic_fetch_or(&ours_mask, sig_bit(sig));
+    return r;
+}
+
 static void install_signal_handlers(void)
 {
     for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
-        struct sigaction old, sa;
-        if (sigaction(fatal_signals[i], NULL, &old)) continue;
+        struct sigaction old;
+        if (real_sigaction(fatal_signals[i], NULL, &old)) continue;
         /* Only where the program has not chosen a disposition: never override its own. */
         if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) continue;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_sigaction = on_fatal_signal;
-        sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
-        sigemptyset(&sa.sa_mask);
-        sigaction(fatal_signals[i], &sa, NULL);
+        put_ours(fatal_signals[i], NULL);
+    }
+    atomic_store(&handlers_on, 1);
+}
+
+/* The program's sigaction, signal and the like on sig: where the recorder's handler is in place
+ * they read it as SIG_DFL; a disposition the program sets replaces it, but SIG_DFL on a fatal
+ * signal puts the recorder's back (it dies the same way, its trace flushed: CPython restores
+ * SIG_DFL and re-raises SIGINT to die of an uncaught KeyboardInterrupt). */
+static int set_dfl_ours(int sig, const struct sigaction *act)
+{
+    return act && !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL && is_fatal(sig) &&
+           atomic_load(&handlers_on);
+}
+
+static void as_program_sees(int was_ours, struct sigaction *old)
+{
+    if (was_ours && old && (old->sa_flags & SA_SIGINFO) && old->sa_sigaction == on_fatal_signal) {
+        memset(old, 0, sizeof *old);
+        old->sa_handler = SIG_DFL;
     }
 }
+
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    int was = (atomic_load(&ours_mask) & sig_bit(sig)) != 0;
+    int r;
+    if (set_dfl_ours(sig, act)) {
+        r = put_ours(sig, old);
+    } else {
+        r = real_sigaction(sig, act, old);
+        if (r == 0 && act) atomic_fetch_and(&ours_mask, ~sig_bit(sig));
+    }
+    if (r == 0) as_program_sees(was, old);
+    return r;
+}
+
+/* signal() and its kin set the disposition through the C library's own sigaction, past the hook
+ * above: each is hooked alike (dfl_ours: SIG_DFL puts the recorder's handler; not for sigset,
+ * whose SIG_DFL also unblocks the signal). */
+static handler_t old_handler(const struct sigaction *old)
+{
+    return (old->sa_flags & SA_SIGINFO) ? (handler_t)(void (*)(void))old->sa_sigaction
+                                        : old->sa_handler;
+}
+
+#define SIGNAL_HOOK(name, dfl_ours)                                                                \
+    EXPORT handler_t name(int sig, handler_t h)                                                    \
+    {                                                                                              \
+        static void *_Atomic real;                                                                 \
+        struct sigaction dfl = {.sa_handler = SIG_DFL}, old;                                       \
+        int was = (atomic_load(&ours_mask) & sig_bit(sig)) != 0;                                   \
+        if ((dfl_ours) && h == SIG_DFL && set_dfl_ours(sig, &dfl)) {                               \
+            if (put_ours(sig, &old)) return SIG_ERR;                                               \
+            as_program_sees(was, &old);                                                            \
+            return old_handler(&old);                                                              \
+        }                                                                                          \
+        signal_fn *fn = (signal_fn *)next_function(&real, #name);                                  \
+        if (!fn) {                                                                                 \
+            errno = ENOSYS;                                                                        \
+            return SIG_ERR;                                                                        \
+        }                                                                                          \
+        handler_t r = fn(sig, h);                                                                  \
+        if (r != SIG_ERR && was) {                                                                 \
+            if (r == (handler_t)(void (*)(void))on_fatal_signal) r = SIG_DFL;                      \
+            atomic_fetch_and(&ours_mask, ~sig_bit(sig));                                           \
+        }                                                                                          \
+        return r;                                                                                  \
+    }
+SIGNAL_HOOK(signal, 1)
+SIGNAL_HOOK(bsd_signal, 1)
+SIGNAL_HOOK(sysv_signal, 1)
+SIGNAL_HOOK(__sysv_signal, 1) /* signal() of a program built without _DEFAULT_SOURCE (-std=c11) */
+SIGNAL_HOOK(sigset, 0)
 
 /* The last fork, as the parent read the clocks just before it (before_fork): the start of a
  * forked child, which inherits them. Read in the child (after_fork_child) the start came late:
@@ -271,8 +400,6 @@ __attribute__((destructor)) static void mallet_destructor(void)
 }
 
 /* ---- hooks on the ends of an image --------------------------------------------------------- */
-
-#define EXPORT __attribute__((visibility("default")))
 
 EXPORT void _exit(int status)
 {

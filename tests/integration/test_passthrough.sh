@@ -106,6 +106,35 @@ expect_eq "descriptors: the program's, unchanged" "$(fds 0 < fds-alone.txt)" "$(
 expect_eq "descriptors: the recorder's, high" 2 "$(fds 1 < fds-rec.txt | wc -l)"
 expect_eq "descriptors: a forked child's, unchanged" "$(fds 0 < child-alone.txt)" "$(fds 0 < child-rec.txt)"
 
+# the recorder's handlers for fatal signals are invisible: the program reads SIG_DFL where it
+# would alone (sigaction, signal), and SIG_DFL put back on one still flushes at death. Before:
+# a recorded CPython saw SIGINT taken, did not install its KeyboardInterrupt handler, and died
+# of a Ctrl-C that it catches alone.
+"$PROGS/dispositions" > disp-alone.out 2> /dev/null; alone=$?
+"$MALLET" record -q -o disp.mtrace -- "$PROGS/dispositions" > disp-rec.out 2> /dev/null
+expect_eq "dispositions: status" "$alone" $?
+expect_eq "dispositions: as alone" "$(cat disp-alone.out)" "$(cat disp-rec.out)"
+"$MALLET" stats disp.mtrace > /dev/null 2> disp-stats.err
+expect_eq "dispositions: died flushed after SIG_DFL" "" "$(cat disp-stats.err)"
+cat > sigint.py << 'EOF'
+import os, signal
+print(signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    signal.pause()
+except KeyboardInterrupt:
+    print("caught KeyboardInterrupt")
+os.kill(os.getpid(), signal.SIGINT)
+signal.pause()
+EOF
+python3 sigint.py > py-alone.out 2> py-alone.err; alone=$?
+"$MALLET" record -q -o py.mtrace -- python3 sigint.py > py-rec.out 2> py-rec.err
+expect_eq "python SIGINT: status" "$alone" $?
+expect_eq "python SIGINT: output" "$(cat py-alone.out)" "$(cat py-rec.out)"
+expect_eq "python SIGINT: traceback" "$(cat py-alone.err)" "$(cat py-rec.err)"
+"$MALLET" stats py.mtrace > /dev/null 2> py-stats.err
+expect_eq "python SIGINT: died flushed" "" "$(cat py-stats.err)"
+
 # a 32-bit program: its loader cannot take the 64-bit recorder (it skips it with a line of its
 # own, for a dynamic one); said, not silently nothing. A hand-made static i386 executable (an ELF
 # header, one loadable segment, and `exit(3)` by int 0x80), since the 32-bit C library may be
