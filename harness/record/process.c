@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -272,6 +273,36 @@ static void before_fork(void)
     fork_realtime_ns = mallet_realtime_ns();
 }
 
+/* /proc/self/statm, for the RSS samples: a descriptor above 700 (mallet_high_fd), checked before
+ * each sample. A daemon closes every descriptor at its start and may take the number for a file
+ * of its own: statm is then opened again, and the program's descriptor left alone (samples went
+ * on reading /dev/null, or a file of the program's, before). */
+static dev_t statm_dev;
+static ino_t statm_ino;
+
+static int statm_is_ours(int fd)
+{
+    struct stat sb;
+    return fd >= 0 && !fstat(fd, &sb) && sb.st_dev == statm_dev && sb.st_ino == statm_ino;
+}
+
+static int open_statm(void)
+{
+    struct stat sb;
+    int fd = mallet_high_fd(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
+    if (fd >= 0 && !fstat(fd, &sb)) {
+        statm_dev = sb.st_dev;
+        statm_ino = sb.st_ino;
+    }
+    return fd;
+}
+
+int mallet_statm_fd(void)
+{
+    if (!statm_is_ours(mallet_proc.statm_fd)) mallet_proc.statm_fd = open_statm();
+    return mallet_proc.statm_fd;
+}
+
 static void after_fork_child(void)
 {
     if (atomic_load(&mallet_ready) != 1) return;
@@ -285,9 +316,10 @@ static void after_fork_child(void)
     mallet_zslot_after_fork_child();
     mallet_tbuf_after_fork_child(t);
     mallet_output_after_fork_child();
-    /* /proc/self was resolved when the parent opened statm: reopen it as ours. */
-    if (mallet_proc.statm_fd >= 0) close(mallet_proc.statm_fd);
-    mallet_proc.statm_fd = mallet_high_fd(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
+    /* /proc/self was resolved when the parent opened statm: reopen it as ours (closing the
+     * parent's only if it is still that: the program may have the number now). */
+    if (statm_is_ours(mallet_proc.statm_fd)) close(mallet_proc.statm_fd);
+    mallet_proc.statm_fd = open_statm();
     start_clock(0);
 }
 
@@ -318,7 +350,7 @@ void mallet_init(void)
         mallet_proc.pid = getpid();
         mallet_proc.ppid = getppid();
         atomic_store(&mallet_proc.next_serial, 1);
-        mallet_proc.statm_fd = mallet_high_fd(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
+        mallet_proc.statm_fd = open_statm();
         /* now, while the process (almost always) has one thread: registering later costs an RCU
          * grace period, milliseconds */
         mallet_proc.membarrier_ok = mallet_membarrier_register() == 0;

@@ -122,7 +122,7 @@ typedef struct mallet_proc {
                                  * minus one; 0: readings are stored as read (stamp.c) */
     uint64_t cycles_per_sec;    /* measured at start */
     _Atomic uint64_t next_rss;  /* cycle count at which the next RSS sample is due */
-    int statm_fd;
+    int statm_fd;               /* /proc/self/statm: use mallet_statm_fd() */
     _Atomic uint32_t next_serial;
     _Atomic uint32_t attaches;    /* buffers attached since the process started (or forked); from 2
                                    * on, events go through the owner table, and with MALLET_DENSE
@@ -137,6 +137,9 @@ extern mallet_proc_t mallet_proc;
 /* 0 until initialised, then 1 while recording is possible. */
 extern _Atomic int mallet_ready;
 MALLET_HIDDEN void mallet_init(void);
+/* The /proc/self/statm descriptor for an RSS sample, opened again if the program closed it or
+ * took its number (negative if none can be had). */
+MALLET_HIDDEN int mallet_statm_fd(void);
 typedef struct mallet_zslot mallet_zslot_t; /* a compression context (zpool.c) */
 
 /* ---- the output file (output.c) ---------------------------------------------------------- */

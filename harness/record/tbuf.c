@@ -306,7 +306,7 @@ void mallet_maybe_sample_rss(mallet_tstate_t *t, uint64_t now)
         return;
     int saved_errno = errno;
     mallet_event_t ev = {.op = MALLET_OP_RSS, .cycles = now};
-    ev.size = mallet_rss_bytes(mallet_proc.statm_fd);
+    ev.size = mallet_rss_bytes(mallet_statm_fd());
     errno = saved_errno;
     if (ev.size) mallet_rec_event(t, &ev);
 }

@@ -8,7 +8,8 @@
  * and exits; `procs print` prints a line with stdio (its buffer, glibc's, is never freed);
  * `procs dup` keeps a strdup and a strndup to the end (leaks made by dup_leak);
  * `procs closeall` allocates, closes every descriptor from 3 up (as daemons do), makes its own
- * descriptor 700 (the recorder's number), allocates again, and checks that 700 is still its own;
+ * descriptor 700 (the recorder's number), allocates again for 30 ms, and checks that 700 is
+ * still its own, and in a child it forks then;
  * `procs threads-fork N` has two threads replace blocks on shelves of their own at full speed
  * while the main thread forks N children one after the other, each of which frees every block
  * it finds on the shelves: blocks the threads made or freed around the fork, in its window. Every
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void touch(size_t n)
@@ -144,8 +146,24 @@ int main(int argc, char **argv)
         int nul = open("/dev/null", O_WRONLY);
         if (nul < 0 || dup2(nul, 700) != 700) return 1;
         touch(9009);
+        /* 30 ms more of allocating: RSS samples are due (the recorder's statm is gone) */
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {
+            touch(64);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+        } while ((t1.tv_sec - t0.tv_sec) * 1000000000L + t1.tv_nsec - t0.tv_nsec < 30000000L);
         struct stat a, b;
-        return fstat(nul, &a) || fstat(700, &b) || a.st_ino != b.st_ino || a.st_dev != b.st_dev;
+        if (fstat(nul, &a) || fstat(700, &b) || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+            return 1;
+        /* a forked child finds 700 its own too */
+        pid_t kid = fork();
+        if (kid == 0) {
+            touch(64);
+            _exit(fstat(700, &b) || a.st_ino != b.st_ino || a.st_dev != b.st_dev ? 3 : 0);
+        }
+        int st;
+        return kid < 0 || waitpid(kid, &st, 0) != kid || !WIFEXITED(st) || WEXITSTATUS(st) ? 2 : 0;
     }
     touch(1001);
     pid_t pid = fork();
