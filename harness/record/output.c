@@ -414,7 +414,8 @@ void mallet_output_maps(mallet_zslot_t *z, int again)
 
 void mallet_output_after_fork_child(void)
 {
-    if (out_fd >= 0) close(out_fd);
+    /* Only if it is still the parent's file: the program may have the number now. */
+    if (ours(out_fd)) close(out_fd);
     out_fd = -1;
     out_path[0] = 0;
     atomic_store(&maps_written, 0);

@@ -7,9 +7,9 @@
  * `procs exec` forks a child that execs this program again with `leaf`; `procs leaf` allocates
  * and exits; `procs print` prints a line with stdio (its buffer, glibc's, is never freed);
  * `procs dup` keeps a strdup and a strndup to the end (leaks made by dup_leak);
- * `procs closeall` allocates, closes every descriptor from 3 up (as daemons do), makes its own
- * descriptor 700 (the recorder's number), allocates again for 30 ms, and checks that 700 is
- * still its own, and in a child it forks then;
+ * `procs closeall` allocates, forks, closes every descriptor from 3 up (as daemons do), makes
+ * its own descriptors 700 and 701 (the recorder's numbers), forks a child that checks they are
+ * its own, allocates again for 30 ms, and checks that they are still its own;
  * `procs threads-fork N` has two threads replace blocks on shelves of their own at full speed
  * while the main thread forks N children one after the other, each of which frees every block
  * it finds on the shelves: blocks the threads made or freed around the fork, in its window. Every
@@ -128,6 +128,25 @@ __attribute__((noinline)) static int dup_leak(void)
     return !kept[0] || !kept[1] || strcmp(kept[1], "kept");
 }
 
+/* Is descriptor b the same open file as a? */
+static int same_file(int a, int b)
+{
+    struct stat sa, sb;
+    return !fstat(a, &sa) && !fstat(b, &sb) && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
+}
+
+/* pid: fork()'s result. The child checks that 700 and 701 are the same file as 3 (closeall's
+ * /dev/null), allocates and exits; the parent waits: 1 if the child found them so. */
+static int wait_child(pid_t pid)
+{
+    if (pid == 0) {
+        touch(64);
+        _exit(same_file(3, 700) && same_file(3, 701) ? 0 : 3);
+    }
+    int st;
+    return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "leaf";
@@ -141,10 +160,17 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "dup")) return dup_leak();
     if (!strcmp(mode, "closeall")) {
         touch(8008);
+        /* A fork writes the buffer: the one below finds nothing to write, so its child's
+         * recorder sees the parent's descriptors as they were left. */
+        pid_t first = fork();
+        if (first == 0) _exit(0);
+        if (first < 0 || waitpid(first, NULL, 0) != first) return 4;
         for (int fd = 3; fd < 1024; fd++)
             close(fd);
+        /* its own files at the recorder's numbers (700 statm, 701 the trace) */
         int nul = open("/dev/null", O_WRONLY);
-        if (nul < 0 || dup2(nul, 700) != 700) return 1;
+        if (nul < 0 || dup2(nul, 700) != 700 || dup2(nul, 701) != 701) return 1;
+        if (!wait_child(fork())) return 2; /* the child finds them its own */
         touch(9009);
         /* 30 ms more of allocating: RSS samples are due (the recorder's statm is gone) */
         struct timespec t0, t1;
@@ -153,17 +179,7 @@ int main(int argc, char **argv)
             touch(64);
             clock_gettime(CLOCK_MONOTONIC, &t1);
         } while ((t1.tv_sec - t0.tv_sec) * 1000000000L + t1.tv_nsec - t0.tv_nsec < 30000000L);
-        struct stat a, b;
-        if (fstat(nul, &a) || fstat(700, &b) || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
-            return 1;
-        /* a forked child finds 700 its own too */
-        pid_t kid = fork();
-        if (kid == 0) {
-            touch(64);
-            _exit(fstat(700, &b) || a.st_ino != b.st_ino || a.st_dev != b.st_dev ? 3 : 0);
-        }
-        int st;
-        return kid < 0 || waitpid(kid, &st, 0) != kid || !WIFEXITED(st) || WEXITSTATUS(st) ? 2 : 0;
+        return !same_file(nul, 700) || !same_file(nul, 701);
     }
     touch(1001);
     pid_t pid = fork();
