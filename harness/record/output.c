@@ -247,24 +247,36 @@ static int open_output(void)
 {
     static placement_t pl; /* static: see cmdline_buf */
     place(&pl);
-    int fd = pl.dir[0] ? open(pl.dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600) : -1;
-    int r = -1;
-    if (fd >= 0) {
+    struct stat sb;
+    int fd = -1, r = -1;
+    if (!pl.dir_mode && stat(pl.out, &sb) == 0 && S_ISCHR(sb.st_mode)) {
+        /* A device named as the output (-o /dev/null: recording measured without its files):
+         * every process writes into it, and no file is made beside it (before, /dev/null.PID
+         * in /dev). */
+        if (put_str(out_path, 0, sizeof out_path, pl.out) + 1 >= sizeof out_path)
+            return -ENAMETOOLONG;
+        fd = open(out_path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) return -errno;
         fd = mallet_high_fd(fd);
         r = write_head(fd);
-        if (!r) r = link_file(&pl, fd);
-        if (r == -ENOENT || r == -EXDEV || r == -EPERM) { /* no /proc, or linking refused */
-            close(fd);
-            fd = -1;
+    } else {
+        fd = pl.dir[0] ? open(pl.dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600) : -1;
+        if (fd >= 0) {
+            fd = mallet_high_fd(fd);
+            r = write_head(fd);
+            if (!r) r = link_file(&pl, fd);
+            if (r == -ENOENT || r == -EXDEV || r == -EPERM) { /* no /proc, or linking refused */
+                close(fd);
+                fd = -1;
+            }
+        }
+        if (fd < 0) {
+            fd = create_file(&pl);
+            if (fd < 0) return fd;
+            fd = mallet_high_fd(fd);
+            r = write_head(fd);
         }
     }
-    if (fd < 0) {
-        fd = create_file(&pl);
-        if (fd < 0) return fd;
-        fd = mallet_high_fd(fd);
-        r = write_head(fd);
-    }
-    struct stat sb;
     if (!r && fcntl(fd, F_SETFL, O_APPEND)) r = -errno;
     if (!r && fstat(fd, &sb)) r = -errno;
     if (r) {

@@ -61,6 +61,15 @@ expect_eq "relative -o: nothing under sub/" 0 "$(ls sub | wc -l)"
 "$MALLET" record -q -o rel.mtrace -- sh -c "cd sub && '$PROGS/procs' fork"
 expect_eq "relative -o FILE: every trace beside it" 3 "$(ls rel.mtrace* | wc -l)"
 
+# -o /dev/null (recording measured without its files): every process writes into the device,
+# and no file is made beside it (before: /dev/null.PID files in /dev)
+before=$(ls -d /dev/null.* 2> /dev/null | wc -l)
+"$MALLET" record -q -o /dev/null -- "$PROGS/procs" exec > /dev/null 2> devnull.err
+expect_eq "-o /dev/null: status" 0 $?
+expect_eq "-o /dev/null: nothing said" "" "$(cat devnull.err)"
+expect_eq "-o /dev/null: no file beside it" "$before" "$(ls -d /dev/null.* 2> /dev/null | wc -l)"
+[ -c /dev/null ] && pass || fail "/dev/null is not a character device any more"
+
 # fork + exec: three images (parent, forked child, exec'd leaf)
 "$MALLET" record -q -o exec.mtrace -- "$PROGS/procs" exec; expect_eq "procs exec status" 0 $?
 all=$("$MALLET" dump --no-time exec.mtrace*)
