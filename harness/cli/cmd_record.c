@@ -31,6 +31,8 @@ void mallet_usage_record(FILE *out)
             "  -o DIR/        one file per process, DIR/COMM.PID.mtrace (DIR is created)\n"
             "                 A recording replaces the one before it: FILE and FILE.*, or\n"
             "                 DIR's *.mtrace files, are removed first.\n"
+            "  -o /dev/null   (a character device) every process writes into it: recording\n"
+            "                 measured without its files\n"
             "  -q             do not print where the traces went\n"
             "  --zstd-level N compress event chunks with zstd at level N, -7..19 (default -1,\n"
             "                 zstd's fast level: real programs' traces 2-20x smaller; 0: raw)\n\n"
@@ -287,9 +289,13 @@ int mallet_cmd_record(int argc, char **argv)
         snprintf(lvl, sizeof lvl, "%d", level);
         setenv("MALLET_ZSTD_LEVEL", lvl, 1);
     }
+    struct stat out_sb;
+    int device = !dir_mode && stat(output, &out_sb) == 0 && S_ISCHR(out_sb.st_mode);
     if (!quiet)
         mallet_err("record: tracing %s into %s%s", cmd[0], output,
-                   dir_mode ? " (one file per process)" : " (other processes: FILE.PID)");
+                   dir_mode ? " (one file per process)"
+                   : device ? " (a device: every process writes into it)"
+                            : " (other processes: FILE.PID)");
     warn_if_unreachable(cmd[0], lib);
     fflush(NULL);
     execvp(cmd[0], cmd);

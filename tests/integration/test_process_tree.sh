@@ -69,6 +69,8 @@ expect_eq "-o /dev/null: status" 0 $?
 expect_eq "-o /dev/null: nothing said" "" "$(cat devnull.err)"
 expect_eq "-o /dev/null: no file beside it" "$before" "$(ls -d /dev/null.* 2> /dev/null | wc -l)"
 [ -c /dev/null ] && pass || fail "/dev/null is not a character device any more"
+"$MALLET" record -o /dev/null -- true 2> devnull.err
+expect_match "-o /dev/null: said where" '^mallet: record: tracing true into /dev/null \(a device: every process writes into it\)$' "$(cat devnull.err)"
 
 # fork + exec: three images (parent, forked child, exec'd leaf)
 "$MALLET" record -q -o exec.mtrace -- "$PROGS/procs" exec; expect_eq "procs exec status" 0 $?
