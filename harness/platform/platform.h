@@ -84,10 +84,10 @@ int mallet_write2(int fd, const void *a, size_t alen, const void *b, size_t blen
 ssize_t mallet_read_small_file(const char *path, char *buf, size_t cap);
 /* Resident set size in bytes from an open /proc/self/statm descriptor (pread), or 0. */
 uint64_t mallet_rss_bytes(int statm_fd);
-/* Moves fd (closing it) to the lowest free descriptor from 700 on, close-on-exec: clear of the
- * low ones that programs count on (the first file a program opens is 3, recorded or not), dup2
- * over and shells redirect. Returns the new descriptor, or fd where it cannot move (fd < 0, or
- * a descriptor limit of 700 or less). */
+/* Moves fd (closing it) to the lowest free descriptor from 700 on (from 8 below the limit where
+ * the descriptor limit is 700 or less), close-on-exec: clear of the low ones that programs count
+ * on (the first file a program opens is 3, recorded or not), dup2 over and shells redirect.
+ * Returns the new descriptor, or fd where it cannot move. */
 int mallet_high_fd(int fd);
 /* Anonymous private memory straight from the kernel, never from malloc (len 0 maps a byte).
  * NULL on failure. */

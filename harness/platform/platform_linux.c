@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -132,7 +133,13 @@ uint64_t mallet_rss_bytes(int statm_fd)
 
 int mallet_high_fd(int fd)
 {
-    int high = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 700) : -1;
+    if (fd < 0) return fd;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 700);
+    struct rlimit rl;
+    /* a descriptor limit of 700 or less (ulimit -n 64): the top of its range */
+    if (high < 0 && errno == EINVAL && !getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur > 16 &&
+        rl.rlim_cur <= 700)
+        high = fcntl(fd, F_DUPFD_CLOEXEC, (int)rl.rlim_cur - 8);
     if (high < 0) return fd;
     close(fd);
     return high;

@@ -105,6 +105,12 @@ sh -c 'ls /proc/$$/fd; (echo /proc/self/fd/* > child-alone.txt)' > fds-alone.txt
 expect_eq "descriptors: the program's, unchanged" "$(fds 0 < fds-alone.txt)" "$(fds 0 < fds-rec.txt)"
 expect_eq "descriptors: the recorder's, high" 2 "$(fds 1 < fds-rec.txt | wc -l)"
 expect_eq "descriptors: a forked child's, unchanged" "$(fds 0 < child-alone.txt)" "$(fds 0 < child-rec.txt)"
+# under a descriptor limit of 700 or less (ulimit -n 64) the recorder's go to its top (56, 57)
+lowfds() { sed 's#.*/##' | sort -n | awk '$1 < 50'; }
+(ulimit -n 64 && sh -c 'ls /proc/$$/fd') > fds64-alone.txt
+(ulimit -n 64 && "$MALLET" record -q -o fds64/ -- sh -c 'ls /proc/$$/fd') > fds64-rec.txt
+expect_eq "descriptors under ulimit -n 64: the program's, unchanged" "$(lowfds < fds64-alone.txt)" "$(lowfds < fds64-rec.txt)"
+expect_eq "descriptors under ulimit -n 64: the recorder's, at the top" "56 57" "$(sed 's#.*/##' fds64-rec.txt | sort -n | awk '$1 >= 50 && $1 < 64' | tr '\n' ' ' | sed 's/ $//')"
 
 # the recorder's handlers for fatal signals are invisible: the program reads SIG_DFL where it
 # would alone (sigaction, signal), and SIG_DFL put back on one still flushes at death. Before:
