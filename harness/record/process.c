@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "record.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -58,12 +59,19 @@ typedef int sigaction_fn(int, const struct sigaction *, struct sigaction *);
 typedef void (*handler_t)(int);
 typedef handler_t signal_fn(int, handler_t);
 
-/* The next definition of name after the recorder's, found without dlsym (see dlclose below). */
+static void *next_sym(const char *name)
+{
+    return dlsym(RTLD_NEXT, name);
+}
+
+/* The next definition of name after the recorder's, found without dlsym where it can be (dlsym
+ * in a hook would change the program's dlerror() state: platform.h), cached in *cache. */
 static void *next_function(void *_Atomic *cache, const char *name)
 {
     void *fn = atomic_load_explicit(cache, memory_order_acquire);
     if (!fn) {
         fn = mallet_find_function(name, (const void *)cache, 1);
+        if (!fn) fn = next_sym(name);
         atomic_store_explicit(cache, fn, memory_order_release);
     }
     return fn;
@@ -454,13 +462,6 @@ typedef int (*execvp_fn)(const char *, char *const[]);
 typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
 typedef int (*fexecve_fn)(int, char *const[], char *const[]);
 
-#include <dlfcn.h>
-
-static void *next_sym(const char *name)
-{
-    return dlsym(RTLD_NEXT, name);
-}
-
 /* The image is about to be replaced: write what it recorded. If the exec fails the program goes
  * on and so does its trace. */
 static void before_exec(void)
@@ -509,18 +510,12 @@ EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 }
 
 /* A library about to be unloaded: its callsites keep their names (mallet_output_maps_before_
- * unload). The real dlclose is found without dlsym, whose use here would change the program's
- * dlerror() state (platform.h). */
+ * unload). The real dlclose is found without dlsym (next_function). */
 EXPORT int dlclose(void *handle)
 {
     typedef int dlclose_fn(void *);
-    static dlclose_fn *_Atomic real;
-    dlclose_fn *fn = atomic_load_explicit(&real, memory_order_acquire);
-    if (!fn) {
-        fn = (dlclose_fn *)mallet_find_function("dlclose", (const void *)&real, 1);
-        if (!fn) fn = (dlclose_fn *)next_sym("dlclose");
-        atomic_store_explicit(&real, fn, memory_order_release);
-    }
+    static void *_Atomic real;
+    dlclose_fn *fn = (dlclose_fn *)next_function(&real, "dlclose");
     mallet_tstate_t *t = &mallet_tls;
     if (atomic_load(&mallet_ready) == 1 && !t->in_hook && getpid() == mallet_proc.pid) {
         t->in_hook++;
