@@ -59,11 +59,6 @@ typedef int sigaction_fn(int, const struct sigaction *, struct sigaction *);
 typedef void (*handler_t)(int);
 typedef handler_t signal_fn(int, handler_t);
 
-static void *next_sym(const char *name)
-{
-    return dlsym(RTLD_NEXT, name);
-}
-
 /* The next definition of name after the recorder's, found without dlsym where it can be (dlsym
  * in a hook would change the program's dlerror() state: platform.h), cached in *cache. */
 static void *next_function(void *_Atomic *cache, const char *name)
@@ -71,7 +66,7 @@ static void *next_function(void *_Atomic *cache, const char *name)
     void *fn = atomic_load_explicit(cache, memory_order_acquire);
     if (!fn) {
         fn = mallet_find_function(name, (const void *)cache, 1);
-        if (!fn) fn = next_sym(name);
+        if (!fn) fn = dlsym(RTLD_NEXT, name);
         atomic_store_explicit(cache, fn, memory_order_release);
     }
     return fn;
@@ -471,42 +466,42 @@ static void before_exec(void)
 
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-    static execve_fn real;
-    if (!real) real = (execve_fn)next_sym("execve");
+    static void *_Atomic real;
+    execve_fn fn = (execve_fn)next_function(&real, "execve");
     before_exec();
-    return real(path, argv, envp);
+    return fn(path, argv, envp);
 }
 
 EXPORT int execv(const char *path, char *const argv[])
 {
-    static execvp_fn real;
-    if (!real) real = (execvp_fn)next_sym("execv");
+    static void *_Atomic real;
+    execvp_fn fn = (execvp_fn)next_function(&real, "execv");
     before_exec();
-    return real(path, argv);
+    return fn(path, argv);
 }
 
 EXPORT int execvp(const char *file, char *const argv[])
 {
-    static execvp_fn real;
-    if (!real) real = (execvp_fn)next_sym("execvp");
+    static void *_Atomic real;
+    execvp_fn fn = (execvp_fn)next_function(&real, "execvp");
     before_exec();
-    return real(file, argv);
+    return fn(file, argv);
 }
 
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    static execvpe_fn real;
-    if (!real) real = (execvpe_fn)next_sym("execvpe");
+    static void *_Atomic real;
+    execvpe_fn fn = (execvpe_fn)next_function(&real, "execvpe");
     before_exec();
-    return real(file, argv, envp);
+    return fn(file, argv, envp);
 }
 
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-    static fexecve_fn real;
-    if (!real) real = (fexecve_fn)next_sym("fexecve");
+    static void *_Atomic real;
+    fexecve_fn fn = (fexecve_fn)next_function(&real, "fexecve");
     before_exec();
-    return real(fd, argv, envp);
+    return fn(fd, argv, envp);
 }
 
 /* A library about to be unloaded: its callsites keep their names (mallet_output_maps_before_
