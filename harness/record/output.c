@@ -7,6 +7,7 @@
 #include "trace/chunk_write.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <link.h>
 #include <stddef.h>
@@ -306,8 +307,9 @@ static unsigned long long async_signals(void)
  * leave no doubt that nothing here can allocate or take a lock. */
 mallet_sigmask_t mallet_output_guard_begin(void)
 {
-    mallet_sigmask_t saved = {{0, 0}, 0};
+    mallet_sigmask_t saved = {{0, 0}, 0, 0};
     if (mallet_tls.guarded++) return saved; /* already blocked (a write while a buffer's locked) */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &saved.cancel_state);
     unsigned long long set[2] = {async_signals(), 0}, pend[2] = {0, 0};
     syscall(SYS_rt_sigprocmask, SIG_BLOCK, set, saved.bits, 8);
     syscall(SYS_rt_sigpending, pend, 8);
@@ -328,6 +330,7 @@ void mallet_output_guard_end(mallet_sigmask_t saved)
     }
     /* a signal that came meanwhile is delivered here, its handler finding no write half-done */
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, saved.bits, NULL, 8);
+    pthread_setcancelstate(saved.cancel_state, NULL);
 }
 
 /* True if fd is our trace file still. */

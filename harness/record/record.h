@@ -173,10 +173,16 @@ MALLET_HIDDEN int mallet_output_is_open(void);
  * flushes) would find the file half-made or the buffer locked by the very thread it
  * interrupted: it waited forever, or the process died with an empty file. And a file-size limit
  * (RLIMIT_FSIZE) must make our write fail with EFBIG, never raise a SIGXFSZ that would kill the
- * program: end discards a SIGXFSZ our write raised (not one that was pending already). */
+ * program: end discards a SIGXFSZ our write raised (not one that was pending already). Begin
+ * also disables the thread's cancellation, and end restores it: write, open and read are
+ * cancellation points, malloc and free are not, and a thread cancelled inside the recorder (by
+ * pthread_cancel while it allocated) unwound with its buffer locked, and hung the process at its
+ * exit; a request that comes meanwhile is acted on at the program's own next cancellation
+ * point, as without the recorder. */
 typedef struct mallet_sigmask {
     unsigned long long bits[2]; /* the kernel's sigset: 128 signals */
     int was_pending;
+    int cancel_state;
 } mallet_sigmask_t;
 MALLET_HIDDEN mallet_sigmask_t mallet_output_guard_begin(void);
 MALLET_HIDDEN void mallet_output_guard_end(mallet_sigmask_t saved);

@@ -306,7 +306,9 @@ void mallet_maybe_sample_rss(mallet_tstate_t *t, uint64_t now)
         return;
     int saved_errno = errno;
     mallet_event_t ev = {.op = MALLET_OP_RSS, .cycles = now};
+    mallet_sigmask_t guard = mallet_output_guard_begin(); /* open and pread: cancellation points */
     ev.size = mallet_rss_bytes(mallet_statm_fd());
+    mallet_output_guard_end(guard);
     errno = saved_errno;
     if (ev.size) mallet_rec_event(t, &ev);
 }

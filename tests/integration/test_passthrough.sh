@@ -141,6 +141,16 @@ expect_eq "python SIGINT: traceback" "$(cat py-alone.err)" "$(cat py-rec.err)"
 "$MALLET" stats py.mtrace > /dev/null 2> py-stats.err
 expect_eq "python SIGINT: died flushed" "" "$(cat py-stats.err)"
 
+# threads cancelled while they allocate (pthread_cancel, deferred): malloc and free are not
+# cancellation points, and must not become ones under the recorder (before: a thread cancelled
+# at the recorder's write unwound with its buffer locked, and the process hung at the join)
+"$PROGS/cancelled" > cancel-alone.out
+MALLET_BUFFER_KB=4 timeout 60 "$MALLET" record -q -o cancel.mtrace -- "$PROGS/cancelled" > cancel-rec.out
+expect_eq "cancelled threads: status" 0 $?
+expect_eq "cancelled threads: as alone" "$(cat cancel-alone.out)" "$(cat cancel-rec.out)"
+"$MALLET" check cancel.mtrace > /dev/null
+expect_eq "cancelled threads: trace clean" 0 $?
+
 # a 32-bit program: its loader cannot take the 64-bit recorder (it skips it with a line of its
 # own, for a dynamic one); said, not silently nothing. A hand-made static i386 executable (an ELF
 # header, one loadable segment, and `exit(3)` by int 0x80), since the 32-bit C library may be
