@@ -87,13 +87,15 @@ void mallet_zslot_after_fork_child(void)
 
 int mallet_zslot_write(mallet_zslot_t *z, mallet_chunk_header_t *h, const uint8_t *raw, size_t len)
 {
-    int fd = mallet_output_fd();
-    if (fd < 0) return fd;
-    if (h->type == MALLET_CHUNK_EVENTS) mallet_output_maps(z, 0);
+    /* from the descriptor's check on: a reopen, the memory map's read, the write */
     mallet_sigmask_t saved = mallet_output_guard_begin();
-    int r = z ? mallet_chunk_write(fd, h, raw, len, z->cctx, mallet_proc.opts.level, z->scratch,
+    int fd = mallet_output_fd(), r = fd;
+    if (fd >= 0) {
+        if (h->type == MALLET_CHUNK_EVENTS) mallet_output_maps(z, 0);
+        r = z ? mallet_chunk_write(fd, h, raw, len, z->cctx, mallet_proc.opts.level, z->scratch,
                                    z->scratch_cap)
               : mallet_chunk_write(fd, h, raw, len, NULL, 0, NULL, 0);
+    }
     mallet_output_guard_end(saved);
     return r;
 }
