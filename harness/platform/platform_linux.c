@@ -271,7 +271,6 @@ static uintptr_t dyn_addr(uintptr_t base, ElfW(Addr) v)
 typedef struct dyn_tables {
     uintptr_t base;
     int holds_self; /* the object holds the address self */
-    int has_dyn;    /* it has a dynamic section, and the pointers below come from it */
     const ElfW(Sym) * symtab;
     const char *strtab;
     size_t strsz;
@@ -291,7 +290,6 @@ static dyn_tables_t read_dyn(const struct dl_phdr_info *info, const void *self)
             t.holds_self = 1;
         if (ph->p_type == PT_DYNAMIC) dyn = (const ElfW(Dyn) *)(t.base + ph->p_vaddr);
     }
-    t.has_dyn = dyn != NULL;
     size_t jmprel_size = 0, rela_size = 0;
     for (const ElfW(Dyn) *d = dyn; d && d->d_tag != DT_NULL; d++) {
         uintptr_t a = dyn_addr(t.base, d->d_un.d_ptr);
@@ -342,14 +340,9 @@ static int find_in_object(struct dl_phdr_info *info, size_t size, void *arg)
         lk->past_self = 1;
         return !lk->after; /* before it: the search ends there */
     }
-    if (lk->past_self != lk->after || !t.has_dyn) return 0;
-    const ElfW(Sym) *symtab = t.symtab;
-    const char *strtab = t.strtab;
     const uint32_t *gh = t.gnu_hash;
-    const ElfW(Half) *versym = t.versym;
-    size_t strsz = t.strsz;
-    uintptr_t base = t.base;
-    if (!symtab || !strtab || !gh || gh[0] == 0 || gh[2] == 0) return 0;
+    if (lk->past_self != lk->after || !t.symtab || !t.strtab || !gh || gh[0] == 0 || gh[2] == 0)
+        return 0;
     uint32_t nbuckets = gh[0], symoffset = gh[1], bloom_size = gh[2], shift = gh[3];
     const ElfW(Addr) *bloom = (const ElfW(Addr) *)(gh + 4);
     const uint32_t *buckets = (const uint32_t *)(bloom + bloom_size), *chain = buckets + nbuckets;
@@ -360,13 +353,13 @@ static int find_in_object(struct dl_phdr_info *info, size_t size, void *arg)
     if ((word & mask) != mask) return 0;
     for (uint32_t i = buckets[h % nbuckets]; i >= symoffset; i++) {
         uint32_t h2 = chain[i - symoffset];
-        const ElfW(Sym) *sym = &symtab[i];
+        const ElfW(Sym) *sym = &t.symtab[i];
         unsigned type = ELF64_ST_TYPE(sym->st_info), bind = ELF64_ST_BIND(sym->st_info);
-        if ((h | 1) == (h2 | 1) && sym->st_name < strsz &&
-            !strcmp(strtab + sym->st_name, lk->name) && sym->st_shndx != SHN_UNDEF &&
+        if ((h | 1) == (h2 | 1) && sym->st_name < t.strsz &&
+            !strcmp(t.strtab + sym->st_name, lk->name) && sym->st_shndx != SHN_UNDEF &&
             type == STT_FUNC && (bind == STB_GLOBAL || bind == STB_WEAK) &&
-            !(versym && (versym[i] & 0x8000))) {
-            lk->found = (void *)(base + sym->st_value);
+            !(t.versym && (t.versym[i] & 0x8000))) {
+            lk->found = (void *)(t.base + sym->st_value);
             return 1;
         }
         if (h2 & 1) break; /* the chain's last */

@@ -7,9 +7,9 @@
 #include "trace/chunk_write.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -333,11 +333,38 @@ void mallet_output_guard_end(mallet_sigmask_t saved)
     pthread_setcancelstate(saved.cancel_state, NULL);
 }
 
+/* True if fd is still the file that had dev and ino when the recorder opened it: a program that
+ * closes every descriptor (daemons at their start) may take the recorder's numbers for files of
+ * its own. */
+static int still(int fd, dev_t dev, ino_t ino)
+{
+    struct stat sb;
+    return fd >= 0 && !fstat(fd, &sb) && sb.st_dev == dev && sb.st_ino == ino;
+}
+
 /* True if fd is our trace file still. */
 static int ours(int fd)
 {
+    return still(fd, out_dev, out_ino);
+}
+
+/* /proc/self/statm, for the RSS samples: high as the trace's, and checked before each sample:
+ * opened again if the program closed it or took its number (samples read the program's file,
+ * or none came, before). */
+static int statm_fd = -1;
+static dev_t statm_dev;
+static ino_t statm_ino;
+
+int mallet_statm_fd(void)
+{
     struct stat sb;
-    return fd >= 0 && !fstat(fd, &sb) && sb.st_dev == out_dev && sb.st_ino == out_ino;
+    if (still(statm_fd, statm_dev, statm_ino)) return statm_fd;
+    statm_fd = mallet_high_fd(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
+    if (statm_fd >= 0 && !fstat(statm_fd, &sb)) {
+        statm_dev = sb.st_dev;
+        statm_ino = sb.st_ino;
+    }
+    return statm_fd;
 }
 
 /* The program closed our descriptor (daemons close every descriptor at their start) or reused
@@ -358,7 +385,7 @@ static int reopen_output(void)
             close(fd);
             fd = -1;
         }
-        out_fd = fd = fd >= 0 ? mallet_high_fd(fd) : -1;
+        out_fd = fd = mallet_high_fd(fd);
     }
     atomic_store_explicit(&busy, 0, memory_order_release);
     return fd;
@@ -412,9 +439,9 @@ mallet_dso_counts_t mallet_output_dso_counts(void)
 /* Objects loaded when a MAPS chunk was last written for an unload (0: none yet). */
 static _Atomic uint64_t unload_adds;
 
-void mallet_output_maps_before_unload(void)
+void mallet_output_maps_before_unload(mallet_dso_counts_t now)
 {
-    uint64_t adds = mallet_output_dso_counts().adds, seen = atomic_load(&unload_adds);
+    uint64_t adds = now.adds, seen = atomic_load(&unload_adds);
     if (!seen) seen = mallet_proc.dsos.adds; /* those of the start are in the first MAPS */
     if (adds == seen) return;                /* nothing loaded since: the last MAPS has it */
     atomic_store(&unload_adds, adds);        /* two threads at once: one MAPS more, no harm */
@@ -429,8 +456,12 @@ void mallet_output_maps(mallet_zslot_t *z, int again)
 
 void mallet_output_after_fork_child(void)
 {
-    /* Only if it is still the parent's file: the program may have the number now. */
+    /* The parent's descriptors, closed only if they are still its files (the program may have
+     * the numbers now); /proc/self was resolved when the parent opened statm: the child opens
+     * its own at its first sample. */
     if (ours(out_fd)) close(out_fd);
+    if (still(statm_fd, statm_dev, statm_ino)) close(statm_fd);
+    statm_fd = -1;
     out_fd = -1;
     out_path[0] = 0;
     atomic_store(&maps_written, 0);

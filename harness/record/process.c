@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -142,10 +141,9 @@ static void install_signal_handlers(void)
  * they read it as SIG_DFL; a disposition the program sets replaces it, but SIG_DFL on a fatal
  * signal puts the recorder's back (it dies the same way, its trace flushed: CPython restores
  * SIG_DFL and re-raises SIGINT to die of an uncaught KeyboardInterrupt). */
-static int set_dfl_ours(int sig, const struct sigaction *act)
+static int dfl_means_ours(int sig)
 {
-    return act && !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL && is_fatal(sig) &&
-           atomic_load(&handlers_on);
+    return is_fatal(sig) && atomic_load(&handlers_on);
 }
 
 static void as_program_sees(int was_ours, struct sigaction *old)
@@ -160,7 +158,7 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
 {
     int was = (atomic_load(&ours_mask) & sig_bit(sig)) != 0;
     int r;
-    if (set_dfl_ours(sig, act)) {
+    if (act && !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL && dfl_means_ours(sig)) {
         r = put_ours(sig, old);
     } else {
         r = real_sigaction(sig, act, old);
@@ -183,9 +181,9 @@ static handler_t old_handler(const struct sigaction *old)
     EXPORT handler_t name(int sig, handler_t h)                                                    \
     {                                                                                              \
         static void *_Atomic real;                                                                 \
-        struct sigaction dfl = {.sa_handler = SIG_DFL}, old;                                       \
+        struct sigaction old;                                                                      \
         int was = (atomic_load(&ours_mask) & sig_bit(sig)) != 0;                                   \
-        if ((dfl_ours) && h == SIG_DFL && set_dfl_ours(sig, &dfl)) {                               \
+        if ((dfl_ours) && h == SIG_DFL && dfl_means_ours(sig)) {                                   \
             if (put_ours(sig, &old)) return SIG_ERR;                                               \
             as_program_sees(was, &old);                                                            \
             return old_handler(&old);                                                              \
@@ -276,36 +274,6 @@ static void before_fork(void)
     fork_realtime_ns = mallet_realtime_ns();
 }
 
-/* /proc/self/statm, for the RSS samples: a descriptor above 700 (mallet_high_fd), checked before
- * each sample. A daemon closes every descriptor at its start and may take the number for a file
- * of its own: statm is then opened again, and the program's descriptor left alone (samples went
- * on reading /dev/null, or a file of the program's, before). */
-static dev_t statm_dev;
-static ino_t statm_ino;
-
-static int statm_is_ours(int fd)
-{
-    struct stat sb;
-    return fd >= 0 && !fstat(fd, &sb) && sb.st_dev == statm_dev && sb.st_ino == statm_ino;
-}
-
-static int open_statm(void)
-{
-    struct stat sb;
-    int fd = mallet_high_fd(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
-    if (fd >= 0 && !fstat(fd, &sb)) {
-        statm_dev = sb.st_dev;
-        statm_ino = sb.st_ino;
-    }
-    return fd;
-}
-
-int mallet_statm_fd(void)
-{
-    if (!statm_is_ours(mallet_proc.statm_fd)) mallet_proc.statm_fd = open_statm();
-    return mallet_proc.statm_fd;
-}
-
 static void after_fork_child(void)
 {
     if (atomic_load(&mallet_ready) != 1) return;
@@ -319,10 +287,6 @@ static void after_fork_child(void)
     mallet_zslot_after_fork_child();
     mallet_tbuf_after_fork_child(t);
     mallet_output_after_fork_child();
-    /* /proc/self was resolved when the parent opened statm: reopen it as ours (closing the
-     * parent's only if it is still that: the program may have the number now). */
-    if (statm_is_ours(mallet_proc.statm_fd)) close(mallet_proc.statm_fd);
-    mallet_proc.statm_fd = open_statm();
     start_clock(0);
 }
 
@@ -353,7 +317,7 @@ void mallet_init(void)
         mallet_proc.pid = getpid();
         mallet_proc.ppid = getppid();
         atomic_store(&mallet_proc.next_serial, 1);
-        mallet_proc.statm_fd = open_statm();
+        (void)mallet_statm_fd(); /* opened now, as the process starts */
         /* now, while the process (almost always) has one thread: registering later costs an RCU
          * grace period, milliseconds */
         mallet_proc.membarrier_ok = mallet_membarrier_register() == 0;
@@ -514,8 +478,9 @@ EXPORT int dlclose(void *handle)
     mallet_tstate_t *t = &mallet_tls;
     if (atomic_load(&mallet_ready) == 1 && !t->in_hook && getpid() == mallet_proc.pid) {
         t->in_hook++;
-        mallet_output_maps_before_unload();
-        warn_direct_bindings(mallet_output_dso_counts());
+        mallet_dso_counts_t now = mallet_output_dso_counts();
+        mallet_output_maps_before_unload(now);
+        warn_direct_bindings(now);
         t->in_hook--;
     }
     return fn(handle);

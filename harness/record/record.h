@@ -122,7 +122,6 @@ typedef struct mallet_proc {
                                  * minus one; 0: readings are stored as read (stamp.c) */
     uint64_t cycles_per_sec;    /* measured at start */
     _Atomic uint64_t next_rss;  /* cycle count at which the next RSS sample is due */
-    int statm_fd;               /* /proc/self/statm: use mallet_statm_fd() */
     _Atomic uint32_t next_serial;
     _Atomic uint32_t attaches;    /* buffers attached since the process started (or forked); from 2
                                    * on, events go through the owner table, and with MALLET_DENSE
@@ -137,9 +136,6 @@ extern mallet_proc_t mallet_proc;
 /* 0 until initialised, then 1 while recording is possible. */
 extern _Atomic int mallet_ready;
 MALLET_HIDDEN void mallet_init(void);
-/* The /proc/self/statm descriptor for an RSS sample, opened again if the program closed it or
- * took its number (negative if none can be had). */
-MALLET_HIDDEN int mallet_statm_fd(void);
 typedef struct mallet_zslot mallet_zslot_t; /* a compression context (zpool.c) */
 
 /* ---- the output file (output.c) ---------------------------------------------------------- */
@@ -151,6 +147,9 @@ MALLET_HIDDEN int mallet_output_fd(void);
 MALLET_HIDDEN void mallet_output_failed(int err);
 /* One line on stderr from NULL-terminated pieces (write(2) only: no malloc, no stdio). */
 MALLET_HIDDEN void mallet_say(const char *const *pieces);
+/* The /proc/self/statm descriptor for an RSS sample, opened again if the program closed it or
+ * took its number (negative if none can be had). */
+MALLET_HIDDEN int mallet_statm_fd(void);
 /* Forget the parent's file in a forked child (the child opens its own on first use). */
 MALLET_HIDDEN void mallet_output_after_fork_child(void);
 /* Appends a MAPS chunk with the current /proc/self/maps, compressed with z if the caller holds
@@ -163,9 +162,9 @@ MALLET_HIDDEN void mallet_output_maps(mallet_zslot_t *z, int again);
  * Takes the loader's lock: not for signal handlers. */
 MALLET_HIDDEN mallet_dso_counts_t mallet_output_dso_counts(void);
 /* Before a dlclose: a MAPS chunk with the library still mapped, if objects were loaded since the
- * last one that has them, so that its callsites stay named (readers keep every MAPS). Takes the
- * loader's lock. */
-MALLET_HIDDEN void mallet_output_maps_before_unload(void);
+ * last one that has them (now: the loader's counts), so that its callsites stay named (readers
+ * keep every MAPS). */
+MALLET_HIDDEN void mallet_output_maps_before_unload(mallet_dso_counts_t now);
 MALLET_HIDDEN int mallet_output_is_open(void);
 /* Around every write of the trace, the file's creation, and a buffer's lock: begin blocks every
  * asynchronous signal, end restores the mask. A handler that runs in between (the program's
