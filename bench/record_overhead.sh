@@ -10,7 +10,8 @@
 # part of a recorder that would encode off the program's core (bench/ref_recorder.c), and, given
 # a second build, that build's
 # `mallet record` too, so that two versions are compared in the same rounds. Also reports the
-# trace size, and heaptrack's for the same command when heaptrack is installed.
+# trace size, the same trace packed (`mallet pack`, and how long that and reading it back take),
+# and heaptrack's for the same command when heaptrack is installed.
 # usage: bench/record_overhead.sh [BUILD_DIR] [ROUNDS] [BASE_BUILD_DIR]
 set -euo pipefail
 build=$(realpath "${1:-build}")
@@ -99,6 +100,21 @@ measure() { # NAME CMD...
         "$(printf '%s\n' "${old[@]}" | median)" "${old[*]}"
     printf '%-16s trace %d bytes for %d events (%.2f bytes/event)\n' "$name" "$size" "$events" \
         "$(awk -v s="$size" -v e="$events" 'BEGIN {print s / e}')"
+    local t0 t1 t2 t3 psize=0
+    t0=$(now)
+    for f in run.mtrace*; do "$build/mallet" pack -o "packed-$f" "$f" > /dev/null; done
+    t1=$(now)
+    "$build/mallet" stats run.mtrace* > /dev/null
+    t2=$(now)
+    "$build/mallet" stats packed-run.mtrace* > /dev/null
+    t3=$(now)
+    for f in packed-run.mtrace*; do psize=$((psize + $(wc -c < "$f"))); done
+    rm -f packed-run.mtrace*
+    printf '%-16s packed %d bytes (%.2f bytes/event) in %.2f s; mallet stats %.2f s, packed %.2f s\n' \
+        "$name" "$psize" "$(awk -v s="$psize" -v e="$events" 'BEGIN {print s / e}')" \
+        "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print (b - a) / 1e6}')" \
+        "$(awk -v a="$t1" -v b="$t2" 'BEGIN {print (b - a) / 1e6}')" \
+        "$(awk -v a="$t2" -v b="$t3" 'BEGIN {print (b - a) / 1e6}')"
     if command -v heaptrack > /dev/null; then
         rm -f db.sqlite ht.zst
         if [ "$name" = sqlite3 ]; then heaptrack -o ht "$@" < ins.sql > /dev/null 2>&1

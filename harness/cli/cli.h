@@ -25,6 +25,8 @@ int mallet_cmd_check(int argc, char **argv);
 void mallet_usage_check(FILE *out);
 int mallet_cmd_dump(int argc, char **argv);
 void mallet_usage_dump(FILE *out);
+int mallet_cmd_pack(int argc, char **argv);
+void mallet_usage_pack(FILE *out);
 int mallet_cmd_replay(int argc, char **argv);
 void mallet_usage_replay(FILE *out);
 int mallet_cmd_allocators(int argc, char **argv);

@@ -26,6 +26,8 @@ static const mallet_cmd_t commands[] = {
     {"check", "find leaks, double frees and frees of unknown pointers, by callsite",
      mallet_cmd_check, mallet_usage_check},
     {"dump", "print one readable line per event", mallet_cmd_dump, mallet_usage_dump},
+    {"pack", "rewrite traces smaller, for keeping (every command reads them)", mallet_cmd_pack,
+     mallet_usage_pack},
     {"replay", "run traces against allocator backends and measure them", mallet_cmd_replay,
      mallet_usage_replay},
     {"allocators", "list the allocator backends, installed or not, with versions",
@@ -376,7 +378,8 @@ int main(int argc, char **argv)
         return MALLET_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
-        printf("mallet %s (trace format v%u)\n", MALLET_VERSION, MALLET_TRACE_VERSION);
+        printf("mallet %s (trace format v%u; packed traces v%u)\n", MALLET_VERSION,
+               MALLET_TRACE_VERSION, MALLET_TRACE_VERSION_PACKED);
         return MALLET_EXIT_OK;
     }
     for (size_t i = 0; i < NCOMMANDS; i++) {

@@ -106,7 +106,8 @@ int mallet_chunk_header_unpack(const uint8_t in[MALLET_CHUNK_HEADER_SIZE], malle
     h->first_seq = mallet_get_u64(in + 64);
     h->payload_hash = mallet_get_u32(in + 72);
     if (h->disk_size > MALLET_CHUNK_MAX_SIZE || h->raw_size > MALLET_CHUNK_MAX_SIZE) return -3;
-    if (h->codec > MALLET_CODEC_ZSTD) return -3;
+    if (h->codec > MALLET_CODEC_PACKED) return -3;
+    if (h->codec == MALLET_CODEC_PACKED && h->type != MALLET_CHUNK_EVENTS) return -3;
     if (h->codec == MALLET_CODEC_RAW && h->disk_size != h->raw_size) return -3;
     if (h->count > h->raw_size) return -3;
     /* no events, no payload: a THREAD_EXIT chunk with nothing left to write is only a header */

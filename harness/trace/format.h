@@ -17,7 +17,8 @@
 #include <string.h>
 
 #define MALLET_TRACE_MAGIC "MALLETTR" /* 8 bytes, no NUL on disk */
-#define MALLET_TRACE_VERSION 3u
+#define MALLET_TRACE_VERSION 3u /* what the recorder writes */
+#define MALLET_TRACE_VERSION_PACKED 4u /* version 3 with packed EVENTS chunks (mallet pack) */
 #define MALLET_TRACE_VERSION_OLDEST 1u /* still read: version 1 is version 2 without SAME_TIME,
                                         * version 2 is version 3 without marks */
 #define MALLET_FILE_HEADER_SIZE 16u /* magic[8] u32 version u32 header_size */
@@ -44,6 +45,8 @@ enum mallet_end_reason {
 enum mallet_codec {
     MALLET_CODEC_RAW = 0,
     MALLET_CODEC_ZSTD = 1, /* payload is one zstd frame holding raw_size bytes */
+    MALLET_CODEC_PACKED = 2, /* EVENTS only, version 4: coded with a model of the thread's heap
+                              * that lives across its chunks (pack.h, TRACE_FORMAT.md 13) */
 };
 
 /* Chunk header flags. */
@@ -269,6 +272,30 @@ static inline uint64_t mallet_get_u64(const uint8_t *p)
     for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
     return v;
 #endif
+}
+
+/* Reads a short varint at *pp (checked: not past end; unchecked: the caller knows 9 bytes are
+ * there) and advances *pp; 0, or -1 if malformed. */
+static inline __attribute__((always_inline)) int mallet_get_short(const uint8_t **pp, const uint8_t *end, uint64_t *out, int checked)
+{
+    const uint8_t *p = *pp;
+    size_t avail = (size_t)(end - p);
+    if (checked && avail < 2) return -1;
+    if (!(p[0] & 1)) {
+        *out = mallet_get_u16(p) >> 1;
+        *pp = p + 2;
+        return 0;
+    }
+    if (!(p[0] & 2)) {
+        if (checked && avail < 4) return -1;
+        *out = mallet_get_u32(p) >> 2;
+        *pp = p + 4;
+        return 0;
+    }
+    if (p[0] != 3 || (checked && avail < 9)) return -1;
+    *out = mallet_get_u64(p + 1);
+    *pp = p + 9;
+    return 0;
 }
 
 /* A fast non-cryptographic 32-bit hash, 8 bytes a step, used to detect corrupt chunks. */

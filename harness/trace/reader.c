@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "reader.h"
 
+#include "pack.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -84,6 +86,7 @@ struct mallet_reader {
     double ns_per_cycle;
     uint64_t base_cycles, base_ns;
     ZSTD_DCtx *dctx; /* load_payload's */
+    mallet_pack_model_t **models; /* per tindex: a packed file's threads' models (activate) */
     char err[512];
 };
 
@@ -131,28 +134,6 @@ HOT int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out, int ch
     return 0;
 }
 
-/* Short varint (format.h). */
-HOT int get_short(const uint8_t **pp, const uint8_t *end, uint64_t *out, int checked)
-{
-    const uint8_t *p = *pp;
-    size_t avail = (size_t)(end - p);
-    if (checked && avail < 2) return -1;
-    if (!(p[0] & 1)) {
-        *out = mallet_get_u16(p) >> 1;
-        *pp = p + 2;
-        return 0;
-    }
-    if (!(p[0] & 2)) {
-        if (checked && avail < 4) return -1;
-        *out = mallet_get_u32(p) >> 2;
-        *pp = p + 4;
-        return 0;
-    }
-    if (p[0] != 3 || (checked && avail < 9)) return -1;
-    *out = mallet_get_u64(p + 1);
-    *pp = p + 9;
-    return 0;
-}
 
 HOT int get_ptr(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st, uint64_t *out,
                 int checked)
@@ -183,7 +164,7 @@ HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t 
     if (b & MALLET_EV_SAME_TIME) {
         ev->cycles = st->cycles;
     } else {
-        if (get_short(&p, end, &v, checked)) return -1;
+        if (mallet_get_short(&p, end, &v, checked)) return -1;
         ev->cycles = st->cycles + (uint64_t)mallet_unzigzag(v);
     }
     int r = 0;
@@ -209,27 +190,27 @@ HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t 
         case MALLET_OP_MALLOC:
         case MALLET_OP_VALLOC:
         case MALLET_OP_PVALLOC:
-            r |= get_short(&p, end, &ev->size, checked);
+            r |= mallet_get_short(&p, end, &ev->size, checked);
             r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
             break;
         case MALLET_OP_CALLOC:
-            r |= get_short(&p, end, &ev->nmemb, checked);
-            r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+            r |= mallet_get_short(&p, end, &ev->nmemb, checked);
+            r |= r ? 0 : mallet_get_short(&p, end, &ev->size, checked);
             r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
             break;
         case MALLET_OP_REALLOC:
             r |= get_ptr(&p, end, st, &ev->old_ptr, checked);
-            r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+            r |= r ? 0 : mallet_get_short(&p, end, &ev->size, checked);
             r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
-            r |= r ? 0 : get_short(&p, end, &tmp, checked);
+            r |= r ? 0 : mallet_get_short(&p, end, &tmp, checked);
             ev->free_cycles = ev->cycles - tmp;
             break;
         case MALLET_OP_REALLOCARRAY:
             r |= get_ptr(&p, end, st, &ev->old_ptr, checked);
-            r |= r ? 0 : get_short(&p, end, &ev->nmemb, checked);
-            r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+            r |= r ? 0 : mallet_get_short(&p, end, &ev->nmemb, checked);
+            r |= r ? 0 : mallet_get_short(&p, end, &ev->size, checked);
             r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
-            r |= r ? 0 : get_short(&p, end, &tmp, checked);
+            r |= r ? 0 : mallet_get_short(&p, end, &tmp, checked);
             ev->free_cycles = ev->cycles - tmp;
             break;
         case MALLET_OP_FREE:
@@ -238,17 +219,17 @@ HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t 
         case MALLET_OP_POSIX_MEMALIGN:
         case MALLET_OP_ALIGNED_ALLOC:
         case MALLET_OP_MEMALIGN:
-            r |= get_short(&p, end, &ev->align, checked);
-            r |= r ? 0 : get_short(&p, end, &ev->size, checked);
+            r |= mallet_get_short(&p, end, &ev->align, checked);
+            r |= r ? 0 : mallet_get_short(&p, end, &ev->size, checked);
             r |= r ? 0 : get_ptr(&p, end, st, &ev->ptr, checked);
             if (!r && ev->op == MALLET_OP_POSIX_MEMALIGN && ev->failed) {
-                r |= get_short(&p, end, &tmp, checked);
+                r |= mallet_get_short(&p, end, &tmp, checked);
                 if (!r && tmp > INT32_MAX) r = -1;
                 ev->ret = (int32_t)tmp;
             }
             break;
         case MALLET_OP_RSS:
-            r |= get_short(&p, end, &ev->size, checked);
+            r |= mallet_get_short(&p, end, &ev->size, checked);
             break;
         default:
             return -1;
@@ -258,7 +239,7 @@ HOT int decode_event(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t 
     if (b & MALLET_EV_SAME_SITE) {
         ev->callsite = st->callsite[ev->op];
     } else {
-        if (get_short(&p, end, &v, checked)) return -1;
+        if (mallet_get_short(&p, end, &v, checked)) return -1;
         ev->callsite = st->callsite[ev->op] + (uint64_t)mallet_unzigzag(v);
         st->callsite[ev->op] = ev->callsite;
     }
@@ -275,7 +256,7 @@ static int take_marks(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t
     while (p < end && *p == MALLET_MARK) {
         uint64_t v;
         p++;
-        if (get_short(&p, end, &v, 1)) return -1;
+        if (mallet_get_short(&p, end, &v, 1)) return -1;
         st->cycles += (uint64_t)mallet_unzigzag(v);
         st->mark = st->cycles | !st->cycles; /* 0 means none */
     }
@@ -456,10 +437,10 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
         return set_err(err, errlen, "%s: truncated file header (%" PRIu64 " bytes)", path, size),
                -1;
     info->version = mallet_get_u32(fh + 8);
-    if (info->version < MALLET_TRACE_VERSION_OLDEST || info->version > MALLET_TRACE_VERSION)
+    if (info->version < MALLET_TRACE_VERSION_OLDEST || info->version > MALLET_TRACE_VERSION_PACKED)
         return set_err(err, errlen,
                        "%s: unsupported trace version %u (this mallet reads versions %u to %u)", path,
-                       info->version, MALLET_TRACE_VERSION_OLDEST, MALLET_TRACE_VERSION),
+                       info->version, MALLET_TRACE_VERSION_OLDEST, MALLET_TRACE_VERSION_PACKED),
                -1;
     uint32_t hsize = mallet_get_u32(fh + 12);
     if (hsize < MALLET_FILE_HEADER_SIZE || hsize > size)
@@ -489,6 +470,12 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
             break;
         }
         uint64_t poff = off + MALLET_CHUNK_HEADER_SIZE;
+        if (h.codec == MALLET_CODEC_PACKED && info->version < MALLET_TRACE_VERSION_PACKED) {
+            set_err(err, errlen, "%s: packed chunk at offset %" PRIu64 " in a version %u file",
+                    path, off, info->version);
+            rc = -1;
+            break;
+        }
         if (size - poff < h.disk_size) {
             info->cut = 1, info->cut_bytes = size - off;
             break;
@@ -860,6 +847,25 @@ corrupt:
     return -1;
 }
 
+/* A packed chunk's raw payload, unpacked with its thread's model: the merge activates a thread's
+ * chunks in file order (cmp_thread_order, then time order with the index as tie-breaker, the
+ * starts clamped so that they never go back), which is the order they were packed in. */
+static uint8_t *load_packed(mallet_reader_t *r, const chunk_ref_t *k, const char **why)
+{
+    if (!r->models && !(r->models = calloc(r->nthreads, sizeof *r->models)))
+        return *why = "out of memory", NULL;
+    mallet_pack_model_t **m = &r->models[k->tindex];
+    if (!*m && !(*m = mallet_pack_model_new())) return *why = "out of memory", NULL;
+    uint8_t *in = load_payload(&r->dctx, r->fds[k->file], k->offset, MALLET_CODEC_RAW,
+                               k->disk_size, k->disk_size, k->payload_hash, why);
+    uint8_t *out = in ? malloc((size_t)k->raw_size + MALLET_EVENT_MAX_SIZE) : NULL;
+    if (in && !out) *why = "out of memory";
+    if (out && mallet_unpack_chunk(*m, &r->dctx, in, k->disk_size, k->count, out, k->raw_size, why))
+        free(out), out = NULL;
+    free(in);
+    return out;
+}
+
 static int activate(mallet_reader_t *r, const chunk_ref_t *k)
 {
     const char *why = NULL;
@@ -868,8 +874,10 @@ static int activate(mallet_reader_t *r, const chunk_ref_t *k)
     c->chunk = k;
     c->batch = c->small;
     c->cap = CURSOR_BATCH;
-    c->raw = load_payload(&r->dctx, r->fds[k->file], k->offset, k->codec, k->disk_size, k->raw_size,
-                          k->payload_hash, &why);
+    c->raw = k->codec == MALLET_CODEC_PACKED
+                 ? load_packed(r, k, &why)
+                 : load_payload(&r->dctx, r->fds[k->file], k->offset, k->codec, k->disk_size,
+                                k->raw_size, k->payload_hash, &why);
     if (!c->raw) {
         set_err(r->err, sizeof r->err, "%s: corrupt chunk at offset %" PRIu64 ": %s",
                 r->info[k->file].path, k->offset - MALLET_CHUNK_HEADER_SIZE, why);
@@ -1221,6 +1229,8 @@ void mallet_reader_close(mallet_reader_t *r)
     free(r->chunks);
     free(r->ends);
     free(r->next_seq);
+    for (size_t i = 0; r->models && i < r->nthreads; i++) mallet_pack_model_free(r->models[i]);
+    free(r->models);
     ZSTD_freeDCtx(r->dctx);
     free(r);
 }

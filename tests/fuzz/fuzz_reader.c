@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include "analyze/stats.h"
 #include "fuzz.h"
+#include "trace/pack.h"
 #include "trace/reader.h"
 #include "trace/writer.h"
 
@@ -241,11 +242,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #ifdef MALLET_FUZZ_STANDALONE
 /* ---- the standalone runner ------------------------------------------------------------------ */
 
-static blob_t seeds[8];
+static blob_t seeds[10];
 static unsigned nseeds;
 
+static void add_seed(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f || fseek(f, 0, SEEK_END)) exit(2);
+    blob_t *sd = &seeds[nseeds++];
+    sd->len = (size_t)ftell(f);
+    rewind(f);
+    sd->b = malloc(sd->len);
+    if (!sd->b || fread(sd->b, 1, sd->len, f) != sd->len) exit(2);
+    fclose(f);
+    unlink(path);
+}
+
 /* Seed traces from the writer: raw and zstd, several threads, every op, a MAPS chunk, one
- * cut and one without END; two with one thread whose events carry one time for 100 events at a
+ * cut and one without END; two of them packed (mallet pack: trace/pack.h); two with one thread whose events carry one time for 100 events at a
  * time, in chunks of 150, a mark before each reading (runs longer than a decoding batch, runs
  * that end a chunk, marks: the reader's spreading, docs/TRACE_FORMAT.md 9.3). */
 static void make_seeds(void)
@@ -305,15 +319,21 @@ static void make_seeds(void)
                 exit(2);
         }
         if (mallet_writer_close(w, s != 2)) exit(2);
-        FILE *f = fopen(path, "rb");
-        if (!f || fseek(f, 0, SEEK_END)) exit(2);
-        blob_t *sd = &seeds[nseeds++];
-        sd->len = (size_t)ftell(f);
-        rewind(f);
-        sd->b = malloc(sd->len);
-        if (!sd->b || fread(sd->b, 1, sd->len, f) != sd->len) exit(2);
-        fclose(f);
-        unlink(path);
+        if (s == 1 || s == 5) {
+            char packed[320];
+            snprintf(packed, sizeof packed, "%s.packed", path);
+            int in = open(path, O_RDONLY), out = open(packed, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            mallet_pack_stats_t st;
+            if (in < 0 || out < 0 || mallet_pack_file(in, path, out, packed, 3, &st, err, sizeof err)) {
+                fprintf(stderr, "fuzz_reader: cannot pack a seed: %s\n", err);
+                exit(2);
+            }
+            close(in);
+            close(out);
+            add_seed(packed);
+        }
+        add_seed(path);
+        blob_t *sd = &seeds[nseeds - 1];
         if (s == 3) sd->len -= sd->len / 7; /* cut inside a chunk */
     }
     rmdir(dir);

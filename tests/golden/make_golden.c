@@ -4,15 +4,16 @@
  *   make_golden DIR          writes DIR/basic.mtrace (raw chunks, ended cleanly),
  *                            DIR/basic-zstd.mtrace (the same events, zstd level 3) and
  *                            DIR/basic-cut.mtrace (raw, no END, cut in the middle of its last
- *                            chunk, as a crash leaves it)
- *   make_golden --check DIR  regenerates the two raw traces in a temporary directory and fails
- *                            unless they equal DIR/basic.mtrace and DIR/basic-cut.mtrace byte for
- *                            byte (the zstd one is not compared: its bytes belong to the zstd
+ *                            chunk, as a crash leaves it), DIR/basic-packed.mtrace (basic.mtrace
+ *                            packed: trace format version 4, docs/TRACE_FORMAT.md 13)
+ *   make_golden --check DIR  regenerates the raw and packed traces in a temporary directory and
+ *                            fails unless they equal DIR/basic.mtrace, DIR/basic-cut.mtrace and
+ *                            DIR/basic-packed.mtrace byte for byte (the zstd one is not compared: its bytes belong to the zstd
  *                            version; golden_check still pins how it decodes)
  *
  * Regenerating on purpose (after a deliberate format change, with a version bump):
  *   build/make_golden tests/golden
- *   for t in basic basic-zstd basic-cut; do
+ *   for t in basic basic-zstd basic-cut basic-packed; do
  *       build/golden_check --write tests/golden/$t.expected tests/golden/$t.mtrace; done
  *   build/golden_check --write tests/golden/merged.expected \
  *       tests/golden/basic.mtrace tests/golden/basic-zstd.mtrace
@@ -27,6 +28,7 @@
  * reader (a chunk whose first event is a realloc of a live block; a thread whose clock steps back
  * across a chunk boundary), so that these files stay valid either way. test_format covers both. */
 #define _GNU_SOURCE
+#include "trace/pack.h"
 #include "trace/reader.h"
 #include "trace/writer.h"
 
@@ -263,9 +265,25 @@ static void generate(const char *dir, const char *name, int level, int clean_end
     free(b);
 }
 
+/* basic-packed.mtrace: basic.mtrace packed (mallet pack). Its chunks all take the model's form,
+ * none zstd's, so its bytes do not depend on zstd's version either. */
+static void generate_packed(const char *dir)
+{
+    char in_path[4096], out_path[4096], err[512];
+    snprintf(in_path, sizeof in_path, "%s/basic.mtrace", dir);
+    snprintf(out_path, sizeof out_path, "%s/basic-packed.mtrace", dir);
+    int in = open(in_path, O_RDONLY), out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    mallet_pack_stats_t st;
+    if (in < 0 || out < 0) die(strerror(errno), out_path);
+    if (mallet_pack_file(in, in_path, out, out_path, 3, &st, err, sizeof err)) die(err, out_path);
+    close(in);
+    close(out);
+}
+
 static void generate_all(const char *dir, int with_zstd)
 {
     generate(dir, "basic.mtrace", 0, 1, 0);
+    generate_packed(dir);
     generate(dir, "basic-cut.mtrace", 0, 0, 1);
     if (with_zstd) generate(dir, "basic-zstd.mtrace", 3, 1, 0);
 }
@@ -303,6 +321,7 @@ int main(int argc, char **argv)
         generate_all(tmp, 0);
         int ok = compare(argv[2], tmp, "basic.mtrace");
         ok &= compare(argv[2], tmp, "basic-cut.mtrace");
+        ok &= compare(argv[2], tmp, "basic-packed.mtrace");
         rmdir(tmp);
         return ok ? 0 : 1;
     }

@@ -19,9 +19,9 @@ head -c 4000 /dev/urandom > random.mtrace
 check_bad random random.mtrace 'not a mallet trace'
 check_bad missing nothere.mtrace 'No such file'
 # wrong version: byte 8 of the file header is the version
-cp good.mtrace v4.mtrace
-printf '\x04' | dd of=v4.mtrace bs=1 seek=8 conv=notrunc 2>/dev/null
-check_bad version v4.mtrace 'version 4'
+cp good.mtrace v5.mtrace
+printf '\x05' | dd of=v5.mtrace bs=1 seek=8 conv=notrunc 2>/dev/null
+check_bad version v5.mtrace 'version 5'
 # a flipped byte in the middle of a chunk payload
 cp good.mtrace flip.mtrace
 size=$(stat -c %s flip.mtrace)

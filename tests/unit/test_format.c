@@ -535,7 +535,7 @@ static void test_chunk_header(void)
     }
 
     /* Fields out of range are refused even with a good hash (-3). */
-    enum { NBAD = 6 };
+    enum { NBAD = 7 };
     mallet_chunk_header_t bad[NBAD];
     for (int i = 0; i < NBAD; i++) {
         bad[i] = (mallet_chunk_header_t){
@@ -543,10 +543,11 @@ static void test_chunk_header(void)
     }
     bad[0].disk_size = bad[0].raw_size = MALLET_CHUNK_MAX_SIZE + 1;
     bad[1].codec = MALLET_CODEC_ZSTD, bad[1].raw_size = MALLET_CHUNK_MAX_SIZE + 1;
-    bad[2].codec = 2;
+    bad[2].codec = 3;
     bad[3].disk_size = 99;             /* raw codec but sizes differ */
     bad[4].count = 101;                /* more events than bytes */
     bad[5].first_seq = UINT64_MAX - 5; /* sequence numbers would wrap */
+    bad[6].type = MALLET_CHUNK_META, bad[6].codec = MALLET_CODEC_PACKED; /* EVENTS only */
     for (int i = 0; i < NBAD; i++) {
         mallet_chunk_header_pack(b, &bad[i]);
         CHECKF(mallet_chunk_header_unpack(b, &u) == -3, "bad header %d accepted", i);

@@ -5,6 +5,7 @@
  * Usage: test_reader_errors. Exits 0 on success; prints "FAIL: file:line: what" and exits 1 on
  * the first failure. Files go to a private directory under $TMPDIR (or /tmp), removed at exit. */
 #define _GNU_SOURCE
+#include "trace/pack.h"
 #include "trace/reader.h"
 #include "trace/writer.h"
 #include "platform/platform.h"
@@ -200,9 +201,9 @@ static void test_header_fields(void)
     uint8_t *b = get_file(good, &len);
     const char *bad = tmp_path("bad-header.mtrace");
 
-    mallet_put_u32(b + 8, MALLET_TRACE_VERSION + 1);
+    mallet_put_u32(b + 8, MALLET_TRACE_VERSION_PACKED + 1);
     put_file(bad, b, len);
-    OPEN_FAILS(bad, "version 4");
+    OPEN_FAILS(bad, "version 5");
     mallet_put_u32(b + 8, 0);
     put_file(bad, b, len);
     OPEN_FAILS(bad, "version 0");
@@ -323,7 +324,7 @@ static void test_bad_contents(void)
         {"corrupt events", 3, 1, 0},              /* an op that does not exist */
         {"decompress", 3, 2, 0},                  /* a zstd payload that is not zstd */
         {"corrupt process description", 3, 3, 1}, /* a META record longer than its chunk */
-        {"field out of range", 0, 0, 1},           /* no events, yet a payload */
+        {"field out of range", 0, 0, 1},          /* no events, yet a payload */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
@@ -358,6 +359,60 @@ static void test_bad_contents(void)
         else
             READ_FAILS(path, cases[i].what);
     }
+}
+
+/* Packed chunks (trace/pack.h): not in a version 3 file; in a packed one, a chunk whose ordinal
+ * is not its thread's next, or whose form is unknown, is refused when read (the payload's
+ * checksum made to match). */
+static void test_packed(void)
+{
+    const char *good = tmp_path("good.mtrace"), *packed = tmp_path("packed.mtrace"),
+               *bad = tmp_path("bad-packed.mtrace");
+    size_t len, n, plen;
+    chunk_span_t ch[64], pch[64];
+    uint8_t *b = trace_with_chunks(good, 0, &len, ch, &n);
+    size_t e = 0;
+    while (e < n && !(ch[e].h.type == MALLET_CHUNK_EVENTS && ch[e].h.count))
+        e++;
+    CHECK(e < n);
+    mallet_chunk_header_t h = ch[e].h;
+    h.codec = MALLET_CODEC_PACKED;
+    mallet_chunk_header_pack(b + ch[e].start, &h);
+    put_file(bad, b, len);
+    OPEN_FAILS(bad, "packed chunk at offset");
+    free(b);
+
+    int in = open(good, O_RDONLY), out = open(packed, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    mallet_pack_stats_t st;
+    char err[512];
+    CHECK(in >= 0 && out >= 0 && !mallet_pack_file(in, good, out, packed, 3, &st, err, sizeof err));
+    close(in);
+    close(out);
+    CHECK(st.events > 0);
+    b = get_file(packed, &plen);
+    size_t pn = map_chunks(b, plen, pch, 64), second = 0, seen = 0;
+    for (size_t i = 0; i < pn && !second; i++)
+        if (pch[i].h.codec == MALLET_CODEC_PACKED && pch[i].h.thread == h.thread && seen++)
+            second = i;
+    CHECK(second > 0);
+    static const struct {
+        size_t at;
+        uint8_t value;
+        const char *what;
+    } cases[] = {{1, 0, "out of its thread's order"}, {0, 7, "unknown packing"}};
+    for (size_t i = 0; i < 2; i++) {
+        uint8_t *c = malloc(plen);
+        memcpy(c, b, plen);
+        uint8_t *pl = c + pch[second].start + MALLET_CHUNK_HEADER_SIZE;
+        pl[cases[i].at] = cases[i].value;
+        mallet_chunk_header_t ph = pch[second].h;
+        ph.payload_hash = mallet_hash32(pl, ph.disk_size);
+        mallet_chunk_header_pack(c + pch[second].start, &ph);
+        put_file(bad, c, plen);
+        READ_FAILS(bad, cases[i].what);
+        free(c);
+    }
+    free(b);
 }
 
 /* Clock pairs that fit an absurd cycles->ns line (a damaged header whose checksum still
@@ -431,7 +486,8 @@ typedef struct clean_rec {
 static void count_ahead(void *arg, const mallet_rec_t *recs, unsigned n)
 {
     CHECK(n > 0);
-    for (unsigned i = 0; i < n; i++) CHECK(recs[i].ev.op < MALLET_OP_COUNT_);
+    for (unsigned i = 0; i < n; i++)
+        CHECK(recs[i].ev.op < MALLET_OP_COUNT_);
     *(uint64_t *)arg += n;
 }
 
@@ -554,6 +610,7 @@ int main(void)
     test_corrupt_chunks(0);
     test_corrupt_chunks(3);
     test_bad_contents();
+    test_packed();
     test_absurd_clocks();
     test_truncation(0);
     test_truncation(3);
