@@ -36,6 +36,16 @@ for k in sys.argv[2].split("."):
 print(v)' "$1" "$2"
 }
 
+# sqlite_inserts N: the sqlite3 workload's SQL (the recorder issue's "a few thousand inserts"): a
+# table, N inserts in one transaction, then what went in ("N|sum")
+sqlite_inserts() {
+    echo "create table t(id integer primary key, name text, v real);"
+    echo "begin;"
+    for i in $(seq 1 "$1"); do echo "insert into t(name, v) values ('name-$i', $i.5);"; done
+    echo "commit;"
+    echo "select count(*), sum(v) from t;"
+}
+
 finish() {
     echo "$checks checks, $failures failures"
     [ "$failures" -eq 0 ]

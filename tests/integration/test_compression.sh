@@ -24,14 +24,9 @@ print(n[0], n[1], big, m[0], m[1])
 PY
 }
 
-{
-    echo "create table t(id integer primary key, name text, v real);"
-    echo "begin;"
-    for i in $(seq 1 3000); do echo "insert into t(name, v) values ('name-$i', $i.5);"; done
-    echo "commit;"
-} > ins.sql
-"$MALLET" record -q -o z.mtrace -- sqlite3 z.db < ins.sql; expect_eq "sqlite3 status" 0 $?
-MALLET_ZSTD_LEVEL=0 "$MALLET" record -q -o r.mtrace -- sqlite3 r.db < ins.sql
+sqlite_inserts 3000 > ins.sql
+"$MALLET" record -q -o z.mtrace -- sqlite3 z.db < ins.sql > /dev/null; expect_eq "sqlite3 status" 0 $?
+MALLET_ZSTD_LEVEL=0 "$MALLET" record -q -o r.mtrace -- sqlite3 r.db < ins.sql > /dev/null
 read -r raw zst big mraw mzst <<< "$(codecs z.mtrace)"
 if [ "$zst" -ge 1 ] && [ "$big" -eq 0 ]; then pass
 else fail "sqlite3: $raw raw ($big of 8 KiB or more), $zst zstd chunks"; fi

@@ -12,13 +12,7 @@ heaptrack_calls() { # ZST -> the number on heaptrack_print's "calls to allocatio
     heaptrack_print "$1" 2>/dev/null | sed -n 's/^calls to allocation functions: \([0-9]*\).*/\1/p'
 }
 
-{
-    echo "create table t(id integer primary key, name text, v real);"
-    echo "begin;"
-    for i in $(seq 1 3000); do echo "insert into t(name, v) values ('name-$i', $i.5);"; done
-    echo "commit;"
-    echo "select count(*), sum(v) from t;"
-} > ins.sql
+sqlite_inserts 3000 > ins.sql
 
 # heaptrack's offset, on a program that allocates once
 heaptrack -o "$WORK/leaf-ht" "$PROGS/procs" leaf > /dev/null 2>&1
