@@ -52,6 +52,9 @@ int mallet_cli_parse_traces(int argc, char **argv, const char *cmd, void (*usage
                             const mallet_flag_t *flags, unsigned *ntraces);
 /* True for a trace's file name: NAME.mtrace (what a folder given for traces stands for). */
 int mallet_cli_is_trace_name(const char *name);
+/* The trace files paths stand for (a folder: its *.mtrace files, by name), each once: a list the
+ * caller frees (not its strings), and its length in *count; NULL after saying what is wrong. */
+char **mallet_cli_trace_paths(char **paths, unsigned n, unsigned *count);
 /* Opens traces for a command; prints the reader's error (NULL) or one warning per cut file. */
 struct mallet_reader;
 struct mallet_reader *mallet_cli_open_traces(char **paths, unsigned n);

@@ -25,10 +25,11 @@ void mallet_usage_pack(FILE *out)
             "coder, or by zstd where that is smaller. Every command reads a packed trace as it\n"
             "reads the original (trace format version 4; slower to read: docs/PERFORMANCE.md).\n"
             "Each packed file is read back and compared with its original, event by event,\n"
-            "before it replaces the original (or is written to OUT).\n\n"
+            "before it replaces the original (or is written to OUT). A TRACE may be a folder:\n"
+            "its *.mtrace files (mallet record -o DIR/), each packed in its place.\n\n"
             "options:\n"
             "  --level N   zstd level for the chunks zstd packs better (1-19, default 19)\n"
-            "  -o OUT      write the packed trace to OUT and keep TRACE (one TRACE only)\n"
+            "  -o OUT      write the packed trace to OUT and keep TRACE (one file only)\n"
             "  -h, --help  show this help\n\n"
             "Exit status: 0 ok, 1 unreadable, corrupt or already packed trace, 2 usage error.\n");
 }
@@ -142,10 +143,17 @@ int mallet_cmd_pack(int argc, char **argv)
             return mallet_usage_error("pack", "--level takes 1 to 19, not '%s'", level_s);
         level = (int)v;
     }
-    if (out && n != 1) return mallet_usage_error("pack", "-o takes one TRACE, not %u", n);
+    unsigned count;
+    char **paths = mallet_cli_trace_paths(argv, n, &count);
+    if (!paths) return MALLET_EXIT_FAIL;
+    if (out && count != 1) {
+        free(paths);
+        return mallet_usage_error("pack", "-o takes one trace file, not %u", count);
+    }
     int rc = MALLET_EXIT_OK;
-    for (unsigned i = 0; i < n; i++)
-        if (pack_path(argv[i], out, level)) rc = MALLET_EXIT_FAIL;
+    for (unsigned i = 0; i < count; i++)
+        if (pack_path(paths[i], out, level)) rc = MALLET_EXIT_FAIL;
+    free(paths);
     if (fflush(stdout)) rc = MALLET_EXIT_FAIL;
     return rc;
 }

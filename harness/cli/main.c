@@ -226,18 +226,27 @@ static int room_for_files(size_t n)
     return 0;
 }
 
-mallet_reader_t *mallet_cli_open_traces(char **paths, unsigned n)
+char **mallet_cli_trace_paths(char **paths, unsigned n, unsigned *count)
 {
     static int registered;
     if (!registered) registered = atexit(free_folder_paths) == 0;
     char **list = NULL;
-    size_t count = 0, cap = 0;
+    size_t k = 0, cap = 0;
     for (unsigned i = 0; i < n; i++)
-        if (add_path(&list, &count, &cap, paths[i])) return free(list), NULL;
-    if (count > UINT_MAX) return free(list), mallet_err("too many traces"), NULL;
-    if (check_once(list, count)) return free(list), NULL;
+        if (add_path(&list, &k, &cap, paths[i])) return free(list), NULL;
+    if (k > UINT_MAX) return free(list), mallet_err("too many traces"), NULL;
+    if (check_once(list, k)) return free(list), NULL;
+    *count = (unsigned)k;
+    return list;
+}
+
+mallet_reader_t *mallet_cli_open_traces(char **paths, unsigned n)
+{
+    unsigned count;
+    char **list = mallet_cli_trace_paths(paths, n, &count);
+    if (!list) return NULL;
     if (room_for_files(count)) return free(list), NULL;
-    n = (unsigned)count;
+    n = count;
     char err[512];
     mallet_reader_t *r = mallet_reader_open((const char *const *)list, n, err, sizeof err);
     free(list);

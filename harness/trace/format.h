@@ -276,7 +276,9 @@ static inline uint64_t mallet_get_u64(const uint8_t *p)
 
 /* Reads a short varint at *pp (checked: not past end; unchecked: the caller knows 9 bytes are
  * there) and advances *pp; 0, or -1 if malformed. */
-static inline __attribute__((always_inline)) int mallet_get_short(const uint8_t **pp, const uint8_t *end, uint64_t *out, int checked)
+static inline __attribute__((always_inline)) int mallet_get_short(const uint8_t **pp,
+                                                                  const uint8_t *end,
+                                                                  uint64_t *out, int checked)
 {
     const uint8_t *p = *pp;
     size_t avail = (size_t)(end - p);

@@ -134,7 +134,6 @@ HOT int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out, int ch
     return 0;
 }
 
-
 HOT int get_ptr(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t *st, uint64_t *out,
                 int checked)
 {

@@ -73,17 +73,16 @@ head -c $(( $(wc -c < mb.mtrace) * 2 / 3 )) mb.mtrace > cut.mtrace
 same_reading "cut trace" cut.mtrace cutp.mtrace
 expect_match "cut trace's warning" "cut" "$(cat b.err)"
 
-# every process of a pipeline, packed one by one
+# every process of a pipeline: the folder stands for its traces, each packed in its place
 "$MALLET" record -q -o tree/ -- sh -c 'seq 1 2000 | sort -r | head -3 > /dev/null'
-n=0
-for t in tree/*.mtrace; do
-    cp "$t" "$t.orig"
-    "$MALLET" pack "$t" > /dev/null || fail "pack $t"
-    n=$((n + 1))
-done
+cp -r tree orig
+"$MALLET" pack tree/ > pack.out; expect_eq "pack of a folder: status" 0 $?
+n=$(ls tree/*.mtrace | wc -l)
 if [ "$n" -ge 3 ]; then pass; else fail "pipeline: $n traces"; fi
+expect_eq "a line per trace" "$n" "$(wc -l < pack.out)"
+for t in tree/*.mtrace; do expect_eq "$t: version" 4 "$(version "$t")"; done
 "$MALLET" stats --json tree/ 2> /dev/null | grep -v '"trace_bytes"\|"path"' > a.json
-mkdir orig && for t in tree/*.orig; do b=${t##*/}; cp "$t" "orig/${b%.orig}"; done
 "$MALLET" stats --json orig/ 2> /dev/null | grep -v '"trace_bytes"\|"path"' > b.json
 if cmp -s a.json b.json; then pass; else fail "pipeline: stats differ: $(diff a.json b.json | head -3)"; fi
+"$MALLET" pack -o x.mtrace orig/ 2> /dev/null; expect_eq "-o with a folder of traces: status" 2 $?
 finish
