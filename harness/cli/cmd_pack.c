@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,21 +18,23 @@
 
 void mallet_usage_pack(FILE *out)
 {
-    fprintf(out,
-            "usage: mallet pack [--level N] [-o OUT] TRACE...\n\n"
-            "Rewrite traces smaller, for keeping: each thread's events are coded again with a\n"
-            "model of its heap (a free names its block by its rank among the thread's live\n"
-            "blocks, an allocation the recently freed block it reuses) and an adaptive range\n"
-            "coder, or by zstd where that is smaller. Every command reads a packed trace as it\n"
-            "reads the original (trace format version 4; slower to read: docs/PERFORMANCE.md).\n"
-            "Each packed file is read back and compared with its original, event by event,\n"
-            "before it replaces the original (or is written to OUT). A TRACE may be a folder:\n"
-            "its *.mtrace files (mallet record -o DIR/), each packed in its place.\n\n"
-            "options:\n"
-            "  --level N   zstd level for the chunks zstd packs better (1-19, default 19)\n"
-            "  -o OUT      write the packed trace to OUT and keep TRACE (one file only)\n"
-            "  -h, --help  show this help\n\n"
-            "Exit status: 0 ok, 1 unreadable, corrupt or already packed trace, 2 usage error.\n");
+    fprintf(
+        out,
+        "usage: mallet pack [--level N] [-o OUT] TRACE...\n\n"
+        "Rewrite traces smaller, for keeping: each thread's events are coded again with a\n"
+        "model of its heap (a free names its block by its rank among the thread's live\n"
+        "blocks, an allocation the recently freed block it reuses) and an adaptive range\n"
+        "coder, or by zstd where that is smaller. Every command reads a packed trace as it\n"
+        "reads the original (trace format version 4; slower to read: docs/PERFORMANCE.md).\n"
+        "Each packed file is read back and compared with its original, event by event,\n"
+        "before it replaces the original (or is written to OUT). A TRACE may be a folder:\n"
+        "its *.mtrace files (mallet record -o DIR/), each packed in its place.\n\n"
+        "options:\n"
+        "  --level N   zstd level for the chunks zstd packs better (1-19, default 19)\n"
+        "  -o OUT      write the packed trace to OUT and keep TRACE (one file only)\n"
+        "  -h, --help  show this help\n\n"
+        "A trace without an end (its process may still be writing it) is packed only with -o.\n\n"
+        "Exit status: 0 ok, 1 unreadable, corrupt or already packed trace, 2 usage error.\n");
 }
 
 /* Whether the packed file reads as the original: every record of the merge, field by field. */
@@ -90,9 +93,18 @@ static int pack_path(const char *in_path, const char *out_path, int level)
     char err[512];
     mallet_reader_t *r = mallet_reader_open(paths, 1, err, sizeof err);
     if (!r) return mallet_err("%s", err), -1;
-    int packed = mallet_reader_info(r, 0)->version == MALLET_TRACE_VERSION_PACKED;
+    const mallet_trace_info_t *info = mallet_reader_info(r, 0);
+    int packed = info->version == MALLET_TRACE_VERSION_PACKED;
+    /* A trace without an end may still be written by its process, whose recorder would go on
+     * writing into the file it has open, which a packed copy put in its place would unlink. */
+    int live = !info->ended_cleanly && !info->flushed_dying;
     mallet_reader_close(r);
     if (packed) return mallet_err("%s: packed already", in_path), -1;
+    if (live && !out_path)
+        return mallet_err("%s: no end: its process may still be writing it (pack it with -o, or "
+                          "once the process has ended)",
+                          in_path),
+               -1;
     size_t n = strlen(dest) + 16;
     char *tmp = malloc(n);
     if (!tmp) return mallet_err("out of memory"), -1;
@@ -143,6 +155,9 @@ int mallet_cmd_pack(int argc, char **argv)
             return mallet_usage_error("pack", "--level takes 1 to 19, not '%s'", level_s);
         level = (int)v;
     }
+    /* A file-size limit (ulimit -f) makes a write fail with EFBIG, said as such, rather than
+     * kill mallet with SIGXFSZ and leave the temporary file behind. */
+    signal(SIGXFSZ, SIG_IGN);
     unsigned count;
     char **paths = mallet_cli_trace_paths(argv, n, &count);
     if (!paths) return MALLET_EXIT_FAIL;

@@ -76,7 +76,9 @@ static uint8_t rc_next_byte(coder_t *c)
     return 0;
 }
 
-static void rc_normalize(coder_t *c)
+#define HOT static inline __attribute__((always_inline))
+
+HOT void rc_normalize(coder_t *c)
 {
     while (c->range < RC_TOP) {
         c->range <<= 8;
@@ -87,7 +89,7 @@ static void rc_normalize(coder_t *c)
     }
 }
 
-static unsigned rc_bit(coder_t *c, prob_t *p, unsigned bit)
+HOT unsigned rc_bit(coder_t *c, prob_t *p, unsigned bit)
 {
     uint32_t q = (*p & 0xffffu) >> (16 - PROB_BITS), n = *p >> 16;
     q = q < 1 ? 1 : q > PROB_ONE - 1 ? PROB_ONE - 1 : q;
@@ -132,7 +134,7 @@ static uint64_t rc_direct(coder_t *c, uint64_t v, unsigned n)
 
 /* A symbol of nbits bits, most significant first, each bit's probability by the bits above it
  * (probs: 1 << nbits entries). */
-static unsigned c_tree(coder_t *c, prob_t *probs, unsigned nbits, unsigned sym)
+HOT unsigned c_tree(coder_t *c, prob_t *probs, unsigned nbits, unsigned sym)
 {
     if (c->mode == WALK) return sym;
     unsigned m = 1;

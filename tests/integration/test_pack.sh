@@ -2,7 +2,7 @@
 # inserts, a shell pipeline's processes) packed, malloc_bench's no larger than heaptrack's file, then read by every command exactly as the
 # originals are (dump, stats, check, replay), and smaller; in place and with -o, 0600; a cut
 # trace stays cut; a packed, a corrupt and a missing trace are refused with one line, leaving
-# nothing behind (docs/TRACE_FORMAT.md 13).
+# nothing behind (docs/TRACE_FORMAT.md 13); a trace without an end is not packed in its place.
 . "$(dirname "$0")/lib.sh"
 command -v sqlite3 > /dev/null || { fail "sqlite3 is not installed (scripts/setup.sh installs it)"; finish; }
 
@@ -64,11 +64,16 @@ printf '\x55' | dd of=bad.mtrace bs=1 seek=5000 conv=notrunc 2> /dev/null
 expect_match "its message" "^mallet: bad.mtrace: corrupt chunk at offset [0-9]+: payload checksum mismatch$" "$(cat err)"
 "$MALLET" pack nosuch.mtrace 2> err; expect_eq "missing trace: status" 1 $?
 expect_eq "its message" "mallet: nosuch.mtrace: No such file or directory" "$(cat err)"
-expect_eq "files left behind" "" "$(ls | grep -e pack[A-Za-z0-9] -e badp)"
+(ulimit -f 100; "$MALLET" pack mb.mtrace -o big.mtrace 2> err); expect_eq "over ulimit -f: status" 1 $?
+expect_eq "its message" "mallet: big.mtrace: File too large" "$(cat err)"
+expect_eq "files left behind" "" "$(ls | grep -e pack[A-Za-z0-9] -e badp -e big)"
 "$MALLET" pack a.mtrace b.mtrace -o c.mtrace 2> /dev/null; expect_eq "-o with two traces: status" 2 $?
 
-# a trace cut by a crash: the packed one is cut at the same event, and says so
+# a trace cut by a crash: the packed one is cut at the same event, and says so; not in place
+# (a trace without an end may still be written by its process)
 head -c $(( $(wc -c < mb.mtrace) * 2 / 3 )) mb.mtrace > cut.mtrace
+"$MALLET" pack cut.mtrace 2> err; expect_eq "cut trace in place: status" 1 $?
+expect_match "its message" "^mallet: cut.mtrace: no end: its process may still be writing it" "$(cat err)"
 "$MALLET" pack cut.mtrace -o cutp.mtrace > /dev/null; expect_eq "cut trace: status" 0 $?
 same_reading "cut trace" cut.mtrace cutp.mtrace
 expect_match "cut trace's warning" "cut" "$(cat b.err)"
