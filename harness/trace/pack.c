@@ -24,7 +24,15 @@
 
 typedef uint32_t prob_t;
 
-enum coder_mode { ENCODE, DECODE, WALK /* the model's updates only: no bits */ };
+/* ENCODE codes each value with the range coder and also writes it to the symbol streams;
+ * DECODE reads it from the range coder, SYMBOLS from the symbol streams; WALK only passes it on
+ * (the model's updates only). */
+enum coder_mode { ENCODE, DECODE, SYMBOLS, WALK };
+
+/* The symbol streams: every value the model codes, as a LEB128 number, times (which repeat
+ * least) in a stream of their own: what zstd packs best when a program repeats its calls
+ * (form PACK_SYMBOLS). */
+enum { S_MAIN, S_TIME, S_COUNT };
 
 typedef struct coder {
     int mode;
@@ -35,8 +43,10 @@ typedef struct coder {
     /* decoder */
     uint32_t code;
     const uint8_t *in, *in_end;
-    int over; /* bytes read past the input's end: the input is corrupt */
+    int over; /* bytes read past the input's end, or a value out of range: the input is corrupt */
     uint32_t range;
+    mallet_pack_buf_t sym[S_COUNT];                    /* ENCODE: written */
+    const uint8_t *sym_at[S_COUNT], *sym_end[S_COUNT]; /* SYMBOLS: read */
     uint64_t last_addr; /* an address coded in full is a difference to the last one */
     uint64_t last_step; /* a time is coded as the difference of its step to the last step */
 } coder_t;
@@ -132,15 +142,60 @@ static uint64_t rc_direct(coder_t *c, uint64_t v, unsigned n)
     return r;
 }
 
-/* A symbol of nbits bits, most significant first, each bit's probability by the bits above it
- * (probs: 1 << nbits entries). */
-HOT unsigned c_tree(coder_t *c, prob_t *probs, unsigned nbits, unsigned sym)
+/* The values come from the input (and the raw payload is made from them). */
+static int decoding(const coder_t *c)
 {
-    if (c->mode == WALK) return sym;
+    return c->mode == DECODE || c->mode == SYMBOLS;
+}
+
+static void put_leb(mallet_pack_buf_t *out, uint64_t v)
+{
+    do {
+        buf_put(out, (uint8_t)((v & 127) | (v > 127 ? 128 : 0)));
+        v >>= 7;
+    } while (v);
+}
+
+/* 0, or -1: the number runs past end or past 64 bits. */
+static int get_leb(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned shift = 0; shift < 64 && *pp < end; shift += 7) {
+        uint8_t b = *(*pp)++;
+        *v |= (uint64_t)(b & 127) << shift;
+        if (!(b & 128)) return 0;
+    }
+    return -1;
+}
+
+static uint64_t sym_get(coder_t *c, int s)
+{
+    uint64_t v;
+    if (get_leb(&c->sym_at[s], c->sym_end[s], &v)) c->over = 1;
+    return v;
+}
+
+/* A symbol of nbits bits by the range coder, most significant first, each bit's probability by
+ * the bits above it (probs: 1 << nbits entries). */
+HOT unsigned rc_tree(coder_t *c, prob_t *probs, unsigned nbits, unsigned sym)
+{
     unsigned m = 1;
     for (unsigned i = nbits; i-- > 0;)
         m = m << 1 | rc_bit(c, &probs[m], (sym >> i) & 1);
     return m - (1u << nbits);
+}
+
+/* A symbol of nbits bits, in the coder's mode. */
+HOT unsigned c_tree(coder_t *c, prob_t *probs, unsigned nbits, unsigned sym)
+{
+    if (c->mode == WALK) return sym;
+    if (c->mode == SYMBOLS) {
+        uint64_t v = sym_get(c, S_MAIN);
+        if (v >> nbits) c->over = 1;
+        return (unsigned)v & ((1u << nbits) - 1);
+    }
+    if (c->mode == ENCODE) put_leb(&c->sym[S_MAIN], sym);
+    return rc_tree(c, probs, nbits, sym);
 }
 
 /* A number: its bit length (0-64) by a tree, the 4 bits below its top bit by a tree of that
@@ -151,17 +206,25 @@ typedef struct num_model {
     prob_t hi[65][1u << NUM_HI];
 } num_model_t;
 
-/* Returns the number (decoded, or v); UINT64_MAX with *bad set if a decoded length is > 64. */
-static uint64_t c_num(coder_t *c, num_model_t *nm, uint64_t v, int *bad)
+/* Returns the number (decoded, or v); UINT64_MAX with *bad set if a decoded length is > 64. s:
+ * its symbol stream. */
+static uint64_t c_num_in(coder_t *c, num_model_t *nm, uint64_t v, int *bad, int s)
 {
     if (c->mode == WALK) return v;
-    unsigned len = c_tree(c, nm->len, 7, v ? 64u - (unsigned)__builtin_clzll(v) : 0u);
+    if (c->mode == SYMBOLS) return sym_get(c, s);
+    if (c->mode == ENCODE) put_leb(&c->sym[s], v);
+    unsigned len = rc_tree(c, nm->len, 7, v ? 64u - (unsigned)__builtin_clzll(v) : 0u);
     if (len > 64) return *bad = 1, UINT64_MAX;
     if (len <= 1) return len;
     unsigned rest = len - 1, h = rest < NUM_HI ? rest : NUM_HI;
-    uint64_t hi = c_tree(c, nm->hi[len], h, (unsigned)(v >> (rest - h)) & ((1u << h) - 1));
+    uint64_t hi = rc_tree(c, nm->hi[len], h, (unsigned)(v >> (rest - h)) & ((1u << h) - 1));
     uint64_t lo = rc_direct(c, v, rest - h);
     return 1ull << rest | hi << (rest - h) | lo;
+}
+
+static uint64_t c_num(coder_t *c, num_model_t *nm, uint64_t v, int *bad)
+{
+    return c_num_in(c, nm, v, bad, S_MAIN);
 }
 
 /* ---- the model of a thread's heap ---------------------------------------------------------- */
@@ -369,7 +432,7 @@ static int c_release(coder_t *c, mallet_pack_model_t *m, uint64_t *ptr, int rele
     int bad = 0;
     live_t *e = NULL;
     uint64_t sym = 0;
-    if (c->mode != DECODE) {
+    if (!decoding(c)) {
         if (!*ptr)
             sym = 1;
         else if ((e = find(m, *ptr, 0)))
@@ -385,7 +448,7 @@ static int c_release(coder_t *c, mallet_pack_model_t *m, uint64_t *ptr, int rele
         *ptr = 0;
         return 0;
     }
-    if (c->mode == DECODE) {
+    if (decoding(c)) {
         if (sym - 2 >= m->nlive) return -1;
         e = find(m, m->seq_ptr[fen_find(m, m->nlive - 1 - (sym - 2))], 0);
         if (!e) return -1;
@@ -403,7 +466,7 @@ static int c_result(coder_t *c, mallet_pack_model_t *m, uint64_t *ptr, uint64_t 
     unsigned sym = 0, held = 0;
     while (cls && held < DEPTH && m->freed[cls][held])
         held++;
-    if (c->mode != DECODE) {
+    if (!decoding(c)) {
         if (!*ptr)
             sym = 9;
         else if (cls)
@@ -445,8 +508,8 @@ static int code_event(coder_t *c, mallet_pack_model_t *m, const mallet_enc_state
     ev->failed = (b & MALLET_EV_FAIL) != 0;
     ev->cycles = st->cycles;
     if (!(b & MALLET_EV_SAME_TIME)) {
-        z = c_num(c, &num[N_TIME], mallet_zigzag((int64_t)(cycles - st->cycles - c->last_step)),
-                  &bad);
+        z = c_num_in(c, &num[N_TIME], mallet_zigzag((int64_t)(cycles - st->cycles - c->last_step)),
+                     &bad, S_TIME);
         c->last_step += (uint64_t)mallet_unzigzag(z);
         ev->cycles = st->cycles + c->last_step;
     }
@@ -542,7 +605,7 @@ static int code_items(coder_t *c, mallet_pack_model_t *m, const uint8_t *raw, ui
         uint64_t mark = 0;
         int k = 0, bad = 0;
         unsigned b = 0;
-        if (c->mode != DECODE) {
+        if (!decoding(c)) {
             const uint8_t *at = p;
             if ((k = next_item(&p, end, &next, &ev, &mark)) < 0) return -1;
             b = k == 0 ? 0u : k == 1 ? MALLET_MARK : *at;
@@ -551,11 +614,11 @@ static int code_items(coder_t *c, mallet_pack_model_t *m, const uint8_t *raw, ui
         if (c->over) return -1;
         if (b == 0) break;
         if (b == MALLET_MARK) {
-            uint64_t z =
-                c_num(c, &m->pr.num[N_MARK], mallet_zigzag((int64_t)(mark - st.cycles)), &bad);
+            uint64_t z = c_num_in(c, &m->pr.num[N_MARK], mallet_zigzag((int64_t)(mark - st.cycles)),
+                                  &bad, S_TIME);
             if (bad) return -1;
             mark = st.cycles + (uint64_t)mallet_unzigzag(z);
-            if (c->mode == DECODE) {
+            if (decoding(c)) {
                 if (q > out + raw_len) return -1;
                 q = mallet_encode_mark(q, &st, mark);
             } else {
@@ -567,14 +630,14 @@ static int code_items(coder_t *c, mallet_pack_model_t *m, const uint8_t *raw, ui
         if (n == count || code_event(c, m, &st, &ev, b)) return -1;
         n++;
         since = b & MALLET_EV_SAME_TIME ? since + (since < OP_CTX - 1) : 0;
-        if (c->mode == DECODE) {
+        if (decoding(c)) {
             if (q > out + raw_len) return -1;
             q = mallet_encode_event(q, &st, &ev);
         } else {
             st = next;
         }
     }
-    if (n != count || (c->mode == DECODE && q != out + raw_len)) return -1;
+    if (n != count || (decoding(c) && q != out + raw_len)) return -1;
     return 0;
 }
 
@@ -602,15 +665,25 @@ static int canonical(const uint8_t *raw, size_t raw_len, uint32_t count)
 
 /* A packed payload starts with its form (PACK_*) and the chunk's ordinal among its thread's
  * packed chunks, a LEB128 number (the unpacker's check that none was skipped). */
-enum { PACK_MODEL = 0, PACK_ZSTD = 1, PACK_RAW = 2 };
+enum { PACK_MODEL = 0, PACK_ZSTD = 1, PACK_RAW = 2, PACK_SYMBOLS = 3 };
 
 static void put_head(mallet_pack_buf_t *out, uint8_t form, uint32_t ordinal)
 {
     buf_put(out, form);
-    do {
-        buf_put(out, (uint8_t)((ordinal & 127) | (ordinal > 127 ? 128 : 0)));
-        ordinal >>= 7;
-    } while (ordinal);
+    put_leb(out, ordinal);
+}
+
+/* Appends a zstd frame of [p, p + n) to out; its size, or 0 (out of memory, or zstd failed). */
+static size_t put_zstd(mallet_pack_buf_t *out, const uint8_t *p, size_t n, int zlevel)
+{
+    size_t bound = ZSTD_compressBound(n);
+    uint8_t *z = malloc(bound);
+    size_t zn = z ? ZSTD_compress(z, bound, p, n, zlevel) : 0;
+    if (!z || ZSTD_isError(zn)) zn = 0;
+    for (size_t i = 0; i < zn; i++)
+        buf_put(out, z[i]);
+    free(z);
+    return zn;
 }
 
 int mallet_pack_chunk(mallet_pack_model_t *m, const uint8_t *raw, size_t raw_len, uint32_t count,
@@ -622,63 +695,114 @@ int mallet_pack_chunk(mallet_pack_model_t *m, const uint8_t *raw, size_t raw_len
     memcpy(saved, &m->pr, sizeof *saved);
     size_t start = out->len;
     put_head(out, PACK_MODEL, m->ordinal);
-    size_t head = out->len - start;
     coder_t c = {.mode = ENCODE, .range = 0xffffffffu, .cache_size = 1, .out = out};
     int rc = code_items(&c, m, raw, NULL, raw_len, count);
     for (int i = 0; i < 5; i++)
         rc_shift_low(&c);
-    /* The model codes what zstd cannot (random addresses and sizes); zstd finds what it
-     * cannot (a program's repeated sequences of calls); a few events may be smallest as they
-     * are. The smallest is kept; the live blocks are as the model left them in every case. */
-    size_t bound = ZSTD_compressBound(raw_len);
-    uint8_t *z = rc ? NULL : malloc(bound);
-    size_t zn = z ? ZSTD_compress(z, bound, raw, raw_len, zlevel) : 0;
-    if (!z || ZSTD_isError(zn)) zn = SIZE_MAX;
-    if (!rc && !out->oom && (zn < out->len - start - head || raw_len < out->len - start - head)) {
+    /* The model's coder packs what zstd cannot (random addresses and sizes); zstd finds what it
+     * cannot (a program's repeated sequences of calls), in the raw payload, or better in the
+     * model's symbols, where a block's rank and its reuse of a freed one repeat when the
+     * program does, and its address does not; a few events may be smallest as they are. The
+     * smallest is kept; the live blocks are as the model left them in every case. */
+    mallet_pack_buf_t alt[3] = {{0}};
+    put_head(&alt[0], PACK_ZSTD, m->ordinal);
+    int ok = !rc && put_zstd(&alt[0], raw, raw_len, zlevel);
+    put_head(&alt[1], PACK_RAW, m->ordinal);
+    for (size_t i = 0; i < raw_len; i++)
+        buf_put(&alt[1], raw[i]);
+    mallet_pack_buf_t z0 = {0};
+    put_head(&alt[2], PACK_SYMBOLS, m->ordinal);
+    ok = ok && put_zstd(&z0, c.sym[S_MAIN].p, c.sym[S_MAIN].len, zlevel);
+    put_leb(&alt[2], z0.len);
+    for (size_t i = 0; ok && i < z0.len; i++)
+        buf_put(&alt[2], z0.p[i]);
+    ok = ok && put_zstd(&alt[2], c.sym[S_TIME].p, c.sym[S_TIME].len, zlevel);
+    int oom = rc || !ok || out->oom || c.sym[S_MAIN].oom || c.sym[S_TIME].oom || z0.oom;
+    const mallet_pack_buf_t *best = NULL;
+    size_t best_len = out->len - start;
+    for (int i = 0; i < 3 && !oom; i++) {
+        oom |= alt[i].oom;
+        if (alt[i].len < best_len) best = &alt[i], best_len = alt[i].len;
+    }
+    if (!oom && best) {
         memcpy(&m->pr, saved, sizeof *saved);
         out->len = start;
-        int zstd = zn < raw_len;
-        put_head(out, zstd ? PACK_ZSTD : PACK_RAW, m->ordinal);
-        const uint8_t *p = zstd ? z : raw;
-        for (size_t i = 0, n = zstd ? zn : raw_len; i < n; i++)
-            buf_put(out, p[i]);
+        for (size_t i = 0; i < best->len; i++)
+            buf_put(out, best->p[i]);
+        oom = out->oom;
     }
-    free(z);
+    for (int i = 0; i < 3; i++)
+        free(alt[i].p);
+    for (int s = 0; s < S_COUNT; s++)
+        free(c.sym[s].p);
+    free(z0.p);
     free(saved);
-    if (rc || out->oom) return -1;
+    if (oom) return -1;
     m->ordinal++;
     return 1;
+}
+
+/* A zstd frame of at most cap bytes, decompressed into a new buffer (*n bytes); NULL with *why. */
+static uint8_t *get_zstd(ZSTD_DCtx *dctx, const uint8_t *p, size_t len, size_t cap, size_t *n,
+                         const char **why)
+{
+    unsigned long long size = ZSTD_getFrameContentSize(p, len);
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > cap)
+        return *why = "zstd payload does not decompress", NULL;
+    uint8_t *b = malloc(size ? (size_t)size : 1);
+    if (!b) return *why = "out of memory", NULL;
+    *n = ZSTD_decompressDCtx(dctx, b, (size_t)size, p, len);
+    if (ZSTD_isError(*n) || *n != size)
+        return free(b), *why = "zstd payload does not decompress", NULL;
+    return b;
 }
 
 int mallet_unpack_chunk(mallet_pack_model_t *m, ZSTD_DCtx **dctx, const uint8_t *in, size_t in_len,
                         uint32_t count, uint8_t *out, size_t raw_len, const char **why)
 {
     const uint8_t *p = in + 1, *end = in + in_len;
-    uint64_t ordinal = 0;
-    for (unsigned shift = 0;; shift += 7) {
-        if (p >= end || shift > 28) return *why = "packed payload too short", -1;
-        ordinal |= (uint64_t)(*p & 127) << shift;
-        if (!(*p++ & 128)) break;
-    }
+    uint64_t ordinal, main_len;
+    if (!in_len || get_leb(&p, end, &ordinal)) return *why = "packed payload too short", -1;
     if (ordinal != m->ordinal) return *why = "packed chunk out of its thread's order", -1;
     coder_t c = {.mode = WALK, .range = 0xffffffffu, .in = p, .in_end = end};
     size_t n = (size_t)(end - p);
+    uint8_t *sym[S_COUNT] = {NULL};
+    if ((in[0] == PACK_ZSTD || in[0] == PACK_SYMBOLS) && !*dctx && !(*dctx = ZSTD_createDCtx()))
+        return *why = "out of memory", -1;
     if (in[0] == PACK_MODEL) {
         c.mode = DECODE;
         for (int i = 0; i < 5; i++)
             c.code = c.code << 8 | rc_next_byte(&c);
     } else if (in[0] == PACK_ZSTD) {
-        if (!*dctx && !(*dctx = ZSTD_createDCtx())) return *why = "out of memory", -1;
         n = ZSTD_decompressDCtx(*dctx, out, raw_len, p, n);
         if (ZSTD_isError(n) || n != raw_len) return *why = "zstd payload does not decompress", -1;
     } else if (in[0] == PACK_RAW) {
         if (n != raw_len) return *why = "packed payload of the wrong size", -1;
         memcpy(out, p, n);
+    } else if (in[0] == PACK_SYMBOLS) {
+        if (get_leb(&p, end, &main_len) || main_len > (size_t)(end - p))
+            return *why = "packed payload too short", -1;
+        /* no event makes more than ~100 bytes of symbols, and none takes less than 3 raw */
+        size_t cap = 40 * raw_len + 64, lens[S_COUNT];
+        const uint8_t *at[S_COUNT] = {p, p + main_len}, *stop[S_COUNT] = {p + main_len, end};
+        c.mode = SYMBOLS;
+        for (int s = 0; s < S_COUNT; s++) {
+            sym[s] = get_zstd(*dctx, at[s], (size_t)(stop[s] - at[s]), cap, &lens[s], why);
+            if (!sym[s]) {
+                free(sym[0]);
+                return -1;
+            }
+            c.sym_at[s] = sym[s], c.sym_end[s] = sym[s] + lens[s];
+        }
     } else {
         return *why = "unknown packing", -1;
     }
-    if (code_items(&c, m, out, out, raw_len, count) || c.over)
-        return *why = "packed events do not decode", -1;
+    int r = code_items(&c, m, out, out, raw_len, count);
+    for (int s = 0; s < S_COUNT; s++) {
+        r |= c.mode == SYMBOLS && c.sym_at[s] != c.sym_end[s]; /* symbols left over */
+        free(sym[s]);
+    }
+    if (r || c.over) return *why = "packed events do not decode", -1;
     m->ordinal++;
     return 0;
 }

@@ -4,7 +4,8 @@
  * busy heap); off line, a model of the thread's heap can: a free names the block by its rank
  * among the thread's live blocks by age, an allocation the recently freed block of its size class
  * it reuses, and an adaptive binary range coder (LZMA's kind) codes every field with the
- * probabilities it has learnt so far. The model lives across the chunks of a thread: a packed
+ * probabilities it has learnt so far; or zstd packs the model's symbols, where a program that
+ * repeats its calls repeats them too. The model lives across the chunks of a thread: a packed
  * chunk can only be unpacked after every packed chunk of its thread before it, in file order,
  * which is the order the reader activates them in (reader.c).
  *
@@ -33,7 +34,7 @@ typedef struct mallet_pack_buf {
 } mallet_pack_buf_t;
 
 /* Packs one EVENTS chunk's raw payload (count events) with m, appending the packed payload to
- * out, at zstd level zlevel for the chunks the model codes worse than zstd does. Returns 1
+ * out, in the smallest of its forms (zstd's at level zlevel). Returns 1
  * packed, 0 not packed (the payload is not as the recorder's encoder writes it, or holds no
  * event: keep the chunk as it is; m is unchanged), -1 out of memory. */
 int mallet_pack_chunk(mallet_pack_model_t *m, const uint8_t *raw, size_t raw_len, uint32_t count,

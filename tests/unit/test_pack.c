@@ -1,5 +1,5 @@
 /* Packed EVENTS chunks (trace/pack.h): a thread's chunks packed in turn unpack, in turn, to the
- * very bytes they came from, in each of the three forms (model, zstd, raw); a payload the
+ * very bytes they came from, in each of the four forms (model, zstd, raw, symbols); a payload the
  * encoder would not write is left alone; a chunk out of its thread's order, a wrong size or
  * count, and damaged or cut packed bytes are refused (never a crash: this runs under ASan). */
 #include "check.h"
@@ -22,8 +22,10 @@ typedef struct chunk {
 } chunk_t;
 
 /* A heap of 300 slots, as malloc_bench's: each call frees a full slot or fills an empty one,
- * with every op now and then, marks, failures, NULL and foreign frees, RSS samples. repeat: the
- * same 8 calls over and over (what zstd packs better than the model). */
+ * with every op now and then, marks, failures, NULL and foreign frees, RSS samples. repeat 1: the
+ * same 8 calls over and over (what zstd packs better than the model); 2: the same 4 calls on
+ * new blocks each time, at random times (what zstd packs best from the model's symbols, where
+ * the blocks' ranks and the addresses' steps repeat). */
 static uint64_t live[300];
 static uint64_t next_addr = 0x555500000000ull, now = 1000;
 
@@ -35,11 +37,20 @@ static void make_chunk(chunk_t *c, unsigned n, int repeat)
     for (unsigned i = 0; i < n; i++) {
         mallet_event_t e = {.callsite = 0x401000 + 16 * (rnd() % 3)};
         unsigned j = repeat ? i % 4 : (unsigned)(rnd() % 300);
-        now += repeat ? 0 : i % 16 ? 0 : 300 + rnd() % 50;
+        now += repeat == 1 ? 0 : repeat ? 1 + rnd() % 50 : i % 16 ? 0 : 300 + rnd() % 50;
         e.cycles = now;
         if (!repeat && rnd() % 50 == 0) p = mallet_encode_mark(p, &st, now += 5000);
         unsigned r = (unsigned)(rnd() % 100);
-        if (repeat) {
+        if (repeat == 2) {
+            static uint64_t pair[2];
+            e.op = i % 4 < 2 ? MALLET_OP_MALLOC : MALLET_OP_FREE;
+            e.callsite = 0x403000 + 16 * (i % 4);
+            e.size = i % 4 ? 40 : 24;
+            if (e.op == MALLET_OP_MALLOC)
+                e.ptr = pair[i % 2] = (next_addr += 64);
+            else
+                e.ptr = pair[i % 2];
+        } else if (repeat) {
             e.op = live[j] ? MALLET_OP_FREE : MALLET_OP_MALLOC;
             e.callsite = 0x402000;
             e.size = 24;
@@ -81,7 +92,7 @@ static void make_chunk(chunk_t *c, unsigned n, int repeat)
     c->len = (size_t)(p - c->raw);
 }
 
-static int forms[3];
+static int forms[4];
 
 /* Packs the chunks with one model, unpacks them with another: the same bytes. */
 static void round_trip(chunk_t *cs, unsigned n, mallet_pack_buf_t *packed)
@@ -91,8 +102,8 @@ static void round_trip(chunk_t *cs, unsigned n, mallet_pack_buf_t *packed)
     for (unsigned i = 0; i < n; i++) {
         packed[i].len = 0;
         CHECK_EQ(mallet_pack_chunk(enc, cs[i].raw, cs[i].len, cs[i].count, 19, &packed[i]), 1);
-        CHECK(packed[i].len > 1 && packed[i].p[0] <= 2);
-        forms[packed[i].p[0] % 3]++;
+        CHECK(packed[i].len > 1 && packed[i].p[0] <= 3);
+        forms[packed[i].p[0] & 3]++;
         uint8_t *out = malloc(cs[i].len + MALLET_EVENT_MAX_SIZE);
         const char *why = NULL;
         CHECK_EQ(mallet_unpack_chunk(dec, &dctx, packed[i].p, packed[i].len, cs[i].count, out,
@@ -122,18 +133,20 @@ static int unpack_first(const chunk_t *c, const uint8_t *in, size_t len, const c
 
 int main(void)
 {
-    static chunk_t cs[6];
+    static chunk_t cs[7];
     make_chunk(&cs[0], 3000, 0);
     make_chunk(&cs[1], 3000, 0); /* frees blocks of chunk 0: ranks across chunks */
     make_chunk(&cs[2], 4000, 1);
     make_chunk(&cs[3], 3, 0);
     make_chunk(&cs[4], 5000, 0);
     make_chunk(&cs[5], 1, 1);
-    mallet_pack_buf_t packed[6] = {{0}};
-    round_trip(cs, 6, packed);
+    make_chunk(&cs[6], 4000, 2);
+    mallet_pack_buf_t packed[7] = {{0}};
+    round_trip(cs, 7, packed);
     CHECK(forms[0] >= 3); /* the random chunks: by the model */
     CHECK(forms[1] >= 1); /* the repeated calls: by zstd */
     CHECK(forms[2] >= 1); /* one event: as it is */
+    CHECK(forms[3] >= 1); /* new blocks in a repeated pattern: the model's symbols by zstd */
     CHECK(packed[0].len * 2 < cs[0].len);
 
     /* Not as the encoder writes it (a size of 24 in the 4-byte form): not packed, and the model
@@ -174,8 +187,9 @@ int main(void)
         ZSTD_freeDCtx(dctx);
     }
 
-    /* The wrong count or size; then every cut and 2,000 damaged copies of chunk 0: refused or
-     * unpacked to raw_len bytes, never past them. */
+    /* The wrong count or size; then every cut and 2,000 damaged copies of a chunk in the model's
+     * form and of one in the symbols' form: refused or unpacked to raw_len bytes, never past
+     * them. */
     {
         const char *why = NULL;
         chunk_t c = cs[0];
@@ -184,22 +198,36 @@ int main(void)
         c = cs[0];
         c.len--;
         CHECK_EQ(unpack_first(&c, packed[0].p, packed[0].len, &why), (uint64_t)-1);
-        int refused = 0;
-        for (size_t n = 0; n < packed[0].len; n += 1 + n / 64)
-            refused += unpack_first(&cs[0], packed[0].p, n, &why) != 0;
-        CHECK(refused > 0);
-        uint8_t *copy = malloc(packed[0].len);
-        unsigned wrong = 0;
-        for (int i = 0; i < 2000; i++) {
-            memcpy(copy, packed[0].p, packed[0].len);
-            for (int k = 0; k <= i % 3; k++)
-                copy[rnd() % packed[0].len] ^= (uint8_t)(1u << (rnd() % 8));
-            wrong += unpack_first(&cs[0], copy, packed[0].len, &why) != 0;
+        mallet_pack_model_t *m = mallet_pack_model_new();
+        mallet_pack_buf_t sym = {0};
+        CHECK_EQ(mallet_pack_chunk(m, cs[6].raw, cs[6].len, cs[6].count, 19, &sym), 1);
+        CHECK(sym.len > 0 && sym.p[0] == 3);
+        mallet_pack_model_free(m);
+        const mallet_pack_buf_t *which[2] = {&packed[0], &sym};
+        const chunk_t *of[2] = {&cs[0], &cs[6]};
+        for (int w = 0; w < 2; w++) {
+            const mallet_pack_buf_t *b = which[w];
+            int refused = 0;
+            for (size_t n = 0; n < b->len; n += 1 + n / 64)
+                refused += unpack_first(of[w], b->p, n, &why) != 0;
+            CHECK(refused > 0);
+            uint8_t *copy = malloc(b->len);
+            unsigned wrong = 0;
+            for (int i = 0; i < 2000; i++) {
+                memcpy(copy, b->p, b->len);
+                for (int k = 0; k <= i % 3; k++)
+                    copy[rnd() % b->len] ^= (uint8_t)(1u << (rnd() % 8));
+                wrong += unpack_first(of[w], copy, b->len, &why) != 0;
+            }
+            /* most damage is seen (1,999 and 1,128 when written); the rest decodes to other events
+             * (zstd's literals have no check of their own: the chunk's checksum is the check
+             * against damage by accident) */
+            CHECK(wrong > (w ? 1000u : 1500u));
+            free(copy);
         }
-        CHECK(wrong > 1500); /* most damage is seen; the rest decodes to other events */
-        free(copy);
+        free(sym.p);
     }
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         free(packed[i].p);
     return mallet_test_failures != 0;
 }
