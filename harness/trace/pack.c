@@ -587,7 +587,7 @@ static int next_item(const uint8_t **pp, const uint8_t *end, mallet_enc_state_t 
     return 2;
 }
 
-/* Codes the items of a chunk: from raw (ENCODE, WALK), or into out (DECODE), which has
+/* Codes the items of a chunk: from raw (ENCODE, WALK), or into out (DECODE, SYMBOLS), which has
  * raw_len + MALLET_EVENT_MAX_SIZE bytes. Each op byte is coded by how many events ago the
  * thread's time last changed (the recorder reads the clock one event in 16 while a thread
  * allocates fast); op byte 0 ends the chunk. 0, or -1: corrupt (or out of memory). */
@@ -667,6 +667,15 @@ static int canonical(const uint8_t *raw, size_t raw_len, uint32_t count)
  * packed chunks, a LEB128 number (the unpacker's check that none was skipped). */
 enum { PACK_MODEL = 0, PACK_ZSTD = 1, PACK_RAW = 2, PACK_SYMBOLS = 3 };
 
+/* The most a symbol stream of a chunk of raw_len bytes may hold: an item's symbols take at most
+ * 7 times its raw bytes (a free of 2 raw bytes: its op byte in 2, an address in full in up to
+ * 11), so a frame that says it holds more is not decompressed (and the packer, should one ever
+ * hold more, keeps another form). */
+static size_t sym_cap(size_t raw_len)
+{
+    return 8 * raw_len + 64;
+}
+
 static void put_head(mallet_pack_buf_t *out, uint8_t form, uint32_t ordinal)
 {
     buf_put(out, form);
@@ -720,9 +729,10 @@ int mallet_pack_chunk(mallet_pack_model_t *m, const uint8_t *raw, size_t raw_len
     int oom = rc || !ok || out->oom || c.sym[S_MAIN].oom || c.sym[S_TIME].oom || z0.oom;
     const mallet_pack_buf_t *best = NULL;
     size_t best_len = out->len - start;
+    int sym_fits = c.sym[S_MAIN].len <= sym_cap(raw_len) && c.sym[S_TIME].len <= sym_cap(raw_len);
     for (int i = 0; i < 3 && !oom; i++) {
         oom |= alt[i].oom;
-        if (alt[i].len < best_len) best = &alt[i], best_len = alt[i].len;
+        if (alt[i].len < best_len && (i != 2 || sym_fits)) best = &alt[i], best_len = alt[i].len;
     }
     if (!oom && best) {
         memcpy(&m->pr, saved, sizeof *saved);
@@ -782,8 +792,7 @@ int mallet_unpack_chunk(mallet_pack_model_t *m, ZSTD_DCtx **dctx, const uint8_t 
     } else if (in[0] == PACK_SYMBOLS) {
         if (get_leb(&p, end, &main_len) || main_len > (size_t)(end - p))
             return *why = "packed payload too short", -1;
-        /* no event makes more than ~100 bytes of symbols, and none takes less than 3 raw */
-        size_t cap = 40 * raw_len + 64, lens[S_COUNT];
+        size_t cap = sym_cap(raw_len), lens[S_COUNT];
         const uint8_t *at[S_COUNT] = {p, p + main_len}, *stop[S_COUNT] = {p + main_len, end};
         c.mode = SYMBOLS;
         for (int s = 0; s < S_COUNT; s++) {
