@@ -24,15 +24,31 @@
 
 typedef uint32_t prob_t;
 
+enum num_col {
+    N_TIME,
+    N_MARK,
+    N_SIZE,
+    N_COUNT,
+    N_ALIGN,
+    N_RANK,
+    N_ADDR,
+    N_DELAY,
+    N_RET,
+    N_RSS,
+    N_SITE,
+    N_COLS
+};
+
 /* ENCODE codes each value with the range coder and also writes it to the symbol streams;
  * DECODE reads it from the range coder, SYMBOLS from the symbol streams; WALK only passes it on
  * (the model's updates only). */
 enum coder_mode { ENCODE, DECODE, SYMBOLS, WALK };
 
-/* The symbol streams: every value the model codes, as a LEB128 number, times (which repeat
- * least) in a stream of their own: what zstd packs best when a program repeats its calls
- * (form PACK_SYMBOLS). */
-enum { S_MAIN, S_TIME, S_COUNT };
+/* The symbol streams (form PACK_SYMBOLS): every value the model codes, as a LEB128 number, in a
+ * stream of its kind (tree symbols: op bytes and results; then one for each kind of number):
+ * what zstd packs best when a program repeats its calls, each stream repeating on its own. */
+#define S_TREES 0
+#define S_COUNT (1 + N_COLS)
 
 typedef struct coder {
     int mode;
@@ -190,11 +206,11 @@ HOT unsigned c_tree(coder_t *c, prob_t *probs, unsigned nbits, unsigned sym)
 {
     if (c->mode == WALK) return sym;
     if (c->mode == SYMBOLS) {
-        uint64_t v = sym_get(c, S_MAIN);
+        uint64_t v = sym_get(c, S_TREES);
         if (v >> nbits) c->over = 1;
         return (unsigned)v & ((1u << nbits) - 1);
     }
-    if (c->mode == ENCODE) put_leb(&c->sym[S_MAIN], sym);
+    if (c->mode == ENCODE) put_leb(&c->sym[S_TREES], sym);
     return rc_tree(c, probs, nbits, sym);
 }
 
@@ -206,10 +222,12 @@ typedef struct num_model {
     prob_t hi[65][1u << NUM_HI];
 } num_model_t;
 
-/* Returns the number (decoded, or v); UINT64_MAX with *bad set if a decoded length is > 64. s:
- * its symbol stream. */
-static uint64_t c_num_in(coder_t *c, num_model_t *nm, uint64_t v, int *bad, int s)
+/* A number of kind col, by its models in num. Returns the number (decoded, or v); UINT64_MAX with
+ * *bad set if a decoded length is > 64. */
+static uint64_t c_num(coder_t *c, num_model_t *num, int col, uint64_t v, int *bad)
 {
+    num_model_t *nm = &num[col];
+    int s = 1 + col;
     if (c->mode == WALK) return v;
     if (c->mode == SYMBOLS) return sym_get(c, s);
     if (c->mode == ENCODE) put_leb(&c->sym[s], v);
@@ -222,31 +240,11 @@ static uint64_t c_num_in(coder_t *c, num_model_t *nm, uint64_t v, int *bad, int 
     return 1ull << rest | hi << (rest - h) | lo;
 }
 
-static uint64_t c_num(coder_t *c, num_model_t *nm, uint64_t v, int *bad)
-{
-    return c_num_in(c, nm, v, bad, S_MAIN);
-}
-
 /* ---- the model of a thread's heap ---------------------------------------------------------- */
 
 #define DEPTH 8      /* recently freed blocks remembered per size class */
 #define CLASSES 1024 /* classes of 16 bytes: blocks up to 16 KiB are predicted */
 #define OP_CTX 17    /* op byte contexts: events since the last time field, 0-16 */
-
-enum num_col {
-    N_TIME,
-    N_MARK,
-    N_SIZE,
-    N_COUNT,
-    N_ALIGN,
-    N_RANK,
-    N_ADDR,
-    N_DELAY,
-    N_RET,
-    N_RSS,
-    N_SITE,
-    N_COLS
-};
 
 typedef struct probs {
     prob_t op[OP_CTX][256];
@@ -420,7 +418,7 @@ static void model_release(mallet_pack_model_t *m, live_t *e)
 
 static uint64_t c_addr(coder_t *c, mallet_pack_model_t *m, uint64_t ptr, int *bad)
 {
-    uint64_t z = c_num(c, &m->pr.num[N_ADDR], mallet_zigzag((int64_t)(ptr - c->last_addr)), bad);
+    uint64_t z = c_num(c, m->pr.num, N_ADDR, mallet_zigzag((int64_t)(ptr - c->last_addr)), bad);
     return c->last_addr += (uint64_t)mallet_unzigzag(z);
 }
 
@@ -438,7 +436,7 @@ static int c_release(coder_t *c, mallet_pack_model_t *m, uint64_t *ptr, int rele
         else if ((e = find(m, *ptr, 0)))
             sym = 2 + (m->nlive - fen_sum(m, e->seq + 1));
     }
-    sym = c_num(c, &m->pr.num[N_RANK], sym, &bad);
+    sym = c_num(c, m->pr.num, N_RANK, sym, &bad);
     if (bad) return -1;
     if (sym == 0) {
         *ptr = c_addr(c, m, *ptr, &bad);
@@ -508,8 +506,8 @@ static int code_event(coder_t *c, mallet_pack_model_t *m, const mallet_enc_state
     ev->failed = (b & MALLET_EV_FAIL) != 0;
     ev->cycles = st->cycles;
     if (!(b & MALLET_EV_SAME_TIME)) {
-        z = c_num_in(c, &num[N_TIME], mallet_zigzag((int64_t)(cycles - st->cycles - c->last_step)),
-                     &bad, S_TIME);
+        z = c_num(c, num, N_TIME, mallet_zigzag((int64_t)(cycles - st->cycles - c->last_step)),
+                  &bad);
         c->last_step += (uint64_t)mallet_unzigzag(z);
         ev->cycles = st->cycles + c->last_step;
     }
@@ -517,23 +515,23 @@ static int code_event(coder_t *c, mallet_pack_model_t *m, const mallet_enc_state
     case MALLET_OP_MALLOC:
     case MALLET_OP_VALLOC:
     case MALLET_OP_PVALLOC:
-        ev->size = c_num(c, &num[N_SIZE], ev->size, &bad);
+        ev->size = c_num(c, num, N_SIZE, ev->size, &bad);
         r = c_result(c, m, &ev->ptr, ev->size);
         break;
     case MALLET_OP_CALLOC:
-        ev->nmemb = c_num(c, &num[N_COUNT], ev->nmemb, &bad);
-        ev->size = c_num(c, &num[N_SIZE], ev->size, &bad);
+        ev->nmemb = c_num(c, num, N_COUNT, ev->nmemb, &bad);
+        ev->size = c_num(c, num, N_SIZE, ev->size, &bad);
         r = c_result(c, m, &ev->ptr, product(ev->nmemb, ev->size));
         break;
     case MALLET_OP_REALLOC:
     case MALLET_OP_REALLOCARRAY:
         r = c_release(c, m, &ev->old_ptr, !ev->failed);
-        if (op == MALLET_OP_REALLOCARRAY) ev->nmemb = c_num(c, &num[N_COUNT], ev->nmemb, &bad);
-        ev->size = c_num(c, &num[N_SIZE], ev->size, &bad);
+        if (op == MALLET_OP_REALLOCARRAY) ev->nmemb = c_num(c, num, N_COUNT, ev->nmemb, &bad);
+        ev->size = c_num(c, num, N_SIZE, ev->size, &bad);
         r |= r ? 0
                : c_result(c, m, &ev->ptr,
                           op == MALLET_OP_REALLOC ? ev->size : product(ev->nmemb, ev->size));
-        z = c_num(c, &num[N_DELAY], ev->cycles - ev->free_cycles, &bad);
+        z = c_num(c, num, N_DELAY, ev->cycles - ev->free_cycles, &bad);
         ev->free_cycles = ev->cycles - z;
         break;
     case MALLET_OP_FREE:
@@ -542,24 +540,24 @@ static int code_event(coder_t *c, mallet_pack_model_t *m, const mallet_enc_state
     case MALLET_OP_POSIX_MEMALIGN:
     case MALLET_OP_ALIGNED_ALLOC:
     case MALLET_OP_MEMALIGN:
-        ev->align = c_num(c, &num[N_ALIGN], ev->align, &bad);
-        ev->size = c_num(c, &num[N_SIZE], ev->size, &bad);
+        ev->align = c_num(c, num, N_ALIGN, ev->align, &bad);
+        ev->size = c_num(c, num, N_SIZE, ev->size, &bad);
         r = c_result(c, m, &ev->ptr, ev->size);
         if (op == MALLET_OP_POSIX_MEMALIGN && ev->failed) {
-            z = c_num(c, &num[N_RET], (uint64_t)(uint32_t)ev->ret, &bad);
+            z = c_num(c, num, N_RET, (uint64_t)(uint32_t)ev->ret, &bad);
             if (z > INT32_MAX) bad = 1;
             ev->ret = (int32_t)z;
         }
         break;
     case MALLET_OP_RSS:
-        ev->size = c_num(c, &num[N_RSS], ev->size, &bad);
+        ev->size = c_num(c, num, N_RSS, ev->size, &bad);
         break;
     default:
         return -1;
     }
     ev->callsite = st->callsite[op];
     if (!(b & MALLET_EV_SAME_SITE)) {
-        z = c_num(c, &num[N_SITE], mallet_zigzag((int64_t)(site - st->callsite[op])), &bad);
+        z = c_num(c, num, N_SITE, mallet_zigzag((int64_t)(site - st->callsite[op])), &bad);
         ev->callsite = st->callsite[op] + (uint64_t)mallet_unzigzag(z);
     }
     return r || bad ? -1 : 0;
@@ -614,8 +612,8 @@ static int code_items(coder_t *c, mallet_pack_model_t *m, const uint8_t *raw, ui
         if (c->over) return -1;
         if (b == 0) break;
         if (b == MALLET_MARK) {
-            uint64_t z = c_num_in(c, &m->pr.num[N_MARK], mallet_zigzag((int64_t)(mark - st.cycles)),
-                                  &bad, S_TIME);
+            uint64_t z =
+                c_num(c, m->pr.num, N_MARK, mallet_zigzag((int64_t)(mark - st.cycles)), &bad);
             if (bad) return -1;
             mark = st.cycles + (uint64_t)mallet_unzigzag(z);
             if (decoding(c)) {
@@ -695,6 +693,30 @@ static size_t put_zstd(mallet_pack_buf_t *out, const uint8_t *p, size_t n, int z
     return zn;
 }
 
+/* The forms zstd makes at level zlevel, into alt[0] (the raw payload) and alt[2] (the symbol
+ * streams of c, each as the length of its frame and the frame, none for an empty stream); 0 if
+ * zstd failed. *fits: no stream holds more than the reader takes. */
+static int zstd_forms(mallet_pack_buf_t alt[3], const uint8_t *raw, size_t raw_len,
+                      const coder_t *c, uint32_t ordinal, int zlevel, int *fits)
+{
+    alt[0].len = alt[2].len = 0;
+    put_head(&alt[0], PACK_ZSTD, ordinal);
+    int ok = put_zstd(&alt[0], raw, raw_len, zlevel) != 0;
+    put_head(&alt[2], PACK_SYMBOLS, ordinal);
+    *fits = 1;
+    for (int s = 0; s < S_COUNT && ok; s++) {
+        mallet_pack_buf_t z = {0};
+        ok = (!c->sym[s].len || put_zstd(&z, c->sym[s].p, c->sym[s].len, zlevel)) && !z.oom &&
+             !c->sym[s].oom;
+        put_leb(&alt[2], z.len);
+        for (size_t i = 0; i < z.len; i++)
+            buf_put(&alt[2], z.p[i]);
+        *fits &= c->sym[s].len <= sym_cap(raw_len);
+        free(z.p);
+    }
+    return ok;
+}
+
 int mallet_pack_chunk(mallet_pack_model_t *m, const uint8_t *raw, size_t raw_len, uint32_t count,
                       int zlevel, mallet_pack_buf_t *out)
 {
@@ -714,22 +736,21 @@ int mallet_pack_chunk(mallet_pack_model_t *m, const uint8_t *raw, size_t raw_len
      * program does, and its address does not; a few events may be smallest as they are. The
      * smallest is kept; the live blocks are as the model left them in every case. */
     mallet_pack_buf_t alt[3] = {{0}};
-    put_head(&alt[0], PACK_ZSTD, m->ordinal);
-    int ok = !rc && put_zstd(&alt[0], raw, raw_len, zlevel);
     put_head(&alt[1], PACK_RAW, m->ordinal);
     for (size_t i = 0; i < raw_len; i++)
         buf_put(&alt[1], raw[i]);
-    mallet_pack_buf_t z0 = {0};
-    put_head(&alt[2], PACK_SYMBOLS, m->ordinal);
-    ok = ok && put_zstd(&z0, c.sym[S_MAIN].p, c.sym[S_MAIN].len, zlevel);
-    put_leb(&alt[2], z0.len);
-    for (size_t i = 0; ok && i < z0.len; i++)
-        buf_put(&alt[2], z0.p[i]);
-    ok = ok && put_zstd(&alt[2], c.sym[S_TIME].p, c.sym[S_TIME].len, zlevel);
-    int oom = rc || !ok || out->oom || c.sym[S_MAIN].oom || c.sym[S_TIME].oom || z0.oom;
+    /* zstd at level 19 packs ~10-20% smaller than at 3 and takes ~6x as long: it is tried where
+     * level 3 comes within a quarter of the model's coder (CPython's chunks), not where the
+     * coder wins by far (malloc_bench's: packed in a quarter of the time) */
+    int fast = zlevel > 3 ? 3 : zlevel, sym_fits = 0;
+    int ok = !rc && zstd_forms(alt, raw, raw_len, &c, m->ordinal, fast, &sym_fits);
+    size_t model_len = out->len - start;
+    if (ok && fast != zlevel &&
+        4 * (alt[0].len < alt[2].len ? alt[0].len : alt[2].len) < 5 * model_len)
+        ok = zstd_forms(alt, raw, raw_len, &c, m->ordinal, zlevel, &sym_fits);
+    int oom = rc || out->oom || !ok;
     const mallet_pack_buf_t *best = NULL;
     size_t best_len = out->len - start;
-    int sym_fits = c.sym[S_MAIN].len <= sym_cap(raw_len) && c.sym[S_TIME].len <= sym_cap(raw_len);
     for (int i = 0; i < 3 && !oom; i++) {
         oom |= alt[i].oom;
         if (alt[i].len < best_len && (i != 2 || sym_fits)) best = &alt[i], best_len = alt[i].len;
@@ -745,7 +766,6 @@ int mallet_pack_chunk(mallet_pack_model_t *m, const uint8_t *raw, size_t raw_len
         free(alt[i].p);
     for (int s = 0; s < S_COUNT; s++)
         free(c.sym[s].p);
-    free(z0.p);
     free(saved);
     if (oom) return -1;
     m->ordinal++;
@@ -771,7 +791,7 @@ int mallet_unpack_chunk(mallet_pack_model_t *m, ZSTD_DCtx **dctx, const uint8_t 
                         uint32_t count, uint8_t *out, size_t raw_len, const char **why)
 {
     const uint8_t *p = in + 1, *end = in + in_len;
-    uint64_t ordinal, main_len;
+    uint64_t ordinal;
     if (!in_len || get_leb(&p, end, &ordinal)) return *why = "packed payload too short", -1;
     if (ordinal != m->ordinal) return *why = "packed chunk out of its thread's order", -1;
     coder_t c = {.mode = WALK, .range = 0xffffffffu, .in = p, .in_end = end};
@@ -790,18 +810,24 @@ int mallet_unpack_chunk(mallet_pack_model_t *m, ZSTD_DCtx **dctx, const uint8_t 
         if (n != raw_len) return *why = "packed payload of the wrong size", -1;
         memcpy(out, p, n);
     } else if (in[0] == PACK_SYMBOLS) {
-        if (get_leb(&p, end, &main_len) || main_len > (size_t)(end - p))
-            return *why = "packed payload too short", -1;
-        size_t cap = sym_cap(raw_len), lens[S_COUNT];
-        const uint8_t *at[S_COUNT] = {p, p + main_len}, *stop[S_COUNT] = {p + main_len, end};
         c.mode = SYMBOLS;
         for (int s = 0; s < S_COUNT; s++) {
-            sym[s] = get_zstd(*dctx, at[s], (size_t)(stop[s] - at[s]), cap, &lens[s], why);
-            if (!sym[s]) {
-                free(sym[0]);
-                return -1;
+            uint64_t len;
+            size_t got = 0;
+            if (get_leb(&p, end, &len) || len > (size_t)(end - p)) {
+                *why = "packed payload too short";
+                goto bad;
             }
-            c.sym_at[s] = sym[s], c.sym_end[s] = sym[s] + lens[s];
+            if (len) { /* else the stream is empty: sym_at == sym_end == NULL */
+                if (!(sym[s] = get_zstd(*dctx, p, (size_t)len, sym_cap(raw_len), &got, why)))
+                    goto bad;
+                c.sym_at[s] = sym[s], c.sym_end[s] = sym[s] + got;
+                p += len;
+            }
+        }
+        if (p != end) {
+            *why = "packed payload too long";
+            goto bad;
         }
     } else {
         return *why = "unknown packing", -1;
@@ -814,4 +840,8 @@ int mallet_unpack_chunk(mallet_pack_model_t *m, ZSTD_DCtx **dctx, const uint8_t 
     if (r || c.over) return *why = "packed events do not decode", -1;
     m->ordinal++;
     return 0;
+bad:
+    for (int s = 0; s < S_COUNT; s++)
+        free(sym[s]);
+    return -1;
 }
