@@ -1,7 +1,8 @@
 /* Packed EVENTS chunks (pack.h; docs/TRACE_FORMAT.md 13 is the format in prose). One routine,
- * code_event, serves the packer, the unpacker and the replay of a zstd-stored chunk through the
- * model: the coder's mode says whether a field is written, read, or only passed through, so the
- * three cannot drift apart in what they do to the model. */
+ * code_event, serves the packer, both unpackers (range-coded and symbol streams) and the replay
+ * through the model of a chunk stored otherwise: the coder's mode says whether a field is
+ * written, read, or only passed through, so they cannot drift apart in what they do to the
+ * model. */
 #include "pack.h"
 
 #include "encode.h"
@@ -24,6 +25,7 @@
 
 typedef uint32_t prob_t;
 
+/* The kinds of number, each with its own models and symbol stream (TRACE_FORMAT.md 13.4). */
 enum num_col {
     N_TIME,
     N_MARK,
