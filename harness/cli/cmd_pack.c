@@ -85,6 +85,18 @@ static int same_reading(const char *a, const char *b)
     return same;
 }
 
+/* The temporary file being written, for the handler of a signal that ends mallet (Ctrl-C): it
+ * removes the file, then lets the signal end the process as it would have. */
+static char *volatile tmp_path;
+
+static void remove_tmp(int sig)
+{
+    char *p = tmp_path;
+    if (p) unlink(p);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 /* Packs in_path into out_path (NULL: in its place). 0, or -1 after saying why. */
 static int pack_path(const char *in_path, const char *out_path, int level)
 {
@@ -112,6 +124,7 @@ static int pack_path(const char *in_path, const char *out_path, int level)
     snprintf(tmp, n, "%s.packXXXXXX", dest); /* beside dest: renamed over it */
     int in = open(in_path, O_RDONLY | O_CLOEXEC);
     int out = in < 0 ? -1 : mkostemp(tmp, O_CLOEXEC); /* 0600, as the recorder makes traces */
+    if (out >= 0) tmp_path = tmp;
     mallet_pack_stats_t st;
     int rc = -1;
     if (in < 0)
@@ -127,6 +140,7 @@ static int pack_path(const char *in_path, const char *out_path, int level)
     if (out >= 0) {
         close(out);
         if (rc) unlink(tmp);
+        tmp_path = NULL;
     }
     if (in >= 0) close(in);
     free(tmp);
@@ -159,6 +173,9 @@ int mallet_cmd_pack(int argc, char **argv)
     /* A file-size limit (ulimit -f) makes a write fail with EFBIG, said as such, rather than
      * kill mallet with SIGXFSZ and leave the temporary file behind. */
     signal(SIGXFSZ, SIG_IGN);
+    static const int ending[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    for (size_t i = 0; i < sizeof ending / sizeof *ending; i++)
+        if (signal(ending[i], remove_tmp) == SIG_IGN) signal(ending[i], SIG_IGN); /* nohup */
     unsigned count;
     char **paths = mallet_cli_trace_paths(argv, n, &count);
     if (!paths) return MALLET_EXIT_FAIL;

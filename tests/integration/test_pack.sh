@@ -1,8 +1,10 @@
 # `mallet pack`: traces of real programs (malloc_bench's two threads of random blocks, sqlite3's
-# inserts, a shell pipeline's processes) packed, malloc_bench's no larger than heaptrack's file, then read by every command exactly as the
-# originals are (dump, stats, check, replay), and smaller; in place and with -o, 0600; a cut
-# trace stays cut; a packed, a corrupt and a missing trace are refused with one line, leaving
-# nothing behind (docs/TRACE_FORMAT.md 13); a trace without an end is not packed in its place.
+# inserts, a shell pipeline's processes) packed, then read by every command exactly as the
+# originals are (dump, stats, check, replay), smaller, and malloc_bench's no larger than
+# heaptrack's file; in place and with -o, 0600; a cut trace stays cut, and a trace without an end
+# is not packed in its place; a packed, a corrupt and a missing trace are refused with one line,
+# leaving nothing behind, as does a pack over `ulimit -f` or ended by a signal
+# (docs/TRACE_FORMAT.md 13).
 . "$(dirname "$0")/lib.sh"
 command -v sqlite3 > /dev/null || { fail "sqlite3 is not installed (scripts/setup.sh installs it)"; finish; }
 
@@ -68,6 +70,13 @@ expect_eq "its message" "mallet: nosuch.mtrace: No such file or directory" "$(ca
 expect_eq "its message" "mallet: big.mtrace: File too large" "$(cat err)"
 expect_eq "files left behind" "" "$(ls | grep -e pack[A-Za-z0-9] -e badp -e big)"
 "$MALLET" pack a.mtrace b.mtrace -o c.mtrace 2> /dev/null; expect_eq "-o with two traces: status" 2 $?
+# ended by a signal while it writes: its temporary file goes with it, and the signal ends it
+"$MALLET" record -q -o big.mtrace -- "$BUILD/bench/malloc_bench" 2000000
+"$MALLET" pack big.mtrace -o bigp.mtrace > /dev/null &
+sleep 0.3
+kill -TERM $!
+wait $!; expect_eq "pack ended by SIGTERM: status" 143 $?
+expect_eq "files left behind" "" "$(ls | grep -e pack[A-Za-z0-9] -e bigp)"
 
 # a trace cut by a crash: the packed one is cut at the same event, and says so; not in place
 # (a trace without an end may still be written by its process)
