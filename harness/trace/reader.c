@@ -87,6 +87,7 @@ struct mallet_reader {
     uint64_t base_cycles, base_ns;
     ZSTD_DCtx *dctx; /* load_payload's */
     mallet_pack_model_t **models; /* per tindex: a packed file's threads' models (activate) */
+    uint32_t *packed_left;        /* per tindex: its packed chunks not yet unpacked */
     char err[512];
 };
 
@@ -851,8 +852,13 @@ corrupt:
  * starts clamped so that they never go back), which is the order they were packed in. */
 static uint8_t *load_packed(mallet_reader_t *r, const chunk_ref_t *k, const char **why)
 {
-    if (!r->models && !(r->models = calloc(r->nthreads, sizeof *r->models)))
-        return *why = "out of memory", NULL;
+    if (!r->models) {
+        r->models = calloc(r->nthreads, sizeof *r->models);
+        r->packed_left = calloc(r->nthreads, sizeof *r->packed_left);
+        if (!r->models || !r->packed_left) return *why = "out of memory", NULL;
+        for (size_t i = 0; i < r->nchunks; i++)
+            r->packed_left[r->chunks[i].tindex] += r->chunks[i].codec == MALLET_CODEC_PACKED;
+    }
     mallet_pack_model_t **m = &r->models[k->tindex];
     if (!*m && !(*m = mallet_pack_model_new())) return *why = "out of memory", NULL;
     uint8_t *in = load_payload(&r->dctx, r->fds[k->file], k->offset, MALLET_CODEC_RAW,
@@ -862,6 +868,12 @@ static uint8_t *load_packed(mallet_reader_t *r, const chunk_ref_t *k, const char
     if (out && mallet_unpack_chunk(*m, &r->dctx, in, k->disk_size, k->count, out, k->raw_size, why))
         free(out), out = NULL;
     free(in);
+    /* The thread's last packed chunk: its model (~140 KiB, and its live blocks) goes, so that a
+     * folder of a build's thousands of processes holds only those being read. */
+    if (out && --r->packed_left[k->tindex] == 0) {
+        mallet_pack_model_free(*m);
+        *m = NULL;
+    }
     return out;
 }
 
@@ -1230,6 +1242,7 @@ void mallet_reader_close(mallet_reader_t *r)
     free(r->next_seq);
     for (size_t i = 0; r->models && i < r->nthreads; i++) mallet_pack_model_free(r->models[i]);
     free(r->models);
+    free(r->packed_left);
     ZSTD_freeDCtx(r->dctx);
     free(r);
 }
