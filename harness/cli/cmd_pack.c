@@ -38,18 +38,14 @@ void mallet_usage_pack(FILE *out)
         "Exit status: 0 ok, 1 unreadable, corrupt or already packed trace, 2 usage error.\n");
 }
 
-/* Whether the packed file reads as the original: every record of the merge, field by field. */
-static int same_reading(const char *a, const char *b)
+/* Whether the packed file b reads as the original a (ra: a reader of a, not read yet): every
+ * record of the merge, field by field. */
+static int same_reading(mallet_reader_t *ra, const char *a, const char *b)
 {
-    const char *pa[] = {a}, *pb[] = {b};
+    const char *pb[] = {b};
     char err[512];
-    mallet_reader_t *ra = mallet_reader_open(pa, 1, err, sizeof err);
-    if (!ra) return mallet_err("%s", err), 0;
     mallet_reader_t *rb = mallet_reader_open(pb, 1, err, sizeof err);
-    if (!rb) {
-        mallet_reader_close(ra);
-        return mallet_err("pack: the packed file does not open: %s", err), 0;
-    }
+    if (!rb) return mallet_err("pack: the packed file does not open: %s", err), 0;
     mallet_rec_t x, y;
     uint64_t n = 0;
     int ka, kb, same = 1;
@@ -80,7 +76,6 @@ static int same_reading(const char *a, const char *b)
                    " (%s): not written",
                    a, n, why);
     }
-    mallet_reader_close(ra);
     mallet_reader_close(rb);
     return same;
 }
@@ -101,7 +96,8 @@ static void remove_tmp(int sig)
 static int pack_path(const char *in_path, const char *out_path, int level)
 {
     const char *dest = out_path ? out_path : in_path;
-    /* The reader checks the file first, so that a corrupt trace gets the reader's message. */
+    /* The reader checks the file first, so that a corrupt trace gets the reader's message; the
+     * same reader then reads it to compare with the packed file. */
     const char *paths[] = {in_path};
     char err[512];
     mallet_reader_t *r = mallet_reader_open(paths, 1, err, sizeof err);
@@ -111,16 +107,20 @@ static int pack_path(const char *in_path, const char *out_path, int level)
     /* A trace without an end may still be written by its process, whose recorder would go on
      * writing into the file it has open, which a packed copy put in its place would unlink. */
     int live = !info->ended_cleanly && !info->flushed_dying;
-    mallet_reader_close(r);
-    if (packed) return mallet_err("%s: packed already", in_path), -1;
-    if (live && !out_path)
-        return mallet_err("%s: no end: its process may still be writing it (pack it with -o, or "
-                          "once the process has ended)",
-                          in_path),
-               -1;
     size_t n = strlen(dest) + 16;
-    char *tmp = malloc(n);
-    if (!tmp) return mallet_err("out of memory"), -1;
+    char *tmp = packed || (live && !out_path) ? NULL : malloc(n);
+    if (!tmp) {
+        if (packed)
+            mallet_err("%s: packed already", in_path);
+        else if (live && !out_path)
+            mallet_err("%s: no end: its process may still be writing it (pack it with -o, or "
+                       "once the process has ended)",
+                       in_path);
+        else
+            mallet_err("out of memory");
+        mallet_reader_close(r);
+        return -1;
+    }
     snprintf(tmp, n, "%s.packXXXXXX", dest); /* beside dest: renamed over it */
     int in = open(in_path, O_RDONLY | O_CLOEXEC);
     int out = in < 0 ? -1 : mkostemp(tmp, O_CLOEXEC); /* 0600, as the recorder makes traces */
@@ -135,7 +135,7 @@ static int pack_path(const char *in_path, const char *out_path, int level)
         mallet_err("%s", err);
     else if (fsync(out) && errno != EINVAL)
         mallet_err("pack: %s: %s", tmp, strerror(errno));
-    else if (same_reading(in_path, tmp))
+    else if (same_reading(r, in_path, tmp))
         rc = rename(tmp, dest) ? mallet_err("pack: %s: %s", dest, strerror(errno)), -1 : 0;
     if (out >= 0) {
         close(out);
@@ -143,6 +143,7 @@ static int pack_path(const char *in_path, const char *out_path, int level)
         tmp_path = NULL;
     }
     if (in >= 0) close(in);
+    mallet_reader_close(r);
     free(tmp);
     if (!rc)
         printf("%s: %" PRIu64 " -> %" PRIu64 " bytes (%.2fx), %" PRIu64 " events packed%s%s\n",

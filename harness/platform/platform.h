@@ -77,6 +77,9 @@ int mallet_on_signal_stack(void);
 
 /* write(2) until done; retries EINTR. Returns 0 or -errno. */
 int mallet_write_all(int fd, const void *buf, size_t len);
+/* pread(2) of len bytes at off until done; retries EINTR. Returns 0 or -errno (-EIO: the file
+ * ends first). */
+int mallet_pread_all(int fd, void *buf, size_t len, uint64_t off);
 /* writev(2) of two pieces until done. Returns 0 or -errno. */
 int mallet_write2(int fd, const void *a, size_t alen, const void *b, size_t blen);
 /* Reads at most cap-1 bytes of a (small, /proc-like) file into buf and NUL-terminates it.

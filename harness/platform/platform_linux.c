@@ -70,6 +70,20 @@ int mallet_write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+int mallet_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    for (char *p = buf; len > 0;) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (n == 0) return -EIO;
+        p += n, off += (uint64_t)n, len -= (size_t)n;
+    }
+    return 0;
+}
+
 int mallet_write2(int fd, const void *a, size_t alen, const void *b, size_t blen)
 {
     struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};

@@ -466,24 +466,24 @@ static size_t put_zstd(mallet_pack_buf_t *out, const uint8_t *p, size_t n, int z
     return zn;
 }
 
-/* The forms zstd makes at level zlevel, into alt[0] (the raw payload) and alt[2] (the symbol
+/* The forms zstd makes at level zlevel, into alt[0] (the raw payload) and alt[1] (the symbol
  * streams of c, each as the length of its frame and the frame, none for an empty stream); 0 if
  * zstd failed. *fits: no stream holds more than the reader takes. */
-static int zstd_forms(mallet_pack_buf_t alt[3], const uint8_t *raw, size_t raw_len,
+static int zstd_forms(mallet_pack_buf_t alt[2], const uint8_t *raw, size_t raw_len,
                       const coder_t *c, uint32_t ordinal, int zlevel, int *fits)
 {
-    alt[0].len = alt[2].len = 0;
+    alt[0].len = alt[1].len = 0;
     put_head(&alt[0], PACK_ZSTD, ordinal);
     int ok = put_zstd(&alt[0], raw, raw_len, zlevel) != 0;
-    put_head(&alt[2], PACK_SYMBOLS, ordinal);
+    put_head(&alt[1], PACK_SYMBOLS, ordinal);
     *fits = 1;
     for (int s = 0; s < S_COUNT && ok; s++) {
         mallet_pack_buf_t z = {0};
         ok = (!c->sym[s].len || put_zstd(&z, c->sym[s].p, c->sym[s].len, zlevel)) && !z.oom &&
              !c->sym[s].oom;
-        put_leb(&alt[2], z.len);
+        put_leb(&alt[1], z.len);
         for (size_t i = 0; i < z.len; i++)
-            buf_put(&alt[2], z.p[i]);
+            buf_put(&alt[1], z.p[i]);
         *fits &= c->sym[s].len <= sym_cap(raw_len);
         free(z.p);
     }
@@ -499,6 +499,7 @@ int mallet_pack_chunk(mallet_pack_model_t *m, const uint8_t *raw, size_t raw_len
     memcpy(saved, &m->pr, sizeof *saved);
     size_t start = out->len;
     put_head(out, PACK_MODEL, m->ordinal);
+    size_t head = out->len - start;
     coder_t c = {.mode = ENCODE, .range = 0xffffffffu, .cache_size = 1, .out = out};
     int rc = code_items(&c, m, raw, NULL, raw_len, count);
     for (int i = 0; i < 5; i++)
@@ -508,10 +509,7 @@ int mallet_pack_chunk(mallet_pack_model_t *m, const uint8_t *raw, size_t raw_len
      * model's symbols, where a block's rank and its reuse of a freed one repeat when the
      * program does, and its address does not; a few events may be smallest as they are. The
      * smallest is kept; the live blocks are as the model left them in every case. */
-    mallet_pack_buf_t alt[3] = {{0}};
-    put_head(&alt[1], PACK_RAW, m->ordinal);
-    for (size_t i = 0; i < raw_len; i++)
-        buf_put(&alt[1], raw[i]);
+    mallet_pack_buf_t alt[2] = {{0}};
     /* zstd at level 19 packs ~10-20% smaller than at 3 and takes ~6x as long: it is tried where
      * level 3 comes within a quarter of the model's coder (CPython's chunks), not where the
      * coder wins by far (malloc_bench's: packed in a quarter of the time) */
@@ -519,23 +517,24 @@ int mallet_pack_chunk(mallet_pack_model_t *m, const uint8_t *raw, size_t raw_len
     int ok = !rc && zstd_forms(alt, raw, raw_len, &c, m->ordinal, fast, &sym_fits);
     size_t model_len = out->len - start;
     if (ok && fast != zlevel &&
-        4 * (alt[0].len < alt[2].len ? alt[0].len : alt[2].len) < 5 * model_len)
+        4 * (alt[0].len < alt[1].len ? alt[0].len : alt[1].len) < 5 * model_len)
         ok = zstd_forms(alt, raw, raw_len, &c, m->ordinal, zlevel, &sym_fits);
-    int oom = rc || out->oom || !ok;
+    int oom = rc || out->oom || !ok || alt[0].oom || alt[1].oom;
     const mallet_pack_buf_t *best = NULL;
-    size_t best_len = out->len - start;
-    for (int i = 0; i < 3 && !oom; i++) {
-        oom |= alt[i].oom;
-        if (alt[i].len < best_len && (i != 2 || sym_fits)) best = &alt[i], best_len = alt[i].len;
-    }
-    if (!oom && best) {
+    size_t best_len = model_len;
+    for (int i = 0; i < 2 && !oom; i++)
+        if (alt[i].len < best_len && (i == 0 || sym_fits)) best = &alt[i], best_len = alt[i].len;
+    int as_is = !oom && head + raw_len < best_len; /* the raw payload after the same head */
+    if (!oom && (best || as_is)) {
         memcpy(&m->pr, saved, sizeof *saved);
         out->len = start;
-        for (size_t i = 0; i < best->len; i++)
-            buf_put(out, best->p[i]);
+        if (as_is) put_head(out, PACK_RAW, m->ordinal);
+        const uint8_t *p = as_is ? raw : best->p;
+        for (size_t i = 0, n = as_is ? raw_len : best->len; i < n; i++)
+            buf_put(out, p[i]);
         oom = out->oom;
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 2; i++)
         free(alt[i].p);
     for (int s = 0; s < S_COUNT; s++)
         free(c.sym[s].p);

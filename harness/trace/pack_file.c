@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "pack.h"
 
+#include "platform/platform.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -16,7 +18,7 @@ typedef struct thread_model {
 } thread_model_t;
 
 typedef struct packer {
-    const char *in_path;
+    const char *in_path, *out_path;
     int in, out;
     int level;
     thread_model_t *models;
@@ -28,26 +30,10 @@ typedef struct packer {
     size_t errlen;
 } packer_t;
 
-static int write_all(int fd, const void *p, size_t n)
+/* A write's result (0 or -errno, platform.h): 0, or -1 after saying why. */
+static int written(packer_t *pk, int r)
 {
-    for (const uint8_t *b = p; n;) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        b += w, n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *p, size_t n, uint64_t off)
-{
-    for (uint8_t *b = p; n;) {
-        ssize_t r = pread(fd, b, n, (off_t)off);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        b += r, n -= (size_t)r, off += (uint64_t)r;
-    }
-    return 0;
+    return r ? mallet_errorf(pk->err, pk->errlen, "%s: %s", pk->out_path, strerror(-r)) : 0;
 }
 
 static mallet_pack_model_t *model_of(packer_t *pk, uint32_t thread)
@@ -63,7 +49,7 @@ static mallet_pack_model_t *model_of(packer_t *pk, uint32_t thread)
 }
 
 /* Writes the chunk (header hb, unpacked into h; payload p) packed if it can be, else as it is.
- * 0, -1 after saying why, -2 a write failed (errno). */
+ * 0, or -1 after saying why. */
 static int pack_one(packer_t *pk, const uint8_t hb[MALLET_CHUNK_HEADER_SIZE],
                     mallet_chunk_header_t h, const uint8_t *p, uint64_t off)
 {
@@ -98,15 +84,11 @@ static int pack_one(packer_t *pk, const uint8_t hb[MALLET_CHUNK_HEADER_SIZE],
             mallet_chunk_header_pack(nh, &h);
             pk->st->events += h.count;
             pk->st->out_bytes += sizeof nh + pk->buf.len;
-            return write_all(pk->out, nh, sizeof nh) || write_all(pk->out, pk->buf.p, pk->buf.len)
-                       ? -2
-                       : 0;
+            return written(pk, mallet_write2(pk->out, nh, sizeof nh, pk->buf.p, pk->buf.len));
         }
     }
     pk->st->out_bytes += MALLET_CHUNK_HEADER_SIZE + (uint64_t)h.disk_size;
-    return write_all(pk->out, hb, MALLET_CHUNK_HEADER_SIZE) || write_all(pk->out, p, h.disk_size)
-               ? -2
-               : 0;
+    return written(pk, mallet_write2(pk->out, hb, MALLET_CHUNK_HEADER_SIZE, p, h.disk_size));
 }
 
 static int copy_chunks(packer_t *pk)
@@ -116,7 +98,8 @@ static int copy_chunks(packer_t *pk)
         return mallet_errorf(pk->err, pk->errlen, "%s: %s", pk->in_path, strerror(errno)), -1;
     uint64_t size = (uint64_t)sb.st_size, off = MALLET_FILE_HEADER_SIZE;
     uint8_t fh[MALLET_FILE_HEADER_SIZE];
-    if (size < sizeof fh || read_all(pk->in, fh, sizeof fh, 0) || memcmp(fh, MALLET_TRACE_MAGIC, 8))
+    if (size < sizeof fh || mallet_pread_all(pk->in, fh, sizeof fh, 0) ||
+        memcmp(fh, MALLET_TRACE_MAGIC, 8))
         return mallet_errorf(pk->err, pk->errlen, "%s: not a mallet trace", pk->in_path), -1;
     uint32_t version = mallet_get_u32(fh + 8), hsize = mallet_get_u32(fh + 12);
     if (version < MALLET_TRACE_VERSION_OLDEST || version > MALLET_TRACE_VERSION)
@@ -132,13 +115,13 @@ static int copy_chunks(packer_t *pk)
     mallet_put_u32(fh + 8, MALLET_TRACE_VERSION_PACKED);
     pk->st->in_bytes = size;
     pk->st->out_bytes = sizeof fh;
-    if (write_all(pk->out, fh, sizeof fh)) return -2;
+    if (written(pk, mallet_write_all(pk->out, fh, sizeof fh))) return -1;
     uint8_t *payload = NULL;
     int rc = 0;
     while (!rc && size - off >= MALLET_CHUNK_HEADER_SIZE) {
         uint8_t hb[MALLET_CHUNK_HEADER_SIZE];
         mallet_chunk_header_t h;
-        if (read_all(pk->in, hb, sizeof hb, off) || mallet_chunk_header_unpack(hb, &h)) {
+        if (mallet_pread_all(pk->in, hb, sizeof hb, off) || mallet_chunk_header_unpack(hb, &h)) {
             rc = mallet_errorf(pk->err, pk->errlen, "%s: corrupt chunk header at offset %" PRIu64,
                                pk->in_path, off);
             break;
@@ -150,7 +133,7 @@ static int copy_chunks(packer_t *pk)
             break;
         }
         payload = np;
-        if (read_all(pk->in, payload, h.disk_size, off + sizeof hb) ||
+        if (mallet_pread_all(pk->in, payload, h.disk_size, off + sizeof hb) ||
             mallet_hash32(payload, h.disk_size) != h.payload_hash) {
             rc = mallet_errorf(pk->err, pk->errlen,
                                "%s: corrupt chunk at offset %" PRIu64 ": payload checksum mismatch",
@@ -165,19 +148,20 @@ static int copy_chunks(packer_t *pk)
     while (!rc && off < size) {
         uint8_t b[65536];
         size_t n = size - off < sizeof b ? (size_t)(size - off) : sizeof b;
-        if (read_all(pk->in, b, n, off))
+        if (mallet_pread_all(pk->in, b, n, off))
             rc = mallet_errorf(pk->err, pk->errlen, "%s: read error", pk->in_path);
-        else if (write_all(pk->out, b, n))
-            rc = -2;
+        else
+            rc = written(pk, mallet_write_all(pk->out, b, n));
         off += n, pk->st->out_bytes += n;
     }
-    return rc < 0 ? rc : 0;
+    return rc;
 }
 
 int mallet_pack_file(int in, const char *in_path, int out, const char *out_path, int level,
                      mallet_pack_stats_t *st, char *err, size_t errlen)
 {
     packer_t pk = {.in_path = in_path,
+                   .out_path = out_path,
                    .in = in,
                    .out = out,
                    .level = level,
@@ -186,7 +170,6 @@ int mallet_pack_file(int in, const char *in_path, int out, const char *out_path,
                    .errlen = errlen};
     *st = (mallet_pack_stats_t){0};
     int rc = copy_chunks(&pk);
-    if (rc == -2) mallet_errorf(err, errlen, "%s: %s", out_path, strerror(errno ? errno : EIO));
     for (size_t i = 0; i < pk.nmodels; i++)
         mallet_pack_model_free(pk.models[i].m);
     free(pk.models);

@@ -4,6 +4,7 @@
 #include "reader.h"
 
 #include "pack.h"
+#include "platform/platform.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -360,18 +361,6 @@ static int parse_meta(mallet_trace_info_t *info, const uint8_t *p, const uint8_t
 
 /* ---- opening: the header pass -------------------------------------------------------------- */
 
-static int read_at(int fd, void *buf, size_t len, uint64_t off)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return -1;
-        done += (size_t)n;
-    }
-    return 0;
-}
-
 /* Reads and checks a payload; decompresses it. Returns a malloc'd buffer of raw_size bytes. */
 /* dctx: the reader's one decompression context, made at the first zstd payload (ZSTD_decompress
  * made and freed one per call: ~160 KiB, mmap'd and faulted in again for every chunk). */
@@ -380,7 +369,7 @@ static uint8_t *load_payload(ZSTD_DCtx **dctx, int fd, uint64_t off, uint8_t cod
 {
     uint8_t *d = malloc(disk ? disk : 1);
     if (!d) return *why = "out of memory", NULL;
-    if (read_at(fd, d, disk, off)) return free(d), *why = "read error", NULL;
+    if (mallet_pread_all(fd, d, disk, off)) return free(d), *why = "read error", NULL;
     if (mallet_hash32(d, disk) != hash) return free(d), *why = "payload checksum mismatch", NULL;
     if (codec == MALLET_CODEC_RAW) return d;
     uint8_t *r = malloc(raw ? raw : 1);
@@ -430,7 +419,7 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
     info->file_bytes = size;
     uint8_t fh[MALLET_FILE_HEADER_SIZE];
     if (size == 0) return set_err(err, errlen, "%s: empty file, not a mallet trace", path), -1;
-    if (size < 8 || read_at(fd, fh, size < sizeof fh ? (size_t)size : sizeof fh, 0) ||
+    if (size < 8 || mallet_pread_all(fd, fh, size < sizeof fh ? (size_t)size : sizeof fh, 0) ||
         memcmp(fh, MALLET_TRACE_MAGIC, 8))
         return set_err(err, errlen, "%s: not a mallet trace (bad magic)", path), -1;
     if (size < sizeof fh)
@@ -457,7 +446,7 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
             info->cut = 1, info->cut_bytes = size - off;
             break;
         }
-        if (read_at(fd, hb, sizeof hb, off)) {
+        if (mallet_pread_all(fd, hb, sizeof hb, off)) {
             set_err(err, errlen, "%s: read error at offset %" PRIu64, path, off);
             rc = -1;
             break;
@@ -548,7 +537,7 @@ static int index_file(mallet_reader_t *r, unsigned fi, clock_fit_t *fit, char *e
             }
         } else if (h.type == MALLET_CHUNK_END) {
             uint8_t why = 0;
-            if (h.raw_size == 1 && h.codec == MALLET_CODEC_RAW && !read_at(fd, &why, 1, poff) &&
+            if (h.raw_size == 1 && h.codec == MALLET_CODEC_RAW && !mallet_pread_all(fd, &why, 1, poff) &&
                 mallet_hash32(&why, 1) == h.payload_hash)
                 info->end_reason = why;
             else
@@ -685,7 +674,7 @@ static void cursor_free(cursor_t *c)
 }
 
 /* The time k of `steps` even steps from t0 to t1. */
-static inline uint64_t spread_at(uint64_t t0, uint64_t t1, unsigned steps, unsigned k)
+static inline uint64_t spmallet_pread_all(uint64_t t0, uint64_t t1, unsigned steps, unsigned k)
 {
     return t0 + (uint64_t)((double)(t1 - t0) / (double)steps * (double)k);
 }
@@ -698,7 +687,7 @@ static void spread_between(mallet_rec_t *b, unsigned from, unsigned until, uint6
     uint64_t t0 = b[from].ev.cycles;
     for (unsigned i = from + 1; i < until; i++) {
         mallet_event_t *ev = &b[i].ev;
-        uint64_t t = spread_at(t0, t1, steps, i - from);
+        uint64_t t = spmallet_pread_all(t0, t1, steps, i - from);
         if (ev->free_cycles == ev->cycles) ev->free_cycles = t; /* a realloc: both carried */
         ev->cycles = t;
     }
@@ -721,7 +710,7 @@ static void spread_run(mallet_rec_t *b, unsigned from, unsigned until)
     else if (next->old_ptr)
         t1 = next->free_cycles;
     spread_between(b, from, until, t1, steps);
-    if (release_in_run) next->free_cycles = spread_at(t0, t1, steps, until - from);
+    if (release_in_run) next->free_cycles = spmallet_pread_all(t0, t1, steps, until - from);
 }
 
 /* A single-threaded process reads the clock on one event in 16 while it allocates fast, gives
